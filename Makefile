@@ -1,0 +1,50 @@
+# hqlake front door. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_LINK_MODE := copy
+
+DEMO_DIR ?= .hqlake/demo-inbox
+DEMO_START ?= 2026-11-09
+DEMO_DAYS ?= 7
+DEMO_SCALE ?= 0.02
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	touch $@
+
+install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)
+
+demo: install ## generate a week of the sample city and ingest it on the embedded runtime
+	$(RUN)/python -m infra.demo --inbox $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
+
+test: install ## run the test suite (starts SeaweedFS and chDB itself)
+	$(RUN)/pytest
+
+lint: install ## ruff on the Python code
+	$(RUN)/ruff check .
+	$(RUN)/ruff format --check .
+
+format: install ## apply ruff's fixes and formatting
+	$(RUN)/ruff check --fix .
+	$(RUN)/ruff format .
+
+clean: ## remove local state (.hqlake) but keep the virtualenv
+	rm -rf .hqlake
+
+.PHONY: help install demo test lint format clean

@@ -1,0 +1,80 @@
+"""One place that decides embedded vs production, from the environment.
+
+Embedded (the default): SeaweedFS started by hqlake on loopback, chDB under HQLAKE_HOME.
+Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse server).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    s3_endpoint: str | None
+    s3_access_key: str
+    s3_secret_key: str
+    s3_secure: bool
+    lake_bucket: str
+    inbox_bucket: str
+    clickhouse_url: str | None
+    org_registry: str | None
+
+    @property
+    def embedded_storage(self) -> bool:
+        return self.s3_endpoint is None
+
+    @property
+    def embedded_warehouse(self) -> bool:
+        return self.clickhouse_url is None
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.home / "chdb"
+
+    @property
+    def seaweed_dir(self) -> Path:
+        return self.home / "seaweedfs"
+
+    @property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("HQLAKE_HOME") or ".hqlake").expanduser().resolve()
+    endpoint = env.get("HQLAKE_S3_ENDPOINT") or None
+    return Settings(
+        home=home,
+        s3_endpoint=endpoint,
+        # The embedded SeaweedFS runs with no identities and accepts any key; production
+        # keys come only from the environment (see .env.example).
+        s3_access_key=env.get("HQLAKE_S3_ACCESS_KEY") or ("hqlake" if endpoint is None else ""),
+        s3_secret_key=env.get("HQLAKE_S3_SECRET_KEY")
+        or ("hqlake-local" if endpoint is None else ""),
+        s3_secure=_flag(env.get("HQLAKE_S3_SECURE"), default=False),
+        lake_bucket=env.get("HQLAKE_LAKE_BUCKET") or "hqlake-lake",
+        inbox_bucket=env.get("HQLAKE_INBOX_BUCKET") or "hqlake-inbox",
+        clickhouse_url=env.get("HQLAKE_CLICKHOUSE_URL") or None,
+        org_registry=env.get("HQLAKE_ORG_REGISTRY") or None,
+    )
+
+
+@cache
+def settings() -> Settings:
+    return from_env()

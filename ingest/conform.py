@@ -1,0 +1,175 @@
+"""Turn a table of strings into the contract's types; rows with untypeable values go to quarantine.
+
+Blank values become null (that is a completeness question for validation, not a typing
+error). A value that is present but cannot be typed is never dropped or coerced: its row is
+quarantined with the field and the reason. Columns the contract does not know are kept aside
+(schema drift); contract columns the file lacks are reported and loaded as null.
+
+Every value's shape is checked with a pattern before casting because polars' casts are
+lenient in ways that would change data silently (12.345 -> 12.34 for decimal(12,2), 1e3 as
+a number, 1.5 -> null for an integer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+from contracts.model import Dataset, FieldSpec
+from ingest.readers import StringTable, UnreadableFile
+
+LINE = "__source_line"
+_TZ = "Asia/Shanghai"
+
+
+@dataclass
+class Conformed:
+    typed: pa.Table  # contract columns in contract order, plus LINE
+    quarantine: pl.DataFrame  # LINE, record_key, fields, reasons, raw_record
+    extra: pl.DataFrame | None  # LINE + unknown columns (schema drift), or None
+    extra_columns: list[str]
+    missing_required: list[str]
+    missing_optional: list[str]
+
+
+def _show(value: pl.Expr) -> pl.Expr:
+    return pl.lit("'") + value.str.slice(0, 40) + pl.lit("'")
+
+
+def _typed(field: FieldSpec, s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, reason or null) for one field whose cleaned text is `s`."""
+    name = field.name
+    if field.type == "str":
+        return s, pl.lit(None, pl.String)
+    if field.type == "int":
+        ok = s.str.contains(r"^[+-]?\d{1,18}(\.0+)?$")
+        typed = pl.when(ok).then(s.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False))
+        reason = pl.when(s.is_not_null() & typed.is_null()).then(
+            pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not an integer")
+        )
+        return typed, reason
+    if field.decimal:
+        precision, scale = field.decimal
+        shape = s.str.contains(r"^[+-]?\d+(\.\d*)?$")
+        int_digits = s.str.extract(r"^[+-]?0*(\d*)", 1).str.len_chars()
+        frac_digits = s.str.extract(r"\.(\d*?)0*$", 1).fill_null("").str.len_chars()
+        fits = shape & (frac_digits <= scale) & (int_digits <= precision - scale)
+        typed = pl.when(fits).then(s.cast(pl.Decimal(precision, scale), strict=False))
+        reason = (
+            pl.when(s.is_null())
+            .then(None)
+            .when(~shape)
+            .then(pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not a number"))
+            .when(frac_digits > scale)
+            .then(pl.lit(f"{name}: ") + _show(s) + pl.lit(f" has more than {scale} decimal places"))
+            .when(int_digits > precision - scale)
+            .then(pl.lit(f"{name}: ") + _show(s) + pl.lit(f" is too large for {field.type}"))
+        )
+        return typed, reason
+    if field.type == "date":
+        text = s.str.replace(r" 00:00:00$", "")  # spreadsheets store dates as midnight datetimes
+        ok = text.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+        typed = pl.when(ok).then(text.str.to_date("%Y-%m-%d", strict=False))
+        reason = pl.when(s.is_not_null() & typed.is_null()).then(
+            pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not a date (YYYY-MM-DD)")
+        )
+        return typed, reason
+    if field.type == "datetime":
+        text = s.str.replace("T", " ", literal=True, n=1)
+        ok = text.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+        typed = pl.when(ok).then(
+            text.str.to_datetime(
+                "%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"
+            ).dt.replace_time_zone(_TZ)
+        )
+        reason = pl.when(s.is_not_null() & typed.is_null()).then(
+            pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not a datetime (YYYY-MM-DD HH:MM:SS)")
+        )
+        return typed, reason
+    raise AssertionError(f"type {field.type} not handled")  # the contract model rejects others
+
+
+def conform(strings: StringTable, dataset: Dataset) -> Conformed:
+    columns = strings.table.column_names
+    known = set(dataset.field_names)
+    present = [f for f in dataset.fields if f.name in columns]
+    if not present:
+        raise UnreadableFile(
+            f"has a header that matches no field of {dataset.dataset} "
+            f"(got {', '.join(columns[:8]) or 'nothing'})"
+        )
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise UnreadableFile(f"has duplicated header columns: {', '.join(duplicated)}")
+    extra_columns = [c for c in columns if c not in known]
+    missing = [f for f in dataset.fields if f.name not in columns]
+
+    frame = pl.from_arrow(strings.table.append_column(LINE, strings.lines))
+    assert isinstance(frame, pl.DataFrame)
+    cleaned = {f.name: pl.col(f.name).str.strip_chars().replace("", None) for f in present}
+    typed_exprs, reason_exprs = [], []
+    for field in dataset.fields:
+        if field.name in cleaned:
+            value, reason = _typed(field, cleaned[field.name])
+            typed_exprs.append(value.alias(field.name))
+            reason_exprs.append(reason)
+        else:
+            typed_exprs.append(pl.lit(None).alias(field.name))
+    reasons = pl.concat_list(reason_exprs).list.drop_nulls() if reason_exprs else pl.lit([])
+    key = pl.concat_str(
+        [cleaned.get(k, pl.lit(None, pl.String)).fill_null("") for k in dataset.key], separator="|"
+    )
+    result = frame.select(
+        pl.col(LINE),
+        *typed_exprs,
+        reasons.alias("__reasons"),
+        key.alias("__key"),
+        pl.struct(pl.all().exclude(LINE)).struct.json_encode().alias("__raw"),
+    )
+    bad = result.filter(pl.col("__reasons").list.len() > 0)
+    good = result.filter(pl.col("__reasons").list.len() == 0)
+
+    quarantine = bad.select(
+        pl.col(LINE),
+        pl.col("__key").alias("record_key"),
+        pl.col("__reasons").list.eval(pl.element().str.extract(r"^([^:]+):", 1)).alias("fields"),
+        pl.col("__reasons").alias("reasons"),
+        pl.col("__raw").alias("raw_record"),
+    )
+    if strings.bad_rows:
+        quarantine = pl.concat(
+            [
+                quarantine,
+                pl.DataFrame(
+                    {
+                        LINE: [b.line for b in strings.bad_rows],
+                        "record_key": [None] * len(strings.bad_rows),
+                        "fields": [[] for _ in strings.bad_rows],
+                        "reasons": [[f"line {b.line}: {b.reason}"] for b in strings.bad_rows],
+                        "raw_record": [b.text for b in strings.bad_rows],
+                    },
+                    schema=quarantine.schema,
+                ),
+            ]
+        )
+
+    schema = dataset.arrow_schema().append(pa.field(LINE, pa.uint32()))
+    typed = good.select(LINE, *dataset.field_names).to_arrow()
+    typed = pa.table(
+        [typed.column(name).cast(schema.field(name).type) for name in schema.names], schema=schema
+    )
+    extra = (
+        frame.filter(pl.col(LINE).is_in(good[LINE].implode())).select(LINE, *extra_columns)
+        if extra_columns
+        else None
+    )
+    return Conformed(
+        typed=typed,
+        quarantine=quarantine,
+        extra=extra,
+        extra_columns=extra_columns,
+        missing_required=[f.name for f in missing if f.required],
+        missing_optional=[f.name for f in missing if not f.required],
+    )

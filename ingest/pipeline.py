@@ -1,0 +1,517 @@
+"""Ingest one business date: inbox -> lake (original, typed Parquet, quarantine) -> ClickHouse raw.
+
+Batches and versions. The files of one (organisation, dataset, business date) are a batch.
+Its fingerprint is the set of distinct file contents (sha256) plus the manifest. When the
+fingerprint equals the latest committed version's, nothing is loaded (a re-run, or a
+byte-identical re-upload). When it differs, the whole batch is loaded again as version N+1,
+which replaces version N for everything downstream; older versions stay in raw as history.
+
+A load commits by writing its dq.batch row last. Rows of an uncommitted version (a crash
+half-way) are deleted before the version is loaded again, so a re-run never duplicates rows.
+
+Failure isolation: a file that cannot be read or typed is rejected with its reason and the
+others carry on; errors of the lake or the warehouse themselves propagate, so the scheduler
+retries the task instead of recording infrastructure trouble as bad data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from contracts.loader import Contracts, contracts
+from contracts.registry import Registry, load_registry
+from infra.runtime import Runtime
+from ingest.conform import LINE, Conformed, conform
+from ingest.inbox import InboxFile, list_inbox
+from ingest.readers import UnreadableFile, detect_format, read_upload
+from ingest.tables import ensure_tables
+
+log = logging.getLogger(__name__)
+_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class FileResult:
+    org_code: str
+    dataset: str
+    business_date: str
+    file: str
+    status: str  # loaded | duplicate | rejected
+    reason: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    batch_version: int = 0
+    sha256: str = ""
+    size: int = 0
+    received_at: str = ""
+    format: str = ""
+    encoding: str = ""
+    extra_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    lake_object: str = ""
+
+    def public(self) -> dict:
+        """The fields `hqlake ingest --format json` prints."""
+        keys = (
+            "org_code",
+            "dataset",
+            "business_date",
+            "file",
+            "status",
+            "reason",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "batch_version",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclass
+class _Upload:
+    source: InboxFile
+    data: bytes
+    sha256: str
+    fmt: str | None
+
+
+def _put(rt: Runtime, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+    rt.s3.put_object(
+        rt.settings.lake_bucket, key, io.BytesIO(data), len(data), content_type=content_type
+    )
+    return f"s3://{rt.settings.lake_bucket}/{key}"
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+class Ingestor:
+    def __init__(
+        self,
+        rt: Runtime,
+        registry: Registry | None = None,
+        contract_set: Contracts | None = None,
+        run_id: str | None = None,
+    ):
+        self.rt = rt
+        self.registry = registry or load_registry()
+        self.contracts = contract_set or contracts()
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        ensure_tables(rt.ch, self.contracts)
+
+    # ---------------------------------------------------------------- entry point
+    def ingest(self, inbox: str, business_date: dt.date) -> list[FileResult]:
+        files = list_inbox(inbox, business_date, self.rt.s3)
+        groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
+        for f in files:
+            groups[(f.org_code, f.dataset)].append(f)
+        results: list[FileResult] = []
+        for (org, dataset), members in sorted(groups.items()):
+            results += self._ingest_batch(org, dataset, business_date, members)
+        return results
+
+    # ---------------------------------------------------------------- one batch
+    def _refusal(self, org: str, dataset: str, day: dt.date) -> str | None:
+        reason = self.registry.why_not_accepted(org, day)
+        if reason:
+            return reason
+        contract = self.contracts.datasets.get(dataset)
+        if contract is None:
+            known = ", ".join(self.contracts.datasets)
+            return f"unknown dataset {dataset!r}; the standard defines {known}"
+        kind = self.registry.get(org).kind  # type: ignore[union-attr]
+        if contract.kind != kind:
+            return (
+                f"dataset {dataset} is a {contract.kind} dataset; {org} is registered as a {kind}"
+            )
+        return None
+
+    def _ingest_batch(
+        self, org: str, dataset: str, day: dt.date, members: list[InboxFile]
+    ) -> list[FileResult]:
+        uploads = []
+        for f in sorted(members, key=lambda m: (m.received_at, m.name)):
+            data = f.read()
+            uploads.append(
+                _Upload(f, data, hashlib.sha256(data).hexdigest(), detect_format(f.name))
+            )
+        refusal = self._refusal(org, dataset, day)
+        if refusal:
+            return [self._reject(u, refusal, version=0) for u in uploads]
+
+        manifest = next((u for u in uploads if u.source.is_manifest), None)
+        data_files, duplicates, seen = [], [], {}
+        for u in uploads:
+            if u.source.is_manifest:
+                continue
+            if u.sha256 in seen:
+                duplicates.append((u, seen[u.sha256]))
+            else:
+                seen[u.sha256] = u.source.name
+                data_files.append(u)
+        fingerprint = hashlib.sha256(
+            "\n".join(
+                sorted(
+                    [u.sha256 for u in data_files]
+                    + ([f"manifest:{manifest.sha256}"] if manifest else [])
+                )
+            ).encode()
+        ).hexdigest()
+
+        current = self._current_version(org, dataset, day)
+        if current and current[1] == fingerprint:
+            note = f"already loaded as version {current[0]}; nothing changed"
+            return [self._result(u, "duplicate", note, current[0]) for u in uploads]
+
+        version = (current[0] if current else 0) + 1
+        self._clear_uncommitted(org, dataset, day, version)
+        corrects = f"; replaces version {current[0]}" if current else ""
+        results = [self._load_file(u, dataset, day, version, corrects) for u in data_files]
+        results += [
+            self._result(u, "duplicate", f"byte-identical to {original} in the same batch", version)
+            for u, original in duplicates
+        ]
+        manifest_count, manifest_problem = None, None
+        if manifest:
+            manifest_count, manifest_problem = self._read_manifest(manifest.data)
+            rows = sum(r.rows_read for r in results if r.status == "loaded")
+            if manifest_problem is None and manifest_count != rows:
+                manifest_problem = f"manifest row_count {manifest_count} but {rows} rows were read"
+            results.append(
+                self._result(
+                    manifest,
+                    "loaded",
+                    manifest_problem or f"manifest row_count {manifest_count} agrees",
+                    version,
+                )
+            )
+        self._commit(
+            org,
+            dataset,
+            day,
+            version,
+            fingerprint,
+            uploads,
+            results,
+            manifest_count,
+            manifest_problem,
+        )
+        return results
+
+    # ---------------------------------------------------------------- one file
+    def _load_file(
+        self, u: _Upload, dataset: str, day: dt.date, version: int, corrects: str
+    ) -> FileResult:
+        if u.fmt is None:
+            return self._reject(
+                u,
+                f"{u.source.name} has an extension the standard does not "
+                "allow (csv, csv.gz, parquet, jsonl, xlsx)",
+                version,
+            )
+        contract = self.contracts.dataset(dataset)
+        try:
+            strings = read_upload(u.data, u.fmt)
+            conformed = conform(strings, contract)
+        except UnreadableFile as exc:
+            return self._reject(u, f"{u.source.name} {exc}", version)
+        except Exception as exc:  # a file we failed to parse must not stop the others
+            log.exception("could not process %s", u.source.path)
+            return self._reject(
+                u, f"{u.source.name} could not be processed: {type(exc).__name__}: {exc}", version
+            )
+
+        base = f"{dataset}/{day}/{u.source.org_code}/v{version}"
+        lake_object = _put(self.rt, f"raw/original/{base}/{u.source.name}", u.data)
+        stem = u.source.name.split(".")[0]
+        lineage = self._lineage(conformed, u, day, version)
+        _put(self.rt, f"raw/typed/{base}/{stem}.parquet", _parquet_bytes(lineage))
+        if lineage.num_rows:
+            self.rt.ch.insert_arrow(f"raw.`{dataset}`", lineage)
+        if conformed.quarantine.height:
+            self._quarantine(conformed, u, dataset, day, version, base, stem)
+        if conformed.extra is not None:
+            _put(
+                self.rt, f"drift/{base}/{stem}.parquet", _parquet_bytes(conformed.extra.to_arrow())
+            )
+
+        rows_read, rows_loaded = strings.rows_read, lineage.num_rows
+        quarantined = conformed.quarantine.height
+        if rows_read != rows_loaded + quarantined:  # the accounting promise; never expected
+            raise AssertionError(
+                f"{u.source.path}: {rows_read} read != {rows_loaded} + {quarantined}"
+            )
+        notes = []
+        if quarantined:
+            notes.append(f"{quarantined} rows quarantined")
+        if conformed.extra_columns:
+            notes.append(
+                "schema drift: unknown columns "
+                + ", ".join(conformed.extra_columns)
+                + " kept aside"
+            )
+        if conformed.missing_required:
+            notes.append("missing required columns " + ", ".join(conformed.missing_required))
+        if conformed.missing_optional:
+            notes.append("missing optional columns " + ", ".join(conformed.missing_optional))
+        result = self._result(
+            u,
+            "loaded",
+            "; ".join(notes) + corrects if notes else (corrects[2:] if corrects else ""),
+            version,
+        )
+        result.rows_read, result.rows_loaded, result.rows_quarantined = (
+            rows_read,
+            rows_loaded,
+            quarantined,
+        )
+        result.encoding = strings.encoding or ""
+        result.extra_columns = conformed.extra_columns
+        result.missing_columns = conformed.missing_required + conformed.missing_optional
+        result.lake_object = lake_object
+        return result
+
+    def _lineage(self, conformed: Conformed, u: _Upload, day: dt.date, version: int) -> pa.Table:
+        typed = conformed.typed
+        n = typed.num_rows
+        lines = typed.column(LINE)
+        table = typed.drop_columns([LINE])
+        received = u.source.received_at
+        return (
+            table.append_column("org_code", pa.array([u.source.org_code] * n, pa.string()))
+            .append_column("business_date", pa.array([day] * n, pa.date32()))
+            .append_column("batch_version", pa.array([version] * n, pa.uint32()))
+            .append_column("source_file", pa.array([u.source.path] * n, pa.string()))
+            .append_column("source_line", lines)
+            .append_column(
+                "received_at", pa.array([received] * n, pa.timestamp("s", tz="Asia/Shanghai"))
+            )
+        )
+
+    def _quarantine(
+        self,
+        conformed: Conformed,
+        u: _Upload,
+        dataset: str,
+        day: dt.date,
+        version: int,
+        base: str,
+        stem: str,
+    ) -> None:
+        rows = conformed.quarantine.select(
+            pl.lit(u.source.org_code).alias("org_code"),
+            pl.lit(dataset).alias("dataset"),
+            pl.lit(day).alias("business_date"),
+            pl.lit(version, pl.UInt32).alias("batch_version"),
+            pl.lit(u.source.path).alias("source_file"),
+            pl.col(LINE).cast(pl.UInt32).alias("source_line"),
+            "record_key",
+            "fields",
+            "reasons",
+            "raw_record",
+            pl.lit(self.run_id).alias("run_id"),
+        ).to_arrow()
+        _put(self.rt, f"quarantine/{base}/{stem}.parquet", _parquet_bytes(rows))
+        self.rt.ch.insert_arrow("dq.quarantine", rows)
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _result(self, u: _Upload, status: str, reason: str, version: int) -> FileResult:
+        return FileResult(
+            org_code=u.source.org_code,
+            dataset=u.source.dataset,
+            business_date=u.source.business_date.isoformat(),
+            file=u.source.path,
+            status=status,
+            reason=reason,
+            batch_version=version,
+            sha256=u.sha256,
+            size=len(u.data),
+            received_at=u.source.received_at.isoformat(),
+            format=u.fmt or "",
+        )
+
+    def _reject(self, u: _Upload, reason: str, version: int) -> FileResult:
+        src = u.source
+        key = f"rejected/{src.business_date}/{src.org_code}/{src.dataset}/{src.name}"
+        result = self._result(u, "rejected", reason, version)
+        result.lake_object = _put(self.rt, key, u.data)
+        if version == 0:  # refused batches have no version to commit: log the refusal now
+            self._log_files([result])
+        return result
+
+    def _current_version(self, org: str, dataset: str, day: dt.date) -> tuple[int, str] | None:
+        rows = self.rt.ch.query(
+            "SELECT batch_version, fingerprint FROM dq.batch FINAL"
+            " WHERE org_code = {org:String} AND dataset = {ds:String} AND business_date = {d:Date}"
+            " ORDER BY batch_version DESC LIMIT 1",
+            parameters={"org": org, "ds": dataset, "d": day},
+        ).result_rows
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def _clear_uncommitted(self, org: str, dataset: str, day: dt.date, version: int) -> None:
+        params = {"org": org, "d": day, "v": version, "ds": dataset}
+        where = (
+            "org_code = {org:String} AND business_date = {d:Date} AND batch_version = {v:UInt32}"
+        )
+        # Table names come from the contracts; every value is a bound parameter.
+        for table in (f"raw.`{dataset}`", "dq.quarantine"):
+            extra = "" if table.startswith("raw") else " AND dataset = {ds:String}"
+            count = self.rt.ch.query(
+                f"SELECT count() FROM {table} WHERE {where}{extra}",  # noqa: S608
+                parameters=params,
+            ).result_rows[0][0]
+            if count:
+                log.warning(
+                    "removing %s rows of uncommitted version %s from %s", count, version, table
+                )
+                self.rt.ch.command(
+                    f"DELETE FROM {table} WHERE {where}{extra}",  # noqa: S608
+                    parameters=params,
+                )
+
+    @staticmethod
+    def _read_manifest(data: bytes) -> tuple[int | None, str | None]:
+        try:
+            manifest = json.loads(data.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return None, f"manifest is not valid JSON ({exc})"
+        count = manifest.get("row_count") if isinstance(manifest, dict) else None
+        if not isinstance(count, int) or count < 0:
+            return None, "manifest has no non-negative integer row_count"
+        return count, None
+
+    def _log_files(self, results: list[FileResult]) -> None:
+        now = dt.datetime.now(_TZ)
+        rows = [
+            [
+                r.org_code,
+                r.dataset,
+                dt.date.fromisoformat(r.business_date),
+                r.file,
+                r.sha256,
+                r.size,
+                dt.datetime.fromisoformat(r.received_at),
+                r.format,
+                r.encoding,
+                r.status,
+                r.reason,
+                r.rows_read,
+                r.rows_loaded,
+                r.rows_quarantined,
+                r.batch_version,
+                r.extra_columns,
+                r.missing_columns,
+                r.lake_object,
+                self.run_id,
+                now,
+            ]
+            for r in results
+        ]
+        if rows:
+            self.rt.ch.insert(
+                "dq.ingest_file",
+                rows,
+                column_names=[
+                    "org_code",
+                    "dataset",
+                    "business_date",
+                    "file",
+                    "sha256",
+                    "size",
+                    "received_at",
+                    "format",
+                    "encoding",
+                    "status",
+                    "reason",
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_quarantined",
+                    "batch_version",
+                    "extra_columns",
+                    "missing_columns",
+                    "lake_object",
+                    "run_id",
+                    "ingested_at",
+                ],
+            )
+
+    def _commit(
+        self,
+        org: str,
+        dataset: str,
+        day: dt.date,
+        version: int,
+        fingerprint: str,
+        uploads: list[_Upload],
+        results: list[FileResult],
+        manifest_count: int | None,
+        manifest_problem: str | None,
+    ) -> None:
+        self._log_files(results)
+        loaded = [r for r in results if r.status == "loaded"]
+        received = [u.source.received_at for u in uploads]
+        self.rt.ch.insert(
+            "dq.batch",
+            [
+                [
+                    org,
+                    dataset,
+                    day,
+                    version,
+                    fingerprint,
+                    [u.source.path for u in uploads],
+                    sum(r.rows_read for r in loaded),
+                    sum(r.rows_loaded for r in loaded),
+                    sum(r.rows_quarantined for r in loaded),
+                    manifest_count,
+                    manifest_problem,
+                    min(received),
+                    max(received),
+                    self.run_id,
+                    dt.datetime.now(_TZ),
+                ]
+            ],
+            column_names=[
+                "org_code",
+                "dataset",
+                "business_date",
+                "batch_version",
+                "fingerprint",
+                "files",
+                "rows_read",
+                "rows_loaded",
+                "rows_quarantined",
+                "manifest_row_count",
+                "manifest_problem",
+                "first_received_at",
+                "last_received_at",
+                "run_id",
+                "ingested_at",
+            ],
+        )
+
+
+def ingest_date(
+    rt: Runtime, inbox: str, business_date: dt.date, registry: Registry | None = None
+) -> list[FileResult]:
+    return Ingestor(rt, registry).ingest(inbox, business_date)
+
+
+def as_dicts(results: list[FileResult]) -> list[dict]:
+    return [asdict(r) for r in results]

@@ -1,0 +1,99 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from contracts.loader import contracts
+from ingest.conform import LINE, conform
+from ingest.readers import UnreadableFile, read_upload
+
+HEADER = (
+    "visit_id,patient_id,visit_time,visit_type,dept_code,dept_name,doctor_id,diagnosis_code,"
+    "diagnosis_name,total_fee,drug_fee,exam_fee,lab_fee,treatment_fee,material_fee,other_fee"
+)
+
+
+def _conform(body: str, header: str = HEADER, dataset: str = "outpatient_visit"):
+    return conform(read_upload(f"{header}\n{body}".encode(), "csv"), contracts().dataset(dataset))
+
+
+def test_values_typed_per_contract():
+    c = _conform("v1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,100.50,50,10,10,10,10,10.500\n")
+    row = c.typed.to_pylist()[0]
+    assert row["total_fee"] == Decimal("100.50") and row["other_fee"] == Decimal("10.50")
+    assert row["visit_time"].replace(tzinfo=None) == dt.datetime(2026, 11, 9, 8)
+    assert str(row["visit_time"].tzinfo) == "Asia/Shanghai"
+    assert row[LINE] == 2
+    assert c.quarantine.height == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("12.345", "total_fee: '12.345' has more than 2 decimal places"),
+        ("abc", "total_fee: 'abc' is not a number"),
+        ("12,5", "total_fee: '12,5' is not a number"),
+        ("1e3", "total_fee: '1e3' is not a number"),
+        ("12345678901.00", "total_fee: '12345678901.00' is too large for decimal(12,2)"),
+    ],
+)
+def test_untypeable_decimals_are_quarantined_with_reason(value, reason):
+    c = _conform(f'v1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,"{value}",1,,,,,\n')
+    assert c.typed.num_rows == 0
+    q = c.quarantine.to_dicts()[0]
+    assert q["reasons"] == [reason] and q["fields"] == ["total_fee"] and q["record_key"] == "v1"
+    assert value in q["raw_record"]
+
+
+def test_dates_datetimes_and_integers():
+    header = "admission_id,admit_time,discharge_time,los_days"
+    body = (
+        "a1,2026-11-01 08:00:00,2026-11-09T10:00:00,8\n"
+        "a2,2026-02-30 08:00:00,2026-11-09 10:00,x\n"
+        "a3,2026-11-01 08:00:00,2026-11-09 10:00:00,3.0\n"
+    )
+    c = _conform(body, header, "inpatient_discharge")
+    assert c.typed.column("admission_id").to_pylist() == ["a1", "a3"]
+    assert c.typed.column("los_days").to_pylist() == [8, 3]
+    reasons = c.quarantine.to_dicts()[0]["reasons"]
+    assert reasons == [
+        "admit_time: '2026-02-30 08:00:00' is not a datetime (YYYY-MM-DD HH:MM:SS)",
+        "discharge_time: '2026-11-09 10:00' is not a datetime (YYYY-MM-DD HH:MM:SS)",
+        "los_days: 'x' is not an integer",
+    ]
+    assert set(c.missing_required) >= {"patient_id", "principal_dx_code"}
+    assert "other_dx_codes" in c.missing_optional
+    assert c.typed.column("patient_id").null_count == 2  # missing columns load as null
+
+
+def test_blank_is_null_not_an_error():
+    c = _conform("v1,  ,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,,1,,,,,\n")
+    row = c.typed.to_pylist()[0]
+    assert row["patient_id"] is None and row["total_fee"] is None
+    assert c.quarantine.height == 0
+
+
+def test_extra_columns_are_kept_aside():
+    c = _conform(
+        "v1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,1,1,,,,,,HIS-7\n", HEADER + ",his_flag"
+    )
+    assert c.extra_columns == ["his_flag"]
+    assert c.extra.to_dicts() == [{LINE: 2, "his_flag": "HIS-7"}]
+    assert "his_flag" not in c.typed.column_names
+
+
+def test_header_of_another_dataset_is_refused():
+    with pytest.raises(UnreadableFile, match="matches no field of outpatient_visit"):
+        _conform("1,2\n", "foo,bar")
+
+
+def test_every_row_is_accounted_for():
+    body = (
+        "v1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,1,1,,,,,\n"
+        "v2,p1\n"
+        "v3,p1,bad,1,D1,内科,d1,I10,高血压,1,1,,,,,\n"
+    )
+    strings = read_upload(f"{HEADER}\n{body}".encode(), "csv")
+    c = conform(strings, contracts().dataset("outpatient_visit"))
+    assert strings.rows_read == 3 == c.typed.num_rows + c.quarantine.height
+    assert sorted(c.quarantine[LINE].to_list()) == [3, 4]
