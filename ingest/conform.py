@@ -118,26 +118,32 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
         else:
             typed_exprs.append(pl.lit(None).alias(field.name))
     reasons = pl.concat_list(reason_exprs).list.drop_nulls() if reason_exprs else pl.lit([])
-    key = pl.concat_str(
-        [cleaned.get(k, pl.lit(None, pl.String)).fill_null("") for k in dataset.key], separator="|"
-    )
-    result = frame.select(
-        pl.col(LINE),
-        *typed_exprs,
-        reasons.alias("__reasons"),
-        key.alias("__key"),
-        pl.struct(pl.all().exclude(LINE)).struct.json_encode().alias("__raw"),
-    )
-    bad = result.filter(pl.col("__reasons").list.len() > 0)
-    good = result.filter(pl.col("__reasons").list.len() == 0)
+    typed_frame = frame.select(pl.col(LINE), *typed_exprs, reasons.alias("__reasons"))
+    is_bad = typed_frame["__reasons"].list.len() > 0
+    good = typed_frame.filter(~is_bad)
 
-    quarantine = bad.select(
-        pl.col(LINE),
-        pl.col("__key").alias("record_key"),
-        pl.col("__reasons").list.eval(pl.element().str.extract(r"^([^:]+):", 1)).alias("fields"),
-        pl.col("__reasons").alias("reasons"),
-        pl.col("__raw").alias("raw_record"),
+    # Keys and raw text only for the (few) quarantined rows: building them for every row
+    # would cost more than the typing itself on a million-row day.
+    key = pl.concat_str(
+        [cleaned.get(k, pl.lit(None, pl.String)).fill_null("") for k in dataset.key],
+        separator="|",
     )
+    quarantine = pl.concat(
+        [
+            frame.filter(is_bad).select(
+                pl.col(LINE),
+                key.alias("record_key"),
+                pl.struct(pl.all().exclude(LINE)).struct.json_encode().alias("raw_record"),
+            ),
+            typed_frame.filter(is_bad).select(
+                pl.col("__reasons")
+                .list.eval(pl.element().str.extract(r"^([^:]+):", 1))
+                .alias("fields"),
+                pl.col("__reasons").alias("reasons"),
+            ),
+        ],
+        how="horizontal",
+    ).select(LINE, "record_key", "fields", "reasons", "raw_record")
     if strings.bad_rows:
         quarantine = pl.concat(
             [
@@ -160,11 +166,7 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
     typed = pa.table(
         [typed.column(name).cast(schema.field(name).type) for name in schema.names], schema=schema
     )
-    extra = (
-        frame.filter(pl.col(LINE).is_in(good[LINE].implode())).select(LINE, *extra_columns)
-        if extra_columns
-        else None
-    )
+    extra = frame.filter(~is_bad).select(LINE, *extra_columns) if extra_columns else None
     return Conformed(
         typed=typed,
         quarantine=quarantine,

@@ -16,6 +16,7 @@ import json
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -164,14 +165,10 @@ def _csv_split(line: str):
 
 def _line_numbers(rows: int, skipped: list[int], first: int) -> pa.Array:
     """Physical line of each parsed row, given the lines of skipped rows (one line per row)."""
-    lines = []
-    line = first
-    skipped_set = set(skipped)
-    while len(lines) < rows:
-        if line not in skipped_set:
-            lines.append(line)
-        line += 1
-    return pa.array(lines, pa.uint32())
+    candidates = np.arange(first, first + rows + len(skipped), dtype=np.uint32)
+    if skipped:
+        candidates = candidates[~np.isin(candidates, np.asarray(skipped, dtype=np.uint32))]
+    return pa.array(candidates[:rows], pa.uint32())
 
 
 def _stringify(value: object) -> str | None:
