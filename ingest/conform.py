@@ -12,6 +12,7 @@ a number, 1.5 -> null for an integer).
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 
 import polars as pl
@@ -91,9 +92,25 @@ def _typed(field: FieldSpec, s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     raise AssertionError(f"type {field.type} not handled")  # the contract model rejects others
 
 
+def _key_from_text(text: str, positions: list[int]) -> str | None:
+    """The key of a CSV line that did not split into the header's fields, when it can be seen."""
+    fields = next(csv.reader([text]), [])
+    if not positions or any(p >= len(fields) for p in positions):
+        return None
+    return "|".join(fields[p].strip() for p in positions)
+
+
 def conform(strings: StringTable, dataset: Dataset) -> Conformed:
     columns = strings.table.column_names
     known = set(dataset.field_names)
+    if not columns and strings.rows_read == 0:  # an empty JSON Lines file: an empty batch
+        strings = StringTable(
+            pa.table({f.name: pa.array([], pa.string()) for f in dataset.fields}),
+            strings.lines,
+            strings.encoding,
+            [],
+        )
+        columns = strings.table.column_names
     present = [f for f in dataset.fields if f.name in columns]
     if not present:
         raise UnreadableFile(
@@ -145,13 +162,14 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
         how="horizontal",
     ).select(LINE, "record_key", "fields", "reasons", "raw_record")
     if strings.bad_rows:
+        positions = [columns.index(k) for k in dataset.key if k in columns]
         quarantine = pl.concat(
             [
                 quarantine,
                 pl.DataFrame(
                     {
                         LINE: [b.line for b in strings.bad_rows],
-                        "record_key": [None] * len(strings.bad_rows),
+                        "record_key": [_key_from_text(b.text, positions) for b in strings.bad_rows],
                         "fields": [[] for _ in strings.bad_rows],
                         "reasons": [[f"line {b.line}: {b.reason}"] for b in strings.bad_rows],
                         "raw_record": [b.text for b in strings.bad_rows],

@@ -114,6 +114,12 @@ class Ingestor:
         self.contracts = contract_set or contracts()
         self.run_id = run_id or uuid.uuid4().hex[:12]
         ensure_tables(rt.ch, self.contracts)
+        self._committed: dict[tuple[str, str], tuple[int, str]] = {}
+        self._leftovers: set[tuple[str, str, int]] = set()
+        self._raw_buffer: dict[str, list[pa.Table]] = defaultdict(list)
+        self._quarantine_buffer: list[pa.Table] = []
+        self._file_log: list[FileResult] = []
+        self._batch_rows: list[list] = []
 
     # ---------------------------------------------------------------- entry point
     def ingest(self, inbox: str, business_date: dt.date) -> list[FileResult]:
@@ -121,9 +127,12 @@ class Ingestor:
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
         for f in files:
             groups[(f.org_code, f.dataset)].append(f)
+        self._read_state(business_date, {ds for _, ds in groups})
         results: list[FileResult] = []
         for (org, dataset), members in sorted(groups.items()):
             results += self._ingest_batch(org, dataset, business_date, members)
+        self._flush(force=True)
+        self._write_log_and_commit()
         return results
 
     # ---------------------------------------------------------------- one batch
@@ -174,7 +183,7 @@ class Ingestor:
             ).encode()
         ).hexdigest()
 
-        current = self._current_version(org, dataset, day)
+        current = self._committed.get((org, dataset))
         if current and current[1] == fingerprint:
             note = f"already loaded as version {current[0]}; nothing changed"
             return [self._result(u, "duplicate", note, current[0]) for u in uploads]
@@ -243,7 +252,8 @@ class Ingestor:
         lineage = self._lineage(conformed, u, day, version)
         _put(self.rt, f"raw/typed/{base}/{stem}.parquet", _parquet_bytes(lineage))
         if lineage.num_rows:
-            self.rt.ch.insert_arrow(f"raw.`{dataset}`", lineage)
+            self._raw_buffer[dataset].append(lineage)
+            self._flush()
         if conformed.quarantine.height:
             self._quarantine(conformed, u, dataset, day, version, base, stem)
         if conformed.extra is not None:
@@ -328,7 +338,7 @@ class Ingestor:
             pl.lit(self.run_id).alias("run_id"),
         ).to_arrow()
         _put(self.rt, f"quarantine/{base}/{stem}.parquet", _parquet_bytes(rows))
-        self.rt.ch.insert_arrow("dq.quarantine", rows)
+        self._quarantine_buffer.append(rows)
 
     # ---------------------------------------------------------------- bookkeeping
     def _result(self, u: _Upload, status: str, reason: str, version: int) -> FileResult:
@@ -351,39 +361,74 @@ class Ingestor:
         key = f"rejected/{src.business_date}/{src.org_code}/{src.dataset}/{src.name}"
         result = self._result(u, "rejected", reason, version)
         result.lake_object = _put(self.rt, key, u.data)
-        if version == 0:  # refused batches have no version to commit: log the refusal now
-            self._log_files([result])
+        if version == 0:  # refused batches have no version to commit: log the refusal alone
+            self._file_log.append(result)
         return result
 
-    def _current_version(self, org: str, dataset: str, day: dt.date) -> tuple[int, str] | None:
-        rows = self.rt.ch.query(
-            "SELECT batch_version, fingerprint FROM dq.batch FINAL"
-            " WHERE org_code = {org:String} AND dataset = {ds:String} AND business_date = {d:Date}"
-            " ORDER BY batch_version DESC LIMIT 1",
-            parameters={"org": org, "ds": dataset, "d": day},
-        ).result_rows
-        return (int(rows[0][0]), rows[0][1]) if rows else None
+    def _read_state(self, day: dt.date, datasets: set[str]) -> None:
+        """Committed versions of the day, and versions with rows but no commit (a crash)."""
+        self._committed = {
+            (org, ds): (int(version), fingerprint)
+            for org, ds, version, fingerprint in self.rt.ch.query(
+                "SELECT org_code, dataset, max(batch_version), argMax(fingerprint, batch_version)"
+                " FROM dq.batch FINAL WHERE business_date = {d:Date} GROUP BY org_code, dataset",
+                parameters={"d": day},
+            ).result_rows
+        }
+        present: list[tuple[str, str, int]] = [
+            (org, ds, int(v))
+            for org, ds, v in self.rt.ch.query(
+                "SELECT DISTINCT org_code, dataset, batch_version FROM dq.quarantine"
+                " WHERE business_date = {d:Date}",
+                parameters={"d": day},
+            ).result_rows
+        ]
+        for ds in sorted(datasets & set(self.contracts.datasets)):
+            present += [
+                (org, ds, int(v))
+                for org, v in self.rt.ch.query(
+                    f"SELECT DISTINCT org_code, batch_version FROM raw.`{ds}`"  # noqa: S608
+                    " WHERE business_date = {d:Date}",
+                    parameters={"d": day},
+                ).result_rows
+            ]
+        self._leftovers = {
+            (org, ds, v) for org, ds, v in present if v > self._committed.get((org, ds), (0, ""))[0]
+        }
 
     def _clear_uncommitted(self, org: str, dataset: str, day: dt.date, version: int) -> None:
+        if (org, dataset, version) not in self._leftovers:
+            return
         params = {"org": org, "d": day, "v": version, "ds": dataset}
         where = (
             "org_code = {org:String} AND business_date = {d:Date} AND batch_version = {v:UInt32}"
         )
+        log.warning(
+            "removing rows of uncommitted version %s of %s/%s/%s", version, org, dataset, day
+        )
         # Table names come from the contracts; every value is a bound parameter.
-        for table in (f"raw.`{dataset}`", "dq.quarantine"):
-            extra = "" if table.startswith("raw") else " AND dataset = {ds:String}"
-            count = self.rt.ch.query(
-                f"SELECT count() FROM {table} WHERE {where}{extra}",  # noqa: S608
-                parameters=params,
-            ).result_rows[0][0]
-            if count:
-                log.warning(
-                    "removing %s rows of uncommitted version %s from %s", count, version, table
-                )
-                self.rt.ch.command(
-                    f"DELETE FROM {table} WHERE {where}{extra}",  # noqa: S608
-                    parameters=params,
-                )
+        self.rt.ch.command(f"DELETE FROM raw.`{dataset}` WHERE {where}", parameters=params)  # noqa: S608
+        self.rt.ch.command(
+            f"DELETE FROM dq.quarantine WHERE {where} AND dataset = {{ds:String}}",  # noqa: S608
+            parameters=params,
+        )
+
+    def _flush(self, force: bool = False, threshold: int = 200_000) -> None:
+        """Insert buffered rows: one insert per dataset instead of one per file."""
+        for dataset, tables in self._raw_buffer.items():
+            if tables and (force or sum(t.num_rows for t in tables) >= threshold):
+                self.rt.ch.insert_arrow(f"raw.`{dataset}`", pa.concat_tables(tables))
+                tables.clear()
+        if self._quarantine_buffer and (force or len(self._quarantine_buffer) > 100):
+            self.rt.ch.insert_arrow("dq.quarantine", pa.concat_tables(self._quarantine_buffer))
+            self._quarantine_buffer.clear()
+
+    def _write_log_and_commit(self) -> None:
+        """File outcomes, then the commit rows: written after every data row of the run."""
+        self._log_files(self._file_log)
+        if self._batch_rows:
+            self.rt.ch.insert("dq.batch", self._batch_rows, column_names=_BATCH_COLUMNS)
+        self._file_log, self._batch_rows = [], []
 
     @staticmethod
     def _read_manifest(data: bytes) -> tuple[int | None, str | None]:
@@ -463,48 +508,48 @@ class Ingestor:
         manifest_count: int | None,
         manifest_problem: str | None,
     ) -> None:
-        self._log_files(results)
+        self._file_log += results
         loaded = [r for r in results if r.status == "loaded"]
         received = [u.source.received_at for u in uploads]
-        self.rt.ch.insert(
-            "dq.batch",
+        self._batch_rows.append(
             [
-                [
-                    org,
-                    dataset,
-                    day,
-                    version,
-                    fingerprint,
-                    [u.source.path for u in uploads],
-                    sum(r.rows_read for r in loaded),
-                    sum(r.rows_loaded for r in loaded),
-                    sum(r.rows_quarantined for r in loaded),
-                    manifest_count,
-                    manifest_problem,
-                    min(received),
-                    max(received),
-                    self.run_id,
-                    dt.datetime.now(_TZ),
-                ]
-            ],
-            column_names=[
-                "org_code",
-                "dataset",
-                "business_date",
-                "batch_version",
-                "fingerprint",
-                "files",
-                "rows_read",
-                "rows_loaded",
-                "rows_quarantined",
-                "manifest_row_count",
-                "manifest_problem",
-                "first_received_at",
-                "last_received_at",
-                "run_id",
-                "ingested_at",
-            ],
+                org,
+                dataset,
+                day,
+                version,
+                fingerprint,
+                [u.source.path for u in uploads],
+                sum(r.rows_read for r in loaded),
+                sum(r.rows_loaded for r in loaded),
+                sum(r.rows_quarantined for r in loaded),
+                manifest_count,
+                manifest_problem,
+                min(received),
+                max(received),
+                self.run_id,
+                dt.datetime.now(_TZ),
+            ]
         )
+        self._committed[(org, dataset)] = (version, fingerprint)
+
+
+_BATCH_COLUMNS = [
+    "org_code",
+    "dataset",
+    "business_date",
+    "batch_version",
+    "fingerprint",
+    "files",
+    "rows_read",
+    "rows_loaded",
+    "rows_quarantined",
+    "manifest_row_count",
+    "manifest_problem",
+    "first_received_at",
+    "last_received_at",
+    "run_id",
+    "ingested_at",
+]
 
 
 def ingest_date(

@@ -98,7 +98,9 @@ def normalise_header(name: object) -> str:
 
 def read_upload(data: bytes, fmt: str) -> StringTable:
     if not data:
-        raise UnreadableFile("is empty (0 bytes)")
+        if fmt == "jsonl":  # zero lines is how JSON Lines says "no records today"
+            return StringTable(pa.table({}), pa.array([], pa.uint32()), None)
+        raise UnreadableFile("is empty (0 bytes); a day without records is a header-only file")
     if fmt == "csv.gz":
         try:
             data = gzip.decompress(data)

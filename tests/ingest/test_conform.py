@@ -97,3 +97,10 @@ def test_every_row_is_accounted_for():
     c = conform(strings, contracts().dataset("outpatient_visit"))
     assert strings.rows_read == 3 == c.typed.num_rows + c.quarantine.height
     assert sorted(c.quarantine[LINE].to_list()) == [3, 4]
+    assert sorted(c.quarantine["record_key"].to_list()) == ["v2", "v3"]  # key seen in a short row
+
+
+def test_empty_jsonl_loads_as_an_empty_batch_without_schema_notes():
+    c = conform(read_upload(b"", "jsonl"), contracts().dataset("outpatient_visit"))
+    assert c.typed.num_rows == 0 and c.quarantine.height == 0
+    assert not c.missing_required and not c.extra_columns

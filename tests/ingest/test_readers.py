@@ -43,9 +43,10 @@ def test_csv_gz_and_corrupt_gzip():
         read_upload(gzip.compress(CSV.encode())[:20], "csv.gz")
 
 
-def test_empty_file_is_refused():
-    with pytest.raises(UnreadableFile, match="empty"):
+def test_empty_csv_is_refused_but_empty_jsonl_is_an_empty_batch():
+    with pytest.raises(UnreadableFile, match="header-only file"):
         read_upload(b"", "csv")
+    assert read_upload(b"", "jsonl").rows_read == 0
 
 
 def test_ragged_csv_rows_are_returned_with_line_numbers():
@@ -58,9 +59,7 @@ def test_ragged_csv_rows_are_returned_with_line_numbers():
 
 
 def test_jsonl_values_become_text_and_bad_lines_are_kept():
-    table = read_upload(
-        b'{"A": 1, "b": "x"}\nnot json\n{"a": 2.5, "b": null}\n[1]\n', "jsonl"
-    )
+    table = read_upload(b'{"A": 1, "b": "x"}\nnot json\n{"a": 2.5, "b": null}\n[1]\n', "jsonl")
     assert table.table.column("a").to_pylist() == ["1", "2.5"]
     assert table.lines.to_pylist() == [1, 3]
     assert [b.line for b in table.bad_rows] == [2, 4]
