@@ -39,10 +39,17 @@ def seaweed(config):
 
 @pytest.fixture
 def rt(config, seaweed):
-    """A Runtime on the session's SeaweedFS and chDB, with empty raw and dq databases."""
+    """A Runtime on the session's SeaweedFS and chDB: empty raw and dq databases and buckets."""
+    from minio.deleteobjects import DeleteObject
+
     from infra.runtime import Runtime, warehouse
 
     ch = warehouse(config)
     ch.command("DROP DATABASE IF EXISTS raw SYNC")
     ch.command("DROP DATABASE IF EXISTS dq SYNC")
-    return Runtime(config, seaweed.client(), ch)
+    s3 = seaweed.client()
+    for bucket in (config.lake_bucket, config.inbox_bucket):
+        objects = [DeleteObject(o.object_name) for o in s3.list_objects(bucket, recursive=True)]
+        errors = list(s3.remove_objects(bucket, objects))
+        assert not errors, errors
+    return Runtime(config, s3, ch)

@@ -1,0 +1,76 @@
+"""Calendar and clock of the sample city: working days, deadlines, receive times.
+
+Deadlines come from contracts/timeliness.yaml. Local (Asia/Shanghai) wall-clock times are
+turned into epoch seconds explicitly with zoneinfo, never through the machine's local zone.
+Inside data frames, datetimes are kept as "naive local seconds" (seconds since 1970-01-01
+00:00 local wall clock), which format to the local text the standard asks for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from contracts.loader import contracts
+
+EPOCH = dt.date(1970, 1, 1)
+DAY = 86_400
+
+
+@cache
+def timezone() -> ZoneInfo:
+    return ZoneInfo(contracts().timeliness.timezone)
+
+
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01."""
+    return (day - EPOCH).days
+
+
+def naive_seconds(day: dt.date, seconds: int = 0) -> int:
+    """Naive local seconds of `seconds` after midnight of `day`."""
+    return day_number(day) * DAY + seconds
+
+
+def epoch(local: dt.datetime) -> int:
+    """Epoch seconds of a naive Asia/Shanghai wall-clock time."""
+    return int(local.replace(tzinfo=timezone()).timestamp())
+
+
+def is_workday(day: dt.date) -> bool:
+    """A Chinese working day (holidays and adjusted working days apply).
+
+    chinese_calendar only knows the years it ships data for; outside them plain
+    Monday-Friday is used.
+    """
+    try:
+        return chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return day.weekday() < 5
+
+
+def is_holiday(day: dt.date) -> bool:
+    """A public holiday that falls on a weekday (weekends are handled separately)."""
+    return day.weekday() < 5 and not is_workday(day)
+
+
+def deadline(kind: str, business_date: dt.date) -> dt.datetime:
+    """Naive local time by which a batch of `kind` for `business_date` must be received."""
+    rule = contracts().timeliness.deadlines[kind]
+    hour, minute = (int(x) for x in rule.at.split(":"))
+    if rule.calendar == "natural":
+        day = business_date + dt.timedelta(days=rule.days_after)
+    else:
+        day, left = business_date, rule.days_after
+        while left > 0:
+            day += dt.timedelta(days=1)
+            if is_workday(day):
+                left -= 1
+    return dt.datetime.combine(day, dt.time(hour, minute))
+
+
+def late_after_days() -> int:
+    return contracts().timeliness.record_lag.late_after_days
