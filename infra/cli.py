@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import unicodedata
 from collections import defaultdict
 from enum import StrEnum
 from pathlib import Path
@@ -89,40 +90,58 @@ def ingest(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Load every batch of one business date from the inbox into the lake and ClickHouse raw."""
+    from contracts.registry import load_registry
     from infra.runtime import runtime
     from ingest.pipeline import ingest_date
 
+    registry = load_registry()
     with runtime() as rt:
-        results = ingest_date(rt, inbox, _date(date))
+        results = ingest_date(rt, inbox, _date(date), registry)
     if format is OutputFormat.json:
         for r in results:
             typer.echo(json.dumps(r.public(), ensure_ascii=False))
     else:
-        typer.echo(summary_table(results))
+        typer.echo(summary_table(results, registry))
 
 
-def summary_table(results) -> str:
-    """Per organisation: files by status, rows loaded and quarantined, then every problem."""
+def _pad(text: str, width: int) -> str:
+    """Cut and pad to a terminal width, counting CJK characters as two columns."""
+    out, used = "", 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if used + w > width - 1:
+            break
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
+
+
+def summary_table(results, registry=None) -> str:
+    """Per organisation: data files by status, rows loaded and quarantined; then what to fix."""
+    from ingest.inbox import MANIFEST
+
     by_org: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     problems = []
     for r in results:
         counts = by_org[r.org_code]
-        counts[r.status] += 1
+        if not r.file.endswith(MANIFEST):
+            counts[r.status] += 1
         counts["rows_loaded"] += r.rows_loaded
         counts["rows_quarantined"] += r.rows_quarantined
-        if r.status != "loaded" or r.reason:
+        if r.needs_attention:
             problems.append(f"  {r.status:<9} {r.file}: {r.reason}")
     lines = [
-        f"{'organisation':<20} {'loaded':>6} {'dup':>4} {'rejected':>8} "
+        f"{'organisation':<20} {'name':<18} {'files':>5} {'dup':>4} {'refused':>7} "
         f"{'rows loaded':>12} {'quarantined':>11}"
     ]
     for org, c in sorted(by_org.items()):
+        known = registry.get(org) if registry else None
+        name = known.name if known else "(not registered)"
         lines.append(
-            f"{org:<20} {c['loaded']:>6} {c['duplicate']:>4} {c['rejected']:>8} "
+            f"{org:<20} {_pad(name, 18)} "
+            f"{c['loaded']:>5} {c['duplicate']:>4} {c['rejected']:>7} "
             f"{c['rows_loaded']:>12,} {c['rows_quarantined']:>11,}"
         )
-    if problems:
-        lines += ["", "notes and problems:", *problems]
+    lines += ["", f"to fix ({len(problems)}):", *problems] if problems else ["", "nothing to fix"]
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from contracts.registry import load_registry
 from infra.cli import summary_table
 from infra.runtime import runtime
 from infra.settings import settings
@@ -28,9 +29,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    from ingest.samplecity import apply_corrections, generate
-
     from ingest.pipeline import ingest_date
+    from ingest.samplecity import apply_corrections, generate
 
     config = settings()
     started = time.monotonic()
@@ -45,12 +45,13 @@ def main() -> None:
         f"({generated:.1f}s): {summary.get('rows_total', summary)} rows"
     )
 
+    registry = load_registry(args.inbox / "_registry.csv")
     dates = [args.start + dt.timedelta(days=i) for i in range(args.days)]
     all_results = []
     with runtime(config) as rt:
         for day in dates:
             t0 = time.monotonic()
-            results = ingest_date(rt, str(args.inbox), day)
+            results = ingest_date(rt, str(args.inbox), day, registry)
             all_results += results
             status = Counter(r.status for r in results)
             rows = sum(r.rows_loaded for r in results)
@@ -65,7 +66,7 @@ def main() -> None:
             f"re-ingesting {[str(d) for d in redo]}"
         )
         for day in redo:
-            for r in ingest_date(rt, str(args.inbox), day):
+            for r in ingest_date(rt, str(args.inbox), day, registry):
                 if r.status == "loaded" and r.batch_version > 1:
                     print(f"  {r.file}: version {r.batch_version} ({r.reason})")
                     all_results.append(r)
@@ -77,7 +78,7 @@ def main() -> None:
         ).result_rows
 
     print("\nper organisation, whole week:")
-    print(summary_table(all_results))
+    print(summary_table(all_results, registry))
     print("\ncurrent batch versions, rows per dataset (loaded / quarantined):")
     for dataset, loaded, quarantined in counts:
         print(f"  {dataset:<22} {loaded:>10,} {quarantined:>8,}")

@@ -63,6 +63,13 @@ class FileResult:
     missing_columns: list[str] = field(default_factory=list)
     lake_object: str = ""
 
+    @property
+    def needs_attention(self) -> bool:
+        """Refused, or loaded with something to fix; not a re-run or an agreeing manifest."""
+        if self.status == "rejected":
+            return True
+        return bool(self.reason) and not self.reason.endswith(("agrees", "nothing changed"))
+
     def public(self) -> dict:
         """The fields `hqlake ingest --format json` prints."""
         keys = (
@@ -190,7 +197,7 @@ class Ingestor:
 
         version = (current[0] if current else 0) + 1
         self._clear_uncommitted(org, dataset, day, version)
-        corrects = f"; replaces version {current[0]}" if current else ""
+        corrects = f"; correction, replaces version {current[0]}" if current else ""
         results = [self._load_file(u, dataset, day, version, corrects) for u in data_files]
         results += [
             self._result(u, "duplicate", f"byte-identical to {original} in the same batch", version)
