@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-DEMO_DIR ?= .hqlake/demo-inbox
+DEMO_HOME ?= .hqlake/demo
 DEMO_START ?= 2026-11-09
 DEMO_DAYS ?= 7
 DEMO_SCALE ?= 0.02
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)
 
 demo: install ## generate a week of the sample city and ingest it on the embedded runtime
-	$(RUN)/python -m infra.demo --inbox $(DEMO_DIR) --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
+	HQLAKE_HOME=$(DEMO_HOME) $(RUN)/python -m infra.demo --inbox $(DEMO_HOME)/inbox --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
 
 test: install ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest

@@ -33,9 +33,15 @@ def main() -> None:
     from ingest.samplecity import apply_corrections, generate
 
     config = settings()
+    if not (config.embedded_storage and config.embedded_warehouse):
+        raise SystemExit(
+            "the demo runs on the embedded runtime only: unset HQLAKE_S3_ENDPOINT "
+            "and HQLAKE_CLICKHOUSE_URL"
+        )
     started = time.monotonic()
-    if args.inbox.exists():
-        shutil.rmtree(args.inbox)
+    for path in (args.inbox, config.chdb_path, config.seaweed_dir):  # start from nothing
+        if path.exists():
+            shutil.rmtree(path)
     summary = generate(
         args.inbox, args.start, args.days, scale=args.scale, faults="default", seed=args.seed
     )
@@ -70,6 +76,12 @@ def main() -> None:
                 if r.status == "loaded" and r.batch_version > 1:
                     print(f"  {r.file}: version {r.batch_version} ({r.reason})")
                     all_results.append(r)
+        rerun = ingest_date(rt, str(args.inbox), dates[0], registry)
+        print(
+            f"\nre-run of {dates[0]}: {len(rerun)} files, "
+            f"{dict(Counter(r.status for r in rerun))}, "
+            f"{sum(r.rows_loaded for r in rerun)} rows loaded (nothing changed, nothing doubled)"
+        )
         counts = rt.ch.query(
             "SELECT dataset, sum(rows_loaded), sum(rows_quarantined) FROM dq.batch FINAL"
             " WHERE (org_code, dataset, business_date, batch_version) IN"
