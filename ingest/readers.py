@@ -8,6 +8,7 @@ are returned with their line number and the reason.
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
 import decimal
 import gzip
@@ -121,7 +122,7 @@ def read_upload(data: bytes, fmt: str) -> StringTable:
 def _read_csv(data: bytes) -> StringTable:
     text, encoding = decode_text(data)
     first_line, _, _ = text.partition("\n")
-    header = [normalise_header(h) for h in next(_csv_split(first_line))]
+    header = [normalise_header(h) for h in next(csv.reader([first_line]))]
     if not any(header):
         raise UnreadableFile("has no header row")
     bad: list[BadRow] = []
@@ -157,12 +158,6 @@ def _read_csv(data: bytes) -> StringTable:
     return StringTable(
         table, _line_numbers(table.num_rows, [b.line for b in bad], first=2), encoding, bad
     )
-
-
-def _csv_split(line: str):
-    import csv
-
-    return csv.reader([line])
 
 
 def _line_numbers(rows: int, skipped: list[int], first: int) -> pa.Array:
