@@ -72,6 +72,7 @@ class RuleType(BaseModel):
     weight: float = Field(default=1, ge=0)
     threshold: float = Field(default=0, ge=0, le=100)
     notes: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
     description: _Text
     fix_hint: _Text
 
@@ -166,7 +167,7 @@ def _rule(
         severity=t.severity,
         weight=t.weight,
         threshold=t.threshold,
-        params=params,
+        params={**t.params, **params},
         description_zh=t.description.zh,
         description_en=t.description.en,
         fix_hint_zh=t.fix_hint.zh,

@@ -145,6 +145,20 @@ def n_faulty(n: int) -> int:
     return max(1, int(n * 0.6)) if n else 0
 
 
+def _collapse_day(city: City) -> int | None:
+    """The last day a volume collapse can be judged on: a working day with at least the
+    rule's `min_history` working days before it (validation compares like with like)."""
+    from expectations.deadlines import is_workday
+    from expectations.rulebase import rulebase
+
+    need = rulebase().types["volume_not_collapsed"].params["min_history"]
+    workdays = [is_workday(city.start + dt.timedelta(days=d))[0] for d in range(city.days)]
+    for d in range(city.days - 1, 0, -1):
+        if workdays[d] and sum(workdays[:d]) >= need:
+            return d
+    return None
+
+
 def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
     fp = FaultPlan(enabled=enabled)
     if not enabled:
@@ -184,12 +198,13 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
     counter_h, counter_c, counter_file = [0], [0], [0]
     for fault, dataset in HOSPITAL_FILE_FAULTS if fh else ():
         if fault == "volume_collapse":
-            if days < 2:
-                fp.skipped.append("volume_collapse (needs two days)")
+            day = _collapse_day(city)
+            if day is None:
+                fp.skipped.append("volume_collapse (too few comparable days before any day)")
                 continue
-            fp.collapse[(big[0], days - 1)] = 0.1
+            fp.collapse[(big[0], day)] = 0.1
             for ds in hospital_sets:
-                fp.batch.setdefault((big[0], ds, days - 1), []).append(fault)
+                fp.batch.setdefault((big[0], ds, day), []).append(fault)
             continue
         # file faults go to the bigger hospitals: their batches are never empty
         slot = spread(big, counter_file, lambda o, d, ds=dataset: free(o, ds, d)) or spread(

@@ -658,8 +658,14 @@ def test_every_fault_kind_is_in_the_ground_truth(faulty):
         "abnormal_flag_mismatch",
         "bad_phone",
     }
-    assert wanted <= defects, wanted - defects
-    assert summary["skipped_defects"] == []
+    # Thursday to Saturday has no working day with 4 working days before it, so a volume
+    # collapse could not be judged there: the generator skips it and says so.
+    assert wanted - {"volume_collapse"} <= defects, wanted - defects
+    assert "volume_collapse" not in defects
+    assert summary["skipped_defects"] == [
+        "volume_collapse (too few comparable days before any day)"
+    ]
+
     keys = {
         "org_code",
         "dataset",
@@ -772,3 +778,12 @@ def test_refuses_foreign_directory(tmp_path):
         generate(tmp_path, START, 1, hospitals=3, counties=1, scale=0.001)
     assert (tmp_path / "x.txt").exists()
     assert os.listdir(tmp_path) == ["x.txt"]
+
+
+def test_volume_collapse_lands_on_a_day_validation_can_judge(tmp_path):
+    summary = generate(
+        tmp_path / "week", dt.date(2026, 11, 9), 7, hospitals=6, counties=1, scale=0.003, seed=11
+    )
+    truth = [t for t in _truth(tmp_path / "week") if t["defect"] == "volume_collapse"]
+    assert truth and {t["business_date"] for t in truth} == {"2026-11-13"}  # Friday
+    assert not any("volume_collapse" in s for s in summary["skipped_defects"])
