@@ -38,12 +38,6 @@ def icd10_codes() -> frozenset[str]:
     )
 
 
-def icd10_chapter_block(code: str) -> str | None:
-    """The three-character category of an ICD-10 code (E11.9 -> E11)."""
-    match = re.match(r"^([A-Z]\d{2})", code.strip().upper())
-    return match[1] if match else None
-
-
 def icd9cm3_valid(code: str) -> bool:
     return re.match(contracts().codes["icd9cm3"].pattern or "", code.strip()) is not None
 

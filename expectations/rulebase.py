@@ -45,7 +45,7 @@ _CODE_SYSTEM_TYPES = {
     "icd9cm3": "icd9cm3_format",
     "division": "division_valid",
 }
-_BATCH_TYPES = (
+BATCH_TYPES = (
     "batch_received",
     "batch_on_time",
     "file_readable",
@@ -190,7 +190,7 @@ def generate_rules(contract_set: Contracts, types: dict[str, RuleType], path: Pa
 
     for ds in contract_set.datasets.values():
         name = ds.dataset
-        for type_name in _BATCH_TYPES:
+        for type_name in BATCH_TYPES:
             add(type_name, f"{name}.{type_name}", name)
         for key in ds.key:
             add("unique_key", f"{name}.{key}.unique_key", name, key)

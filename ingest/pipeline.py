@@ -23,7 +23,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -563,7 +563,3 @@ def ingest_date(
     rt: Runtime, inbox: str, business_date: dt.date, registry: Registry | None = None
 ) -> list[FileResult]:
     return Ingestor(rt, registry).ingest(inbox, business_date)
-
-
-def as_dicts(results: list[FileResult]) -> list[dict]:
-    return [asdict(r) for r in results]

@@ -103,3 +103,31 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
         results = monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
         assert len(results) == (5 + 2) * 5 * 8  # every org x dataset x batch rule
         assert [r for r in results if r.status not in ("passed", "not_applicable")] == []
+
+
+@pytest.mark.integration
+def test_results_round_trip_through_the_history_table(rt):
+    from expectations.results import RuleResult, ensure_results_table, write_results
+
+    rule = next(r for r in rulebase().rules if r.id == "patient.batch_on_time")
+    where = {
+        "run_id": "r1",
+        "org_code": "411502",
+        "dataset": "patient",
+        "business_date": START,
+        "batch_version": 1,
+    }
+    results = [
+        RuleResult.of(rule, checked=10, failed=2, sample_keys=["k1", "k2"], **where),
+        RuleResult.error(rule, "query failed: timeout", **where),
+    ]
+    ensure_results_table(rt.ch)
+    write_results(rt.ch, results)
+    rows = rt.ch.query(
+        "SELECT status, checked, failed, failed_pct, sample_keys, notes, dimension"
+        " FROM dq.rule_result ORDER BY status"
+    ).result_rows
+    assert rows == [
+        ("error", 0, 0, 0.0, [], "query failed: timeout", "timeliness"),
+        ("failed", 10, 2, 20.0, ["k1", "k2"], "", "timeliness"),
+    ]
