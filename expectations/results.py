@@ -132,9 +132,55 @@ class RuleResult:
 COLUMNS = [f.name for f in fields(RuleResult)]
 
 
+# One row per validation run of a business date. The current results of a date are those of
+# its latest complete run: `dq.current_run`.
+RUN_DDL = """
+    CREATE TABLE IF NOT EXISTS dq.run (
+      run_id String,
+      business_date Date,
+      status LowCardinality(String),
+      rules_fingerprint String,
+      rule_results UInt64,
+      rules_failed UInt64,
+      started_at DateTime64(3, 'Asia/Shanghai'),
+      finished_at DateTime64(3, 'Asia/Shanghai'),
+      notes String
+    ) ENGINE = MergeTree
+    ORDER BY (business_date, run_id)
+    COMMENT 'Validation runs; status complete marks a run whose results are all written'
+"""
+
+CURRENT_RUN_DDL = """
+    CREATE VIEW IF NOT EXISTS dq.current_run AS
+    SELECT business_date, argMax(run_id, finished_at) AS run_id, max(finished_at) AS finished_at
+    FROM dq.run WHERE status = 'complete' GROUP BY business_date
+"""
+
+# Every failing record of a row-level (field, record, cross-dataset) rule, by record key:
+# what the EHR staging models exclude (severity blocking) or flag (warning). Keys are the
+# dataset's key fields joined by '|' (never a personal identifier).
+RECORD_ISSUE_DDL = """
+    CREATE TABLE IF NOT EXISTS dq.record_issue (
+      run_id String,
+      org_code LowCardinality(String),
+      dataset LowCardinality(String),
+      business_date Date,
+      batch_version UInt32,
+      record_key String,
+      rule_id LowCardinality(String),
+      dimension LowCardinality(String),
+      severity LowCardinality(String)
+    ) ENGINE = MergeTree
+    PARTITION BY toYYYYMM(business_date)
+    ORDER BY (business_date, org_code, dataset, record_key, rule_id, run_id)
+    COMMENT 'Failing record keys per rule per run; join on dq.current_run for the current ones'
+"""
+
+
 def ensure_results_table(ch: Client) -> None:
     ch.command("CREATE DATABASE IF NOT EXISTS dq")
-    ch.command(RULE_RESULT_DDL)
+    for ddl in (RULE_RESULT_DDL, RUN_DDL, CURRENT_RUN_DDL, RECORD_ISSUE_DDL):
+        ch.command(ddl)
 
 
 def write_results(ch: Client, results: list[RuleResult]) -> None:
