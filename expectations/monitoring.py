@@ -111,6 +111,30 @@ def volume_check(
     return 1, int(z < params["z_threshold"] and dropped), note
 
 
+def _unrecognised_uploads(
+    ch: Client, day: dt.date, kinds: dict[str, str]
+) -> dict[str, tuple[set[str], set[str], list[str]]]:
+    """Per organisation: (dataset folders uploaded, folders that are not a dataset of its
+    kind, the refused files with the reason ingestion gave)."""
+    expected = {
+        kind: {d.dataset for d in contracts().datasets_for(kind)} for kind in set(kinds.values())
+    }
+    out: dict[str, tuple[set[str], set[str], list[str]]] = defaultdict(lambda: (set(), set(), []))
+    for org, dataset, file, reason in ch.query(
+        "SELECT org_code, dataset, file, reason FROM dq.ingest_file FINAL"
+        " WHERE business_date = {d:Date} ORDER BY org_code, dataset, file",
+        parameters={"d": day},
+    ).result_rows:
+        if org not in kinds:
+            continue  # unregistered: reported by ingestion, there is no one to score
+        folders, unknown, refused = out[org]
+        folders.add(dataset)
+        if dataset not in expected[kinds[org]]:
+            unknown.add(dataset)
+            refused.append(f"{file}: {reason}")
+    return out
+
+
 def monitor_date(
     ch: Client, registry: Registry, rulebase: RuleBase, day: dt.date, run_id: str
 ) -> list[RuleResult]:
@@ -119,9 +143,27 @@ def monitor_date(
     volume_params = rulebase.types["volume_not_collapsed"].params
     history = _history(ch, day, volume_params["window_days"])
     results: list[RuleResult] = []
+    uploads = _unrecognised_uploads(ch, day, {o.org_code: o.kind for o in registry.active(day)})
     for org in sorted(registry.active(day), key=lambda o: o.org_code):
         rules, fingerprint = rulebase.effective_rules(org.org_code, org.peer_group)
         by_id = {r.id: r for r in rules}
+        folders, unknown, refused = uploads.get(org.org_code, (set(), set(), []))
+        results.append(
+            RuleResult.of(
+                by_id["org.uploads_recognised"],
+                run_id=run_id,
+                org_code=org.org_code,
+                dataset="",
+                business_date=day,
+                batch_version=0,
+                checked=len(folders),
+                failed=len(unknown),
+                sample_keys=refused,
+                notes=f"{len(folders)} dataset folders uploaded",
+                query="hqlake monitoring: uploads_recognised",
+                fingerprint=fingerprint,
+            )
+        )
         due = deadline(org.kind, day)
         for dataset in sorted(d.dataset for d in contracts().datasets_for(org.kind)):
             batch = batches.get((org.org_code, dataset))

@@ -152,8 +152,9 @@ RUN_DDL = """
 
 CURRENT_RUN_DDL = """
     CREATE VIEW IF NOT EXISTS dq.current_run AS
-    SELECT business_date, argMax(run_id, finished_at) AS run_id, max(finished_at) AS finished_at
-    FROM dq.run WHERE status = 'complete' GROUP BY business_date
+    SELECT business_date, argMax(run_id, f) AS run_id, max(f) AS finished_at
+    FROM (SELECT business_date, run_id, finished_at AS f FROM dq.run WHERE status = 'complete')
+    GROUP BY business_date
 """
 
 # Every failing record of a row-level (field, record, cross-dataset) rule, by record key:

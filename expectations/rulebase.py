@@ -220,6 +220,7 @@ def generate_rules(contract_set: Contracts, types: dict[str, RuleType], path: Pa
         for check in ds.record_checks:
             extra = {"when": check.when} if check.when else {}
             add(check.rule, f"{name}.{check.id}", name, None, {**check.params, **extra})
+    add("uploads_recognised", "org.uploads_recognised", None)
     for cross_name, spec in contract_set.cross_dataset.items():
         add(_CROSS_TYPES.get(cross_name, cross_name), f"cross.{cross_name}", None, None, spec)
     ids = [r.id for r in rules]

@@ -523,20 +523,15 @@ def record_key(ds: Dataset, prefix: str = "t.") -> str:
     return parts[0] if len(parts) == 1 else f"concat({sep.join(parts)})"
 
 
-def dataset_query(
-    dataset: str,
-    business_date: dt.date | str,
-    rules: Sequence[Rule],
-    sample_keys: int = SAMPLE_KEYS,
-) -> str:
-    """ONE query: per (org_code, batch_version) of the current batches and per rule,
-    rule_id, checked, failed and up to `sample_keys` record keys of failing rows."""
+def _row_source(
+    dataset: str, business_date: dt.date | str, rules: Sequence[Rule]
+) -> tuple[list[RuleSQL], str, str, str]:
+    """(rule expressions, current-batch query, raw rows query with windows, lookup joins)."""
     ds = contracts().dataset(dataset)
     day = dt.date.fromisoformat(str(business_date))
     d = f"toDate({quote(day.isoformat())})"
     ctx = _Ctx(ds, d)
     parts = [_rule_sql(r, ctx) for r in sql_rules(dataset, rules)]
-    n = max(1, int(sample_keys))
     table = f"raw.{ident(ds.dataset)}"
     cur = (
         f"SELECT org_code, business_date, batch_version FROM raw.current_batch"
@@ -547,6 +542,23 @@ def dataset_query(
         f"SELECT *{''.join(', ' + w for w in windows)} FROM {table}"
         f" WHERE business_date = {d} AND (org_code, business_date, batch_version) IN ({cur})"
     )
+    joins = " ".join(lk.sql for p in parts for lk in p.lookups)
+    return parts, cur, base, joins
+
+
+def dataset_query(
+    dataset: str,
+    business_date: dt.date | str,
+    rules: Sequence[Rule],
+    sample_keys: int = SAMPLE_KEYS,
+) -> str:
+    """ONE query: per (org_code, batch_version) of the current batches and per rule,
+    rule_id, checked, failed and up to `sample_keys` record keys of failing rows.
+
+    This is the single-pass lower bound the validation is measured against (bench/)."""
+    ds = contracts().dataset(dataset)
+    parts, cur, base, joins = _row_source(dataset, business_date, rules)
+    n = max(1, int(sample_keys))
     row_cols = [f"{record_key(ds)} AS _key"]
     agg_cols = []
     out = []
@@ -555,7 +567,6 @@ def dataset_query(
         agg_cols += [f"countIf(c{i}) AS c{i}", f"countIf(v{i}) AS f{i}"]
         agg_cols += [f"groupArrayIf({n})(_key, v{i}) AS s{i}"]
         out.append(f"tuple({quote(p.rule_id)}, ifNull(a.c{i}, 0), ifNull(a.f{i}, 0), a.s{i})")
-    joins = " ".join(lk.sql for p in parts for lk in p.lookups)
     if not parts:
         return (
             f"SELECT org_code, batch_version, '' AS rule_id, toUInt64(0) AS checked,"
@@ -575,6 +586,30 @@ def dataset_query(
         f" ORDER BY org_code, batch_version, rule_id"
         f" SETTINGS join_use_nulls = 1"
     )
+
+
+def frame_query(
+    dataset: str, business_date: dt.date | str, rules: Sequence[Rule]
+) -> tuple[str, list[str]]:
+    """ONE query returning a narrow frame, one row per raw row of the date's current batches:
+    org_code, batch_version, `_key`, and per rule i `c{i}` (UInt8: the rule applies) and
+    `r{i}` (the record key where the row violates the rule, else NULL). Great Expectations
+    validates the `r{i}` columns (expect null); counts per batch come from the same frame.
+    Returns (sql, rule ids in column order)."""
+    ds = contracts().dataset(dataset)
+    parts, _cur, base, joins = _row_source(dataset, business_date, rules)
+    cols = [
+        "t.org_code AS org_code",
+        "t.batch_version AS batch_version",
+        f"{record_key(ds)} AS _key",
+    ]
+    for i, p in enumerate(parts):
+        cols += [
+            f"if({p.checked}, 1, 0) AS c{i}",
+            f"if({p.violated}, {record_key(ds)}, NULL) AS r{i}",
+        ]
+    sql = f"SELECT {', '.join(cols)} FROM ({base}) AS t {joins} SETTINGS join_use_nulls = 1"
+    return sql, [p.rule_id for p in parts]
 
 
 def run_dataset(

@@ -101,7 +101,7 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
         day = START + dt.timedelta(days=i)
         Ingestor(rt, registry).ingest(str(tmp_path), day)
         results = monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
-        assert len(results) == (5 + 2) * 5 * 8  # every org x dataset x batch rule
+        assert len(results) == (5 + 2) * (5 * 8 + 1)  # org x (dataset x batch rule + org-day)
         assert [r for r in results if r.status not in ("passed", "not_applicable")] == []
 
 
