@@ -99,7 +99,9 @@ def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp
         print(f"recall {dim}: {hits[dim]}/{totals[dim]} = {hits[dim] / totals[dim]:.0%}")
     print("validation seconds per day:", [round(s, 2) for s in seconds])
     assert set(totals) == {"completeness", "timeliness", "correctness", "logic"}
-    assert not missed, [(t["defect"], t["dimension"], t["expected_ingest"], t["detail"]) for t in missed]
+    assert not missed, [
+        (t["defect"], t["dimension"], t["expected_ingest"], t["detail"]) for t in missed
+    ]
 
     # a re-run of a day writes a new run with identical numbers, and becomes the current one
     day = START + dt.timedelta(days=3)
