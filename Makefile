@@ -30,10 +30,19 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)
 
+# Headless Chromium renders the HTML reports in the tests (a screenshot proves they render).
+# Debian's package; installed once, as root or through sudo.
+browser: ## install Debian's Chromium for the report screenshot tests
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian's chromium (report screenshot tests)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 demo: install ## generate a week of the sample city and ingest it on the embedded runtime
 	HQLAKE_HOME=$(DEMO_HOME) $(RUN)/python -m infra.demo --inbox $(DEMO_HOME)/inbox --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
 
-test: install ## run the test suite (starts SeaweedFS and chDB itself)
+test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest
 
 lint: install ## ruff on the Python code
@@ -47,4 +56,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install demo test lint format clean
+.PHONY: help install browser demo test lint format clean

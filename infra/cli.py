@@ -104,6 +104,57 @@ def ingest(
         typer.echo(summary_table(results, registry))
 
 
+@app.command()
+def validate(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
+    datadocs: Annotated[
+        bool, typer.Option(help="also render GX Data Docs under HQLAKE_HOME/reports/<date>")
+    ] = True,
+) -> None:
+    """Run every rule on the current batches of a business date; results go to ClickHouse dq."""
+    from contracts.registry import load_registry
+    from expectations.validate import validate_date
+    from infra.runtime import warehouse
+    from infra.settings import settings
+
+    day = _date(date)
+    home = settings().home
+    summary = validate_date(
+        warehouse(),
+        load_registry(),
+        day,
+        gx_dir=home / "gx" / day.isoformat() if datadocs else None,
+        datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
+    )
+    typer.echo(json.dumps(summary.public(), ensure_ascii=False, indent=2))
+
+
+@app.command()
+def results(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.json,
+    status: Annotated[
+        str | None, typer.Option(help="only results with this status (e.g. failed)")
+    ] = None,
+) -> None:
+    """The rule results of the current validation run of a date (one JSON object per line)."""
+    from expectations.validate import current_results
+    from infra.runtime import warehouse
+
+    rows = current_results(warehouse(), _date(date))
+    rows = [r for r in rows if status is None or r["status"] == status]
+    if format is OutputFormat.json:
+        for r in rows:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        return
+    typer.echo(f"{'organisation':<20} {'rule':<52} {'status':<14} {'failed':>8} {'checked':>8}")
+    for r in rows:
+        typer.echo(
+            f"{r['org_code']:<20} {r['rule_id'][:51]:<52} {r['status']:<14} "
+            f"{r['failed']:>8} {r['checked']:>8}"
+        )
+
+
 def _pad(text: str, width: int) -> str:
     """Cut and pad to a terminal width, counting CJK characters as two columns."""
     out, used = "", 0
