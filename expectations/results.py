@@ -8,7 +8,8 @@ evaluated is an error, never a silent pass or fail.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+import json
+from dataclasses import asdict, dataclass, field, fields
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
@@ -178,9 +179,23 @@ RECORD_ISSUE_DDL = """
 """
 
 
+# The exact rule set behind a fingerprint (rule_result.rules_fingerprint): every rule with its
+# effective weight, threshold, severity and parameters, so any result can be explained later.
+RULE_SET_DDL = """
+    CREATE TABLE IF NOT EXISTS dq.rule_set (
+      rules_fingerprint String,
+      rules_json String,
+      rule_count UInt32,
+      first_seen_run String
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY rules_fingerprint
+    COMMENT 'Effective rule sets by fingerprint (JSON list of rules)'
+"""
+
+
 def ensure_results_table(ch: Client) -> None:
     ch.command("CREATE DATABASE IF NOT EXISTS dq")
-    for ddl in (RULE_RESULT_DDL, RUN_DDL, CURRENT_RUN_DDL, RECORD_ISSUE_DDL):
+    for ddl in (RULE_RESULT_DDL, RUN_DDL, CURRENT_RUN_DDL, RECORD_ISSUE_DDL, RULE_SET_DDL):
         ch.command(ddl)
 
 
@@ -190,4 +205,34 @@ def write_results(ch: Client, results: list[RuleResult]) -> None:
             "dq.rule_result",
             [[getattr(r, c) for c in COLUMNS] for r in results],
             column_names=COLUMNS,
+        )
+
+
+def record_rule_sets(ch: Client, rule_sets: dict[str, tuple[Rule, ...]], run_id: str) -> None:
+    """Store each effective rule set once under its fingerprint."""
+    if not rule_sets:
+        return
+    known = {
+        row[0]
+        for row in ch.query(
+            "SELECT rules_fingerprint FROM dq.rule_set"
+            " WHERE rules_fingerprint IN {f:Array(String)}",
+            parameters={"f": list(rule_sets)},
+        ).result_rows
+    }
+    rows = [
+        [
+            fp,
+            json.dumps([asdict(r) for r in rules], ensure_ascii=False, sort_keys=True),
+            len(rules),
+            run_id,
+        ]
+        for fp, rules in sorted(rule_sets.items())
+        if fp not in known
+    ]
+    if rows:
+        ch.insert(
+            "dq.rule_set",
+            rows,
+            column_names=["rules_fingerprint", "rules_json", "rule_count", "first_seen_run"],
         )

@@ -36,7 +36,12 @@ from contracts.loader import contracts
 from contracts.registry import Registry
 from expectations.gxrun import GxValidator
 from expectations.monitoring import monitor_date
-from expectations.results import RuleResult, ensure_results_table, write_results
+from expectations.results import (
+    RuleResult,
+    ensure_results_table,
+    record_rule_sets,
+    write_results,
+)
 from expectations.rulebase import Rule, RuleBase, fingerprint, rulebase
 from expectations.sqlrules import SAMPLE_KEYS, ensure_reference_tables, frame_query, sql_rules
 from ingest.tables import ensure_tables
@@ -102,10 +107,12 @@ class _Judge:
         self.base = {r.id: r for r in rb.rules}
         self.by_org: dict[str, dict[str, Rule]] = {}
         self.fingerprints: dict[str, str] = {}
+        self.rule_sets: dict[str, tuple[Rule, ...]] = {}
         for org in registry.active(day):
             rules, fp = rb.effective_rules(org.org_code, org.peer_group)
             self.by_org[org.org_code] = {r.id: r for r in rules}
             self.fingerprints[org.org_code] = fp
+            self.rule_sets[fp] = rules
 
     def rule(self, org_code: str, rule_id: str) -> Rule:
         return self.by_org.get(org_code, self.base)[rule_id]
@@ -318,6 +325,7 @@ def validate_date(
     issues += cross_issues
     lap("cross_dataset")
     write_results(ch, results)
+    record_rule_sets(ch, judge.rule_sets, run_id)
     for table in issues:
         ch.insert_arrow("dq.record_issue", table)
         summary.record_issues += table.num_rows
