@@ -155,6 +155,126 @@ def results(
         )
 
 
+SCORE_FIELDS = (
+    "org_code",
+    "org_name",
+    "peer_group",
+    "completeness",
+    "timeliness",
+    "correctness",
+    "logic",
+    "composite",
+    "rank",
+    "peer_size",
+    "rank_change_day",
+    "rank_change_month",
+    "rules_failed",
+    "blocking_failed",
+    "new_failures",
+    "resolved_failures",
+    "persisting_failures",
+)
+
+
+def _score_json(row: dict) -> dict:
+    out = {k: row.get(k) for k in SCORE_FIELDS}
+    out["rank_change"] = row.get("rank_change_day")
+    out["business_date"] = str(row.get("business_date"))
+    return out
+
+
+def league_table(rows: list[dict]) -> str:
+    """Per peer group: rank, organisation, the four dimension scores, composite, rank change."""
+
+    def num(value) -> str:
+        return "   -  " if value is None else f"{value:6.1f}"
+
+    def change(value) -> str:
+        if value is None:
+            return "  new"
+        return "   = " if value == 0 else (f"  ▲{value}" if value > 0 else f"  ▼{-value}")
+
+    lines = []
+    group = None
+    for r in rows:
+        if r["peer_group"] != group:
+            group = r["peer_group"]
+            lines += [
+                "",
+                f"[{group}]",
+                f"{'rank':>4}  {_pad('organisation', 24)} {'compl':>6} {'time':>6} {'corr':>6}"
+                f" {'logic':>6} {'COMPOSITE':>9} {'change':>6} {'failed':>6}",
+            ]
+        rank = "-" if r["rank"] is None else str(r["rank"])
+        lines.append(
+            f"{rank:>4}  {_pad(r.get('org_name') or r['org_code'], 24)} "
+            f"{num(r['completeness'])} {num(r['timeliness'])} {num(r['correctness'])} "
+            f"{num(r['logic'])} {num(r['composite']):>9} {change(r['rank_change_day']):>6} "
+            f"{r['rules_failed']:>6}"
+        )
+    return "\n".join(lines).lstrip("\n")
+
+
+@app.command()
+def score(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD (validated)")],
+    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Score and rank every organisation for a validated business date."""
+    from contracts.registry import load_registry
+    from expectations.scoring import load_scoring_config, score_date
+    from infra.runtime import warehouse
+
+    rows = score_date(warehouse(), load_registry(), _date(date), load_scoring_config(config))
+    _print_scores(rows, format)
+
+
+@app.command()
+def scores(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """The current scores of a date: one object per organisation (json) or a league table."""
+    from expectations.scoring import read_scores
+    from infra.runtime import warehouse
+
+    _print_scores(read_scores(warehouse(), _date(date)), format)
+
+
+def _print_scores(rows: list[dict], format: OutputFormat) -> None:
+    if format is OutputFormat.json:
+        for r in rows:
+            typer.echo(json.dumps(_score_json(r), ensure_ascii=False, default=str))
+    else:
+        typer.echo(league_table(rows))
+
+
+@app.command()
+def acceptance(
+    month: Annotated[str, typer.Option(help="month YYYY-MM")],
+    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+) -> None:
+    """Monthly acceptance per organisation, with the evidence."""
+    from contracts.registry import load_registry
+    from expectations.scoring import acceptance as judge
+    from expectations.scoring import load_scoring_config
+    from infra.runtime import warehouse
+
+    first = _date(f"{month}-01")
+    rows = judge(warehouse(), load_registry(), first, load_scoring_config(config))
+    for r in rows:
+        if format is OutputFormat.json:
+            typer.echo(json.dumps(r, ensure_ascii=False, default=str))
+        else:
+            verdict = "PASS" if r["passed"] else "fail"
+            typer.echo(
+                f"{r['org_code']:<20} {verdict:<5} {r['days_at_bar']}/{r['days_judged']} days at"
+                f" bar, {r['blocking_failures']} blocking failures"
+            )
+
+
 def _pad(text: str, width: int) -> str:
     """Cut and pad to a terminal width, counting CJK characters as two columns."""
     out, used = "", 0
