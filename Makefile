@@ -33,11 +33,11 @@ install: $(VENV)/.installed ## create .venv from uv.lock (run by every other tar
 # Headless Chromium renders the HTML reports in the tests (a screenshot proves they render).
 # Debian's package; installed once, as root or through sudo.
 browser: ## install Debian's Chromium for the report screenshot tests
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy; } || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  echo "installing Debian's chromium (report screenshot tests)"; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null; }
 
 demo: install ## generate a week of the sample city and ingest it on the embedded runtime
 	HQLAKE_HOME=$(DEMO_HOME) $(RUN)/python -m infra.demo --inbox $(DEMO_HOME)/inbox --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)

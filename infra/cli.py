@@ -275,6 +275,28 @@ def acceptance(
             )
 
 
+@app.command()
+def report(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD (scored)")],
+    out: Annotated[Path | None, typer.Option(help="folder (default HQLAKE_HOME/reports)")] = None,
+    screenshot: Annotated[
+        bool, typer.Option(help="also render the city page to PNG with headless Chromium")
+    ] = False,
+) -> None:
+    """Write the city page and one page per organisation-day; print their paths."""
+    from contracts.registry import load_registry
+    from expectations.report import screenshot as shoot
+    from expectations.report import write_reports
+    from infra.runtime import warehouse
+
+    written = write_reports(warehouse(), load_registry(), _date(date), out)
+    typer.echo(f"city: {written['city']}")
+    for org, path in sorted(written["orgs"].items()):
+        typer.echo(f"{org}: {path}")
+    if screenshot:
+        typer.echo(f"screenshot: {shoot(written['city'], written['city'].with_suffix('.png'))}")
+
+
 def _pad(text: str, width: int) -> str:
     """Cut and pad to a terminal width, counting CJK characters as two columns."""
     out, used = "", 0
