@@ -44,6 +44,12 @@ to pass all of them, as follows:
   up to 23:59:59 of D, so it cannot be complete earlier); county files too, or on the
   morning of the working day that is their deadline. Both windows end 30 minutes before the
   deadline of contracts/timeliness.yaml.
+* Volumes. Small hospitals at small scales have a few encounters a day, and lab results and
+  prescription items come in clusters, so a day can fall to a few rows by chance. An
+  organisation-day on which the volume rule (volume_not_collapsed) would fail is drawn
+  again; the ground truth lists a `volume_collapse` for exactly the batches that rule fails
+  on as received: the injected collapse where it can be judged, and anything a new draw
+  could not avoid, with the reason (volumes.py).
 * op_level. The standard only requires op_level when there is an operation, so the injected
   defect is an operation code without op_level (a rule the contracts can check); clean data
   has op_level exactly when there is an operation code.

@@ -32,8 +32,10 @@ def day_factor(day: dt.date) -> float:
     return 1.0 if is_workday(day) else 0.25
 
 
-def county_day(city: City, org: Organisation, d: int) -> dict[str, pl.DataFrame]:
-    rng = city.rng("county", org.org_code, d)
+def county_day(city: City, org: Organisation, d: int, attempt: int = 0) -> dict[str, pl.DataFrame]:
+    """Frames of the five county datasets; `attempt` > 0 draws the day again from another
+    random stream (see volumes.py). Death registrations are planned beforehand."""
+    rng = city.rng("county", org.org_code, d, *([attempt] if attempt else []))
     pop = city.pop
     day = city.day(d)
     region = city.county_region[org.org_code]

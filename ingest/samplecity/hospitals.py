@@ -191,10 +191,12 @@ def pick_patients(
 
 
 def hospital_day(
-    city: City, org: Organisation, d: int, volume: float = 1.0
+    city: City, org: Organisation, d: int, volume: float = 1.0, attempt: int = 0
 ) -> dict[str, pl.DataFrame]:
-    """Frames (typed, contract field names, helper columns) of the five hospital datasets."""
-    rng = city.rng("hospital", org.org_code, d)
+    """Frames (typed, contract field names, helper columns) of the five hospital datasets.
+
+    `attempt` > 0 draws the day again from another random stream (see volumes.py)."""
+    rng = city.rng("hospital", org.org_code, d, *([attempt] if attempt else []))
     day = city.day(d)
     level = org.level
     mean = city.scale * city.hosp_size[org.org_code] * day_factor(day) * volume

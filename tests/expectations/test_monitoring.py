@@ -22,6 +22,8 @@ BATCH_DEFECTS = {
     "untypeable_value": "values_typed",
     "wrong_field_count": "values_typed",
 }
+# Uploads outside any batch, judged once per organisation-day (result dataset '').
+ORG_DAY_DEFECTS = {"unknown_dataset": "uploads_recognised", "wrong_org_kind": "uploads_recognised"}
 
 
 def test_modified_z_and_volume_rule():
@@ -41,13 +43,6 @@ def test_modified_z_and_volume_rule():
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the sample city drops some hospitals' lab_result to 0-1 rows on 2026-11-13 "
-    "(median ~50) without listing it in the ground truth; monitoring flags it. Every injected "
-    "batch-level defect is caught (the first assertion passes); fix the generator, then drop "
-    "this mark.",
-)
 def test_monitoring_catches_every_batch_level_defect(rt, tmp_path):
     generate(tmp_path, START, 7, hospitals=8, counties=2, scale=0.02, faults="default", seed=11)
     registry = load_registry(tmp_path / "_registry.csv")
@@ -66,25 +61,19 @@ def test_monitoring_catches_every_batch_level_defect(rt, tmp_path):
     }
     dims = {r.rule_type: r.dimension for r in results}
     expected = set()
-    judged = {
-        (r.org_code, r.dataset, r.business_date.isoformat()): r.notes
-        for r in results
-        if r.rule_type == "volume_not_collapsed" and r.checked
-    }
     for t in truth:
-        if t["defect"] == "volume_collapse":
-            note = judged.get((t["org_code"], t["dataset"], t["business_date"]))
-            if note is None:
-                continue  # too few comparable days (another defect removed one): not judged
-            if float(note.split(" vs median ")[1].split()[0]) < 50:
-                continue  # a few rows a day: a collapse cannot be told from noise
+        if t["defect"] in ORG_DAY_DEFECTS:
+            rule_type = ORG_DAY_DEFECTS[t["defect"]]
+            expected.add((t["org_code"], "", t["business_date"], rule_type))
+            assert dims[rule_type] == t["dimension"], t
         if t["defect"] in BATCH_DEFECTS and t["org_code"] in registry.organisations:
             rule_type = BATCH_DEFECTS[t["defect"]]
             expected.add((t["org_code"], t["dataset"], t["business_date"], rule_type))
             if t["defect"] == "missing_batch":  # a batch never received is also not on time
                 expected.add((t["org_code"], t["dataset"], t["business_date"], "batch_on_time"))
             assert dims[rule_type] == t["dimension"], t
-    assert {e[3] for e in expected} == set(BATCH_DEFECTS.values())  # every kind was injected
+    every_kind = set(BATCH_DEFECTS.values()) | set(ORG_DAY_DEFECTS.values())
+    assert {e[3] for e in expected} == every_kind  # every kind was injected
     notes = {
         (r.org_code, r.dataset, r.business_date.isoformat(), r.rule_type): r.notes for r in results
     }
