@@ -1,0 +1,54 @@
+{#- Incremental models are rebuilt by whole business dates. A business date is stale when
+    its stamp (latest batch ingested, latest validation run: stg_dq__business_date_stamp)
+    differs from the stamp its rows in the model were built from, or it has no rows yet.
+    The pre-hook deletes the stale dates' rows, the model inserts them again from the current
+    batch versions: a re-run inserts nothing, and a corrected batch (new version) or a new
+    validation run replaces its date, so rows are never duplicated, and a date whose rows
+    all disappear (a correction to an empty batch) is emptied too. -#}
+
+{% macro stale_business_dates() -%}
+    {#- referenced before any early return so that parsing records the dependency -#}
+    {%- set stamps = ref('stg_dq__business_date_stamp') -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set query -%}
+        select toString(stamp.business_date) as business_date
+        from {{ stamps }} as stamp
+        where (stamp.business_date, stamp.source_changed_at) not in (
+            select distinct built.business_date, built.source_changed_at
+            from {{ this }} as built
+        )
+        order by stamp.business_date
+    {%- endset -%}
+    {%- set dates = [] -%}
+    {%- for row in run_query(query).rows -%}
+        {%- do dates.append(row[0]) -%}
+    {%- endfor -%}
+    {{ return(dates) }}
+{%- endmacro %}
+
+{#- A filter on `column` to the stale dates when incremental; true on a full build. -#}
+{% macro stale_business_date_filter(column) -%}
+    {%- set dates = stale_business_dates() -%}
+    {%- if is_incremental() -%}
+        {%- if dates -%}
+            {{ column }} in ({% for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor %})
+        {%- else -%}
+            0
+        {%- endif -%}
+    {%- else -%}
+        1
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro delete_stale_business_dates() -%}
+    {%- if is_incremental() -%}
+        {%- set dates = stale_business_dates() -%}
+        {%- if dates -%}
+            delete from {{ this }} where business_date in (
+                {%- for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor -%}
+            )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

