@@ -1,0 +1,240 @@
+"""`hqlake run` / `hqlake backfill`: the daily DAG through Airflow itself, in this process.
+
+Airflow's home is `HQLAKE_HOME/airflow` with a SQLite metadata database, migrated on first
+use; the DAG is loaded from `dags/` and run with `dag.test()`, which executes every task in
+this process. That is what the embedded runtime needs: chDB opens its data path in one
+process only. Around the run, the embedded services are started once and stopped again:
+SeaweedFS (shared by every task through `infra.pipeline.session()`) and, unless
+`HQLAKE_SMTP_HOST` names a relay, the SMTP sink writing the e-mails to `HQLAKE_HOME/outbox`.
+
+The wall time of each task comes from Airflow's own task instance records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from infra.settings import Settings, settings
+
+if TYPE_CHECKING:
+    from infra.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "hqlake_daily"
+DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
+TZ = ZoneInfo("Asia/Shanghai")
+RUN_HOUR = 9  # the DAG's schedule: 09:00 Asia/Shanghai of D+1 runs business date D
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def airflow_environment(config: Settings) -> dict[str, str]:
+    """What Airflow reads from the environment for an embedded run under HQLAKE_HOME."""
+    home = config.airflow_home
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
+            "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
+        ),
+        # In one process a failed task is most likely our bug or a dead embedded service:
+        # one quick retry, not the production backoff of minutes.
+        "HQLAKE_TASK_RETRIES": os.environ.get("HQLAKE_TASK_RETRIES", "1"),
+        "HQLAKE_TASK_RETRY_DELAY": os.environ.get("HQLAKE_TASK_RETRY_DELAY", "1"),
+    }
+
+
+def _prepare_airflow(config: Settings) -> None:
+    """Migrate the metadata database (idempotent) and create the warehouse pool."""
+    import airflow.settings
+    from airflow.configuration import conf
+
+    if (
+        conf.get("database", "sql_alchemy_conn")
+        != os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    ):
+        raise RuntimeError(
+            "Airflow was imported in this process before its environment was set"
+            f" (metadata {conf.get('database', 'sql_alchemy_conn')}): run hqlake run alone"
+        )
+    config.airflow_home.mkdir(parents=True, exist_ok=True)
+    if airflow.settings.Session is None:
+        airflow.settings.configure_orm()
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    db.initdb()
+    Pool.create_or_update_pool(
+        os.environ.get("HQLAKE_WAREHOUSE_POOL", "hqlake_warehouse"),
+        slots=1,
+        description="chDB opens its data path in one process: one warehouse task at a time",
+        include_deferred=False,
+    )
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(DAGS_FOLDER))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG files failed to import: {bag.import_errors}")
+    return bag.get_dag(DAG_ID)
+
+
+def logical_date(day: dt.date) -> dt.datetime:
+    """The logical date of a manual run of business date `day`: D+1 09:00, so that its
+    inferred data interval is [D 09:00, D+1 09:00), the interval of the scheduled run."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(RUN_HOUR), TZ)
+
+
+def _summary(dag_run, seconds: float) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    tasks: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"instances": 0, "seconds": 0.0, "states": defaultdict(int)}
+    )
+    failed = []
+    for ti in dag_run.get_task_instances():
+        t = tasks[ti.task_id]
+        t["instances"] += 1
+        t["seconds"] += float(ti.duration or 0.0)
+        t["states"][str(ti.state)] += 1
+        if str(ti.state) != "success":
+            failed.append(ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]")
+    outputs: dict[str, list] = defaultdict(list)
+    with create_session() as session:
+        for x in session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=DAG_ID, key="return_value")
+        ):
+            outputs[x.task_id].append(XComModel.deserialize_value(x))
+    return {
+        "run_id": dag_run.run_id,
+        "state": str(dag_run.state),
+        "seconds": round(seconds, 1),
+        "tasks": {
+            k: {**v, "seconds": round(v["seconds"], 2), "states": dict(v["states"])}
+            for k, v in tasks.items()
+        },
+        "not_successful": sorted(failed),
+        "outputs": dict(outputs),
+    }
+
+
+@contextlib.contextmanager
+def embedded_services(config: Settings, rt: Runtime | None = None) -> Iterator[None]:
+    """SeaweedFS (via the pipeline session, unless `rt` is already running) and, without a
+    relay, the SMTP sink."""
+    from infra import mail, pipeline
+
+    with contextlib.ExitStack() as stack:
+        if not mail.smtp_config().host:
+            sink = stack.enter_context(mail.SmtpSink(config.outbox))
+            stack.enter_context(_environment(sink.environment()))
+        stack.enter_context(pipeline.session(rt))
+        yield
+
+
+def run(
+    days: list[dt.date], inbox: str | None = None, rt: Runtime | None = None
+) -> list[dict[str, Any]]:
+    """Run the daily DAG for each business date in `days` (in order) through Airflow in this
+    process; returns one summary per date: state, per-task wall time, task outputs. `rt`: a
+    runtime already running in this process (tests), else the embedded one is started."""
+    config = settings()
+    summaries = []
+    with _environment(airflow_environment(config)):
+        started = time.perf_counter()
+        _prepare_airflow(config)
+        dag = load_dag()
+        log.info("Airflow ready in %.1fs", time.perf_counter() - started)
+        with embedded_services(config, rt):
+            for day in days:
+                started = time.perf_counter()
+                dag_run = dag.test(
+                    logical_date=logical_date(day),
+                    run_conf={"date": day.isoformat(), "inbox": inbox},
+                )
+                summaries.append(_summary(dag_run, time.perf_counter() - started))
+    return summaries
+
+
+def run_date(day: dt.date, inbox: str | None = None) -> dict[str, Any]:
+    """`hqlake run --date D [--inbox PATH]`."""
+    return run([day], inbox)[0]
+
+
+def backfill(start: dt.date, end: dt.date, inbox: str | None = None) -> list[dict[str, Any]]:
+    """`hqlake backfill --start D1 --end D2`: every business date from D1 to D2, oldest first."""
+    if end < start:
+        raise ValueError(f"backfill end {end} is before its start {start}")
+    return run([start + dt.timedelta(days=i) for i in range((end - start).days + 1)], inbox)
+
+
+TASK_ORDER = (
+    "business_date",
+    "plan",
+    "ingest",
+    "late_arrivals",
+    "validate",
+    "score",
+    "build",
+    "report",
+    "feedback_targets",
+    "feedback",
+)
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """A DAG run summary for people: state, wall time per task, what it produced."""
+    outputs = summary["outputs"]
+    lines = [f"{summary['run_id']}: {summary['state']} in {summary['seconds']:.1f}s"]
+    order = {task_id: n for n, task_id in enumerate(TASK_ORDER)}
+    for task_id in sorted(summary["tasks"], key=lambda t: (order.get(t, len(order)), t)):
+        t = summary["tasks"][task_id]
+        states = ", ".join(f"{n} {s}" for s, n in sorted(t["states"].items()))
+        lines.append(f"  {task_id:<17} x{t['instances']:<3} {t['seconds']:>7.1f}s  {states}")
+    sent = [
+        o
+        for task in outputs.get("feedback", [])
+        for stage in task
+        for o in stage["outcomes"]
+        if o["status"] == "sent"
+    ]
+    reports = [r["city"] for r in outputs.get("report", [])]
+    late = [d for dates in outputs.get("late_arrivals", []) for d in dates[:-1]]
+    lines.append(
+        f"  e-mails sent: {len(sent)} ({sum(o['kind'] == 'reminder' for o in sent)} reminders)"
+    )
+    if late:
+        lines.append(f"  late files re-processed business dates: {', '.join(late)}")
+    lines += [f"  report: {path}" for path in reports]
+    if summary["not_successful"]:
+        lines.append(f"  not successful: {', '.join(summary['not_successful'])}")
+    return "\n".join(lines)

@@ -1,0 +1,369 @@
+"""The stages of the daily run as plain functions: the Airflow tasks and the CLI call these.
+
+    plan_stage(day, inbox)              which organisations sent files for the day
+    ingest_stage(day, inbox, org_code)  one organisation's batches (or all) -> lake + raw
+    late_stage(day, inbox)              late-arrivals pass over the previous business dates
+    validate_stage(day)                 every rule on the current batches -> dq.rule_result
+    score_stage(day)                    scores, ranks, failure deltas -> dq.score_*
+    build_stage(dates)                  dbt build of the marts
+    report_stage(day)                   city and organisation HTML pages
+    feedback_stage(day, org_code)       e-mails (or reminders), once per content
+
+Every stage returns a small JSON-able summary (an Airflow XCom, the CLI's output) with the
+wall time it took. Quality problems are data: they end up in dq tables, reports and e-mails
+and never raise. What raises is infrastructure trouble (storage, warehouse, SMTP relay) or
+a stage run out of order, so that the scheduler retries or the operator sees it.
+
+Late files. A file that arrives after the run of its business date is picked up by the next
+daily run: every run re-ingests the `HQLAKE_LATE_DAYS` (default 7, longer than the Spring
+Festival or National Day break that delays county deadlines) business dates before its own.
+Ingestion is fingerprint-idempotent, so a date with nothing new costs one inbox listing; a
+date with a new batch version is validated, scored, reported and fed back again in the same
+run (and the e-mail goes out again only if the organisation's results changed).
+
+The embedded runtime (SeaweedFS + chDB) is opened once per process with `session()` and
+shared by the stages run in it (`hqlake run` runs the whole DAG in one process); without an
+open session a stage opens its own. Heavy modules (Great Expectations, dbt, polars) are
+imported inside the stages, never when this module is imported (DAG files import it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from contracts.registry import Registry
+    from infra.runtime import Runtime
+    from ingest.pipeline import FileResult
+
+log = logging.getLogger(__name__)
+TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_LATE_DAYS = 7
+
+_ACTIVE: Runtime | None = None
+
+
+@contextlib.contextmanager
+def session(rt: Runtime | None = None) -> Iterator[Runtime]:
+    """The runtime of this process: the open one, else `rt` (an already running runtime,
+    e.g. a test's), else one opened here; stages inside share it, and it is closed (when
+    opened here) on the way out."""
+    global _ACTIVE
+    if _ACTIVE is not None:
+        yield _ACTIVE
+        return
+    with contextlib.ExitStack() as stack:
+        if rt is None:
+            from infra.runtime import runtime
+
+            rt = stack.enter_context(runtime())
+        _ACTIVE = rt
+        try:
+            yield rt
+        finally:
+            _ACTIVE = None
+
+
+def inbox_url(inbox: str | None = None) -> str:
+    """The inbox given, else `HQLAKE_INBOX`, else the inbox bucket `s3://<HQLAKE_INBOX_BUCKET>`."""
+    from infra.settings import settings
+
+    return inbox or os.environ.get("HQLAKE_INBOX") or f"s3://{settings().inbox_bucket}"
+
+
+def late_days() -> int:
+    return int(os.environ.get("HQLAKE_LATE_DAYS") or DEFAULT_LATE_DAYS)
+
+
+def business_date(
+    value: str | dt.date | None, interval_start: dt.datetime | None = None
+) -> dt.date:
+    """The business date of a run: the one asked for, else the start of the run's data
+    interval in Asia/Shanghai (the 09:00 run of D+1 covers [D 09:00, D+1 09:00): date D)."""
+    if isinstance(value, dt.date):
+        return value
+    if value:
+        return dt.date.fromisoformat(value)
+    if interval_start is None:
+        raise ValueError("no business date: give a date or a data interval start")
+    return interval_start.astimezone(TZ).date()
+
+
+def _registry() -> Registry:
+    from contracts.registry import load_registry
+
+    return load_registry()
+
+
+def _seconds(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
+
+
+# ---- ingestion --------------------------------------------------------------------------
+
+
+def _ingest(rt: Runtime, inbox: str, day: dt.date, org_code: str | None) -> list[FileResult]:
+    from ingest.pipeline import Ingestor, list_inbox
+
+    registry = _registry()
+    if org_code is None:
+        return Ingestor(rt, registry).ingest(inbox, day)
+
+    class OneOrganisation(Ingestor):
+        """The batches of one organisation only: one mapped task per organisation. The same
+        steps as Ingestor.ingest on a filtered listing (Ingestor.ingest has no filter)."""
+
+        def ingest(self, inbox: str, business_date: dt.date) -> list[FileResult]:
+            files = [
+                f for f in list_inbox(inbox, business_date, self.rt.s3) if f.org_code == org_code
+            ]
+            groups: dict[str, list] = {}
+            for f in files:
+                groups.setdefault(f.dataset, []).append(f)
+            self._read_state(business_date, set(groups))
+            results: list[FileResult] = []
+            for dataset, members in sorted(groups.items()):
+                results += self._ingest_batch(org_code, dataset, business_date, members)
+            self._flush(force=True)
+            self._write_log_and_commit()
+            return results
+
+    return OneOrganisation(rt, registry).ingest(inbox, day)
+
+
+def _ingest_summary(results: list[FileResult]) -> dict[str, Any]:
+    return {
+        "files": dict(Counter(r.status for r in results)),
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "new_versions": sorted(
+            {
+                f"{r.org_code}/{r.dataset}/v{r.batch_version}"
+                for r in results
+                if r.status == "loaded"
+            }
+        ),
+        "refused": [
+            {"org_code": r.org_code, "dataset": r.dataset, "file": r.file, "reason": r.reason}
+            for r in results
+            if r.status == "rejected"
+        ],
+    }
+
+
+def _has_unseen_files(rt: Runtime, inbox: str, day: dt.date) -> bool:
+    """Whether the inbox holds a file of `day` that ingestion has not recorded with the same
+    path, size and receive time: only then is the date read and fingerprinted again, so a
+    late-arrivals pass over quiet dates costs one listing each."""
+    from contracts.loader import contracts
+    from ingest.inbox import list_inbox
+    from ingest.tables import ensure_tables
+
+    files = list_inbox(inbox, day, rt.s3)
+    if not files:
+        return False
+    ensure_tables(rt.ch, contracts())
+    seen = set(
+        rt.ch.query(
+            "SELECT file, size, toUnixTimestamp(received_at) FROM dq.ingest_file FINAL"
+            " WHERE business_date = {d:Date}",
+            parameters={"d": day},
+        ).result_rows
+    )
+    return any((f.path, f.size, int(f.received_at.timestamp())) not in seen for f in files)
+
+
+def plan_stage(day: dt.date, inbox: str | None = None) -> dict[str, Any]:
+    """The organisations with files in the inbox for `day`."""
+    from ingest.inbox import list_inbox
+
+    started = time.perf_counter()
+    inbox = inbox_url(inbox)
+    with session() as rt:
+        files = list_inbox(inbox, day, rt.s3)
+    return {
+        "business_date": day.isoformat(),
+        "inbox": inbox,
+        "uploaded": sorted({f.org_code for f in files}),
+        "files": len(files),
+        "seconds": _seconds(started),
+    }
+
+
+def feedback_targets(day: dt.date, uploaded: list[str]) -> list[dict[str, Any]]:
+    """One feedback task per organisation active on `day`; `expect_upload` when the inbox
+    listing showed its files (see feedback_stage)."""
+    return [
+        {"org_code": o.org_code, "expect_upload": o.org_code in uploaded}
+        for o in sorted(_registry().active(day), key=lambda o: o.org_code)
+    ]
+
+
+def ingest_stage(
+    day: dt.date, inbox: str | None = None, org_code: str | None = None
+) -> dict[str, Any]:
+    """Ingest the batches of `day` of one organisation (`org_code`) or of all."""
+    started = time.perf_counter()
+    with session() as rt:
+        results = _ingest(rt, inbox_url(inbox), day, org_code)
+    return {
+        "business_date": day.isoformat(),
+        "org_code": org_code,
+        **_ingest_summary(results),
+        "seconds": _seconds(started),
+    }
+
+
+def late_stage(day: dt.date, inbox: str | None = None, days: int | None = None) -> dict[str, Any]:
+    """Re-ingest the `days` business dates before `day`; returns those that changed."""
+    started = time.perf_counter()
+    days = late_days() if days is None else days
+    changed, per_date = [], {}
+    with session() as rt:
+        for back in range(days, 0, -1):
+            earlier = day - dt.timedelta(days=back)
+            if not _has_unseen_files(rt, inbox_url(inbox), earlier):
+                continue
+            results = _ingest(rt, inbox_url(inbox), earlier, None)
+            summary = _ingest_summary(results)
+            if summary["new_versions"]:
+                changed.append(earlier.isoformat())
+                per_date[earlier.isoformat()] = summary
+    return {
+        "business_date": day.isoformat(),
+        "dates_checked": days,
+        "changed": changed,
+        "ingested": per_date,
+        "seconds": _seconds(started),
+    }
+
+
+# ---- warehouse stages ----------------------------------------------------------------------
+
+
+def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
+    """Validate `day` (one run over every current batch of the date); Data Docs optional."""
+    from expectations.validate import validate_date
+    from infra.runtime import warehouse
+    from infra.settings import settings
+
+    started = time.perf_counter()
+    home = settings().home
+    summary = validate_date(
+        warehouse(),
+        _registry(),
+        day,
+        gx_dir=home / "gx" / day.isoformat() if datadocs else None,
+        datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
+    )
+    return summary.public() | {"seconds_total": _seconds(started)}
+
+
+def score_stage(day: dt.date) -> dict[str, Any]:
+    """Score and rank the current validation run of `day`."""
+    from expectations.scoring import score_date
+    from infra.runtime import warehouse
+
+    started = time.perf_counter()
+    rows = score_date(warehouse(), _registry(), day)
+    composites = [r["composite"] for r in rows if r["composite"] is not None]
+    return {
+        "business_date": day.isoformat(),
+        "organisations": len(rows),
+        "ranked": sum(r["rank"] is not None for r in rows),
+        "mean_composite": round(sum(composites) / len(composites), 2) if composites else None,
+        "new_failures": sum(r["new_failures"] for r in rows),
+        "resolved_failures": sum(r["resolved_failures"] for r in rows),
+        "seconds": _seconds(started),
+    }
+
+
+def build_stage(dates: list[dt.date] | None = None) -> dict[str, Any]:
+    """dbt build of every mart. The models replace the business dates they find in the
+    current batches (incremental by date), so one build covers `dates` and any late ones."""
+    from infra.dbtrun import build
+
+    started = time.perf_counter()
+    result = build()
+    if not result.success:
+        failed = [f"{n.name}: {n.message}" for n in result.failures()]
+        raise RuntimeError(f"dbt build failed: {result.error or ''} {failed}".strip())
+    public = result.public()
+    public.pop("nodes")
+    return public | {
+        "business_dates": [d.isoformat() for d in dates or []],
+        "seconds": _seconds(started),
+    }
+
+
+def report_stage(day: dt.date) -> dict[str, Any]:
+    """The city page and one page per organisation of `day`."""
+    from expectations.report import write_reports
+    from infra.runtime import warehouse
+
+    started = time.perf_counter()
+    written = write_reports(warehouse(), _registry(), day)
+    return {
+        "business_date": day.isoformat(),
+        "city": str(written["city"]),
+        "organisations": len(written["orgs"]),
+        "seconds": _seconds(started),
+    }
+
+
+def feedback_stage(
+    day: dt.date, org_code: str | None = None, expect_upload: bool = False
+) -> dict[str, Any]:
+    """Send the feedback e-mails of `day` whose content changed (one organisation or all).
+
+    Without `HQLAKE_SMTP_HOST` the messages go to a local SMTP sink started for the stage
+    (the outbox under HQLAKE_HOME). `expect_upload`: the inbox listing of the run showed files
+    of `org_code`; when none of them was ingested (its ingest task failed) this raises rather
+    than send a reminder that nothing was received."""
+    from expectations.feedback import send_feedback
+    from infra import mail
+    from infra.runtime import warehouse
+    from infra.settings import settings
+
+    started = time.perf_counter()
+    ch = warehouse()
+    codes = None if org_code is None else [org_code]
+    if (
+        expect_upload
+        and not ch.query(
+            "SELECT count() FROM dq.ingest_file WHERE business_date = {d:Date}"
+            " AND org_code = {org:String}",
+            parameters={"d": day, "org": org_code},
+        ).result_rows[0][0]
+    ):
+        raise RuntimeError(
+            f"{org_code} sent files for {day} but none was ingested: re-run its ingest task"
+        )
+    with contextlib.ExitStack() as stack:
+        config = mail.smtp_config()
+        if not config.host:
+            sink = stack.enter_context(mail.SmtpSink(settings().outbox))
+            config = sink.config()
+        outcomes = send_feedback(
+            ch,
+            _registry(),
+            day,
+            codes,
+            transport=lambda messages: mail.send(messages, config),
+            sender=config.sender,
+        )
+    return {
+        "business_date": day.isoformat(),
+        "org_code": org_code,
+        "outcomes": outcomes,
+        "sent": sum(o["status"] == "sent" for o in outcomes),
+        "seconds": _seconds(started),
+    }

@@ -1,0 +1,217 @@
+"""The daily DAG end to end through Airflow (`dag.test()` in this process) on a tiny sample city.
+
+One module-scoped scenario, three DAG runs (about 30 s each on 2 cores):
+
+1. business date D, with one hospital's lab results replaced by a corrupt file;
+2. D again: nothing new is loaded, results are the same, no e-mail is sent twice;
+3. D+1, after one organisation corrected a file of D and another sent nothing for D+1: the
+   late-arrivals pass re-processes D, only the corrected organisation hears about D again,
+   and the silent one gets a reminder for D+1.
+
+Every stage's output is checked: raw rows, validation results, scores, marts, reports and the
+e-mails the real SMTP sink wrote to the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2026, 11, 9)
+D1 = D + dt.timedelta(days=1)
+
+
+def _messages(paths):
+    out = []
+    for path in sorted(paths):
+        out.append(BytesParser(policy=policy.default).parsebytes(path.read_bytes()))
+    return out
+
+
+def _state(ch, day):
+    """What a re-run must leave unchanged."""
+    from expectations.scoring import read_scores
+
+    return {
+        "raw_rows": ch.query(
+            "SELECT sum(rows_loaded) FROM dq.batch FINAL WHERE business_date = {d:Date}",
+            parameters={"d": day},
+        ).result_rows[0][0],
+        "raw_table_rows": ch.query(
+            "SELECT count() FROM raw.outpatient_visit WHERE business_date = {d:Date}",
+            parameters={"d": day},
+        ).result_rows[0][0],
+        "batches": ch.query(
+            "SELECT count() FROM dq.batch FINAL WHERE business_date = {d:Date}",
+            parameters={"d": day},
+        ).result_rows[0][0],
+        "encounters": ch.query(
+            "SELECT count() FROM ehr.fct_encounter WHERE business_date = {d:Date}",
+            parameters={"d": day},
+        ).result_rows[0][0],
+        "scores": sorted((r["org_code"], r["composite"], r["rank"]) for r in read_scores(ch, day)),
+        "failed_rules": ch.query(
+            "SELECT count() FROM dq.rule_result WHERE business_date = {d:Date} AND status ="
+            " 'failed' AND run_id = (SELECT run_id FROM dq.current_run WHERE business_date ="
+            " {d:Date})",
+            parameters={"d": day},
+        ).result_rows[0][0],
+    }
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory, config, seaweed):
+    from contracts.registry import load_registry
+    from infra import airflow_run
+    from infra.runtime import Runtime, warehouse
+    from infra.settings import settings
+    from ingest.samplecity import generate
+
+    inbox = tmp_path_factory.mktemp("daily") / "inbox"
+    generate(inbox, D, 2, hospitals=4, counties=2, scale=0.003, seed=11)
+    registry_path = inbox / "_registry.csv"
+    registry = load_registry(registry_path)
+    hospitals = sorted(o.org_code for o in registry.organisations.values() if o.kind == "hospital")
+    counties = sorted(o.org_code for o in registry.organisations.values() if o.kind == "county")
+    corrupt_org, silent_org = hospitals[0], counties[0]
+    corrected_org = next(h for h in hospitals[1:] if list((inbox / h).glob(f"*/{D}/*.csv")))
+    lab = inbox / corrupt_org / "lab_result" / D.isoformat()
+    for part in lab.glob("part-*"):
+        part.unlink()
+    (lab / "part-00001.csv.gz").write_bytes(b"this is not gzip data \x00\x01\x02")
+
+    ch = warehouse(config)
+    ch.command("DROP DATABASE IF EXISTS raw SYNC")
+    ch.command("DROP DATABASE IF EXISTS dq SYNC")
+    rt = Runtime(config, seaweed.client(), ch)
+    outbox = config.outbox
+    outbox.mkdir(parents=True, exist_ok=True)
+    seen: set[Path] = set(outbox.glob("*.eml"))
+
+    def new_mail():
+        now = set(outbox.glob("*.eml"))
+        fresh = now - seen
+        seen.update(fresh)
+        return _messages(fresh)
+
+    runs, mails, states = {}, {}, {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HQLAKE_ORG_REGISTRY", str(registry_path))
+        settings.cache_clear()
+        try:
+            runs["first"] = airflow_run.run([D], str(inbox), rt=rt)[0]
+            mails["first"], states["first"] = new_mail(), _state(ch, D)
+            runs["again"] = airflow_run.run([D], str(inbox), rt=rt)[0]
+            mails["again"], states["again"] = new_mail(), _state(ch, D)
+
+            upload = sorted((inbox / corrected_org).glob(f"*/{D}/*.csv"))[0]
+            data = upload.read_bytes().rstrip(b"\r\n")
+            upload.write_bytes(data[: data.rfind(b"\n") + 1])  # a corrected re-upload of D
+            for dataset_dir in (inbox / silent_org).iterdir():  # sends nothing for D+1
+                shutil.rmtree(dataset_dir / D1.isoformat(), ignore_errors=True)
+            runs["next"] = airflow_run.run([D1], str(inbox), rt=rt)[0]
+            mails["next"] = new_mail()
+        finally:
+            settings.cache_clear()
+    return {
+        "runs": runs,
+        "mails": mails,
+        "states": states,
+        "registry": registry,
+        "ch": ch,
+        "corrupt": corrupt_org,
+        "corrected": corrected_org,
+        "silent": silent_org,
+        "home": config.home,
+    }
+
+
+def test_every_task_succeeds(scenario):
+    for name, run in scenario["runs"].items():
+        assert run["state"] == "success", (name, run["not_successful"])
+        assert run["not_successful"] == []
+        assert {"ingest", "validate", "score", "build", "report", "feedback"} <= set(run["tasks"])
+
+
+def test_first_run_outputs_of_every_stage(scenario):
+    ch, registry, state = scenario["ch"], scenario["registry"], scenario["states"]["first"]
+    run = scenario["runs"]["first"]
+    active = {o.org_code for o in registry.active(D)}
+    # ingest: one mapped task per organisation that sent files; rows in raw
+    ingested = {o["org_code"] for o in run["outputs"]["ingest"]}
+    assert active <= ingested
+    assert state["raw_rows"] > 0 and state["raw_table_rows"] > 0
+    # validation: a complete run with failed rules (the sample city has defects)
+    assert run["outputs"]["validate"][0]["rule_results"] > 0
+    assert state["failed_rules"] > 0
+    # scores: every active organisation scored
+    assert {org for org, _, _ in state["scores"]} == active
+    # marts
+    assert state["encounters"] > 0
+    orgs_in_mart = ch.query("SELECT count() FROM ehr.dim_organization").result_rows[0][0]
+    assert orgs_in_mart == len(registry.organisations)
+    # reports
+    city = Path(run["outputs"]["report"][0]["city"])
+    assert city.is_file() and (city.parent / "org" / f"{scenario['corrupt']}.html").is_file()
+
+
+def test_one_feedback_mail_per_organisation(scenario):
+    registry = scenario["registry"]
+    mails = scenario["mails"]["first"]
+    by_org = {m["X-Hqlake-Org"]: m for m in mails}
+    assert len(mails) == len(by_org) == len(registry.active(D))
+    for code, msg in by_org.items():
+        org = registry.get(code)
+        assert msg["To"] == ", ".join(org.emails)
+        assert msg["Subject"].startswith(f"[hqlake] {org.name} {D} 数据质量 ")
+        assert "同级第" in msg["Subject"]
+        assert msg["X-Hqlake-Kind"] == "feedback"
+        html = msg.get_body(("html",)).get_content()
+        assert "完整性 Completeness" in html and ".html" in html  # scores, report link
+    # the corrupt upload is named in its organisation's e-mail, with the failing keys attached
+    corrupt = by_org[scenario["corrupt"]]
+    text = corrupt.get_body(("plain",)).get_content()
+    assert "part-00001.csv.gz" in text and "lab_result" in text
+    with_keys = [m for m in mails if list(m.iter_attachments())]
+    assert with_keys, "no e-mail has a CSV of failing record keys"
+    csv_text = next(with_keys[0].iter_attachments()).get_payload(decode=True).decode("utf-8-sig")
+    assert csv_text.splitlines()[0] == "dataset,rule_id,dimension,severity,record_key"
+
+
+def test_rerun_changes_nothing_and_sends_nothing(scenario):
+    assert scenario["states"]["again"] == scenario["states"]["first"]
+    assert scenario["mails"]["again"] == []
+    outcomes = [
+        o
+        for task in scenario["runs"]["again"]["outputs"]["feedback"]
+        for s in task
+        for o in s["outcomes"]
+    ]
+    assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
+    ingested = scenario["runs"]["again"]["outputs"]["ingest"]
+    assert all(o["new_versions"] == [] for o in ingested)
+
+
+def test_late_correction_and_reminder(scenario):
+    run = scenario["runs"]["next"]
+    assert run["outputs"]["late_arrivals"] == [[D.isoformat(), D1.isoformat()]]
+    mails = scenario["mails"]["next"]
+    about_d = [m for m in mails if m["X-Hqlake-Business-Date"] == D.isoformat()]
+    assert [m["X-Hqlake-Org"] for m in about_d] == [scenario["corrected"]]
+    about_d1 = {
+        m["X-Hqlake-Org"]: m for m in mails if m["X-Hqlake-Business-Date"] == D1.isoformat()
+    }
+    assert set(about_d1) == {o.org_code for o in scenario["registry"].active(D1)}
+    reminder = about_d1[scenario["silent"]]
+    assert reminder["X-Hqlake-Kind"] == "reminder"
+    assert "未收到上传数据" in reminder["Subject"]
+    assert all(
+        m["X-Hqlake-Kind"] == "feedback" for c, m in about_d1.items() if c != scenario["silent"]
+    )
