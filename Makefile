@@ -42,12 +42,19 @@ browser: ## install Debian's Chromium for the report screenshot tests
 demo: install ## generate a week of the sample city and ingest it on the embedded runtime
 	HQLAKE_HOME=$(DEMO_HOME) $(RUN)/python -m infra.demo --inbox $(DEMO_HOME)/inbox --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
 
+docs: install ## the data resource catalogue (dbt docs) of the demo warehouse; run make demo first
+	HQLAKE_HOME=$(DEMO_HOME) HQLAKE_ORG_REGISTRY=$(DEMO_HOME)/inbox/_registry.csv $(RUN)/hqlake docs --out $(DEMO_HOME)/catalogue
+
+backfill: install ## the daily run for START..END (YYYY-MM-DD) from INBOX, e.g. make backfill START=2026-11-09 END=2026-11-11 INBOX=.hqlake/demo/inbox
+	$(RUN)/hqlake backfill --start $(START) --end $(END) $(if $(INBOX),--inbox $(INBOX))
+
 test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest
 
 lint: install ## ruff on the Python code
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
+	$(RUN)/sqlfluff lint dbt/models
 
 format: install ## apply ruff's fixes and formatting
 	$(RUN)/ruff check --fix .
@@ -56,4 +63,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo test lint format clean
+.PHONY: help install browser demo docs backfill test lint format clean

@@ -26,6 +26,12 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class SqlFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 class Faults(StrEnum):
     none = "none"
     default = "default"
@@ -295,6 +301,98 @@ def report(
         typer.echo(f"{org}: {path}")
     if screenshot:
         typer.echo(f"screenshot: {shoot(written['city'], written['city'].with_suffix('.png'))}")
+
+
+@app.command()
+def build(
+    select: Annotated[str | None, typer.Option(help="dbt node selection")] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False,
+) -> None:
+    """`dbt build` of the marts on the right target (embedded chDB or the server)."""
+    from infra.dbtrun import build as run
+
+    result = run(select, full_refresh)
+    summary = {k: v for k, v in result.public().items() if k != "nodes"}
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="one SELECT / WITH / SHOW / DESCRIBE / EXPLAIN")],
+    format: Annotated[SqlFormat, typer.Option("--format")] = SqlFormat.table,
+) -> None:
+    """Run a read-only query against the warehouse (embedded or server)."""
+    from infra.query import QueryRefused, run_sql
+
+    try:
+        typer.echo(run_sql(query, format.value))
+    except QueryRefused as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def docs(
+    out: Annotated[Path, typer.Option(help="folder for the catalogue")] = Path("catalogue"),
+) -> None:
+    """The data resource catalogue (dbt docs): every table, column and value domain."""
+    from infra.dbtrun import docs_generate
+
+    typer.echo(docs_generate(out))
+
+
+@app.command()
+def run(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
+    inbox: Annotated[
+        str | None, typer.Option(help="directory or s3://bucket/prefix (default HQLAKE_INBOX)")
+    ] = None,
+) -> None:
+    """The whole daily run for one date through Airflow (dag.test), embedded services around it."""
+    from infra.airflow_run import describe, run_date
+
+    summary = run_date(_date(date), inbox)
+    typer.echo(describe(summary))
+    if summary["state"] != "success":
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="first business date YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last business date YYYY-MM-DD")],
+    inbox: Annotated[str | None, typer.Option(help="directory or s3://bucket/prefix")] = None,
+) -> None:
+    """The daily run for every business date from START to END, oldest first."""
+    from infra.airflow_run import backfill as run_all
+    from infra.airflow_run import describe
+
+    summaries = run_all(_date(start), _date(end), inbox)
+    for summary in summaries:
+        typer.echo(describe(summary))
+    if any(s["state"] != "success" for s in summaries):
+        raise typer.Exit(1)
+
+
+@app.command()
+def feedback(
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD (scored)")],
+    org: Annotated[str | None, typer.Option(help="one organisation only")] = None,
+) -> None:
+    """Send the feedback e-mails of a date whose content changed (SMTP or the local outbox)."""
+    from infra.pipeline import feedback_stage
+
+    typer.echo(json.dumps(feedback_stage(_date(date), org), ensure_ascii=False, indent=2))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def roles(ctx: typer.Context) -> None:
+    """Generate (and with --apply, run) the ClickHouse roles and county row policies."""
+    from infra.roles import main as generate_roles
+
+    generate_roles(list(ctx.args))
 
 
 def _pad(text: str, width: int) -> str:

@@ -364,6 +364,10 @@ def _invoke(
         target,
         "--log-path",
         str(home / "logs"),
+        # The console gets warnings and errors only (the daily run's output stays readable);
+        # the full log is in HQLAKE_HOME/dbt/logs/dbt.log.
+        "--log-level",
+        os.environ.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
         "--vars",
         json.dumps({**dbt_vars(), **(vars or {})}, ensure_ascii=False),
     ]
