@@ -383,8 +383,13 @@ def _invoke(
     return outcome, time.perf_counter() - started
 
 
+DEFAULT_SCHEMA = "hqlake_dbt"  # profiles.yml `schema`: the database dbt's connection opens
+
+
 def _prepare(config: Settings, registry: Registry | None) -> None:
     ch = warehouse(config)
+    # dbt-clickhouse opens its connection in the profile's schema; it must exist first
+    ch.command(f"CREATE DATABASE IF NOT EXISTS {DEFAULT_SCHEMA}")
     ensure_sources(ch)
     write_reference_tables(ch, registry)
 

@@ -111,32 +111,10 @@ def _seconds(started: float) -> float:
 
 
 def _ingest(rt: Runtime, inbox: str, day: dt.date, org_code: str | None) -> list[FileResult]:
-    from ingest.pipeline import Ingestor, list_inbox
+    from ingest.pipeline import Ingestor
 
-    registry = _registry()
-    if org_code is None:
-        return Ingestor(rt, registry).ingest(inbox, day)
-
-    class OneOrganisation(Ingestor):
-        """The batches of one organisation only: one mapped task per organisation. The same
-        steps as Ingestor.ingest on a filtered listing (Ingestor.ingest has no filter)."""
-
-        def ingest(self, inbox: str, business_date: dt.date) -> list[FileResult]:
-            files = [
-                f for f in list_inbox(inbox, business_date, self.rt.s3) if f.org_code == org_code
-            ]
-            groups: dict[str, list] = {}
-            for f in files:
-                groups.setdefault(f.dataset, []).append(f)
-            self._read_state(business_date, set(groups))
-            results: list[FileResult] = []
-            for dataset, members in sorted(groups.items()):
-                results += self._ingest_batch(org_code, dataset, business_date, members)
-            self._flush(force=True)
-            self._write_log_and_commit()
-            return results
-
-    return OneOrganisation(rt, registry).ingest(inbox, day)
+    codes = None if org_code is None else [org_code]
+    return Ingestor(rt, _registry()).ingest(inbox, day, codes)
 
 
 def _ingest_summary(results: list[FileResult]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -129,8 +130,15 @@ class Ingestor:
         self._batch_rows: list[list] = []
 
     # ---------------------------------------------------------------- entry point
-    def ingest(self, inbox: str, business_date: dt.date) -> list[FileResult]:
+    def ingest(
+        self, inbox: str, business_date: dt.date, org_codes: Iterable[str] | None = None
+    ) -> list[FileResult]:
+        """Ingest every batch of `business_date` in the inbox, or only those of `org_codes`
+        (the daily DAG maps one task per organisation)."""
         files = list_inbox(inbox, business_date, self.rt.s3)
+        if org_codes is not None:
+            wanted = set(org_codes)
+            files = [f for f in files if f.org_code in wanted]
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
         for f in files:
             groups[(f.org_code, f.dataset)].append(f)

@@ -37,16 +37,34 @@ def seaweed(config):
         yield server
 
 
+_SYSTEM_DATABASES = {
+    "system",
+    "default",
+    "INFORMATION_SCHEMA",
+    "information_schema",
+    "_temporary_and_external_tables",
+}
+
+
+def reset_warehouse(ch) -> None:
+    """Drop every database hqlake made (raw, dq, the dbt schemas, reference): a test starts
+    from an empty warehouse, whatever earlier tests of the session built."""
+    # dbt runs on the same chDB engine and may leave its session in one of its databases
+    ch.command("USE default")
+    for (name,) in ch.query("SELECT name FROM system.databases").result_rows:
+        if name not in _SYSTEM_DATABASES:
+            ch.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+
+
 @pytest.fixture
 def rt(config, seaweed):
-    """A Runtime on the session's SeaweedFS and chDB: empty raw and dq databases and buckets."""
+    """A Runtime on the session's SeaweedFS and chDB: an empty warehouse and empty buckets."""
     from minio.deleteobjects import DeleteObject
 
     from infra.runtime import Runtime, warehouse
 
     ch = warehouse(config)
-    ch.command("DROP DATABASE IF EXISTS raw SYNC")
-    ch.command("DROP DATABASE IF EXISTS dq SYNC")
+    reset_warehouse(ch)
     s3 = seaweed.client()
     for bucket in (config.lake_bucket, config.inbox_bucket):
         objects = [DeleteObject(o.object_name) for o in s3.list_objects(bucket, recursive=True)]

@@ -87,9 +87,10 @@ def scenario(tmp_path_factory, config, seaweed):
         part.unlink()
     (lab / "part-00001.csv.gz").write_bytes(b"this is not gzip data \x00\x01\x02")
 
+    from tests.conftest import reset_warehouse
+
     ch = warehouse(config)
-    ch.command("DROP DATABASE IF EXISTS raw SYNC")
-    ch.command("DROP DATABASE IF EXISTS dq SYNC")
+    reset_warehouse(ch)
     rt = Runtime(config, seaweed.client(), ch)
     outbox = config.outbox
     outbox.mkdir(parents=True, exist_ok=True)
