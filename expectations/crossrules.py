@@ -62,7 +62,14 @@ from clickhouse_connect.driver.client import Client
 from contracts.loader import contracts
 from contracts.model import Dataset
 from expectations.rulebase import Rule
-from expectations.sqlrules import SAMPLE_KEYS, RuleSQLError, ident, quote, record_key
+from expectations.sqlrules import (
+    SAMPLE_KEYS,
+    RuleSQLError,
+    current_rows,
+    ident,
+    quote,
+    record_key,
+)
 
 LEVEL = "cross_dataset"
 _ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
@@ -101,16 +108,6 @@ def _as_date(ds: Dataset, name: str, alias: str = "t") -> str:
     return col if ds.by_name[name].type == "date" else f"toDate32({col})"
 
 
-def _current(dataset: str, dates: str) -> str:
-    """Condition on alias r: the row is of a current batch version with `business_date
-    {dates}` (e.g. "<= toDate('2026-11-09')")."""
-    return (
-        f"r.business_date {dates} AND (r.org_code, r.business_date, r.batch_version) IN"
-        f" (SELECT org_code, business_date, batch_version FROM raw.current_batch"
-        f" WHERE dataset = {quote(dataset)} AND business_date {dates})"
-    )
-
-
 def _latest(master: Dataset, key: str, value: str, dates: str, among: str | None = None) -> str:
     """Per organisation and `key` of `master`: the `value` (an expression on alias r) of the
     latest current row with business_date `dates`, as (org_code, k, v); `among` restricts
@@ -120,7 +117,7 @@ def _latest(master: Dataset, key: str, value: str, dates: str, among: str | None
     return (
         f"SELECT r.org_code AS org_code, {k} AS k, argMax({value}, {_ARRIVAL}) AS v"
         f" FROM raw.{ident(master.dataset)} AS r"
-        f" WHERE {_current(master.dataset, dates)} AND {k} IS NOT NULL{only}"
+        f" WHERE {current_rows(master.dataset, dates)} AND {k} IS NOT NULL{only}"
         f" GROUP BY org_code, k"
     )
 
@@ -162,7 +159,7 @@ def _part_query(part: _Part, day: dt.date) -> str:
         f" ifNull({part.checked}, 0) AS is_checked,"
         f" is_checked AND ifNull({part.failed}, 0) AS is_failed"
         f" FROM (SELECT * FROM raw.{ident(ds.dataset)} AS r"
-        f" WHERE {_current(ds.dataset, f'= {judged_day}')}) AS t {part.joins}"
+        f" WHERE {current_rows(ds.dataset, f'= {judged_day}')}) AS t {part.joins}"
     )
     judged = (
         f"SELECT org_code, count() AS n_rows, countIf(is_checked) AS n_checked,"
@@ -192,7 +189,7 @@ def _no_activity_after_death(p: dict, day: dt.date) -> list[_Part]:
     death_id, death_date = _col(deaths_ds, death["id_field"]), _col(deaths_ds, death["date_field"])
     deaths = (
         f"SELECT {_norm(death_id)} AS id_no, min({death_date}) AS death_date"
-        f" FROM raw.{ident(deaths_ds.dataset)} AS r WHERE {_current(deaths_ds.dataset, upto)}"
+        f" FROM raw.{ident(deaths_ds.dataset)} AS r WHERE {current_rows(deaths_ds.dataset, upto)}"
         f" AND {death_id} IS NOT NULL AND {death_date} IS NOT NULL GROUP BY id_no"
     )
     key = link["key"]
@@ -287,7 +284,7 @@ def _diagnoses(persons: Dataset, upto: str) -> str:
                 col = "dx_code"
             selects.append(
                 f"SELECT r.org_code AS org_code, {_col(ds, key)} AS k, {_norm(col)} AS code"
-                f" FROM {source} WHERE {_current(ds.dataset, upto)} AND {_norm(col)} != ''"
+                f" FROM {source} WHERE {current_rows(ds.dataset, upto)} AND {_norm(col)} != ''"
             )
     if not selects:
         raise RuleSQLError(f"no ICD-10 field names a patient by {key!r}")
@@ -331,7 +328,7 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
     number, status = _col(records, rec["id_field"]), _col(records, rec["status_field"])
     closed = (
         f"SELECT {_norm(number)} FROM raw.{ident(records.dataset)} AS r"
-        f" WHERE {_current(records.dataset, f'<= {_day(day)}')} AND {number} IS NOT NULL"
+        f" WHERE {current_rows(records.dataset, f'<= {_day(day)}')} AND {number} IS NOT NULL"
         f" AND {status} = {quote(str(rec['status']))}"
     )
     person = _norm(_col(ds, death["id_field"], "t"))

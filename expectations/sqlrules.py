@@ -231,6 +231,16 @@ def _icd10_ok(x: str, marker: str | None) -> str:
     return f"({whole} OR (position({x}, {m}, 2) > 0 AND {base} IN (SELECT code FROM ref.icd10)))"
 
 
+def current_rows(dataset: str, dates: str) -> str:
+    """Condition on alias r: the row is of a current batch version of `dataset` with
+    `business_date {dates}` (e.g. "<= toDate('2026-11-09')")."""
+    return (
+        f"r.business_date {dates} AND (r.org_code, r.business_date, r.batch_version) IN"
+        f" (SELECT org_code, business_date, batch_version FROM raw.current_batch"
+        f" WHERE dataset = {quote(dataset)} AND business_date {dates})"
+    )
+
+
 @dataclass
 class _Ctx:
     ds: Dataset
@@ -262,11 +272,7 @@ class _Ctx:
 
     def current(self, dataset: str, upto: str) -> str:
         """Rows of the current versions of `dataset` of every date up to `upto`."""
-        return (
-            f"(r.org_code, r.business_date, r.batch_version) IN (SELECT org_code,"
-            f" business_date, batch_version FROM raw.current_batch WHERE dataset ="
-            f" {quote(dataset)} AND business_date <= {upto}) AND r.business_date <= {upto}"
-        )
+        return current_rows(dataset, f"<= {upto}")
 
 
 def _numeric(expr: str) -> str:

@@ -118,21 +118,9 @@ def validate(
     ] = True,
 ) -> None:
     """Run every rule on the current batches of a business date; results go to ClickHouse dq."""
-    from contracts.registry import load_registry
-    from expectations.validate import validate_date
-    from infra.runtime import warehouse
-    from infra.settings import settings
+    from infra.pipeline import validate_stage
 
-    day = _date(date)
-    home = settings().home
-    summary = validate_date(
-        warehouse(),
-        load_registry(),
-        day,
-        gx_dir=home / "gx" / day.isoformat() if datadocs else None,
-        datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
-    )
-    typer.echo(json.dumps(summary.public(), ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(validate_stage(_date(date), datadocs), ensure_ascii=False, indent=2))
 
 
 @app.command()
