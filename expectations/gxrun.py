@@ -1,8 +1,10 @@
 """Great Expectations as the engine of record for row-level rules (DESIGN.md, option D1).
 
-One ClickHouse pass per dataset and business date (`sqlrules.frame_query`) yields a narrow
-frame: per raw row, for every rule, the record key where the row violates the rule and NULL
-otherwise. This module validates that frame with ONE GX suite per dataset: one
+One ClickHouse pass per dataset and business date (`sqlrules.violations_query`) yields a
+narrow frame: per raw row that breaks at least one rule, for every rule, the record key where
+the row violates the rule and NULL otherwise (rows passing every rule stay in ClickHouse, so
+`element_count` is not the batch size). This module validates that frame with ONE GX suite
+per dataset: one
 `ExpectColumnValuesToBeNull` per rule, its `meta` carrying rule id, dimension, weight and
 severity and its `notes` the rule's description (Data Docs render notes, not meta).
 

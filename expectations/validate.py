@@ -3,9 +3,10 @@
 A run of business date D:
 
 1. batch- and file-level rules for every expected batch (`monitoring.monitor_date`);
-2. field- and record-level rules: per dataset ONE ClickHouse pass (`sqlrules.frame_query`)
-   and ONE Great Expectations suite over its key-or-NULL frame (`gxrun`); per-batch counts,
-   sample keys and every failing record key come from the same frame;
+2. field- and record-level rules: per dataset ONE ClickHouse pass
+   (`sqlrules.violations_query`) returning per-batch counts and the key-or-NULL frame of the
+   failing rows only, and ONE Great Expectations suite over that frame (`gxrun`); sample
+   keys and every failing record key come from the same frame;
 3. cross-dataset rules of section 5 of the standard in ClickHouse (`crossrules.run_cross`);
 4. results are judged with each organisation's effective rules (overrides of weight,
    threshold and severity), written to `dq.rule_result` and the failing keys to
@@ -43,7 +44,12 @@ from expectations.results import (
     write_results,
 )
 from expectations.rulebase import Rule, RuleBase, fingerprint, rulebase
-from expectations.sqlrules import SAMPLE_KEYS, ensure_reference_tables, frame_query, sql_rules
+from expectations.sqlrules import (
+    SAMPLE_KEYS,
+    ensure_reference_tables,
+    sql_rules,
+    violations_query,
+)
 from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -157,20 +163,17 @@ def _row_rules(
     """Field and record rules of one dataset: (results, record issues, rows judged)."""
     import pandas as pd
 
-    sql, rule_ids = frame_query(dataset, day, rules)
+    sql, rule_ids = violations_query(dataset, day, rules)
     frame = pl.from_arrow(ch.query_arrow(sql, use_strings=True))
     assert isinstance(frame, pl.DataFrame)
     n = len(rule_ids)
     rcols = [f"r{i}" for i in range(n)]
-    counts = {
-        (o, v): row
-        for o, v, *row in frame.group_by("org_code", "batch_version")
-        .agg(
-            *[pl.col(f"c{i}").cast(pl.UInt64).sum().alias(f"c{i}") for i in range(n)],
-            *[pl.col(f"r{i}").count().alias(f"f{i}") for i in range(n)],
-        )
-        .iter_rows()
-    }
+    per_batch = frame.group_by("org_code", "batch_version").agg(
+        pl.col("n").first(),
+        *[pl.col(f"c{i}").first() for i in range(n)],
+        *[pl.col(f"f{i}").first() for i in range(n)],
+    )
+    counts = {(o, v): row for o, v, _rows, *row in per_batch.iter_rows()}
     long = (
         frame.select("org_code", "batch_version", *rcols)
         .unpivot(index=["org_code", "batch_version"], on=rcols, variable_name="col")
@@ -230,7 +233,7 @@ def _row_rules(
                 )
             )
     issues = _issue_rows(run_id, day, dataset, long, judge) if long.height else None
-    return results, issues, frame.height
+    return results, issues, int(per_batch["n"].sum())
 
 
 def _cross_rules(

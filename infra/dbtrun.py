@@ -400,17 +400,22 @@ def build(
     vars: dict | None = None,
     *,
     registry: Registry | None = None,
+    exclude_resource_types: tuple[str, ...] = (),
 ) -> BuildResult:
     """`dbt build` (models, tests, unit tests) on the embedded or server target.
 
     `registry` is the organisation registry the marts describe (dim_organization, expected
     uploads); by default the one of HQLAKE_ORG_REGISTRY or the bundled sample city.
+    `exclude_resource_types=("unit_test",)` leaves out the unit tests: they check the models'
+    SQL on fixed rows, not the day's data, so CI runs them and the daily run need not.
     """
     config = settings()
     _prepare(config, registry)
     command = ["build"]
     if select:
         command += ["--select", select]
+    for resource_type in exclude_resource_types:
+        command += ["--exclude-resource-type", resource_type]
     if full_refresh:
         command.append("--full-refresh")
     outcome, elapsed = _invoke(command, vars, config)

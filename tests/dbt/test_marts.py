@@ -167,16 +167,24 @@ def _count(ch, table: str, where: str = "1") -> int:
     return int(ch.command(f"SELECT count() FROM {table} WHERE {where}"))
 
 
-def _correct_one_visit(inbox: Path, day: dt.date) -> tuple[str, str]:
-    """Re-upload the first hospital's outpatient batch of `day` without its last visit, as
-    one UTF-8 CSV in place of its files: a correction. Returns (org_code, removed visit_id)."""
-    folder = sorted(p for p in inbox.glob(f"*/outpatient_visit/{day}") if p.is_dir())[0]
+def _drop_last_record(
+    inbox: Path, dataset: str, key: str, day: dt.date, org: str | None = None
+) -> tuple[str, str]:
+    """Re-upload an organisation's `dataset` batch of `day` (the first hospital's unless
+    `org`) without its last record by `key`, as one UTF-8 CSV in place of its files: a
+    correction. Returns (org_code, removed key)."""
+    folders = sorted(p for p in inbox.glob(f"{org or '*'}/{dataset}/{day}") if p.is_dir())
+    folder = folders[0]
     files = [p for p in folder.iterdir() if not p.name.startswith("_")]
-    visits = pl.concat([_read_upload(p) for p in files], how="diagonal").sort("visit_id")
+    rows = pl.concat([_read_upload(p) for p in files], how="diagonal").sort(key)
     for path in folder.iterdir():
         path.unlink()
-    visits.head(visits.height - 1).write_csv(folder / "corrected.csv")
-    return folder.parts[-3], visits["visit_id"][-1]
+    rows.head(rows.height - 1).write_csv(folder / "corrected.csv")
+    return folder.parts[-3], rows[key][-1]
+
+
+def _dim_person(ch) -> list[tuple]:
+    return ch.query("SELECT * FROM ehr.dim_person ORDER BY person_key").result_rows
 
 
 @pytest.fixture(scope="module")
@@ -217,11 +225,18 @@ def city(config, seaweed, tmp_path_factory):
     day8_rows = {m: _count(ch, f"ehr.{m}") for m in MARTS}
 
     corrected_day = START + dt.timedelta(days=2)
-    org, visit_id = _correct_one_visit(inbox, corrected_day)
+    org, visit_id = _drop_last_record(inbox, "outpatient_visit", "visit_id", corrected_day)
+    _drop_last_record(inbox, "patient", "patient_id", corrected_day, org)
     before = _count(ch, "ehr.fct_encounter", f"org_code = '{org}'")
+    persons_before = _dim_person(ch)
     _ingest(rt, inbox, registry, corrected_day)
     correction = _timed_build(registry)
     rebuilt["correction"] = _rebuilt_dates()
+    persons_incremental = _dim_person(ch)
+    # dim_person resolves only the persons whose evidence changed: the result must be what
+    # a build from scratch gives (macros/person_index.sql).
+    _timed_build(registry, full_refresh=True)
+    persons_full = _dim_person(ch)
 
     timings |= {
         "full_build_s": round(full.elapsed, 2),
@@ -246,6 +261,7 @@ def city(config, seaweed, tmp_path_factory):
         "correction": (org, visit_id, corrected_day, before),
         "rebuilt": rebuilt,
         "timings": timings,
+        "persons": (persons_before, persons_incremental, persons_full),
     }
 
 
@@ -341,6 +357,12 @@ def test_corrected_batch_replaces_its_rows(city):
         "staging.stg_raw__outpatient_visit",
         f"batch_version = 1 AND org_code = '{org}' AND business_date = '{day}'",
     )
+
+
+def test_incremental_person_index_equals_a_full_build(city):
+    before, incremental, full = city["persons"]
+    assert incremental != before, "the corrected patient batch changed no person"
+    assert incremental == full
 
 
 def test_dq_marts_follow_the_scores(city):

@@ -1,9 +1,26 @@
-{#- Everything the sources say about a person, one row per source record, ranked by the
-    precedence dim_person resolves demographics with (1 wins):
+{#- Everything the sources say about a person, one row per source record version, ranked by
+    the precedence dim_person resolves demographics with (1 wins):
     1 county health record (the resident's own record, identity number checked),
     2 hospital patient master,
     3 death registration,
-    4 vaccination (the identity number only). -#}
+    4 vaccination (the identity number only).
+    Every current row of the staging tables counts, not only the latest row of a patient or
+    record: a superseded row of the same source loses on recency in dim_person, and a person
+    key a fact row was built with stays in dim_person. Incremental by business date, and
+    logs the persons of replaced dates for dim_person (macros/person_index.sql). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    order_by='(person_key, precedence, business_date)',
+    partition_by='toYYYYMM(business_date)',
+    pre_hook=[
+        "{{ create_person_evidence_stale_log() }}",
+        "{{ log_stale_person_evidence_dates() }}",
+        "{{ log_outgoing_person_evidence() }}",
+        "{{ delete_stale_business_dates() }}",
+    ],
+) }}
+
 with
 
 health_records as (
@@ -19,8 +36,11 @@ health_records as (
         id_birth_date,
         id_sex_code,
         cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date
-    from {{ ref('int_health_record_person') }}
+        business_date as observed_date,
+        business_date,
+        source_changed_at
+    from {{ ref('stg_raw__health_record') }}
+    where {{ stale_business_date_filter('business_date') }}
 ),
 
 patients as (
@@ -36,8 +56,11 @@ patients as (
         id_birth_date,
         id_sex_code,
         cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date
-    from {{ ref('int_patient_person') }}
+        business_date as observed_date,
+        business_date,
+        source_changed_at
+    from {{ ref('stg_raw__patient') }}
+    where {{ stale_business_date_filter('business_date') }}
 ),
 
 deaths as (
@@ -53,8 +76,11 @@ deaths as (
         id_birth_date,
         id_sex_code,
         death_date,
-        business_date as observed_date
+        business_date as observed_date,
+        business_date,
+        source_changed_at
     from {{ ref('stg_raw__death_registration') }}
+    where {{ stale_business_date_filter('business_date') }}
 ),
 
 vaccinations as (
@@ -70,8 +96,11 @@ vaccinations as (
         id_birth_date,
         id_sex_code,
         cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date
+        business_date as observed_date,
+        business_date,
+        source_changed_at
     from {{ ref('stg_raw__vaccination') }}
+    where {{ stale_business_date_filter('business_date') }}
 ),
 
 unioned as (
@@ -84,5 +113,8 @@ unioned as (
     select * from vaccinations
 )
 
-select * from unioned
+select
+    assumeNotNull(person_key) as person_key,
+    * except (person_key)
+from unioned
 where person_key is not null

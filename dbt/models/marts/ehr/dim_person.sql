@@ -1,8 +1,16 @@
 {#- Demographics are resolved field by field: the value from the source of best precedence
     (int_person_evidence: health record, patient master, death registration, vaccination),
     the most recent observation within a source; when no source states a sex (1 or 2) or a
-    birth date, the one carried by the identity number. -#}
-{{ config(order_by='(person_key)') }}
+    birth date, the one carried by the identity number.
+    Incremental: a build resolves again only the persons whose evidence changed
+    (macros/person_index.sql), so a day costs its own evidence, not the whole history. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    order_by='(person_key)',
+    pre_hook="{{ delete_stale_persons() }}",
+    post_hook="truncate table if exists {{ ref('int_person_evidence').schema }}.person_evidence_stale",
+) }}
 
 with
 
@@ -11,6 +19,9 @@ evidence as (
         *,
         tuple(precedence, -toRelativeDayNum(observed_date)) as rank_key
     from {{ ref('int_person_evidence') }}
+    {%- if is_incremental() %}
+    where person_key in ({{ stale_persons(ref('int_person_evidence')) }})
+    {%- endif %}
 ),
 
 resolved as (
