@@ -65,3 +65,19 @@
         where person_key in ({{ stale_persons(ref('int_person_evidence')) }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- The hospital patients (int_patient_person) named by the given CTEs' rows only: the join
+    of a fact's new rows builds its hash table from the day's patients, not from every
+    patient the city has ever uploaded. -#}
+{% macro patients_of(ctes) -%}
+    select
+        org_code,
+        patient_id,
+        person_key
+    from {{ ref('int_patient_person') }}
+    where (org_code, patient_id) in (
+        {%- for cte in ctes %}
+        select org_code, patient_id from {{ cte }}{{ " union all" if not loop.last }}
+        {%- endfor %}
+    )
+{%- endmacro %}

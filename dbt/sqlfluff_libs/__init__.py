@@ -77,6 +77,16 @@ def stale_business_date_filter(column: str) -> str:
     return "1 = 1"
 
 
+def patients_of(ctes: list[str]) -> str:
+    union = " union all ".join("select org_code, patient_id from " + c for c in ctes)  # noqa: S608 (lint stub, never run)
+    stub = "select org_code, patient_id, person_key from intermediate.int_patient_person"
+    return stub + " where (org_code, patient_id) in (" + union + ")"
+
+
+def stale_persons(evidence: str) -> str:
+    return "select person_key from intermediate.person_evidence_stale"
+
+
 def ratio(numerator: str, denominator: str, scale: int = 100, digits: int = 2) -> str:
     return f"round({numerator} * {scale} / nullIf({denominator}, 0), {digits})"
 

@@ -19,11 +19,7 @@ stays as (
 ),
 
 persons as (
-    select
-        org_code,
-        patient_id,
-        person_key
-    from {{ ref('int_patient_person') }}
+    {{ patients_of(['visits', 'stays']) }}
 ),
 
 outpatient as (

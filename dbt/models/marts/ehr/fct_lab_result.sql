@@ -14,11 +14,7 @@ results as (
 ),
 
 persons as (
-    select
-        org_code,
-        patient_id,
-        person_key
-    from {{ ref('int_patient_person') }}
+    {{ patients_of(['results']) }}
 ),
 
 final as (

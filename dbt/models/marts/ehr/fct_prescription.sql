@@ -14,11 +14,7 @@ items as (
 ),
 
 persons as (
-    select
-        org_code,
-        patient_id,
-        person_key
-    from {{ ref('int_patient_person') }}
+    {{ patients_of(['items']) }}
 ),
 
 final as (
