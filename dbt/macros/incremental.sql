@@ -33,7 +33,7 @@
     {%- set dates = stale_business_dates() -%}
     {%- if is_incremental() -%}
         {%- if dates -%}
-            {{ column }} in ({% for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor %})
+            {{ column }} in ({{ date_list(dates) }})
         {%- else -%}
             0
         {%- endif -%}
@@ -46,9 +46,12 @@
     {%- if is_incremental() -%}
         {%- set dates = stale_business_dates() -%}
         {%- if dates -%}
-            delete from {{ this }} where business_date in (
-                {%- for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor -%}
-            )
+            delete from {{ this }} where business_date in ({{ date_list(dates) }})
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `toDate('…'), …` of business dates (the tests read the built dates back from it). -#}
+{% macro date_list(dates) -%}
+    {%- for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor -%}
 {%- endmacro %}

@@ -18,7 +18,7 @@
     {{ this.schema }}.person_evidence_stale
 {%- endmacro %}
 
-{#- Three hooks, one statement each (the adapter runs a hook as one statement). -#}
+{#- Two hooks, one statement each (the adapter runs a hook as one statement). -#}
 {% macro create_person_evidence_stale_log() -%}
     create table if not exists {{ person_evidence_stale_log() }} (
         business_date Date32,
@@ -26,27 +26,18 @@
     ) engine = MergeTree() order by business_date
 {%- endmacro %}
 
-{% macro log_stale_person_evidence_dates() -%}
+{#- One marker row (date, NULL) per stale date and the persons its outgoing rows name. -#}
+{% macro log_stale_person_evidence() -%}
     {%- set dates = stale_business_dates() if is_incremental() else [] -%}
     {%- if dates -%}
         insert into {{ person_evidence_stale_log() }}
-        select business_date, cast(null as Nullable(String)) from (
-            select arrayJoin([{{ date_list(dates) }}]) as business_date
-        )
-    {%- endif -%}
-{%- endmacro %}
-
-{% macro log_outgoing_person_evidence() -%}
-    {%- set dates = stale_business_dates() if is_incremental() else [] -%}
-    {%- if dates -%}
-        insert into {{ person_evidence_stale_log() }}
+        select
+            arrayJoin([{{ date_list(dates) }}]) as business_date,
+            cast(null as Nullable(String)) as person_key
+        union all
         select distinct business_date, person_key from {{ this }}
         where business_date in ({{ date_list(dates) }})
     {%- endif -%}
-{%- endmacro %}
-
-{% macro date_list(dates) -%}
-    {%- for d in dates %}toDate32('{{ d }}'){{ ", " if not loop.last }}{% endfor -%}
 {%- endmacro %}
 
 {#- The persons dim_person must resolve again (a subquery), read from the log and the new

@@ -15,8 +15,7 @@
     partition_by='toYYYYMM(business_date)',
     pre_hook=[
         "{{ create_person_evidence_stale_log() }}",
-        "{{ log_stale_person_evidence_dates() }}",
-        "{{ log_outgoing_person_evidence() }}",
+        "{{ log_stale_person_evidence() }}",
         "{{ delete_stale_business_dates() }}",
     ],
 ) }}
