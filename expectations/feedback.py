@@ -20,6 +20,12 @@ Personal data: record keys are key fields, never personal ones; every key part f
 field the contract tags `pii`, or that looks like an identity or mobile number, is masked
 (`expectations.report.mask_key`), and so are such numbers in refusal reasons and notes.
 
+Hostile values (keys, names and reasons come from uploads and the registry): the HTML part is
+autoescaped; the plain-text part is rendered without HTML escaping from its own templates,
+every value on one line (`neutralise.one_line`), and so is every header value, so a newline
+in an organisation name can neither add a header nor stop the e-mail; the CSV attachment is
+neutralised against formula injection (`neutralise.spreadsheet_csv`).
+
 `compose` and `compose_reminder` are pure (tested from hand-made rows); `collect` reads
 the warehouse; `send_feedback` decides, sends and records.
 """
@@ -29,10 +35,8 @@ the warehouse; `send_feedback` decides, sends and records.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import os
@@ -48,6 +52,7 @@ from jinja2 import Environment, StrictUndefined
 
 from contracts.loader import contracts
 from contracts.registry import Organisation, Registry
+from expectations.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
 from expectations.report import mask_key, mask_text
 
 log = logging.getLogger(__name__)
@@ -177,22 +182,16 @@ def _failure_view(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _issues_csv(issues: list[dict[str, str]]) -> str:
-    """Failing record keys, masked; UTF-8 with BOM so that Excel opens it as UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["dataset", "rule_id", "dimension", "severity", "record_key"])
-    for i in issues:
-        writer.writerow(
-            [
-                i["dataset"],
-                i["rule_id"],
-                i["dimension"],
-                i["severity"],
-                mask_key(i["dataset"], i["record_key"]),
-            ]
-        )
-    return "\ufeff" + out.getvalue()
+ATTACHMENT_COLUMNS = ("dataset", "rule_id", "dimension", "severity", "record_key")
+
+
+def _attachment_rows(issues: list[dict[str, str]]) -> list[list[str]]:
+    """The rows of the CSV of failing keys, keys masked (the CSV itself is neutralised by
+    `neutralise.spreadsheet_csv`)."""
+    return [
+        [*(i[c] for c in ATTACHMENT_COLUMNS[:-1]), mask_key(i["dataset"], i["record_key"])]
+        for i in issues
+    ]
 
 
 def message_id(fb: Feedback, domain: str) -> str:
@@ -200,21 +199,35 @@ def message_id(fb: Feedback, domain: str) -> str:
 
 
 def _envelope(fb: Feedback, subject: str, sender: str, domain: str) -> EmailMessage:
+    """The headers of an e-mail, every value on one line: the email package refuses a header
+    value with CR or LF, and a value from the registry must not end the message."""
+    headers = {
+        "Subject": subject,
+        "From": sender,
+        "To": ", ".join(fb.org.emails),
+        "Date": formatdate(localtime=True),
+        "Message-ID": message_id(fb, domain),
+        "Auto-Submitted": "auto-generated",  # RFC 3834: no auto-replies to a robot
+        "X-Hqlake-Org": fb.org.org_code,
+        "X-Hqlake-Business-Date": fb.day.isoformat(),
+        "X-Hqlake-Kind": fb.kind,
+        "X-Hqlake-Content-Hash": fb.content_hash(),
+    }
     msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = ", ".join(fb.org.emails)
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = message_id(fb, domain)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to a robot
-    msg["X-Hqlake-Org"] = fb.org.org_code
-    msg["X-Hqlake-Business-Date"] = fb.day.isoformat()
-    msg["X-Hqlake-Kind"] = fb.kind
-    msg["X-Hqlake-Content-Hash"] = fb.content_hash()
+    for name, value in headers.items():
+        msg[name] = one_line(value)
     return msg
 
 
 _ENV = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# Plain text is not HTML, so no entities: `one_line` keeps every value on its template line.
+_TEXT_ENV = Environment(
+    autoescape=False,  # noqa: S701 - renders text/plain only, never HTML
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    finalize=one_line,
+)
 
 # Mail clients drop <style> blocks and never run scripts: inline styles, plain tables.
 _HTML = _ENV.from_string(
@@ -261,6 +274,8 @@ _HTML = _ENV.from_string(
 {% if issues_total %}
 <p>附件 <b>{{ attachment }}</b> 列出未通过规则的全部记录主键（{{ "{:,}".format(issues_shown) }}{% if issues_shown < issues_total %} / {{ "{:,}".format(issues_total) }}{% endif %} 条，个人信息已脱敏）。
 The attachment lists the failing record keys per rule (personal data masked).</p>
+{% if keys_prefixed %}<p>以 ' 开头的主键：' 是为防止表格软件把主键当作公式执行而加，原主键不含该 '。
+A key shown with a leading ' has it only so that spreadsheets do not run it as a formula.</p>{% endif %}
 {% endif %}
 {% if link %}<p>完整报告 Full report: <a href="{{ link }}">{{ link }}</a></p>{% endif %}
 <p style="color:#888;font-size:12px">本邮件由 hqlake 自动发送，请勿回复。This message was sent automatically.</p>
@@ -268,7 +283,7 @@ The attachment lists the failing record keys per rule (personal data masked).</p
 """
 )
 
-_TEXT = _ENV.from_string(
+_TEXT = _TEXT_ENV.from_string(
     """{{ org.name }} · {{ day }} 上传数据质量反馈 (upload quality feedback, {{ org.org_code }})
 
 综合得分 Composite: {{ composite }} · {{ rank }} · 较前日 {{ change_day }} · 较上月同日 {{ change_month }}
@@ -307,6 +322,10 @@ _TEXT = _ENV.from_string(
 {% if issues_total %}
 
 附件 Attachment {{ attachment }}: failing record keys ({{ issues_shown }}{% if issues_shown < issues_total %} of {{ issues_total }}{% endif %}), personal data masked.
+{% if keys_prefixed %}
+以 ' 开头的主键：' 是为防止表格软件把主键当作公式执行而加，原主键不含该 '。
+A key shown with a leading ' has it only so that spreadsheets do not run it as a formula.
+{% endif %}
 {% endif %}
 {% if link %}
 
@@ -330,7 +349,8 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
         "persisting": sum(f.get("change") == "persisting" for f in fb.failures),
         "resolved": len(fb.resolved),
     }
-    attachment = f"failing-keys-{fb.org.org_code}-{fb.day}.csv"
+    attachment = one_line(f"failing-keys-{fb.org.org_code}-{fb.day}.csv")
+    rows = _attachment_rows(fb.issues)
     view = {
         "subject": subject,
         "org": fb.org,
@@ -358,18 +378,23 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
         "issues_total": fb.issues_total,
         "issues_shown": len(fb.issues),
         "attachment": attachment,
+        # a key shown with the ' that stops a spreadsheet reading it as a formula
+        "keys_prefixed": any(spreadsheet_cell(row[-1]) != row[-1] for row in rows),
         "link": fb.report_link,
     }
     msg.set_content(_TEXT.render(view))
     msg.add_alternative(_HTML.render(view), subtype="html")
-    if fb.issues:
+    if rows:
         msg.add_attachment(
-            _issues_csv(fb.issues), subtype="csv", charset="utf-8", filename=attachment
+            spreadsheet_csv(ATTACHMENT_COLUMNS, rows),
+            subtype="csv",
+            charset="utf-8",
+            filename=attachment,
         )
     return msg
 
 
-_REMINDER = _ENV.from_string(
+_REMINDER = _TEXT_ENV.from_string(
     """{{ org.name }}（{{ org.org_code }}）：
 
 截至本次质控运行，平台未收到贵单位 {{ day }} 的任何上传数据。请尽快按《上传数据标准》补传以下数据集，

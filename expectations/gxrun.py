@@ -14,21 +14,42 @@ and thresholds are therefore taken from the same frame by the caller, and GX's
 `unexpected_count` must equal their sum — a mismatch, or an expectation GX could not
 evaluate, makes the rule's results `error`, never a silent pass.
 
+Data Docs are a page we publish, and the failing record keys in them are uploaded data. GX
+1.24 writes the cells of its "Sampled Unexpected Values" table into the HTML as they are (its
+`.j2` templates are not autoescaped; only expectation parameters are escaped, since 1.18.1),
+so a key `<script>…` would run in the reader's browser. The frame GX validates therefore holds
+the keys HTML-escaped (`html_escaped`): escaping is one-to-one and keeps NULLs, so every count
+GX computes is unchanged, and the keys it returns are unescaped again (`Outcome.partial_keys`).
+The validation results stored in the GX project hold the escaped form.
+
 `import great_expectations` costs ~6 s and configures noisy loggers: it is imported lazily.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import polars as pl
 
 from expectations.rulebase import Rule
 
 PARTIAL_KEYS = 20
+_HTML_SPECIAL = ["&", "<", ">", '"', "'"]
+_HTML_ENTITIES = ["&amp;", "&lt;", "&gt;", "&quot;", "&#x27;"]  # as html.escape(quote=True)
+
+
+def html_escaped(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with every text cell HTML-escaped in one pass (`&` is not escaped twice)."""
+    return frame.with_columns(
+        pl.col(name).str.replace_many(_HTML_SPECIAL, _HTML_ENTITIES)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
 
 
 @dataclass(frozen=True)
@@ -76,8 +97,10 @@ class GxValidator:
         self.ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.ctx.data_sources.add_pandas("hqlake")
 
-    def validate(self, dataset: str, frame: Any, rules: list[Rule]) -> dict[str, Outcome]:
-        """Validate the `r{i}` columns of `frame` (pandas) for `rules` (in column order)."""
+    def validate(self, dataset: str, frame: pl.DataFrame, rules: list[Rule]) -> dict[str, Outcome]:
+        """Validate the `r{i}` columns of `frame` for `rules` (in column order)."""
+        import pandas as pd
+
         gx = self._gx
         name = f"{dataset}.{self.business_date.isoformat()}"
         asset = self.source.add_dataframe_asset(name=dataset)
@@ -106,7 +129,9 @@ class GxValidator:
             gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
         )
         run = definition.run(
-            batch_parameters={"dataframe": frame},
+            batch_parameters={
+                "dataframe": html_escaped(frame).to_pandas(types_mapper=pd.ArrowDtype)
+            },
             result_format={"result_format": "BASIC", "partial_unexpected_count": PARTIAL_KEYS},
         )
         out: dict[str, Outcome] = {}
@@ -126,7 +151,9 @@ class GxValidator:
                 success=bool(r.success),
                 element_count=int(result.get("element_count") or 0),
                 unexpected_count=int(result.get("unexpected_count") or 0),
-                partial_keys=[str(k) for k in result.get("partial_unexpected_list") or []],
+                partial_keys=[
+                    html.unescape(str(k)) for k in result.get("partial_unexpected_list") or []
+                ],
                 error=error,
                 expectation=f"great_expectations {r.expectation_config.type}"
                 f"(column={r.expectation_config.kwargs.get('column')}) in suite {name}",

@@ -161,8 +161,6 @@ def _row_rules(
     run_id: str,
 ) -> tuple[list[RuleResult], pa.Table | None, int]:
     """Field and record rules of one dataset: (results, record issues, rows judged)."""
-    import pandas as pd
-
     sql, rule_ids = violations_query(dataset, day, rules)
     frame = pl.from_arrow(ch.query_arrow(sql, use_strings=True))
     assert isinstance(frame, pl.DataFrame)
@@ -192,9 +190,7 @@ def _row_rules(
         .agg(pl.col("record_key").head(SAMPLE_KEYS))
         .iter_rows()
     }
-    outcomes = gxv.validate(
-        dataset, frame.select(rcols).to_pandas(types_mapper=pd.ArrowDtype), rules
-    )
+    outcomes = gxv.validate(dataset, frame.select(rcols), rules)
     totals = {rid: 0 for rid in rule_ids}
     for row in counts.values():
         for i, rid in enumerate(rule_ids):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 from email import policy
@@ -10,6 +11,7 @@ from email.parser import BytesParser
 
 from contracts.registry import Organisation
 from expectations.feedback import Feedback, compose, compose_reminder
+from infra.mail import SmtpSink, send
 
 DAY = dt.date(2026, 11, 9)
 ORG = Organisation(
@@ -162,3 +164,101 @@ def test_content_hash_covers_results_not_run_or_clock():
     assert _feedback(refused_files=[]).content_hash() != base
     reminder = Feedback(DAY, ORG, uploaded=False, expected_datasets=["patient"])
     assert reminder.content_hash() != base
+
+
+# ---- hostile values -------------------------------------------------------------------------
+
+FORMULA_KEYS = ['=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\t=1"]
+SCRIPT = "<script>alert(1)</script>"
+# an organisation name as a careless or hostile registry edit may leave it
+HOSTILE_NAME = f"O'Brien {SCRIPT} 医院\r\nBcc: x@evil.example"
+TEMPLATE_TAGS = ("<b>", "<br>", "<p", "<td", "<tr", "<span", "<code", "<h2", "<h3", "<ul", "<li")
+
+
+def _hostile_feedback(name: str = HOSTILE_NAME) -> Feedback:
+    issue = {"dataset": "outpatient_visit", "rule_id": "outpatient_visit.total_fee.min"}
+    failure = _failure("outpatient_visit.total_fee.min", "outpatient_visit", 5, "new")
+    return _feedback(
+        org=dataclasses.replace(ORG, name=name),
+        failures=[failure | {"fix_hint_zh": "Don't upload negative fees", "sample_keys": [SCRIPT]}],
+        issues=[
+            issue | {"dimension": "correctness", "severity": "warning", "record_key": key}
+            for key in [*FORMULA_KEYS, "V0001"]
+        ],
+        issues_total=len(FORMULA_KEYS) + 1,
+        refused_files=[
+            {"dataset": "prescription", "file": "p.csv", "reason": '"><img src=x onerror=alert(1)>'}
+        ],
+    )
+
+
+def _csv_rows(msg) -> tuple[str, list[dict[str, str]]]:
+    (attachment,) = list(msg.iter_attachments())
+    text = attachment.get_payload(decode=True).decode("utf-8").lstrip("\ufeff")
+    return text, list(csv.DictReader(io.StringIO(text)))
+
+
+def test_attachment_cells_cannot_start_a_formula():
+    text, rows = _csv_rows(_parsed(compose(_hostile_feedback("甲医院"), "qc@wjw.example.cn")))
+    assert [r["record_key"] for r in rows] == [*("'" + k for k in FORMULA_KEYS), "V0001"]
+    for line in csv.reader(io.StringIO(text)):
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in line)
+    assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
+
+
+def test_plain_text_part_is_plain_text():
+    msg = _parsed(compose(_hostile_feedback(f"O'Brien {SCRIPT} 医院"), "qc@wjw.example.cn"))
+    text = msg.get_body(("plain",)).get_content()
+    assert "O'Brien" in text and "Don't upload negative fees" in text
+    assert f"示例 samples: {SCRIPT}" in text  # plain text shows a key as it is
+    for entity in ("&#39;", "&lt;", "&gt;", "&quot;", "&amp;"):
+        assert entity not in text, entity
+    for tag in TEMPLATE_TAGS:
+        assert tag not in text, tag
+    assert "A key shown with a leading ' has it only" in text
+    reminder = Feedback(
+        DAY, dataclasses.replace(ORG, name="O'Brien 医院"), uploaded=False, expected_datasets=["x"]
+    )
+    body = _parsed(compose(reminder, "qc@wjw.example.cn")).get_body(("plain",)).get_content()
+    assert body.startswith("O'Brien 医院（") and "&#39;" not in body
+
+
+def test_a_line_break_in_a_registry_value_adds_no_header_or_line():
+    msg = _parsed(compose(_hostile_feedback(), "qc@wjw.example.cn"))
+    assert msg["Bcc"] is None
+    assert msg["Subject"] == (
+        f"[hqlake] O'Brien {SCRIPT} 医院 Bcc: x@evil.example 2026-11-09 数据质量 92.4 分"
+        " · 同级第 3/12 名"
+    )
+    text = msg.get_body(("plain",)).get_content()
+    assert text.splitlines()[0].startswith(f"O'Brien {SCRIPT} 医院 Bcc: x@evil.example · ")
+    assert not any(line.startswith("Bcc") for line in text.splitlines())
+    reminder = Feedback(DAY, _hostile_feedback().org, uploaded=False, expected_datasets=["x"])
+    assert "\n" not in _parsed(compose(reminder, "qc@wjw.example.cn"))["Subject"]
+
+
+def test_hostile_values_reach_the_outbox_neutralised(tmp_path):
+    """Through a real SMTP server (the embedded sink), as a hospital's mail client gets it."""
+    with SmtpSink(tmp_path / "outbox") as sink:
+        config = sink.config("质控中心 <qc@wjw.example.cn>")
+        send([compose(_hostile_feedback(), config.sender, "wjw.example.cn")], config)
+        (path,) = sink.received
+    msg = _parsed_bytes(path.read_bytes())
+    assert msg["X-Envelope-To"] == ", ".join(ORG.emails) and msg["Bcc"] is None
+    assert "\n" not in msg["Subject"] and "Bcc: x@evil.example" in msg["Subject"]
+
+    html = msg.get_body(("html",)).get_content()
+    assert SCRIPT not in html and "<img" not in html
+    assert "O&#39;Brien &lt;script&gt;alert(1)&lt;/script&gt; 医院" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html  # the refusal reason
+
+    text = msg.get_body(("plain",)).get_content()
+    assert "O'Brien" in text and "&#39;" not in text
+    assert not any(tag in text for tag in TEMPLATE_TAGS)
+
+    _, rows = _csv_rows(msg)
+    assert [r["record_key"] for r in rows] == [*("'" + k for k in FORMULA_KEYS), "V0001"]
+
+
+def _parsed_bytes(data: bytes):
+    return BytesParser(policy=policy.default).parsebytes(data)

@@ -190,6 +190,17 @@ def test_pages_escape_data_and_fetch_nothing():
     assert "&lt;b&gt;" in org_page()  # notes are data, not markup
 
 
+def test_org_page_escapes_hostile_sample_keys_and_hints():
+    keys = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', '=HYPERLINK("x")']
+    failure = FAILURES[0] | {"sample_keys": keys, "fix_hint_en": "Don't <b>guess</b>"}
+    b = next(r for r in SCORES if r["org_code"] == ORGS["B"].org_code)
+    html = render_org(DAY, b, TREND, [failure], ORGS["B"], True)
+    assert "<script>alert" not in html and "<img" not in html and "<b>guess" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "Don&#39;t &lt;b&gt;guess&lt;/b&gt;" in html
+
+
 def test_org_page_lists_failures_with_fix_hints_and_masked_keys():
     html = org_page()
     table = section(html, "未通过的规则")
