@@ -48,7 +48,7 @@ from jinja2 import Environment, StrictUndefined
 
 from contracts.loader import contracts
 from contracts.registry import Organisation, Registry
-from expectations.report import mask_key, mask_text
+from expectations.report import mask_key, mask_text, shown_keys
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -172,7 +172,9 @@ def _failure_view(f: dict[str, Any]) -> dict[str, Any]:
         "fix_hint": f.get("fix_hint_zh") or "",
         "fix_hint_en": f.get("fix_hint_en") or "",
         "samples": list(
-            dict.fromkeys(mask_key(f["dataset"], k) for k in f.get("sample_keys") or [])
+            dict.fromkeys(
+                shown_keys(f["dataset"], f.get("sample_keys") or [], f.get("sample_details"))
+            )
         )[:SAMPLE_KEYS],
     }
 
@@ -181,7 +183,7 @@ def _issues_csv(issues: list[dict[str, str]]) -> str:
     """Failing record keys, masked; UTF-8 with BOM so that Excel opens it as UTF-8."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["dataset", "rule_id", "dimension", "severity", "record_key"])
+    writer.writerow(["dataset", "rule_id", "dimension", "severity", "record_key", "detail"])
     for i in issues:
         writer.writerow(
             [
@@ -190,6 +192,7 @@ def _issues_csv(issues: list[dict[str, str]]) -> str:
                 i["dimension"],
                 i["severity"],
                 mask_key(i["dataset"], i["record_key"]),
+                i.get("detail") or "",
             ]
         )
     return "\ufeff" + out.getvalue()
@@ -498,7 +501,7 @@ def _record_issues(
         parameters=params,
     )
     result = ch.query(
-        "SELECT dataset, rule_id, dimension, severity, record_key FROM dq.record_issue"
+        "SELECT dataset, rule_id, dimension, severity, record_key, detail FROM dq.record_issue"
         " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
         " ORDER BY dataset, rule_id, record_key LIMIT {cap:UInt64}",
         parameters=params,
