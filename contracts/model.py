@@ -89,6 +89,9 @@ class FieldSpec(_Strict):
     required: bool = False
     codes: str | None = None
     separator: str | None = None
+    # One of the row's diagnoses (upload standard section 5, v1.1): every rule about a row's
+    # or a person's diagnoses reads exactly the fields marked so, each code of a list included.
+    diagnosis: bool = False
     pii: PiiKind | None = None
     description: str | None = None
     checks: tuple[Check, ...] = ()
@@ -118,6 +121,12 @@ class FieldSpec(_Strict):
             if missing:
                 raise ValueError(f"rule {check.rule!r} needs {sorted(missing)}")
         return checks
+
+    @model_validator(mode="after")
+    def _diagnosis_is_icd10(self) -> FieldSpec:
+        if self.diagnosis and self.codes != "icd10":
+            raise ValueError(f"diagnosis field {self.name!r} must have codes: icd10")
+        return self
 
     @property
     def decimal(self) -> tuple[int, int] | None:
@@ -217,6 +226,11 @@ class Dataset(_Strict):
     @property
     def required_fields(self) -> list[str]:
         return [f.name for f in self.fields if f.required]
+
+    @property
+    def diagnosis_fields(self) -> list[FieldSpec]:
+        """The fields that hold the row's diagnoses, in contract order."""
+        return [f for f in self.fields if f.diagnosis]
 
     @property
     def pii_fields(self) -> dict[str, str]:

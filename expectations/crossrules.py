@@ -20,22 +20,27 @@ no_activity_after_death (judged: outpatient_visit, inpatient_discharge, prescrip
     activity. checked = rows whose person is resolved (patient row with an identity number)
     and whose activity time is filled; failed = those dated after the death date.
 
-sex_specific_diagnosis (judged: outpatient_visit, inpatient_discharge)
-    Rows of D's batches whose diagnosis falls in a sex-specific range of the parameters
+A row's diagnoses are every field its contract marks `diagnosis` (outpatient_visit
+diagnosis_code; inpatient_discharge principal_dx_code and each code of other_dx_codes), read
+through one helper, `_row_diagnoses`, by every rule about diagnoses.
+
+sex_specific_diagnosis (judged: the hospital datasets with diagnosis fields)
+    Rows of D's batches with a diagnosis in a sex-specific range of the parameters
     ("O00-O99": the code's first three characters in that range; "C61": the code starts with
-    it) while the patient's sex (same organisation) is the other one. checked = rows with a
-    sex-specific code and a known patient sex (1 or 2).
+    it) for the other sex than the patient's (same organisation). checked = rows with at
+    least one sex-specific code and a known patient sex (1 or 2); a failing key's detail
+    names the field and code that disagree.
 
 followup_disease_on_record (judged: chronic_followup)
     The contracts give the health record no disease field, so "on record" means the person's
     hospital diagnoses: follow-up -> health record of the same county (record_id) -> identity
-    number -> patient rows of any hospital with that number -> every ICD-10 field of the
-    hospital datasets that carry the patient's key (outpatient diagnosis, principal and other
-    inpatient diagnoses), business date <= D. The links are read from the contracts: the
-    dataset keyed by the follow-up's record field, the hospital dataset holding an identity
-    number (`pii: identity`), and the `icd10` fields. A diagnosis matches when its code starts
-    with the disease code (I10 matches I10 and I10.x00). checked = follow-ups with a disease
-    whose health record resolves to an identity number; failed = no matching diagnosis.
+    number -> patient rows of any hospital with that number -> the diagnoses of every row
+    that carries the patient's key, business date <= D. The links are read from the
+    contracts: the dataset keyed by the follow-up's record field, the hospital dataset holding
+    an identity number (`pii: identity`), and the diagnosis fields. A diagnosis matches when
+    its code starts with the disease code (I10 matches I10 and I10.x00). checked = follow-ups
+    with a disease whose health record resolves to an identity number; failed = no matching
+    diagnosis.
 
 death_closes_health_record (judged: death_registration)
     On D the deaths of the death_registration batches of D - within_days are judged, each
@@ -146,6 +151,7 @@ class _Part:
     failed: str  # only counted where checked
     joins: str = ""
     judged_day_offset: int = 0  # judge the batches of D - offset (death_closes_health_record)
+    detail: str = "''"  # what of a failing row failed, e.g. the field and code; '' for none
 
 
 def _part_query(part: _Part, day: dt.date) -> str:
@@ -157,13 +163,16 @@ def _part_query(part: _Part, day: dt.date) -> str:
     rows = (
         f"SELECT t.org_code AS org_code, {record_key(ds)} AS _key,"
         f" ifNull({part.checked}, 0) AS is_checked,"
-        f" is_checked AND ifNull({part.failed}, 0) AS is_failed"
+        f" is_checked AND ifNull({part.failed}, 0) AS is_failed,"
+        f" if(is_failed, {part.detail}, '') AS _detail"
         f" FROM (SELECT * FROM raw.{ident(ds.dataset)} AS r"
         f" WHERE {current_rows(ds.dataset, f'= {judged_day}')}) AS t {part.joins}"
     )
     judged = (
         f"SELECT org_code, count() AS n_rows, countIf(is_checked) AS n_checked,"
-        f" countIf(is_failed) AS n_failed, arraySort(groupArrayIf(_key, is_failed)) AS keys"
+        f" countIf(is_failed) AS n_failed,"
+        f" arraySort(groupArrayIf((_key, _detail), is_failed)) AS failing,"
+        f" arrayMap(x -> x.1, failing) AS keys, arrayMap(x -> x.2, failing) AS details"
         f" FROM ({rows}) GROUP BY org_code"
     )
     batches = (
@@ -174,7 +183,8 @@ def _part_query(part: _Part, day: dt.date) -> str:
     return (
         f"SELECT {quote(ds.dataset)} AS dataset, c.org_code AS org_code,"
         f" c.batch_version AS batch_version, ifNull(a.n_rows, 0) AS rows,"
-        f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys"
+        f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys,"
+        f" a.details AS details"
         f" FROM ({batches}) AS c LEFT JOIN ({judged}) AS a ON a.org_code = c.org_code"
     )
 
@@ -222,25 +232,61 @@ def _code_condition(code: str, spec: str) -> str:
     return f"startsWith({code}, {quote(low)})"
 
 
+def _row_diagnoses(ds: Dataset, alias: str) -> str:
+    """The diagnoses of a row of `ds` (alias `alias`): an array of (field, code) tuples, one
+    per non-blank code of every field the contract marks `diagnosis`, lists split.
+
+    This is the one definition of "a row's diagnoses" (upload standard section 5, v1.1) that
+    every rule about diagnoses reads."""
+    parts = []
+    for f in ds.diagnosis_fields:
+        col = f"ifNull({_col(ds, f.name, alias)}, '')"
+        if f.separator:
+            parts.append(
+                f"arrayMap(x -> ({quote(f.name)}, {_norm('x')}),"
+                f" splitByString({quote(f.separator)}, {col}))"
+            )
+        else:
+            parts.append(f"[({quote(f.name)}, {_norm(col)})]")
+    if not parts:
+        raise RuleSQLError(f"{ds.dataset} has no diagnosis field")
+    return f"arrayFilter(d -> d.2 != '', arrayConcat({', '.join(parts)}))"
+
+
+def _diagnosed_datasets(kind: str, key: str) -> list[Dataset]:
+    """Datasets of `kind` with diagnosis fields that name a patient by `key`."""
+    return [
+        ds for ds in contracts().datasets_for(kind) if ds.diagnosis_fields and key in ds.by_name
+    ]
+
+
 def _sex_specific_diagnosis(p: dict, day: dt.date) -> list[_Part]:
     link = p["person_link"]
     master, key = _dataset(link["dataset"]), link["key"]
     sexes = sorted({str(r["sex"]) for r in p["rules"]})
+    branches = [
+        f"{' OR '.join(_code_condition('d.2', c) for c in r['codes'])}, {quote(str(r['sex']))}"
+        for r in p["rules"]
+    ]
+    required = f"multiIf({', '.join(branches)}, NULL)"
+    known = f"p.v IN ({', '.join(map(quote, sexes))})"
     parts = []
-    for dx in p["diagnoses"]:
-        ds = _dataset(dx["dataset"])
-        code = _norm(_col(ds, dx["field"], "t"))
-        branches = [
-            f"{' OR '.join(_code_condition(code, c) for c in r['codes'])}, {quote(str(r['sex']))}"
-            for r in p["rules"]
-        ]
-        required = f"multiIf({', '.join(branches)}, NULL)"
+    for ds in _diagnosed_datasets(master.kind, key):
+        specific = f"arrayFilter(d -> {required} IS NOT NULL, {_row_diagnoses(ds, 't')})"
+        wrong = f"arrayFilter(d -> {required} != p.v, {specific})"
         sex = _latest(
             master, key, _col(master, link["sex_field"]), f"<= {_day(day)}", _named(ds, key, day)
         )
         joins = f"LEFT JOIN ({sex}) AS p ON p.org_code = t.org_code AND p.k = {_col(ds, key, 't')}"
-        known = f"p.v IN ({', '.join(map(quote, sexes))})"
-        parts.append(_Part(ds, f"{required} IS NOT NULL AND {known}", f"p.v != {required}", joins))
+        parts.append(
+            _Part(
+                ds,
+                f"notEmpty({specific}) AND {known}",
+                f"notEmpty({wrong})",
+                joins,
+                detail=f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {wrong}), '; ')",
+            )
+        )
     return parts
 
 
@@ -265,29 +311,18 @@ def _record_master(followup: Dataset, record_field: str) -> Dataset:
 
 
 def _diagnoses(persons: Dataset, upto: str) -> str:
-    """(org_code, k, code): every ICD-10 code of the datasets that name a patient by the
-    persons dataset's key, split where the field holds a list."""
+    """(org_code, k, code): every diagnosis of the rows that name a patient by the persons
+    dataset's key."""
     key = persons.key[0]
-    selects = []
-    for ds in contracts().datasets_for(persons.kind):
-        if ds.dataset == persons.dataset or key not in ds.by_name:
-            continue
-        for f in ds.fields:
-            if f.codes != "icd10":
-                continue
-            col = _col(ds, f.name)
-            source = f"raw.{ident(ds.dataset)} AS r"
-            if f.separator:
-                source += (
-                    f" ARRAY JOIN splitByString({quote(f.separator)}, ifNull({col}, '')) AS dx_code"
-                )
-                col = "dx_code"
-            selects.append(
-                f"SELECT r.org_code AS org_code, {_col(ds, key)} AS k, {_norm(col)} AS code"
-                f" FROM {source} WHERE {current_rows(ds.dataset, upto)} AND {_norm(col)} != ''"
-            )
+    selects = [
+        f"SELECT r.org_code AS org_code, {_col(ds, key)} AS k, d.2 AS code"
+        f" FROM raw.{ident(ds.dataset)} AS r ARRAY JOIN {_row_diagnoses(ds, 'r')} AS d"
+        f" WHERE {current_rows(ds.dataset, upto)}"
+        for ds in _diagnosed_datasets(persons.kind, key)
+        if ds.dataset != persons.dataset
+    ]
     if not selects:
-        raise RuleSQLError(f"no ICD-10 field names a patient by {key!r}")
+        raise RuleSQLError(f"no diagnosis field names a patient by {key!r}")
     return " UNION ALL ".join(selects)
 
 
@@ -392,12 +427,15 @@ def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list
 
     One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
     it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
-    `query` and `notes`."""
+    `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
+    names nothing more), `sample_details`, `query` and `notes`."""
     day = dt.date.fromisoformat(str(business_date))
     out = []
     for rule in (r for r in rules if r.level == LEVEL):
         query = cross_query(rule, day)
-        for dataset, org, version, rows, checked, failed, keys in ch.query(query).result_rows:
+        for dataset, org, version, rows, checked, failed, keys, details in ch.query(
+            query
+        ).result_rows:
             out.append(
                 {
                     "org_code": org,
@@ -408,7 +446,9 @@ def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list
                     "checked": int(checked),
                     "failed": int(failed),
                     "sample_keys": list(keys[:SAMPLE_KEYS]),
+                    "sample_details": list(details[:SAMPLE_KEYS]),
                     "keys": list(keys),
+                    "details": list(details),
                     "query": query,
                     "notes": _notes(rule, day, int(rows), int(checked)),
                 }

@@ -53,7 +53,7 @@ from jinja2 import Environment, StrictUndefined
 from contracts.loader import contracts
 from contracts.registry import Organisation, Registry
 from expectations.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
-from expectations.report import mask_key, mask_text
+from expectations.report import mask_key, mask_text, shown_keys
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -177,19 +177,27 @@ def _failure_view(f: dict[str, Any]) -> dict[str, Any]:
         "fix_hint": f.get("fix_hint_zh") or "",
         "fix_hint_en": f.get("fix_hint_en") or "",
         "samples": list(
-            dict.fromkeys(mask_key(f["dataset"], k) for k in f.get("sample_keys") or [])
+            dict.fromkeys(
+                shown_keys(f["dataset"], f.get("sample_keys") or [], f.get("sample_details"))
+            )
         )[:SAMPLE_KEYS],
     }
 
 
-ATTACHMENT_COLUMNS = ("dataset", "rule_id", "dimension", "severity", "record_key")
+# "detail": what of the row failed where the rule says, e.g. "other_dx_codes N40"
+ATTACHMENT_COLUMNS = ("dataset", "rule_id", "dimension", "severity", "record_key", "detail")
+_KEY = ATTACHMENT_COLUMNS.index("record_key")
 
 
 def _attachment_rows(issues: list[dict[str, str]]) -> list[list[str]]:
     """The rows of the CSV of failing keys, keys masked (the CSV itself is neutralised by
     `neutralise.spreadsheet_csv`)."""
     return [
-        [*(i[c] for c in ATTACHMENT_COLUMNS[:-1]), mask_key(i["dataset"], i["record_key"])]
+        [
+            *(i[c] for c in ATTACHMENT_COLUMNS[:_KEY]),
+            mask_key(i["dataset"], i["record_key"]),
+            i.get("detail") or "",
+        ]
         for i in issues
     ]
 
@@ -379,7 +387,7 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
         "issues_shown": len(fb.issues),
         "attachment": attachment,
         # a key shown with the ' that stops a spreadsheet reading it as a formula
-        "keys_prefixed": any(spreadsheet_cell(row[-1]) != row[-1] for row in rows),
+        "keys_prefixed": any(spreadsheet_cell(row[_KEY]) != row[_KEY] for row in rows),
         "link": fb.report_link,
     }
     msg.set_content(_TEXT.render(view))
@@ -523,7 +531,7 @@ def _record_issues(
         parameters=params,
     )
     result = ch.query(
-        "SELECT dataset, rule_id, dimension, severity, record_key FROM dq.record_issue"
+        "SELECT dataset, rule_id, dimension, severity, record_key, detail FROM dq.record_issue"
         " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
         " ORDER BY dataset, rule_id, record_key LIMIT {cap:UInt64}",
         parameters=params,

@@ -132,6 +132,16 @@ def mask_key(dataset: str | Dataset | None, key: str) -> str:
     return "|".join(shown)
 
 
+def shown_keys(dataset: str | Dataset | None, keys: list, details: list | None = None) -> list:
+    """Masked record keys as pages and e-mails show them, each followed by what of the row
+    failed where the rule says (e.g. "ZY001 (other_dx_codes N40.X00)")."""
+    details = list(details or [])
+    return [
+        mask_key(dataset, str(k)) + (f" ({details[i]})" if i < len(details) and details[i] else "")
+        for i, k in enumerate(keys)
+    ]
+
+
 # ---- formatting ----------------------------------------------------------------------------
 
 
@@ -379,7 +389,7 @@ def render_city(
 def _failure_row(f: Mapping[str, Any]) -> dict[str, Any]:
     dataset = f.get("dataset") or ""
     ds = contracts().datasets.get(dataset)
-    keys = [mask_key(dataset, str(k)) for k in f.get("sample_keys") or []]
+    keys = shown_keys(dataset, f.get("sample_keys") or [], f.get("sample_details"))
     severity = f.get("severity") or "warning"
     change = f.get("change") or ""
     return {

@@ -36,6 +36,7 @@ RULE_RESULT_DDL = """
       failed_pct Float64,
       status LowCardinality(String),
       sample_keys Array(String),
+      sample_details Array(String),
       query_or_expectation String,
       notes String,
       rules_fingerprint String,
@@ -73,6 +74,8 @@ class RuleResult:
     failed_pct: float
     status: str
     sample_keys: list[str] = field(default_factory=list)
+    # per sample key, what of the row failed (e.g. "other_dx_codes N40"), or ''
+    sample_details: list[str] = field(default_factory=list)
     query_or_expectation: str = ""
     notes: str = ""
     rules_fingerprint: str = ""
@@ -93,6 +96,7 @@ class RuleResult:
         checked: int,
         failed: int,
         sample_keys: list[str] | None = None,
+        sample_details: list[str] | None = None,
         query: str = "",
         notes: str = "",
         fingerprint: str = "",
@@ -118,6 +122,7 @@ class RuleResult:
             failed_pct=pct,
             status=status,
             sample_keys=list(sample_keys or [])[:20],
+            sample_details=list(sample_details or [])[:20],
             query_or_expectation=query,
             notes=notes,
             rules_fingerprint=fingerprint,
@@ -169,6 +174,7 @@ RECORD_ISSUE_DDL = """
       business_date Date,
       batch_version UInt32,
       record_key String,
+      detail String,
       rule_id LowCardinality(String),
       dimension LowCardinality(String),
       severity LowCardinality(String)
@@ -193,9 +199,19 @@ RULE_SET_DDL = """
 """
 
 
+# Columns added after a table's first release, for warehouses created before them.
+ADDED_COLUMNS = (
+    "ALTER TABLE dq.rule_result ADD COLUMN IF NOT EXISTS sample_details Array(String)"
+    " AFTER sample_keys",
+    "ALTER TABLE dq.record_issue ADD COLUMN IF NOT EXISTS detail String AFTER record_key",
+)
+
+
 def ensure_results_table(ch: Client) -> None:
     ch.command("CREATE DATABASE IF NOT EXISTS dq")
     for ddl in (RULE_RESULT_DDL, RUN_DDL, CURRENT_RUN_DDL, RECORD_ISSUE_DDL, RULE_SET_DDL):
+        ch.command(ddl)
+    for ddl in ADDED_COLUMNS:
         ch.command(ddl)
 
 

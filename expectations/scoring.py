@@ -760,7 +760,8 @@ def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
     rows = _rows(
         ch,
         "SELECT dataset, rule_id, rule_type, dimension, severity, weight, threshold, checked,"
-        " failed, failed_pct, sample_keys, notes, batch_version FROM dq.rule_result"
+        " failed, failed_pct, sample_keys, sample_details, notes, batch_version"
+        " FROM dq.rule_result"
         " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
         " AND status = 'failed'"
         " ORDER BY severity = 'blocking' DESC, weight DESC, dataset, rule_id",

@@ -130,7 +130,7 @@ class _Judge:
 def _issue_rows(
     run_id: str, day: dt.date, dataset: str, issues: pl.DataFrame, judge: _Judge
 ) -> pa.Table:
-    """dq.record_issue rows from (org_code, batch_version, rule_id, record_key)."""
+    """dq.record_issue rows from (org_code, batch_version, rule_id, record_key[, detail])."""
     orgs = issues["org_code"].to_list()
     rule_ids = issues["rule_id"].to_list()
     rules = [judge.rule(o, r) for o, r in zip(orgs, rule_ids, strict=True)]
@@ -143,6 +143,10 @@ def _issue_rows(
             "business_date": pa.array([day] * n, pa.date32()),
             "batch_version": pa.array(issues["batch_version"].to_list(), pa.uint32()),
             "record_key": pa.array(issues["record_key"].to_list(), pa.string()),
+            "detail": pa.array(
+                issues["detail"].to_list() if "detail" in issues.columns else [""] * n,
+                pa.string(),
+            ),
             "rule_id": pa.array(rule_ids, pa.string()),
             "dimension": pa.array([r.dimension for r in rules], pa.string()),
             "severity": pa.array([r.severity for r in rules], pa.string()),
@@ -255,6 +259,7 @@ def _cross_rules(
                 checked=row["checked"],
                 failed=row["failed"],
                 sample_keys=row["sample_keys"],
+                sample_details=row.get("sample_details"),
                 query=row.get("query", ""),
                 notes=row.get("notes", ""),
                 fingerprint=judge.fingerprint(org),
@@ -267,9 +272,10 @@ def _cross_rules(
                     "org_code": [org] * len(keys),
                     "batch_version": [version] * len(keys),
                     "rule_id": [row["rule_id"]] * len(keys),
-                    "record_key": sorted(keys),
+                    "record_key": keys,
+                    "detail": row.get("details") or [""] * len(keys),
                 }
-            )
+            ).sort("record_key", "detail")
             issues.append(_issue_rows(run_id, day, dataset, frame, judge))
     return results, issues
 
@@ -371,7 +377,8 @@ def current_results(ch: Client, day: dt.date) -> list[dict]:
     query = (
         "SELECT run_id, org_code, dataset, business_date, batch_version, rule_id, dimension,"
         " severity, weight, threshold, checked, failed, failed_pct, status, sample_keys,"
-        " query_or_expectation, notes, rules_fingerprint, toString(computed_at) AS computed_at"
+        " sample_details, query_or_expectation, notes, rules_fingerprint,"
+        " toString(computed_at) AS computed_at"
         " FROM dq.rule_result WHERE business_date = {d:Date}"
         " AND run_id = (SELECT run_id FROM dq.current_run WHERE business_date = {d:Date})"
         " ORDER BY org_code, dataset, rule_id"
@@ -381,5 +388,6 @@ def current_results(ch: Client, day: dt.date) -> list[dict]:
     for row in result.named_results():
         row["business_date"] = row["business_date"].isoformat()
         row["sample_keys"] = list(row["sample_keys"])
+        row["sample_details"] = list(row["sample_details"])
         out.append(row)
     return out

@@ -105,6 +105,7 @@ HOSPITAL_RECORD_DEFECTS = (
     (STAY, "discharge_before_admit"),
     (STAY, "los_days_mismatch"),
     (STAY, "op_without_op_level"),
+    (STAY, "sex_specific_dx"),
     (RX, "unknown_code"),
     (RX, "late_record"),
     (RX, "untypeable_value"),
@@ -634,6 +635,25 @@ def inj_visit_late(b: Batch) -> Truth | None:
     )
 
 
+def inj_stay_sex_specific_other_dx(b: Batch) -> Truth | None:
+    """A code of the other sex among the other diagnoses only: the principal one agrees."""
+    sex = b.frames[STAY]["_sex"].to_numpy()
+    row = b.pick(STAY, np.isin(sex, [1, 2]))
+    if row is None:
+        return None
+    male = b.get(STAY, row, "_sex") == 1
+    code, _ = refdata.FEMALE_ONLY_DX if male else refdata.MALE_ONLY_DX
+    other = b.get(STAY, row, "other_dx_codes")
+    b.set(STAY, row, other_dx_codes=f"{other};{code}" if other else code)
+    return b.truth(
+        STAY,
+        b.key(STAY, row),
+        LOGIC,
+        "sex_specific_dx",
+        f"other_dx_codes holds {code} for a patient of sex {'1' if male else '2'}",
+    )
+
+
 def inj_stay_drug_gt_total(b: Batch) -> Truth | None:
     row = b.pick(STAY, ~b.frames[STAY]["_death"].to_numpy())
     if row is None:
@@ -1071,6 +1091,7 @@ INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | None]] = {
     (STAY, "discharge_before_admit"): inj_stay_discharge_before_admit,
     (STAY, "los_days_mismatch"): inj_stay_los,
     (STAY, "op_without_op_level"): inj_stay_op_level,
+    (STAY, "sex_specific_dx"): inj_stay_sex_specific_other_dx,
     (RX, "unknown_code"): inj_rx_unknown_code,
     (RX, "late_record"): inj_rx_late,
     (RX, "untypeable_value"): inj_rx_untypeable,

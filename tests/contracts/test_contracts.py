@@ -107,6 +107,11 @@ def _copy(tmp_path: Path) -> Path:
         ),
         ("event: visit_time", "event: visited_at", "unknown field 'visited_at'"),
         (
+            "{name: dept_name, type: str, required: true}",
+            "{name: dept_name, type: str, required: true, diagnosis: true}",
+            "diagnosis field 'dept_name' must have codes: icd10",
+        ),
+        (
             "checks: [{rule: min, value: 0}]}\n  - {name: drug_fee",
             "checks: [{rule: minimum, value: 0}]}\n  - {name: drug_fee",
             "unknown field rule 'minimum'",
@@ -123,6 +128,22 @@ def test_broken_contract_names_file_and_field(tmp_path, old, new, message):
         load_contracts(root)
     assert "outpatient_visit.yaml" in str(exc.value)
     assert message in str(exc.value)
+
+
+def test_the_diagnoses_of_a_row_are_stated_once_in_the_contracts():
+    """Upload standard section 5 (v1.1): every diagnosis field, lists included."""
+    marked = {
+        (name, f.name, f.separator)
+        for name, ds in contracts().datasets.items()
+        for f in ds.diagnosis_fields
+    }
+    assert marked == {
+        ("outpatient_visit", "diagnosis_code", None),
+        ("inpatient_discharge", "principal_dx_code", None),
+        ("inpatient_discharge", "other_dx_codes", ";"),
+    }
+    # no rule lists diagnosis fields of its own
+    assert "diagnoses" not in contracts().cross_dataset["sex_specific_diagnoses"]
 
 
 def test_broken_reference_to_another_dataset(tmp_path):

@@ -175,6 +175,40 @@ def test_sex_specific_diagnosis(ch):
     }
 
 
+def test_sex_specific_diagnosis_reads_every_diagnosis_field(ch):
+    load(ch, "patient", [patient("M", A, "1"), patient("F", B, "2")], day=days(-1))
+
+    def abstract(aid, pid, principal, other=None):
+        return {
+            "admission_id": aid,
+            "patient_id": pid,
+            "principal_dx_code": principal,
+            "other_dx_codes": other,
+        }
+
+    cases = {
+        "Z1": (abstract("Z1", "F", "C61"), "principal_dx_code C61"),
+        "Z2": (abstract("Z2", "M", "C61", "I10"), None),  # checked, agrees
+        "Z3": (abstract("Z3", "F", "J18.9", "I10;n40.1"), "other_dx_codes N40.1"),
+        "Z4": (abstract("Z4", "F", "J18.9", "I10;E11.9;K29.7"), "not checked"),
+        "Z5": (abstract("Z5", "F", "O80.0", "I10; O99.8"), None),
+        "Z6": (abstract("Z6", "M", "N40.0", " O80.0 "), "other_dx_codes O80.0"),
+        "Z7": (
+            abstract("Z7", "F", "C61", "N40;;J18.9"),
+            "principal_dx_code C61; other_dx_codes N40",
+        ),
+    }
+    load(ch, "inpatient_discharge", [row for row, _ in cases.values()])
+    (result,) = run_cross(ch, D, [rule("sex_specific_diagnosis")])
+    failing = {k: d for k, (_, d) in cases.items() if d and d != "not checked"}
+    assert result["dataset"] == "inpatient_discharge"
+    assert result["checked"] == sum(d != "not checked" for _, d in cases.values()) == 6
+    assert result["failed"] == len(failing) == 4
+    # each failing key names the row and which field held the offending code
+    assert dict(zip(result["keys"], result["details"], strict=True)) == failing
+    assert result["sample_details"] == result["details"]
+
+
 def followup(fid, rec_id, disease):
     return {"followup_id": fid, "record_id": rec_id, "disease_code": disease}
 

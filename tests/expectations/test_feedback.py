@@ -262,3 +262,25 @@ def test_hostile_values_reach_the_outbox_neutralised(tmp_path):
 
 def _parsed_bytes(data: bytes):
     return BytesParser(policy=policy.default).parsebytes(data)
+
+
+def test_failing_keys_name_the_field_that_held_the_code():
+    failure = _failure(
+        "cross.sex_specific_diagnoses", "inpatient_discharge", 1, "new", keys=["ZY0001"]
+    )
+    failure["sample_details"] = ["other_dx_codes N40"]
+    issue = {
+        "dataset": "inpatient_discharge",
+        "rule_id": "cross.sex_specific_diagnoses",
+        "dimension": "logic",
+        "severity": "warning",
+        "record_key": "ZY0001",
+        "detail": "other_dx_codes N40",
+    }
+    msg = _parsed(compose(_feedback(failures=[failure], issues=[issue], issues_total=1), "qc@x"))
+    for kind in ("html", "plain"):
+        assert "ZY0001 (other_dx_codes N40)" in msg.get_body((kind,)).get_content()
+    (attachment,) = list(msg.iter_attachments())
+    text = attachment.get_payload(decode=True).decode("utf-8").lstrip("\ufeff")
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert row["record_key"] == "ZY0001" and row["detail"] == "other_dx_codes N40"

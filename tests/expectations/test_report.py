@@ -410,3 +410,23 @@ def test_write_reports_from_scored_rule_results(rt, tmp_path):
     again = report.write_reports(ch, registry, DAY, tmp_path)
     assert again == written
     assert written["city"].read_text(encoding="utf-8") == city
+
+
+def test_org_page_names_the_field_of_a_failing_key():
+    failure = {
+        "dataset": "inpatient_discharge",
+        "rule_id": "cross.sex_specific_diagnoses",
+        "dimension": "logic",
+        "severity": "warning",
+        "weight": 2,
+        "threshold": 0,
+        "checked": 10,
+        "failed": 1,
+        "failed_pct": 10.0,
+        "sample_keys": ["ZY0001", "ZY0002"],
+        "sample_details": ["other_dx_codes N40", "principal_dx_code C61"],
+    }
+    b = next(r for r in SCORES if r["org_code"] == ORGS["B"].org_code)
+    html = render_org(DAY, b, TREND, [failure], ORGS["B"], False)
+    assert "<code>ZY0001 (other_dx_codes N40)</code>" in html
+    assert "<code>ZY0002 (principal_dx_code C61)</code>" in html

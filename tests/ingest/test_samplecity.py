@@ -398,26 +398,29 @@ def _cross(batches, by_org, bad) -> None:
                     return rule_["sex"]
         return None
 
-    for diag in cons["sex_specific_diagnoses"]["diagnoses"]:
-        for (org, name, day), rows in batches.items():
-            if name != diag["dataset"]:
+    def row_codes(name: str, r: dict) -> list[str]:
+        """The row's diagnoses: every field the contract marks diagnosis, lists split."""
+        codes = []
+        for f in contracts().datasets[name].diagnosis_fields:
+            value = r.get(f.name) or ""
+            codes += value.split(f.separator) if f.separator else [value]
+        return [c.strip().upper() for c in codes if c.strip()]
+
+    for (org, name, day), rows in batches.items():
+        for r in rows:
+            person = patients.get((org, r.get("patient_id")))
+            if not person:
                 continue
-            for r in rows:
-                need = sex_needed(r[diag["field"]] or "")
-                person = patients.get((org, r["patient_id"]))
-                if need and person and person["sex_code"] != need:
-                    bad[(org, name, day, r[contracts().datasets[name].key[0]])].add("sex_specific")
+            needs = {sex_needed(c) for c in row_codes(name, r)} - {None}
+            if needs - {person["sex_code"]}:
+                bad[(org, name, day, r[contracts().datasets[name].key[0]])].add("sex_specific")
     diagnosed: dict[str, list[tuple[dt.date, str]]] = defaultdict(list)
     for (org, name, day), rows in batches.items():
         for r in rows:
-            codes = []
-            if name == "outpatient_visit":
-                codes = [r["diagnosis_code"]]
-            elif name == "inpatient_discharge":
-                codes = [r["principal_dx_code"], *(r["other_dx_codes"] or "").split(";")]
+            codes = row_codes(name, r)
             person = patients.get((org, r.get("patient_id")))
             if person and codes:
-                diagnosed[person["id_no"]] += [(day, c) for c in codes if c]
+                diagnosed[person["id_no"]] += [(day, c) for c in codes]
     records = {
         (org, r["record_id"]): r
         for (org, name), rows in by_org.items()
