@@ -71,7 +71,7 @@ def _read_limits(env: dict[str, str]) -> ReadLimits:
         name = spec.metadata["env"]
         if env.get(name):
             try:
-                given[spec.name] = int(env[name].replace("_", ""))
+                given[spec.name] = int(env[name])  # 1_000_000 is accepted too
             except ValueError:
                 raise ValueError(f"{name} must be a whole number, got {env[name]!r}") from None
             if given[spec.name] <= 0:

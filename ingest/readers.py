@@ -366,7 +366,7 @@ def _read_jsonl(data: bytes, limits: ReadLimits) -> StringTable:
     text, encoding = decode_text(data)
     # JSON Lines separates records by \n only (a trailing \r is part of the separator);
     # str.splitlines() would also split on U+2028/U+2029, which are legal inside strings.
-    if text.count("\n") >= limits.max_rows:
+    if text.count("\n") + (not text.endswith("\n")) > limits.max_rows:
         raise _too_many_rows(limits, "lines")
     rows: list[dict[str, str | None]] = []
     lines: list[int] = []

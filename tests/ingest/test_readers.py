@@ -229,7 +229,8 @@ def test_jsonl_with_too_many_keys_or_lines_is_refused():
     with pytest.raises(UnreadableFile, match="has 600 columns by line 1"):
         read_upload(wide.encode(), "jsonl")
     with pytest.raises(UnreadableFile, match="more than 10 lines"):
-        read_upload(b"{}\n" * 11, "jsonl", ReadLimits(max_rows=10))
+        read_upload(b'{"a": 1}\n' * 11, "jsonl", ReadLimits(max_rows=10))
+    assert read_upload(b'{"a": 1}\n' * 10, "jsonl", ReadLimits(max_rows=10)).rows_read == 10
 
 
 def test_deeply_nested_json_is_a_bad_row_not_a_crash():
