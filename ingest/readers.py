@@ -23,6 +23,7 @@ import re
 import zipfile
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +58,8 @@ class ReadLimits:
 
     Defaults fit the standard with room to spare: its widest dataset has 18 fields, its
     longest value (a list of diagnosis codes) a few hundred bytes, and a whole city uploads
-    about a million rows a day, so one file of a day is far below 2 million rows.
+    about a million rows a day, so one file of a day is far below 2 million rows. Exported
+    CSV compresses 5 to 20 times; deflate's limit is about 1000, which only bombs reach.
     """
 
     max_file_bytes: int = _cap(256 * _MiB, "HQLAKE_MAX_FILE_BYTES")
@@ -243,7 +245,7 @@ def _too_many_rows(limits: ReadLimits, what: str = "rows") -> UnreadableFile:
     return UnreadableFile(f"has more than {limits.max_rows:,} {what} ({limits.cap('max_rows')})")
 
 
-def _physical_lines(text: str):
+def _physical_lines(text: str) -> Iterator[str]:
     """The lines of `text` with their ends, split where pyarrow's CSV parser splits (\\n, \\r\\n,
     lone \\r) and nowhere else; str.splitlines() would also split on U+2028, \\x0c, ..."""
     return (m.group() for m in re.finditer(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z", text))
@@ -258,10 +260,10 @@ def _scan_csv(text: str, limits: ReadLimits) -> tuple[list[str], int, array]:
     the lines it consumed (`line_num`), so one pass of it gives every record's first line.
     The same pass enforces the column and row caps before pyarrow builds any column.
     """
-    # The module's own field cap (131072 characters by default) must not be the tighter one;
-    # raising a process-wide maximum affects no other reader.
-    if csv.field_size_limit() < limits.max_field_bytes:
-        csv.field_size_limit(limits.max_field_bytes)
+    # The module's own field cap (131072 characters by default) must not be the tighter one.
+    # It is process-wide: raised for this scan and put back (ingest is single-threaded).
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, limits.max_field_bytes))
     reader = csv.reader(_physical_lines(text))
     starts = array("I")
     try:
@@ -278,11 +280,13 @@ def _scan_csv(text: str, limits: ReadLimits) -> tuple[list[str], int, array]:
                     raise _too_many_rows(limits)
                 starts.append(consumed + 1)
             consumed = reader.line_num
-    except csv.Error as exc:  # only the field size limit: this dialect accepts any text
+    except csv.Error:  # only the field size limit: this dialect accepts any text
         raise UnreadableFile(
-            f"cannot be split into fields after line {reader.line_num} ({brief(str(exc))}; "
-            f"{limits.cap('max_field_bytes')})"
+            f"has a value of more than {csv.field_size_limit():,} characters by line "
+            f"{reader.line_num} ({limits.cap('max_field_bytes')})"
         ) from None
+    finally:
+        csv.field_size_limit(previous)
     return header, header_lines, starts
 
 
