@@ -404,6 +404,8 @@ def _read_jsonl(data: bytes, limits: ReadLimits) -> StringTable:
                 f"JSON object ({limits.cap('max_field_bytes')})"
             )
     names = list(columns)
+    if rows and not names:  # a table without columns has no rows: they would vanish
+        raise UnreadableFile(f"has {len(rows):,} JSON objects and none of them has a field")
     table = pa.table({n: pa.array([r.get(n) for r in rows], pa.string()) for n in names})
     return StringTable(table, pa.array(lines, pa.uint32()), encoding, bad)
 

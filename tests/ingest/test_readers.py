@@ -235,6 +235,12 @@ def test_jsonl_with_too_many_keys_or_lines_is_refused():
     assert read_upload(b'{"a": 1}\n' * 10, "jsonl", ReadLimits(max_rows=10)).rows_read == 10
 
 
+def test_jsonl_of_empty_objects_is_refused_not_read_as_no_rows():
+    with pytest.raises(UnreadableFile, match="has 3 JSON objects and none of them has a field"):
+        read_upload(b"{}\n" * 3, "jsonl")
+    assert read_upload(b'{}\n{"a": 1}\n', "jsonl").table.column("a").to_pylist() == [None, "1"]
+
+
 def test_deeply_nested_json_is_a_bad_row_not_a_crash():
     table = read_upload(b'{"a": 1}\n' + b"[" * 100_000 + b"\n", "jsonl")
     assert table.table.column("a").to_pylist() == ["1"]
