@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.readers import ReadLimits
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class Settings:
     inbox_bucket: str
     clickhouse_url: str | None
     org_registry: str | None
+    read_limits: ReadLimits
 
     @property
     def embedded_storage(self) -> bool:
@@ -55,6 +60,25 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _read_limits(env: dict[str, str]) -> ReadLimits:
+    """Caps on one upload's work: each field's variable (HQLAKE_MAX_...) overrides its default."""
+    import dataclasses
+
+    from ingest.readers import ReadLimits  # imported here: pyarrow is heavy for a settings read
+
+    given = {}
+    for spec in dataclasses.fields(ReadLimits):
+        name = spec.metadata["env"]
+        if env.get(name):
+            try:
+                given[spec.name] = int(env[name])  # 1_000_000 is accepted too
+            except ValueError:
+                raise ValueError(f"{name} must be a whole number, got {env[name]!r}") from None
+            if given[spec.name] <= 0:
+                raise ValueError(f"{name} must be positive, got {env[name]!r}")
+    return ReadLimits(**given)
+
+
 def from_env(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     home = Path(env.get("HQLAKE_HOME") or ".hqlake").expanduser().resolve()
@@ -72,6 +96,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         inbox_bucket=env.get("HQLAKE_INBOX_BUCKET") or "hqlake-inbox",
         clickhouse_url=env.get("HQLAKE_CLICKHOUSE_URL") or None,
         org_registry=env.get("HQLAKE_ORG_REGISTRY") or None,
+        read_limits=_read_limits(env),
     )
 
 

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from contracts.model import Dataset, FieldSpec
-from ingest.readers import StringTable, UnreadableFile
+from ingest.readers import StringTable, UnreadableFile, short_list
 
 LINE = "__source_line"
 _TZ = "Asia/Shanghai"
@@ -115,11 +115,11 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
     if not present:
         raise UnreadableFile(
             f"has a header that matches no field of {dataset.dataset} "
-            f"(got {', '.join(columns[:8]) or 'nothing'})"
+            f"(got {short_list(columns, 8) or 'nothing'})"
         )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
-        raise UnreadableFile(f"has duplicated header columns: {', '.join(duplicated)}")
+        raise UnreadableFile(f"has duplicated header columns: {short_list(duplicated)}")
     extra_columns = [c for c in columns if c not in known]
     missing = [f for f in dataset.fields if f.name not in columns]
 

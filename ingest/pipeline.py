@@ -36,7 +36,15 @@ from contracts.registry import Registry, load_registry
 from infra.runtime import Runtime
 from ingest.conform import LINE, Conformed, conform
 from ingest.inbox import InboxFile, list_inbox
-from ingest.readers import UnreadableFile, detect_format, read_upload
+from ingest.readers import (
+    MAX_REASON_CHARS,
+    ReadLimits,
+    UnreadableFile,
+    brief,
+    detect_format,
+    read_upload,
+    short_list,
+)
 from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -116,8 +124,10 @@ class Ingestor:
         registry: Registry | None = None,
         contract_set: Contracts | None = None,
         run_id: str | None = None,
+        limits: ReadLimits | None = None,
     ):
         self.rt = rt
+        self.limits = limits or rt.settings.read_limits
         self.registry = registry or load_registry()
         self.contracts = contract_set or contracts()
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -251,7 +261,7 @@ class Ingestor:
             )
         contract = self.contracts.dataset(dataset)
         try:
-            strings = read_upload(u.data, u.fmt)
+            strings = read_upload(u.data, u.fmt, self.limits)
             conformed = conform(strings, contract)
         except UnreadableFile as exc:
             return self._reject(u, f"{u.source.name} {exc}", version)
@@ -288,13 +298,13 @@ class Ingestor:
         if conformed.extra_columns:
             notes.append(
                 "schema drift: unknown columns "
-                + ", ".join(conformed.extra_columns)
+                + short_list(conformed.extra_columns)
                 + " kept aside"
             )
         if conformed.missing_required:
-            notes.append("missing required columns " + ", ".join(conformed.missing_required))
+            notes.append("missing required columns " + short_list(conformed.missing_required))
         if conformed.missing_optional:
-            notes.append("missing optional columns " + ", ".join(conformed.missing_optional))
+            notes.append("missing optional columns " + short_list(conformed.missing_optional))
         result = self._result(
             u,
             "loaded",
@@ -363,7 +373,7 @@ class Ingestor:
             business_date=u.source.business_date.isoformat(),
             file=u.source.path,
             status=status,
-            reason=reason,
+            reason=brief(reason, MAX_REASON_CHARS),
             batch_version=version,
             sha256=u.sha256,
             size=len(u.data),

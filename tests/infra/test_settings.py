@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from infra.settings import from_env
 
 
@@ -26,3 +28,14 @@ def test_production_from_environment():
 def test_production_keys_never_default():
     s = from_env({"HQLAKE_S3_ENDPOINT": "minio:9000"})
     assert s.s3_access_key == "" and s.s3_secret_key == ""
+
+
+def test_read_limits_from_environment(tmp_path):
+    s = from_env({"HQLAKE_HOME": str(tmp_path), "HQLAKE_MAX_COLUMNS": "50"})
+    assert s.read_limits.max_columns == 50
+    assert s.read_limits.max_field_bytes == 64 * 1024  # the default stays
+    s = from_env({"HQLAKE_HOME": str(tmp_path), "HQLAKE_MAX_DECOMPRESSED_BYTES": "1_073_741_824"})
+    assert s.read_limits.max_decompressed_bytes == 1 << 30
+    for bad in ("lots", "0", "-5"):
+        with pytest.raises(ValueError, match="HQLAKE_MAX_ROWS must be"):
+            from_env({"HQLAKE_HOME": str(tmp_path), "HQLAKE_MAX_ROWS": bad})

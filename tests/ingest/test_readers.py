@@ -1,13 +1,24 @@
 import datetime as dt
 import gzip
 import io
+import json
+import subprocess
+import sys
+import zipfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xlsxwriter
 
-from ingest.readers import UnreadableFile, decode_text, detect_format, read_upload
+from ingest.readers import (
+    ReadLimits,
+    UnreadableFile,
+    decode_text,
+    detect_format,
+    read_upload,
+    short_list,
+)
 
 CSV = "患者编号,姓名\np1,张三\np2,李四\n"
 
@@ -117,3 +128,209 @@ def test_format_from_extension():
     assert detect_format("a.CSV") == "csv"
     assert detect_format("a.csv.gz") == "csv.gz"
     assert detect_format("a.xls") is None
+
+
+# ---- bounded work per file (issue 11, class 5) ------------------------------------------
+
+# Run in a fresh interpreter so that ru_maxrss (the peak RSS of the process) measures this
+# read alone: 1 MB of gzip that inflates to 1 GiB of zeros.
+_BOMB = """
+import resource, sys, zlib
+from ingest.readers import UnreadableFile, read_upload
+
+packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+block = bytes(1 << 20)
+bomb = b"".join([packer.compress(block) for _ in range(1024)] + [packer.flush()])
+assert len(bomb) < 1_100_000
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_upload(bomb, "csv.gz")
+    reason = "accepted"
+except UnreadableFile as exc:
+    reason = str(exc)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown // 1024)
+print(reason)
+"""
+
+
+def test_gzip_bomb_is_refused_with_bounded_memory():
+    run = subprocess.run(
+        [sys.executable, "-c", _BOMB], capture_output=True, text=True, check=True, timeout=600
+    )
+    grown_mib, reason = run.stdout.splitlines()
+    assert "decompresses to more than 100 times its size" in reason
+    assert "HQLAKE_MAX_COMPRESSION_RATIO" in reason
+    assert int(grown_mib) < 256, f"peak RSS grew by {grown_mib} MiB"
+
+
+def test_gzip_over_the_absolute_cap_is_refused():
+    data = gzip.compress(b"a,b\n" + b"1,2\n" * 300_000)  # 1.2 MB of text
+    limits = ReadLimits(max_decompressed_bytes=1 << 20)
+    with pytest.raises(
+        UnreadableFile, match=r"more than 1 MiB \(cap HQLAKE_MAX_DECOMPRESSED_BYTES"
+    ):
+        read_upload(data, "csv.gz", limits)
+    assert read_upload(data, "csv.gz").table.num_rows == 300_000
+
+
+def test_file_over_the_size_cap_is_refused():
+    with pytest.raises(UnreadableFile, match="HQLAKE_MAX_FILE_BYTES = 1 KiB"):
+        read_upload(b"a\n" + b"1\n" * 1000, "csv", ReadLimits(max_file_bytes=1024))
+
+
+def test_wide_csv_is_refused_at_its_header_with_a_short_reason():
+    width = 100_000
+    data = (",".join(f"c{i}" for i in range(width)) + "\n" + "1," * (width - 1) + "1\n").encode()
+    with pytest.raises(UnreadableFile) as refused:
+        read_upload(data, "csv")
+    reason = str(refused.value)
+    assert reason == "has 100,000 columns in its header, more than the cap HQLAKE_MAX_COLUMNS = 500"
+    assert len(reason) < 500
+
+
+def test_wide_row_under_a_narrow_header_is_refused():
+    data = ("a,b\n1,2\n" + ",".join(["x"] * 1000) + "\n").encode()
+    with pytest.raises(UnreadableFile, match="has 1,000 columns at line 3"):
+        read_upload(data, "csv")
+
+
+def test_csv_rows_over_the_row_cap_are_refused():
+    with pytest.raises(UnreadableFile, match="more than 10 rows"):
+        read_upload(b"a\n" + b"1\n" * 11, "csv", ReadLimits(max_rows=10))
+    assert read_upload(b"a\n" + b"1\n" * 10, "csv", ReadLimits(max_rows=10)).rows_read == 10
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_huge_field_is_refused_naming_line_and_column(fmt):
+    huge = "x" * 70_000
+    data = (
+        f"a,b\n1,2\n3,{huge}\n" if fmt == "csv" else f'{{"a": 1}}\n{{"a": 3, "b": "{huge}"}}\n'
+    ).encode()
+    with pytest.raises(UnreadableFile) as refused:
+        read_upload(data, fmt)
+    line = 3 if fmt == "csv" else 2
+    assert str(refused.value) == (
+        f"has a value of 70,000 bytes in column 'b' at line {line} "
+        "(cap HQLAKE_MAX_FIELD_BYTES = 64 KiB)"
+    )
+
+
+def test_a_field_beyond_the_csv_module_limit_is_refused_with_a_reason():
+    data = b"a,b\n1,2\n3," + b"x" * 200_000 + b"\n"
+    with pytest.raises(
+        UnreadableFile, match="has a value of more than 131,072 characters by line 3"
+    ):
+        read_upload(data, "csv")
+    raised = ReadLimits(max_field_bytes=300_000)
+    assert read_upload(data, "csv", raised).table.column("b").to_pylist()[1] == "x" * 200_000
+
+
+def test_jsonl_with_too_many_keys_or_lines_is_refused():
+    wide = json.dumps({f"k{i}": i for i in range(600)}) + "\n"
+    with pytest.raises(UnreadableFile, match="has 600 columns by line 1"):
+        read_upload(wide.encode(), "jsonl")
+    with pytest.raises(UnreadableFile, match="more than 10 lines"):
+        read_upload(b'{"a": 1}\n' * 11, "jsonl", ReadLimits(max_rows=10))
+    assert read_upload(b'{"a": 1}\n' * 10, "jsonl", ReadLimits(max_rows=10)).rows_read == 10
+
+
+def test_jsonl_of_empty_objects_is_refused_not_read_as_no_rows():
+    with pytest.raises(UnreadableFile, match="has 3 JSON objects and none of them has a field"):
+        read_upload(b"{}\n" * 3, "jsonl")
+    assert read_upload(b'{}\n{"a": 1}\n', "jsonl").table.column("a").to_pylist() == [None, "1"]
+
+
+def test_deeply_nested_json_is_a_bad_row_not_a_crash():
+    table = read_upload(b'{"a": 1}\n' + b"[" * 100_000 + b"\n", "jsonl")
+    assert table.table.column("a").to_pylist() == ["1"]
+    assert [(b.line, b.reason) for b in table.bad_rows] == [
+        (2, "is nested too deeply to be a record")
+    ]
+
+
+def _xlsx() -> bytes:
+    sink = io.BytesIO()
+    book = xlsxwriter.Workbook(sink, {"in_memory": True})
+    book.add_worksheet().write_row(0, 0, ["visit_id"])
+    book.close()
+    return sink.getvalue()
+
+
+def test_xlsx_zip_bomb_is_refused_before_fastexcel_opens_it():
+    bomb = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(_xlsx())) as workbook,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for info in workbook.infolist():
+            archive.writestr(info, workbook.read(info))
+        with archive.open("xl/media/padding.bin", "w") as member:
+            for _ in range(64):
+                member.write(bytes(1 << 20))
+    assert len(bomb.getvalue()) < 200_000
+    with pytest.raises(UnreadableFile, match=r"decompresses to 64\.0 MiB, more than 100 times"):
+        read_upload(bomb.getvalue(), "xlsx")
+    assert read_upload(_xlsx(), "xlsx").table.column_names == ["visit_id"]
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_parquet_caps_are_checked_on_its_metadata():
+    wide = pa.table({f"c{i}": pa.array(["1"]) for i in range(600)})
+    with pytest.raises(
+        UnreadableFile, match="has 600 columns, more than the cap HQLAKE_MAX_COLUMNS"
+    ):
+        read_upload(_parquet(wide), "parquet")
+    long = pa.table({"a": pa.array([str(i) for i in range(11)])})
+    with pytest.raises(UnreadableFile, match="more than 10 rows"):
+        read_upload(_parquet(long), "parquet", ReadLimits(max_rows=10))
+    zeros = pa.table({"a": pa.array([0] * 2_000_000, pa.int64())})
+    with pytest.raises(UnreadableFile, match=r"decompresses to .*MAX_DECOMPRESSED_BYTES = 1 MiB"):
+        read_upload(_parquet(zeros), "parquet", ReadLimits(max_decompressed_bytes=1 << 20))
+
+
+def test_column_lists_in_reasons_are_cut_short():
+    names = [f"col{i}" for i in range(1000)]
+    assert short_list(names) == (
+        "col0, col1, col2, col3, col4, col5, col6, col7, col8, col9 ... and 990 more"
+    )
+    assert short_list(["x" * 1000]) == "x" * 39 + "…"
+
+
+# ---- records are records (issue 11, class 9) --------------------------------------------
+
+
+def test_jsonl_splits_on_newline_only():
+    values = ["line\u2028separator", "para\u2029graph", "next\x85line"]
+    data = "".join(json.dumps({"a": v}, ensure_ascii=False) + "\r\n" for v in values).encode()
+    table = read_upload(data, "jsonl")
+    assert table.table.column("a").to_pylist() == values
+    assert table.lines.to_pylist() == [1, 2, 3]
+    assert not table.bad_rows
+
+
+def test_csv_source_line_is_where_the_record_starts_after_quoted_line_breaks():
+    data = b'a,b\n1,"two\nline note"\n\n2,x\r\n3,"a ""quoted""\r\nword"\n4,y'
+    table = read_upload(data, "csv")
+    assert table.table.column("a").to_pylist() == ["1", "2", "3", "4"]
+    assert table.table.column("b").to_pylist()[2] == 'a "quoted"\r\nword'
+    assert table.lines.to_pylist() == [2, 5, 6, 8]
+
+
+def test_bad_row_after_a_multi_line_record_has_its_own_line():
+    data = b'a,b\n1,"x\ny\nz"\n3\n4,w\n5,"p\nq",extra\n6,v\n'
+    table = read_upload(data, "csv")
+    assert table.lines.to_pylist() == [2, 6, 9]
+    assert [(b.line, b.text) for b in table.bad_rows] == [(5, "3"), (7, '5,"p\nq",extra')]
+    assert table.rows_read == 5
+
+
+def test_csv_header_with_a_quoted_line_break():
+    table = read_upload(b'a,"b\nc"\n1,2\n3,4\n', "csv")
+    assert table.table.column_names == ["a", "b\nc"]
+    assert table.lines.to_pylist() == [3, 4]
