@@ -19,7 +19,7 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
-from infra.seaweed import SeaweedServer, _grpc_tls, weed_binary
+from infra.seaweed import SeaweedServer, weed_binary
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +180,8 @@ def test_filer_master_and_volume_ports_do_not_serve_the_lake(seaweed, lake_objec
     )
 
     # gRPC (metadata, file ids, IAM) only for a client with this run's certificate.
+    from infra.seaweed import _grpc_tls  # another run's certificate, signed by another CA
+
     tls = seaweed.data_dir / "tls"
     own = (tls / "weed.crt", tls / "weed.key")
     foreign = _grpc_tls(tmp_path / "foreign")
