@@ -2,6 +2,7 @@ import glob
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -19,7 +20,9 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
+from infra.home import private_dir, s3_keys
 from infra.seaweed import SeaweedServer, weed_binary
+from infra.settings import from_env
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +212,29 @@ def test_weed_files_are_owner_only(seaweed):
     assert sockets and all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in sockets), [
         (p, oct(p.stat().st_mode)) for p in sockets
     ]
+
+
+def test_a_home_from_before_keeps_its_lake_and_is_closed(tmp_path):
+    """A home made by an older hqlake: no secrets, weed's files open to all (umask 022), data
+    written when any key was accepted. It gets its keys on first use and keeps its lake."""
+    home = tmp_path / "home"
+    before = SeaweedServer(home / "seaweedfs", ("lake",), "hqlake", "hqlake-local").start()
+    before.client().put_object("lake", "old.csv", io.BytesIO(_SECRET), len(_SECRET))
+    before.stop()
+    shutil.rmtree(home / "seaweedfs" / "tls")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    config = from_env({"HQLAKE_HOME": str(home)})
+    private_dir(config.home)  # what runtime() does first
+    with SeaweedServer(config.seaweed_dir, ("lake",), *s3_keys(config)) as server:
+        assert server.client().get_object("lake", "old.csv").read() == _SECRET
+        assert _http(f"http://{server.endpoint}/lake/old.csv")[0] == 403
+        assert (
+            _http(f"http://127.0.0.1:{server.ports['filer.port']}/buckets/lake/old.csv")[0] >= 400
+        )
+        intruder = Minio(server.endpoint, "hqlake", "hqlake-local", secure=False)
+        with pytest.raises(S3Error):
+            intruder.get_object("lake", "old.csv")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(config.seaweed_dir.stat().st_mode) == 0o700
