@@ -219,9 +219,10 @@ class SeaweedServer:
           holding the certificate made here for this run gets in.
         Keys and certificates live as long as this server: made at start, never reused.
         """
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_", "S3_"))
-        }
+        # the caller's cloud keys or weed settings would add identities, and weed needs none
+        # of hqlake's own (the salt, the ClickHouse URL)
+        foreign = ("AWS_", "WEED_", "S3_", "HQLAKE_")
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
         jwt_keys = {
             f"WEED_JWT_{name}_KEY": secrets.token_urlsafe(32)
             for name in ("SIGNING", "SIGNING_READ", "FILER_SIGNING", "FILER_SIGNING_READ")
