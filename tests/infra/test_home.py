@@ -1,6 +1,8 @@
 import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,27 @@ def test_production_s3_keys_come_only_from_the_environment(tmp_path):
     assert not (tmp_path / "home").exists()
     keys = {"HQLAKE_S3_ACCESS_KEY": "k", "HQLAKE_S3_SECRET_KEY": "s"}
     assert s3_keys(from_env({**env, **keys})) == ("k", "s")
+
+
+@pytest.mark.integration
+def test_runtime_makes_a_new_home_owner_only(tmp_path):
+    """The composition root on a fresh home, in its own process (chDB opens one data path per
+    process) and with a umask that would leave everything open."""
+    home = tmp_path / "new" / "home"
+    script = (
+        "import os; os.umask(0)\n"
+        "from infra.runtime import runtime\n"
+        "with runtime() as rt:\n"
+        "    rt.ch.query('SELECT 1')\n"
+        "    assert rt.s3.bucket_exists(rt.settings.lake_bucket)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
+    subprocess.run(
+        [sys.executable, "-c", script], env={**env, "HQLAKE_HOME": str(home)}, check=True
+    )
+    for folder in (tmp_path / "new", home, home / "secrets", home / "chdb", home / "seaweedfs"):
+        assert _mode(folder) == 0o700, folder
+    assert {p.name: _mode(p) for p in (home / "secrets").iterdir()} == {
+        "s3-access-key": 0o600,
+        "s3-secret-key": 0o600,
+    }
