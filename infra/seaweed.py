@@ -3,6 +3,10 @@
 `weed mini` opens a dozen listeners (master, volume, filer, S3 and their gRPC twins, admin,
 Iceberg, Lance...). Every one gets a free loopback port chosen here, so two runs that follow
 each other, or run side by side, never clash on a fixed port.
+
+Loopback is open to every user of the machine, so only S3 serves clients, and only with the
+home's keys: the other listeners refuse whoever lacks this run's tokens or certificate, and
+the catalogue servers (Iceberg, Lance) are off (see `SeaweedServer._environment`).
 """
 
 from __future__ import annotations
