@@ -156,3 +156,13 @@ def test_pii_salt_is_generated_per_embedded_home_and_required_on_a_server(monkey
     monkeypatch.setenv("HQLAKE_PII_SALT", "s3cret")
     assert dbtrun._pii_salt(server) == "s3cret"
     assert dbtrun._pii_salt(home) == "s3cret"  # set, it wins embedded too
+
+
+def test_a_home_built_with_the_public_salt_is_told_to_rebuild(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
+    old = from_env({"HQLAKE_HOME": str(tmp_path)})
+    (dbtrun.dbt_home(old) / "target").mkdir(parents=True)  # dbt ran here before
+    salt = dbtrun._pii_salt(old)
+    assert "--full-refresh" in caplog.text
+    caplog.clear()
+    assert dbtrun._pii_salt(old) == salt and not caplog.text  # told once, when generated
