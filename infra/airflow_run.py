@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from infra.home import private_dir
 from infra.settings import Settings, settings
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _prepare_airflow(config: Settings) -> None:
             "Airflow was imported in this process before its environment was set"
             f" (metadata {conf.get('database', 'sql_alchemy_conn')}): run hqlake run alone"
         )
-    config.airflow_home.mkdir(parents=True, exist_ok=True)
+    private_dir(config.airflow_home)
     if airflow.settings.Session is None:
         airflow.settings.configure_orm()
     from airflow.models.pool import Pool

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -36,17 +37,18 @@ from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
 from expectations.deadlines import is_workday
+from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
 from infra.settings import Settings, settings
+
+log = logging.getLogger(__name__)
 
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 CODE_DOCS = DBT_DIR / "models" / "code_systems.md"
 # The profile's embedded target names this host; only `_dbt_on_chdb` gives it a meaning.
 EMBEDDED_HOST = "chdb-in-process"
-# Only for the embedded demo: a public default so `make demo` works with nothing set. A server
-# build refuses to run without HQLAKE_PII_SALT (see `_pii_salt`).
-DEMO_PII_SALT = "hqlake-embedded-demo-salt-not-secret"
 DOCS_SALT_PLACEHOLDER = "<HQLAKE_PII_SALT>"
+PII_SALT_FILE = "pii-salt"  # the embedded home's generated salt, under HQLAKE_HOME/secrets
 CALENDAR_YEARS = (2015, 2030)
 MODEL_TYPES = {"model"}
 TEST_TYPES = {"test", "unit_test"}
@@ -286,11 +288,22 @@ def _server_env(config: Settings) -> dict[str, str]:
 
 
 def _pii_salt(config: Settings) -> str:
+    """HQLAKE_PII_SALT, else (embedded only) the salt the home generated on its first build.
+
+    A server build has no fallback: its salt is the operator's secret.
+    """
     salt = os.environ.get("HQLAKE_PII_SALT", "")
     if salt:
         return salt
     if config.embedded_warehouse:
-        return DEMO_PII_SALT
+        built_before = (dbt_home(config) / "target").exists()
+        if built_before and not (config.home / SECRETS_DIR / PII_SALT_FILE).exists():
+            log.warning(
+                "%s gets its own PII salt now; its marts were hashed with the old public demo"
+                " salt: rebuild them with `hqlake build --full-refresh`",
+                config.home,
+            )
+        return home_secret(config.home, PII_SALT_FILE)
     raise RuntimeError(
         "HQLAKE_PII_SALT is not set: a ClickHouse server build needs a secret salt for the"
         " hashed personal identifiers (see .env.example)"

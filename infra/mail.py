@@ -26,6 +26,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from infra.home import private_dir
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SENDER = "hqlake <hqlake@localhost>"
@@ -132,7 +134,7 @@ class SmtpSink:
         return list(self._handler.received)
 
     def start(self) -> SmtpSink:
-        self.outbox.mkdir(parents=True, exist_ok=True)
+        private_dir(self.outbox)  # the e-mails carry failing record keys
         self.port = self.port or _free_port()
         self._controller = Controller(
             self._handler,

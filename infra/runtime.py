@@ -18,6 +18,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from minio import Minio
 
+from infra.home import private_dir, s3_keys
 from infra.seaweed import SeaweedServer
 from infra.settings import Settings, settings
 
@@ -40,20 +41,18 @@ def _chdb_client(path: str) -> Client:
 def warehouse(config: Settings | None = None) -> Client:
     """A clickhouse-connect client for chDB (embedded) or a ClickHouse server (production)."""
     config = config or settings()
+    private_dir(config.home)
     if config.embedded_warehouse:
-        config.chdb_path.mkdir(parents=True, exist_ok=True)
-        return _chdb_client(str(config.chdb_path))
+        return _chdb_client(str(private_dir(config.chdb_path)))
     return clickhouse_connect.get_client(dsn=config.clickhouse_url)
 
 
 def object_store(config: Settings, endpoint: str | None = None) -> Minio:
     url = endpoint or config.s3_endpoint or ""
     parsed = urlparse(url if "://" in url else f"{'https' if config.s3_secure else 'http'}://{url}")
+    access_key, secret_key = s3_keys(config)
     return Minio(
-        parsed.netloc,
-        access_key=config.s3_access_key,
-        secret_key=config.s3_secret_key,
-        secure=parsed.scheme == "https",
+        parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https"
     )
 
 
@@ -61,13 +60,12 @@ def object_store(config: Settings, endpoint: str | None = None) -> Minio:
 def runtime(config: Settings | None = None) -> Iterator[Runtime]:
     """Start what the embedded runtime needs, yield clients, stop it again on the way out."""
     config = config or settings()
+    private_dir(config.home)
     buckets = (config.lake_bucket, config.inbox_bucket)
     with contextlib.ExitStack() as stack:
         if config.embedded_storage:
             server = stack.enter_context(
-                SeaweedServer(
-                    config.seaweed_dir, buckets, config.s3_access_key, config.s3_secret_key
-                )
+                SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config))
             )
             s3 = server.client()
         else:

@@ -86,11 +86,10 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         s3_endpoint=endpoint,
-        # The embedded SeaweedFS runs with no identities and accepts any key; production
-        # keys come only from the environment (see .env.example).
-        s3_access_key=env.get("HQLAKE_S3_ACCESS_KEY") or ("hqlake" if endpoint is None else ""),
-        s3_secret_key=env.get("HQLAKE_S3_SECRET_KEY")
-        or ("hqlake-local" if endpoint is None else ""),
+        # Keys come only from the environment; unset, the embedded SeaweedFS gets the keys its
+        # home generated (infra.home.s3_keys) and production has none.
+        s3_access_key=env.get("HQLAKE_S3_ACCESS_KEY") or "",
+        s3_secret_key=env.get("HQLAKE_S3_SECRET_KEY") or "",
         s3_secure=_flag(env.get("HQLAKE_S3_SECURE"), default=False),
         lake_bucket=env.get("HQLAKE_LAKE_BUCKET") or "hqlake-lake",
         inbox_bucket=env.get("HQLAKE_INBOX_BUCKET") or "hqlake-inbox",

@@ -31,9 +31,11 @@ def config():
 
 @pytest.fixture(scope="session")
 def seaweed(config):
+    from infra.home import s3_keys
     from infra.seaweed import SeaweedServer
 
-    with SeaweedServer(config.seaweed_dir, (config.lake_bucket, config.inbox_bucket)) as server:
+    buckets = (config.lake_bucket, config.inbox_bucket)
+    with SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config)) as server:
         yield server
 
 

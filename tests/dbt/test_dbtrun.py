@@ -139,11 +139,30 @@ def test_server_target_settings_from_the_dsn(monkeypatch):
     assert dbtrun._server_env(config)["HQLAKE_CLICKHOUSE_PORT"] == "9443"
 
 
-def test_pii_salt_has_a_default_only_embedded(monkeypatch):
+def test_pii_salt_is_generated_per_embedded_home_and_required_on_a_server(monkeypatch, tmp_path):
     monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
-    assert dbtrun._pii_salt(from_env({})) == dbtrun.DEMO_PII_SALT
-    server = from_env({"HQLAKE_CLICKHOUSE_URL": "https://ch.internal:8443"})
+    home = from_env({"HQLAKE_HOME": str(tmp_path / "a")})
+    salt = dbtrun._pii_salt(home)
+    assert salt != "hqlake-embedded-demo-salt-not-secret"  # the public salt, reversed in 5 s
+    assert len(salt) >= 40 and dbtrun._pii_salt(home) == salt  # stable: marts are incremental
+    assert (tmp_path / "a" / "secrets" / "pii-salt").stat().st_mode & 0o777 == 0o600
+    assert dbtrun._pii_salt(from_env({"HQLAKE_HOME": str(tmp_path / "b")})) != salt
+    server = from_env(
+        {"HQLAKE_HOME": str(tmp_path / "c"), "HQLAKE_CLICKHOUSE_URL": "https://ch.internal:8443"}
+    )
     with pytest.raises(RuntimeError, match="HQLAKE_PII_SALT"):
         dbtrun._pii_salt(server)
+    assert not (tmp_path / "c").exists()
     monkeypatch.setenv("HQLAKE_PII_SALT", "s3cret")
     assert dbtrun._pii_salt(server) == "s3cret"
+    assert dbtrun._pii_salt(home) == "s3cret"  # set, it wins embedded too
+
+
+def test_a_home_built_with_the_public_salt_is_told_to_rebuild(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
+    old = from_env({"HQLAKE_HOME": str(tmp_path)})
+    (dbtrun.dbt_home(old) / "target").mkdir(parents=True)  # dbt ran here before
+    salt = dbtrun._pii_salt(old)
+    assert "--full-refresh" in caplog.text
+    caplog.clear()
+    assert dbtrun._pii_salt(old) == salt and not caplog.text  # told once, when generated

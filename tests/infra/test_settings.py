@@ -9,6 +9,8 @@ def test_embedded_by_default(tmp_path):
     s = from_env({"HQLAKE_HOME": str(tmp_path)})
     assert s.embedded_storage and s.embedded_warehouse
     assert s.chdb_path == tmp_path / "chdb" and s.outbox == tmp_path / "outbox"
+    # no built-in keys: the embedded SeaweedFS uses the ones its home generates (infra.home)
+    assert (s.s3_access_key, s.s3_secret_key) == ("", "")
 
 
 def test_production_from_environment():
