@@ -34,8 +34,9 @@ class HomeError(OperatorError):
     """HQLAKE_HOME cannot be used: not a writable directory, or another process has it."""
 
 
-class WarehouseError(OperatorError):
-    """The ClickHouse server of HQLAKE_CLICKHOUSE_URL cannot be reached or refuses hqlake."""
+class ServiceError(OperatorError):
+    """A production service (HQLAKE_CLICKHOUSE_URL, HQLAKE_S3_ENDPOINT) cannot be reached or
+    refuses hqlake."""
 
 
 # home -> descriptor of its lock file; closed (and so unlocked) only when the process exits,
@@ -111,12 +112,12 @@ def warehouse(config: Settings | None = None) -> Client:
         # clickhouse-connect reads TLS from the port (443/8443) only, not from the scheme
         return clickhouse_connect.get_client(dsn=config.clickhouse_url, secure=secure or None)
     except OperationalError as exc:
-        raise WarehouseError(
+        raise ServiceError(
             f"cannot reach ClickHouse at {server} ({_why(exc)}); check HQLAKE_CLICKHOUSE_URL"
         ) from exc
     except DatabaseError as exc:
         first = str(exc).strip().splitlines()[0][:200]
-        raise WarehouseError(
+        raise ServiceError(
             f"ClickHouse at {server} refused the connection ({first}); "
             "check the host, port, user and password in HQLAKE_CLICKHOUSE_URL"
         ) from exc
@@ -131,6 +132,27 @@ def object_store(config: Settings, endpoint: str | None = None) -> Minio:
         secret_key=config.s3_secret_key,
         secure=parsed.scheme == "https",
     )
+
+
+def _ensure_buckets(s3: Minio, buckets: tuple[str, ...], config: Settings) -> Minio:
+    from minio.error import MinioException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        for bucket in buckets:
+            if not s3.bucket_exists(bucket):
+                s3.make_bucket(bucket)
+    except HTTPError as exc:
+        raise ServiceError(
+            f"cannot reach object storage at {config.s3_endpoint} ({_why(exc)}); "
+            "check HQLAKE_S3_ENDPOINT"
+        ) from exc
+    except MinioException as exc:
+        raise ServiceError(
+            f"object storage at {config.s3_endpoint} refused hqlake ({str(exc)[:160]}); "
+            "check HQLAKE_S3_ENDPOINT, HQLAKE_S3_ACCESS_KEY and HQLAKE_S3_SECRET_KEY"
+        ) from exc
+    return s3
 
 
 @contextlib.contextmanager
@@ -148,8 +170,5 @@ def runtime(config: Settings | None = None) -> Iterator[Runtime]:
             )
             s3 = server.client()
         else:
-            s3 = object_store(config)
-            for bucket in buckets:
-                if not s3.bucket_exists(bucket):
-                    s3.make_bucket(bucket)
+            s3 = _ensure_buckets(object_store(config), buckets, config)
         yield Runtime(config, s3, warehouse(config))

@@ -121,6 +121,16 @@ def test_unreachable_clickhouse_is_one_line(tmp_path):
     assert verbose.stderr.strip().splitlines()[-1].startswith("cannot reach ClickHouse")
 
 
+def test_unreachable_object_store_is_one_line(tmp_path):
+    endpoint = f"127.0.0.1:{closed_port()}"
+    (tmp_path / "inbox").mkdir()
+    args = ("ingest", "--date", DAY, "--inbox", str(tmp_path / "inbox"))
+    out = hqlake(tmp_path, *args, HQLAKE_S3_ENDPOINT=endpoint)
+    assert_operator_error(
+        out, f"cannot reach object storage at {endpoint} (connection refused)", "HQLAKE_S3_ENDPOINT"
+    )
+
+
 def test_home_that_cannot_be_a_directory(tmp_path):
     # A path under a regular file fails for root too (a chmod 0500 directory does not).
     (tmp_path / "file").write_text("x")
