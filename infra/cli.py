@@ -364,9 +364,12 @@ def run(
     ] = None,
 ) -> None:
     """The whole daily run for one date through Airflow (dag.test), embedded services around it."""
+    from contracts.registry import load_registry
     from infra.airflow_run import describe, run_date
 
-    summary = run_date(_date(date), _inbox(inbox))
+    day, inbox = _date(date), _inbox(inbox)
+    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    summary = run_date(day, inbox)
     typer.echo(describe(summary))
     if summary["state"] != "success":
         raise typer.Exit(1)
@@ -379,10 +382,13 @@ def backfill(
     inbox: Annotated[str | None, typer.Option(help="directory or s3://bucket/prefix")] = None,
 ) -> None:
     """The daily run for every business date from START to END, oldest first."""
+    from contracts.registry import load_registry
     from infra.airflow_run import backfill as run_all
     from infra.airflow_run import describe
 
-    summaries = run_all(_date(start), _date(end), _inbox(inbox))
+    first, last, inbox = _date(start), _date(end), _inbox(inbox)
+    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    summaries = run_all(first, last, inbox)
     for summary in summaries:
         typer.echo(describe(summary))
     if any(s["state"] != "success" for s in summaries):
