@@ -82,6 +82,15 @@ def test_newline_in_a_name_stops_feedback_at_load_not_in_the_mail(tmp_path):
     assert_operator_error(out, f"registry {registry} line 2: name has a line break")
 
 
+def test_run_checks_the_registry_before_airflow_starts(tmp_path):
+    registry = tmp_path / "reg.csv"
+    registry.write_text(NEWLINE_IN_NAME, encoding="utf-8")
+    args = ("run", "--date", DAY, "--inbox", str(tmp_path))
+    out = hqlake(tmp_path, *args, HQLAKE_ORG_REGISTRY=str(registry))
+    assert_operator_error(out, f"registry {registry} line 2: name has a line break")
+    assert not (tmp_path / "home" / "airflow").exists()
+
+
 def test_missing_registry_and_inbox(tmp_path):
     (tmp_path / "inbox").mkdir()
     out = hqlake(
