@@ -471,9 +471,10 @@ def _operator_message(exc: BaseException) -> str | None:
         from clickhouse_connect.driver.exceptions import OperationalError
 
         if isinstance(exc, OperationalError):
-            from infra.runtime import _why
+            from infra.runtime import connection_reason
 
-            return f"lost ClickHouse ({_why(exc)}); check HQLAKE_CLICKHOUSE_URL and the server"
+            reason = connection_reason(exc)
+            return f"lost ClickHouse ({reason}); check HQLAKE_CLICKHOUSE_URL and the server"
     return None
 
 

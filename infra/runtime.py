@@ -76,11 +76,12 @@ def hold_home(config: Settings) -> None:
     _HELD[home] = fd
 
 
-def _why(exc: Exception) -> str:
+def connection_reason(exc: Exception) -> str:
     """The socket-level reason inside a driver error ('connection refused'), else its start."""
     text = str(exc)
-    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text) or re.search(r"timed out", text)
-    return (found.group(1) if found.groups() else found.group(0)).lower() if found else text[:160]
+    if found := re.search(r"\[Errno -?\d+\] ([^\"')]+)", text):
+        return found.group(1).lower()
+    return "timed out" if "timed out" in text else text[:160]
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,11 @@ def warehouse(config: Settings | None = None) -> Client:
     )
     try:
         # clickhouse-connect reads TLS from the port (443/8443) only, not from the scheme
-        return clickhouse_connect.get_client(dsn=config.clickhouse_url, secure=secure or None)
+        return clickhouse_connect.get_client(dsn=config.clickhouse_url, secure=secure)
     except OperationalError as exc:
         raise ServiceError(
-            f"cannot reach ClickHouse at {server} ({_why(exc)}); check HQLAKE_CLICKHOUSE_URL"
+            f"cannot reach ClickHouse at {server} ({connection_reason(exc)}); "
+            "check HQLAKE_CLICKHOUSE_URL"
         ) from exc
     except DatabaseError as exc:
         first = str(exc).strip().splitlines()[0][:200]
@@ -144,7 +146,7 @@ def _ensure_buckets(s3: Minio, buckets: tuple[str, ...], config: Settings) -> Mi
                 s3.make_bucket(bucket)
     except HTTPError as exc:
         raise ServiceError(
-            f"cannot reach object storage at {config.s3_endpoint} ({_why(exc)}); "
+            f"cannot reach object storage at {config.s3_endpoint} ({connection_reason(exc)}); "
             "check HQLAKE_S3_ENDPOINT"
         ) from exc
     except MinioException as exc:
