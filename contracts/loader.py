@@ -10,12 +10,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from contracts.errors import OperatorError
 from contracts.model import CodeSystem, Dataset, Timeliness
 
 CONTRACTS_DIR = Path(__file__).parent
 
 
-class ContractError(Exception):
+class ContractError(OperatorError):
     """A contract file is malformed or inconsistent."""
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from contracts.codesystems import division_valid, uscc_valid
+from stdnum.cn import uscc
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength, ValidationError
+
+from contracts.codesystems import division_valid
 from contracts.loader import ContractError
 
 REGISTRY_HEADER = [
@@ -69,50 +74,146 @@ class Registry:
         return None
 
 
-def _parse_date(value: str, where: str) -> dt.date:
+class RegistryError(ContractError):
+    """The registry file cannot be used as it is: the message names the line, field and fix."""
+
+
+_FIX = "fix the registry and re-run"
+# Line breaks and invisible format characters in a name or address end up in e-mail
+# headers, CSV files and report pages; no registry field needs them.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
+_EMAIL = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+")
+
+
+def _control_character(value: str) -> str | None:
+    for ch in value:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            kind = "a line break" if ch in "\r\n\u2028\u2029" else "a control character"
+            return f"{kind} (U+{ord(ch):04X})"
+    return None
+
+
+def _uscc_problem(code: str) -> str | None:
+    try:
+        uscc.validate(code)
+    except InvalidLength:
+        return f"has {len(code)} characters, a unified social credit code has 18"
+    except InvalidFormat:
+        return "has characters a unified social credit code cannot have (GB 32100)"
+    except InvalidChecksum:
+        return "has a wrong check character (the 18th, GB 32100)"
+    except ValidationError:
+        return "is not a valid unified social credit code (GB 32100)"
+    return None
+
+
+def _parse_date(value: str, field: str, where: str, required: bool) -> dt.date | None:
+    if not value:
+        if required:
+            raise RegistryError(f"{where}: {field} is empty, it must be a date YYYY-MM-DD; {_FIX}")
+        return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ContractError(f"{where}: {value!r} is not a date YYYY-MM-DD") from None
+        raise RegistryError(
+            f"{where}: {field} {value!r} is not a date YYYY-MM-DD; {_FIX}"
+        ) from None
+
+
+def _check_header(header: list[str], source: str) -> None:
+    missing = [c for c in REGISTRY_HEADER if c not in header]
+    unknown = [c for c in header if c not in REGISTRY_HEADER]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    problem = (
+        f"no column {', '.join(missing)}"
+        if missing
+        else f"unknown column {', '.join(unknown)}"
+        if unknown
+        else f"column {', '.join(repeated)} appears twice"
+        if repeated
+        else None
+    )
+    if problem:
+        raise RegistryError(
+            f"registry {source}: {problem}; the header must be {','.join(REGISTRY_HEADER)}"
+        )
+
+
+def _organisation(values: dict[str, str], where: str) -> Organisation:
+    code, kind, level = values["org_code"], values["kind"], values["level"]
+    if kind not in LEVELS:
+        raise RegistryError(f"{where}: kind {kind!r} must be hospital or county; {_FIX}")
+    if level not in LEVELS[kind]:
+        raise RegistryError(
+            f"{where}: level {level!r} is not allowed for a {kind} "
+            f"(use {' or '.join(LEVELS[kind])}); {_FIX}"
+        )
+    if kind == "hospital" and (problem := _uscc_problem(code)):
+        raise RegistryError(f"{where}: org_code {code!r} {problem}; {_FIX}")
+    if kind == "county" and not (len(code) == 6 and division_valid(code)):
+        raise RegistryError(
+            f"{where}: org_code {code!r} is not a 6-digit GB/T 2260 division code; {_FIX}"
+        )
+    if not division_valid(values["county_code"]):
+        raise RegistryError(
+            f"{where}: county_code {values['county_code']!r} is not a GB/T 2260 code; {_FIX}"
+        )
+    emails = tuple(e.strip() for e in values["emails"].split(";") if e.strip())
+    for email in emails:
+        if not _EMAIL.fullmatch(email):
+            raise RegistryError(
+                f"{where}: emails {email!r} is not an e-mail address "
+                f"(separate addresses with ';'); {_FIX}"
+            )
+    active_from = _parse_date(values["active_from"], "active_from", where, required=True)
+    active_to = _parse_date(values["active_to"], "active_to", where, required=False)
+    if active_from and active_to and active_to < active_from:
+        raise RegistryError(
+            f"{where}: active_to {active_to} is before active_from {active_from}; {_FIX}"
+        )
+    return Organisation(
+        org_code=code,
+        name=values["name"],
+        kind=kind,
+        level=level,
+        county_code=values["county_code"],
+        emails=emails,
+        active_from=active_from,
+        active_to=active_to,
+    )
 
 
 def parse_registry(text: str, source: str) -> Registry:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    if reader.fieldnames != REGISTRY_HEADER:
-        raise ContractError(
-            f"{source}: header must be {','.join(REGISTRY_HEADER)}, got {reader.fieldnames}"
-        )
+    """Every row checked; the first problem raises RegistryError naming its line and field."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = [c.strip() for c in next(reader, [])]
+    _check_header(header, source)
     orgs: dict[str, Organisation] = {}
-    for line, row in enumerate(reader, start=2):
-        where = f"{source}:{line}"
-        code, kind, level = row["org_code"].strip(), row["kind"].strip(), row["level"].strip()
-        if kind not in LEVELS:
-            raise ContractError(f"{where}: kind {kind!r} must be hospital or county")
-        if level not in LEVELS[kind]:
-            raise ContractError(f"{where}: level {level!r} is not allowed for a {kind}")
-        if kind == "hospital" and not uscc_valid(code):
-            raise ContractError(
-                f"{where}: org_code {code!r} is not a valid unified social credit code"
+    first_line: dict[str, int] = {}
+    start = reader.line_num + 1  # where the next record starts (a quoted field may span lines)
+    for row in reader:
+        line, start = start, reader.line_num + 1
+        where = f"registry {source} line {line}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise RegistryError(
+                f"{where}: the row has {len(row)} fields, the header has {len(header)} "
+                f"(a missing or extra comma?); {_FIX}"
             )
-        if kind == "county" and not (len(code) == 6 and division_valid(code)):
-            raise ContractError(f"{where}: org_code {code!r} is not a GB/T 2260 division code")
-        if not division_valid(row["county_code"].strip()):
-            raise ContractError(
-                f"{where}: county_code {row['county_code']!r} is not a GB/T 2260 code"
+        values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+        for name in REGISTRY_HEADER:
+            if problem := _control_character(values[name]):
+                raise RegistryError(f"{where}: {name} has {problem} in it; {_FIX}")
+        org = _organisation(values, where)
+        if org.org_code in orgs:
+            raise RegistryError(
+                f"{where}: org_code {org.org_code} appears twice "
+                f"(first on line {first_line[org.org_code]}); {_FIX}"
             )
-        if code in orgs:
-            raise ContractError(f"{where}: org_code {code} appears twice")
-        active_to = row["active_to"].strip()
-        orgs[code] = Organisation(
-            org_code=code,
-            name=row["name"].strip(),
-            kind=kind,
-            level=level,
-            county_code=row["county_code"].strip(),
-            emails=tuple(e.strip() for e in row["emails"].split(";") if e.strip()),
-            active_from=_parse_date(row["active_from"].strip(), where),
-            active_to=_parse_date(active_to, where) if active_to else None,
-        )
+        orgs[org.org_code], first_line[org.org_code] = org, line
+    if not orgs:
+        raise RegistryError(f"registry {source}: no organisations in it; {_FIX}")
     return Registry(orgs, source)
 
 
@@ -123,8 +224,16 @@ def load_registry(path: Path | str | None = None) -> Registry:
     path = Path(path or settings().org_registry or SAMPLE_REGISTRY)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{path}: cannot read the organisation registry: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            f"registry {path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8 CSV and re-run"
+        ) from exc
+    except OSError as exc:
+        raise RegistryError(
+            f"registry {path}: cannot read it ({exc.strerror or exc}); "
+            "set HQLAKE_ORG_REGISTRY to the registry CSV"
+        ) from exc
     return parse_registry(text, str(path))
 
 

@@ -168,7 +168,10 @@ def run(
     """Run the daily DAG for each business date in `days` (in order) through Airflow in this
     process; returns one summary per date: state, per-task wall time, task outputs. `rt`: a
     runtime already running in this process (tests), else the embedded one is started."""
+    from infra.runtime import hold_home
+
     config = settings()
+    hold_home(config)  # before Airflow migrates its SQLite database under the home
     summaries = []
     with _environment(airflow_environment(config)):
         started = time.perf_counter()

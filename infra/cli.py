@@ -44,20 +44,45 @@ def _date(value: str) -> dt.date:
         raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
+_verbose = False
+
+
+def _inbox(value: str | None) -> str:
+    """The inbox to read (the option, else HQLAKE_INBOX, else the inbox bucket), refused
+    before any service starts when it is a directory that is not there."""
+    from contracts.errors import OperatorError
+    from infra.pipeline import inbox_url
+
+    url = inbox_url(value)
+    if not url.startswith("s3://") and not Path(url).is_dir():
+        raise OperatorError(
+            f"inbox {url} is not a directory; give --inbox (or HQLAKE_INBOX) an existing "
+            "directory or s3://bucket/prefix"
+        )
+    return url
+
+
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _setup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="log progress; show tracebacks of errors")
+    ] = False,
+) -> None:
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from contracts.loader import ContractError, contracts
+    if not verbose:
+        # The drivers log warnings before every connection error that main() reports anyway
+        # (clickhouse_connect resets the "urllib3" logger when imported, hence its child).
+        for name in ("clickhouse_connect", "urllib3.connectionpool"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    from contracts.loader import contracts
 
-    try:
-        contracts()  # a broken contract stops every command before it touches data
-    except ContractError as exc:
-        typer.echo(f"contract error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    contracts()  # a broken contract stops every command before it touches data
 
 
 @app.command()
@@ -100,9 +125,9 @@ def ingest(
     from infra.runtime import runtime
     from ingest.pipeline import ingest_date
 
-    registry = load_registry()
+    day, inbox, registry = _date(date), _inbox(inbox), load_registry()
     with runtime() as rt:
-        results = ingest_date(rt, inbox, _date(date), registry)
+        results = ingest_date(rt, inbox, day, registry)
     if format is OutputFormat.json:
         for r in results:
             typer.echo(json.dumps(r.public(), ensure_ascii=False))
@@ -339,9 +364,12 @@ def run(
     ] = None,
 ) -> None:
     """The whole daily run for one date through Airflow (dag.test), embedded services around it."""
+    from contracts.registry import load_registry
     from infra.airflow_run import describe, run_date
 
-    summary = run_date(_date(date), inbox)
+    day, inbox = _date(date), _inbox(inbox)
+    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    summary = run_date(day, inbox)
     typer.echo(describe(summary))
     if summary["state"] != "success":
         raise typer.Exit(1)
@@ -354,10 +382,13 @@ def backfill(
     inbox: Annotated[str | None, typer.Option(help="directory or s3://bucket/prefix")] = None,
 ) -> None:
     """The daily run for every business date from START to END, oldest first."""
+    from contracts.registry import load_registry
     from infra.airflow_run import backfill as run_all
     from infra.airflow_run import describe
 
-    summaries = run_all(_date(start), _date(end), inbox)
+    first, last, inbox = _date(start), _date(end), _inbox(inbox)
+    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    summaries = run_all(first, last, inbox)
     for summary in summaries:
         typer.echo(describe(summary))
     if any(s["state"] != "success" for s in summaries):
@@ -424,8 +455,66 @@ def summary_table(results, registry=None) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    app()
+def _operator_message(exc: BaseException) -> str | None:
+    """One or two lines for a mistake the operator can fix, or None for anything else."""
+    from contracts.errors import OperatorError
+
+    if isinstance(exc, OperatorError):
+        return str(exc)
+    if isinstance(
+        exc, FileNotFoundError | NotADirectoryError | IsADirectoryError | PermissionError
+    ):
+        if exc.filename is None:
+            return str(exc)
+        return f"{exc.filename}: {(exc.strerror or str(exc)).lower()}; check the path"
+    if type(exc).__module__.startswith("clickhouse_connect"):
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        if isinstance(exc, OperationalError):
+            from infra.runtime import connection_reason
+
+            reason = connection_reason(exc)
+            return f"lost ClickHouse ({reason}); check HQLAKE_CLICKHOUSE_URL and the server"
+    return None
+
+
+def _fail(exc: BaseException) -> int:
+    """Report an exception that ended a command; the exit code: 2 operator mistake, else 1."""
+    import traceback
+
+    if _verbose:
+        traceback.print_exception(exc)
+    message = _operator_message(exc)
+    if message is not None:
+        typer.echo(message, err=True)
+        return 2
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    typer.echo(f"hqlake failed: {type(exc).__name__}: {first}", err=True)
+    if not _verbose:
+        typer.echo("run with --verbose for the traceback", err=True)
+    return 1
+
+
+def main(args: list[str] | None = None) -> None:
+    """The `hqlake` entry point: usage errors and operator mistakes in a line or two (exit 2),
+    other failures in two lines (exit 1); `hqlake --verbose` adds the traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="hqlake", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors and typer.BadParameter
+        code = getattr(exc, "exit_code", 2)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+        else:
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                typer.echo(f"see '{ctx.command_path} --help'", err=True)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # native-library panics are BaseExceptions too
+        code = _fail(exc)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

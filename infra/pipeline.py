@@ -80,7 +80,9 @@ def inbox_url(inbox: str | None = None) -> str:
 
 
 def late_days() -> int:
-    return int(os.environ.get("HQLAKE_LATE_DAYS") or DEFAULT_LATE_DAYS)
+    from infra.settings import env_int
+
+    return env_int("HQLAKE_LATE_DAYS", DEFAULT_LATE_DAYS)
 
 
 def business_date(

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import from_env
+from contracts.errors import OperatorError
+from infra.settings import SettingsError, from_env
 
 
 def test_embedded_by_default(tmp_path):
@@ -39,5 +40,41 @@ def test_read_limits_from_environment(tmp_path):
     s = from_env({"HQLAKE_HOME": str(tmp_path), "HQLAKE_MAX_DECOMPRESSED_BYTES": "1_073_741_824"})
     assert s.read_limits.max_decompressed_bytes == 1 << 30
     for bad in ("lots", "0", "-5"):
-        with pytest.raises(ValueError, match="HQLAKE_MAX_ROWS must be"):
+        with pytest.raises(SettingsError, match="HQLAKE_MAX_ROWS="):
             from_env({"HQLAKE_HOME": str(tmp_path), "HQLAKE_MAX_ROWS": bad})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HQLAKE_CLICKHOUSE_URL": "clickhous://x"}, "must start with http:// or https://"),
+        ({"HQLAKE_CLICKHOUSE_URL": "localhost:8123"}, "must start with http:// or https://"),
+        ({"HQLAKE_CLICKHOUSE_URL": "http://:8123"}, "names no host"),
+        ({"HQLAKE_CLICKHOUSE_URL": "http://u:secret@h:80x"}, "port is not a number"),
+        ({"HQLAKE_CLICKHOUSE_URL": "http://h:99999"}, "port is not a number"),
+        ({"HQLAKE_S3_ENDPOINT": "https://minio:9000/lake"}, "must be only scheme://host:port"),
+        ({"HQLAKE_S3_ENDPOINT": "ftp://minio:9000"}, "must start with http:// or https://"),
+        ({"HQLAKE_S3_ENDPOINT": "minio:x"}, "port is not a number"),
+        ({"HQLAKE_S3_SECURE": "ture"}, "set it to true or false"),
+        ({"HQLAKE_LATE_DAYS": "seven"}, "HQLAKE_LATE_DAYS='seven' is not a whole number"),
+        ({"HQLAKE_SMTP_PORT": "-25"}, "HQLAKE_SMTP_PORT='-25' is not a whole number"),
+    ],
+)
+def test_malformed_settings_are_refused(env, expected):
+    with pytest.raises(SettingsError) as err:
+        from_env(env)
+    assert expected in str(err.value)
+    assert "secret" not in str(err.value) and isinstance(err.value, OperatorError)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HQLAKE_CLICKHOUSE_URL": "https://u:p@ch.internal:8443/default?compress=lz4"},
+        {"HQLAKE_CLICKHOUSE_URL": "clickhouses://ch.internal"},
+        {"HQLAKE_S3_ENDPOINT": "minio.internal:9000", "HQLAKE_S3_SECURE": "false"},
+        {"HQLAKE_S3_ENDPOINT": "https://minio.internal:9000/", "HQLAKE_LATE_DAYS": "10"},
+    ],
+)
+def test_well_formed_settings_pass(env):
+    assert from_env(env)

@@ -1,0 +1,191 @@
+"""Operator mistakes end `hqlake` with a line or two naming the problem and the fix, exit 2.
+
+Each case runs the installed `hqlake` in a subprocess with its own HQLAKE_HOME (a command
+costs about a second of start-up); `--verbose` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from contracts.codesystems import make_uscc
+
+HQLAKE = Path(sys.executable).with_name("hqlake")
+HEADER = "org_code,name,kind,level,county_code,emails,active_from,active_to\n"
+GOOD = make_uscc("411502", 9)
+ROW = f"{GOOD},信阳市中心医院,hospital,tertiary,411502,qc@h.example.cn,2020-01-01,\n"
+WRONG_CHECK = GOOD[:-1] + ("0" if GOOD[-1] != "0" else "1")
+DAY = "2026-11-09"
+
+
+def hqlake(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
+    return subprocess.run(
+        [str(HQLAKE), *args],
+        env={**base, "HQLAKE_HOME": str(tmp_path / "home"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_operator_error(out: subprocess.CompletedProcess, *expected: str) -> None:
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    assert 1 <= len(lines) <= 2, out.stderr
+    for text in expected:
+        assert text in out.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Every registry mistake has a unit test in tests/contracts/test_registry.py; here two of
+# them go through the command line.
+REGISTRY_CASES = {
+    "check-character": (
+        HEADER + ROW + ROW.replace(GOOD, WRONG_CHECK),
+        f"line 3: org_code '{WRONG_CHECK}' has a wrong check character",
+    ),
+    "short-row": (HEADER + ROW.replace(",2020-01-01,\n", "\n"), "line 2: the row has 6 fields"),
+}
+NEWLINE_IN_NAME = HEADER + ROW.replace("信阳市中心医院", '"信阳市\n中心医院"')
+
+
+@pytest.mark.parametrize("case", REGISTRY_CASES, ids=list(REGISTRY_CASES))
+def test_registry_mistake(tmp_path, case):
+    text, expected = REGISTRY_CASES[case]
+    registry = tmp_path / "reg.csv"
+    registry.write_text(text, encoding="utf-8")
+    (tmp_path / "inbox").mkdir()
+    args = ("ingest", "--date", DAY, "--inbox", str(tmp_path / "inbox"))
+    out = hqlake(tmp_path, *args, HQLAKE_ORG_REGISTRY=str(registry))
+    assert_operator_error(out, f"registry {registry} {expected}", "fix the registry and re-run")
+
+
+@pytest.mark.integration
+def test_newline_in_a_name_stops_feedback_at_load_not_in_the_mail(tmp_path):
+    registry = tmp_path / "reg.csv"
+    registry.write_text(NEWLINE_IN_NAME, encoding="utf-8")
+    out = hqlake(tmp_path, "feedback", "--date", DAY, HQLAKE_ORG_REGISTRY=str(registry))
+    assert_operator_error(out, f"registry {registry} line 2: name has a line break")
+
+
+def test_run_checks_the_registry_before_airflow_starts(tmp_path):
+    registry = tmp_path / "reg.csv"
+    registry.write_text(NEWLINE_IN_NAME, encoding="utf-8")
+    args = ("run", "--date", DAY, "--inbox", str(tmp_path))
+    out = hqlake(tmp_path, *args, HQLAKE_ORG_REGISTRY=str(registry))
+    assert_operator_error(out, f"registry {registry} line 2: name has a line break")
+    assert not (tmp_path / "home" / "airflow").exists()
+
+
+def test_missing_registry_and_inbox(tmp_path):
+    (tmp_path / "inbox").mkdir()
+    out = hqlake(
+        tmp_path,
+        *("ingest", "--date", DAY, "--inbox", str(tmp_path / "inbox")),
+        HQLAKE_ORG_REGISTRY=str(tmp_path / "nope.csv"),
+    )
+    assert_operator_error(out, "nope.csv: cannot read it", "set HQLAKE_ORG_REGISTRY")
+    out = hqlake(tmp_path, "ingest", "--date", DAY, "--inbox", str(tmp_path / "missing"))
+    assert_operator_error(out, f"inbox {tmp_path / 'missing'} is not a directory")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("HQLAKE_CLICKHOUSE_URL", "localhost:8123", "must start with http:// or https://"),
+        ("HQLAKE_LATE_DAYS", "seven", "is not a whole number"),
+    ],
+)
+def test_malformed_setting(tmp_path, variable, value, expected):
+    out = hqlake(tmp_path, "scores", "--date", DAY, **{variable: value})
+    assert_operator_error(out, variable, expected)
+    assert "secret" not in out.stderr
+
+
+def test_unreachable_clickhouse_is_one_line(tmp_path):
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    out = hqlake(tmp_path, "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
+    assert_operator_error(
+        out,
+        f"cannot reach ClickHouse at {url} (connection refused); check HQLAKE_CLICKHOUSE_URL",
+    )
+    verbose = hqlake(tmp_path, "--verbose", "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
+    assert verbose.returncode == 2
+    assert "Traceback" in verbose.stderr and "OperationalError" in verbose.stderr
+    assert verbose.stderr.strip().splitlines()[-1].startswith("cannot reach ClickHouse")
+
+
+def test_unreachable_object_store_is_one_line(tmp_path):
+    endpoint = f"127.0.0.1:{closed_port()}"
+    (tmp_path / "inbox").mkdir()
+    args = ("ingest", "--date", DAY, "--inbox", str(tmp_path / "inbox"))
+    out = hqlake(tmp_path, *args, HQLAKE_S3_ENDPOINT=endpoint)
+    assert_operator_error(
+        out, f"cannot reach object storage at {endpoint} (connection refused)", "HQLAKE_S3_ENDPOINT"
+    )
+
+
+def test_home_that_cannot_be_a_directory(tmp_path):
+    # A path under a regular file fails for root too (a chmod 0500 directory does not).
+    (tmp_path / "file").write_text("x")
+    home = tmp_path / "file" / "home"
+    out = hqlake(tmp_path, "scores", "--date", DAY, HQLAKE_HOME=str(home))
+    assert_operator_error(out, f"HQLAKE_HOME={home} is not a writable directory")
+
+
+def test_bad_option_value_is_two_lines(tmp_path):
+    out = hqlake(tmp_path, "scores", "--date", "2026-13-01")
+    assert_operator_error(out, "'2026-13-01' is not a date YYYY-MM-DD", "hqlake scores --help")
+
+
+@pytest.mark.integration
+def test_second_process_on_the_same_home_is_told_who_has_it(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from infra.runtime import warehouse; warehouse(); print('ready', "
+            "flush=True); sys.stdin.read()",
+        ],
+        env={**os.environ, "HQLAKE_HOME": str(tmp_path / "home")},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        out = hqlake(tmp_path, "ingest", "--date", DAY, "--inbox", str(tmp_path))
+        assert_operator_error(
+            out,
+            f"another hqlake process (pid {holder.pid}) is using HQLAKE_HOME={tmp_path / 'home'}",
+            "wait for it or use another home",
+        )
+    finally:
+        holder.communicate("", timeout=60)
+    after = hqlake(tmp_path, "scores", "--date", DAY)  # the lock went with the process
+    assert after.returncode == 0, after.stderr
+
+
+@pytest.mark.integration
+def test_unknown_failure_is_two_lines_and_verbose_shows_the_traceback(tmp_path):
+    out = hqlake(tmp_path, "results", "--date", DAY)  # nothing validated: no dq database
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(lines) == 2 and lines[1] == "run with --verbose for the traceback"
+    verbose = hqlake(tmp_path, "--verbose", "results", "--date", DAY)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
