@@ -12,6 +12,13 @@ half-way) are deleted before the version is loaded again, so a re-run never dupl
 Failure isolation: a file that cannot be read or typed is rejected with its reason and the
 others carry on; errors of the lake or the warehouse themselves propagate, so the scheduler
 retries the task instead of recording infrastructure trouble as bad data.
+
+Lake keys (under `<dataset>/<date>/<org>/v<N>/`): `raw/original/<name>`, `raw/typed/<name>
+.parquet`, `quarantine/<name>.parquet`, `drift/<name>.parquet`, with the file's full name
+percent-encoded outside letters, digits and `-_.()`, so files sharing a stem (visits.a.csv,
+visits.b.csv, visits.jsonl) never overwrite each other. Refused files go to
+`rejected/<date>/<org>/<dataset>/<sha256>/<name>`: one key per content, so a changed file
+refused again does not overwrite the copy an earlier record points to.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 _TZ = ZoneInfo("Asia/Shanghai")
+_KEY_SAFE = frozenset("-_.()")
 
 
 @dataclass
@@ -101,6 +109,16 @@ def _put(rt: Runtime, key: str, data: bytes, content_type: str = "application/oc
         rt.settings.lake_bucket, key, io.BytesIO(data), len(data), content_type=content_type
     )
     return f"s3://{rt.settings.lake_bucket}/{key}"
+
+
+def lake_name(name: str) -> str:
+    """`name` as one segment of a lake key: letters and digits of any script and `-_.()` are
+    kept, everything else (`%` included) is percent-encoded as UTF-8, so distinct names give
+    distinct keys and no name adds or climbs a path segment ("." and ".." are encoded)."""
+    safe = _KEY_SAFE if name.strip(".") else _KEY_SAFE - {"."}
+    return "".join(
+        c if c.isalnum() or c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in name
+    )
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -262,18 +280,18 @@ class Ingestor:
             )
 
         base = f"{dataset}/{day}/{u.source.org_code}/v{version}"
-        lake_object = _put(self.rt, f"raw/original/{base}/{u.source.name}", u.data)
-        stem = u.source.name.split(".")[0]
+        name = lake_name(u.source.name)
+        lake_object = _put(self.rt, f"raw/original/{base}/{name}", u.data)
         lineage = self._lineage(conformed, u, day, version)
-        _put(self.rt, f"raw/typed/{base}/{stem}.parquet", _parquet_bytes(lineage))
+        _put(self.rt, f"raw/typed/{base}/{name}.parquet", _parquet_bytes(lineage))
         if lineage.num_rows:
             self._raw_buffer[dataset].append(lineage)
             self._flush()
         if conformed.quarantine.height:
-            self._quarantine(conformed, u, dataset, day, version, base, stem)
+            self._quarantine(conformed, u, dataset, day, version, base, name)
         if conformed.extra is not None:
             _put(
-                self.rt, f"drift/{base}/{stem}.parquet", _parquet_bytes(conformed.extra.to_arrow())
+                self.rt, f"drift/{base}/{name}.parquet", _parquet_bytes(conformed.extra.to_arrow())
             )
 
         rows_read, rows_loaded = strings.rows_read, lineage.num_rows
@@ -337,7 +355,7 @@ class Ingestor:
         day: dt.date,
         version: int,
         base: str,
-        stem: str,
+        name: str,
     ) -> None:
         rows = conformed.quarantine.select(
             pl.lit(u.source.org_code).alias("org_code"),
@@ -352,7 +370,7 @@ class Ingestor:
             "raw_record",
             pl.lit(self.run_id).alias("run_id"),
         ).to_arrow()
-        _put(self.rt, f"quarantine/{base}/{stem}.parquet", _parquet_bytes(rows))
+        _put(self.rt, f"quarantine/{base}/{name}.parquet", _parquet_bytes(rows))
         self._quarantine_buffer.append(rows)
 
     # ---------------------------------------------------------------- bookkeeping
@@ -373,7 +391,10 @@ class Ingestor:
 
     def _reject(self, u: _Upload, reason: str, version: int) -> FileResult:
         src = u.source
-        key = f"rejected/{src.business_date}/{src.org_code}/{src.dataset}/{src.name}"
+        folder = "/".join(
+            lake_name(part) for part in (str(src.business_date), src.org_code, src.dataset)
+        )
+        key = f"rejected/{folder}/{u.sha256}/{lake_name(src.name)}"
         result = self._result(u, "rejected", reason, version)
         result.lake_object = _put(self.rt, key, u.data)
         if version == 0:  # refused batches have no version to commit: log the refusal alone
