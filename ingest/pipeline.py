@@ -13,6 +13,9 @@ Failure isolation: a file that cannot be read or typed is rejected with its reas
 others carry on; errors of the lake or the warehouse themselves propagate, so the scheduler
 retries the task instead of recording infrastructure trouble as bad data.
 
+Inbox entries that are not uploads (links, folders, FIFOs, bad names: see ingest.inbox) are
+recorded as rejected with their reason and batch version 0; nothing of them is read or stored.
+
 Lake keys (under `<dataset>/<date>/<org>/v<N>/`): `raw/original/<name>`, `raw/typed/<name>
 .parquet`, `quarantine/<name>.parquet`, `drift/<name>.parquet`, with the file's full name
 percent-encoded outside letters, digits and `-_.()`, so files sharing a stem (visits.a.csv,
@@ -42,7 +45,7 @@ from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
 from infra.runtime import Runtime
 from ingest.conform import LINE, Conformed, conform
-from ingest.inbox import InboxFile, list_inbox
+from ingest.inbox import EntryRefused, InboxFile, list_inbox
 from ingest.readers import UnreadableFile, detect_format, read_upload
 from ingest.tables import ensure_tables
 
@@ -158,10 +161,13 @@ class Ingestor:
             wanted = set(org_codes)
             files = [f for f in files if f.org_code in wanted]
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
-        for f in files:
-            groups[(f.org_code, f.dataset)].append(f)
-        self._read_state(business_date, {ds for _, ds in groups})
         results: list[FileResult] = []
+        for f in files:
+            if f.refusal:
+                results.append(self._refuse_entry(f, f.refusal))
+            else:
+                groups[(f.org_code, f.dataset)].append(f)
+        self._read_state(business_date, {ds for _, ds in groups})
         for (org, dataset), members in sorted(groups.items()):
             results += self._ingest_batch(org, dataset, business_date, members)
         self._flush(force=True)
@@ -187,12 +193,23 @@ class Ingestor:
     def _ingest_batch(
         self, org: str, dataset: str, day: dt.date, members: list[InboxFile]
     ) -> list[FileResult]:
-        uploads = []
+        uploads, results = [], []
         for f in sorted(members, key=lambda m: (m.received_at, m.name)):
-            data = f.read()
+            try:
+                data = f.read()
+            except EntryRefused as exc:  # changed after the listing: nothing of it was read
+                results.append(self._refuse_entry(f, str(exc)))
+                continue
             uploads.append(
                 _Upload(f, data, hashlib.sha256(data).hexdigest(), detect_format(f.name))
             )
+        if not uploads:
+            return results
+        return results + self._ingest_uploads(org, dataset, day, uploads)
+
+    def _ingest_uploads(
+        self, org: str, dataset: str, day: dt.date, uploads: list[_Upload]
+    ) -> list[FileResult]:
         refusal = self._refusal(org, dataset, day)
         if refusal:
             return [self._reject(u, refusal, version=0) for u in uploads]
@@ -388,6 +405,22 @@ class Ingestor:
             received_at=u.source.received_at.isoformat(),
             format=u.fmt or "",
         )
+
+    def _refuse_entry(self, f: InboxFile, reason: str) -> FileResult:
+        """An inbox entry refused without reading it: recorded with
+        version 0; no bytes of it are stored."""
+        result = FileResult(
+            org_code=f.org_code,
+            dataset=f.dataset,
+            business_date=f.business_date.isoformat(),
+            file=f.path,
+            status="rejected",
+            reason=f"{f.name} {reason}",
+            received_at=f.received_at.isoformat(),
+            format=detect_format(f.name) or "",
+        )
+        self._file_log.append(result)
+        return result
 
     def _reject(self, u: _Upload, reason: str, version: int) -> FileResult:
         src = u.source
