@@ -3,7 +3,8 @@
 Blank values become null (that is a completeness question for validation, not a typing
 error). A value that is present but cannot be typed is never dropped or coerced: its row is
 quarantined with the field and the reason. Columns the contract does not know are kept aside
-(schema drift); contract columns the file lacks are reported and loaded as null.
+(schema drift); contract columns the file lacks are reported and loaded as null. A header
+name with control characters (a NUL makes polars panic) refuses the file.
 
 Every value's shape is checked with a pattern before casting because polars' casts are
 lenient in ways that would change data silently (12.345 -> 12.34 for decimal(12,2), 1e3 as
@@ -13,12 +14,14 @@ a number, 1.5 -> null for an integer).
 from __future__ import annotations
 
 import csv
+import unicodedata
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from contracts.model import Dataset, FieldSpec
+from ingest.inbox import printable
 from ingest.readers import StringTable, UnreadableFile
 
 LINE = "__source_line"
@@ -111,6 +114,12 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
             [],
         )
         columns = strings.table.column_names
+    for position, name in enumerate(columns, start=1):
+        # A NUL in a column name makes polars panic; no control character belongs in one.
+        if any(unicodedata.category(c) == "Cc" for c in name):
+            raise UnreadableFile(
+                f"has control characters in header column {position} ('{printable(name)[:40]}')"
+            )
     present = [f for f in dataset.fields if f.name in columns]
     if not present:
         raise UnreadableFile(
