@@ -4,6 +4,7 @@ and never read (real SeaweedFS + chDB)."""
 import io
 import os
 import socket
+import stat
 import uuid
 
 import pyarrow.parquet as pq
@@ -233,3 +234,25 @@ def test_object_names_that_minio_and_aws_keep_are_refused(parts, problem):
     keeps all three (and minio-py refuses to GET a `..` name): the rule is checked directly."""
     found = object_problem(parts)
     assert found is None if problem is None else problem in (found or ""), found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_in_a_batch_folder_is_recorded_never_opened(rt, tmp_path):
+    inbox = tmp_path / "inbox"
+    put(inbox, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
+    os.mknod(inbox / BATCH / "zero.csv", stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero
+    reasons = {r.file.rsplit("/", 1)[1]: (r.status, r.reason) for r in ingest(rt, inbox)}
+    assert reasons["zero.csv"] == ("rejected", "zero.csv is a device, not a regular file")
+    assert reasons["visits.csv"][0] == "loaded"
+
+
+def test_refused_entries_are_not_new_on_every_late_arrivals_pass(rt, tmp_path):
+    from infra.pipeline import _has_unseen_files
+
+    _, target = secret(tmp_path)
+    inbox = tmp_path / "inbox"
+    put(inbox, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
+    (inbox / BATCH / "linked.csv").symlink_to(target)
+    (inbox / BATCH / "sub").mkdir()
+    ingest(rt, inbox)
+    assert not _has_unseen_files(rt, str(inbox), DAY)
