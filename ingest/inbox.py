@@ -41,6 +41,7 @@ from minio import Minio
 
 MANIFEST = "_manifest.json"
 _TZ = ZoneInfo("Asia/Shanghai")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a listed folder may carry no time
 
 _LINK = "is a symbolic link; links are never followed, upload the file itself"
 # Unicode categories that have no business in a file name: controls, invisible format
@@ -158,9 +159,15 @@ def _folder_like(info: os.stat_result) -> bool:
 
 
 def _entries(dir_fd: int) -> list[tuple[str, os.stat_result]]:
-    """(name, lstat) of every entry of an open folder, by name."""
+    """(name, lstat) of every entry of an open folder, by name; an entry removed while the
+    folder is read is not there."""
+    found = []
     with os.scandir(dir_fd) as it:
-        found = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        for entry in it:
+            try:
+                found.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue
     return sorted(found, key=lambda pair: pair[0])
 
 
@@ -306,16 +313,18 @@ def _list_s3(url: str, business_date: dt.date, s3: Minio) -> list[InboxFile]:
     for obj in s3.list_objects(bucket, prefix=prefix, recursive=True):
         relative = obj.object_name[len(prefix) :]
         parts = relative.split("/")
-        if len(parts) < 4 or parts[2] != day or _reserved(parts[0]):
+        if len(parts) < 3 or parts[2] != day or _reserved(parts[0]):
             continue
         if len(parts) == 4 and parts[3] == "":
             continue  # the batch folder's own marker (consoles create one per folder)
-        received = obj.last_modified.astimezone(_TZ).replace(microsecond=0)
+        received = (obj.last_modified or _EPOCH).astimezone(_TZ).replace(microsecond=0)
         problem = object_problem(parts[:-1] if parts[-1] == "" else parts)
-        if problem is None and parts[-1] == "":
+        if problem is None and len(parts) == 3:
+            problem = "is a file, not a date folder"
+        elif problem is None and parts[-1] == "":
             problem = "is a folder inside the batch folder; a batch folder holds files only"
         if problem:
-            name = "/".join(parts[3:])
+            name = "/".join(parts[3:]) or parts[2]
             files.append(_refused(parts, business_date, received.timestamp(), problem, name))
             continue
 

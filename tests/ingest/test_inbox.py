@@ -195,6 +195,7 @@ def test_s3_object_names_outside_the_layout_are_recorded(rt):
         "win\\visits.csv": "is inside a sub-folder of the batch folder",
     }
     keys = [f"uploads/{BATCH}/{name}" for name in names]
+    keys.append(f"uploads/{OTHER}/outpatient_visit/{DAY}")  # an object where a folder belongs
     for key in keys:
         rt.s3.put_object(bucket, key, io.BytesIO(VISITS.encode()), len(VISITS.encode()))
     try:
@@ -202,7 +203,12 @@ def test_s3_object_names_outside_the_layout_are_recorded(rt):
     finally:  # one by one: a multi-object delete cannot carry \x01 in its XML body
         for obj in rt.s3.list_objects(bucket, recursive=True):
             rt.s3.remove_object(bucket, obj.object_name)
-    by_name = {r.file.split("/", 3)[3]: r for r in results}
+    (misplaced,) = [r for r in results if r.org_code == OTHER]
+    assert (misplaced.file, misplaced.reason) == (
+        f"{OTHER}/outpatient_visit/{DAY}",
+        f"{DAY} is a file, not a date folder",
+    )
+    by_name = {r.file.split("/", 3)[3]: r for r in results if r.org_code == HOSPITAL}
     shown = {printable(n).replace("\\\\", "/"): why for n, why in names.items()}
     assert set(by_name) == set(shown)
     for name, why in shown.items():
@@ -213,7 +219,7 @@ def test_s3_object_names_outside_the_layout_are_recorded(rt):
             assert r.status == "rejected" and r.size == 0 and why in r.reason, r.reason
     rejected = list(rt.s3.list_objects(rt.settings.lake_bucket, "rejected/", recursive=True))
     assert rejected == []
-    assert len(logged(rt)) == len(names)
+    assert len(logged(rt)) == len(names) + 1
 
 
 @pytest.mark.parametrize(
