@@ -1,4 +1,4 @@
-"""List the files of one business date in an inbox: a local directory or an S3 prefix.
+r"""List the files of one business date in an inbox: a local directory or an S3 prefix.
 
 Layout (upload standard, section 2): `<org_code>/<dataset>/<YYYY-MM-DD>/<file>`. The receive
 time is the object's last-modified time, or a file's mtime in a directory inbox. Top-level
@@ -16,10 +16,15 @@ nothing below it is trusted:
   `InboxFile` with a `refusal` (a symbolic link, a sub-folder, a FIFO, a device, a socket, a
   name with control characters, a name that is not UTF-8, a backslash; in an S3 inbox also a
   `.` or `..` segment or a deeper object name). The same holds for a link or a badly named
-  entry at the organisation, dataset and date levels. A refused entry is never opened (a FIFO
-  would block) and never read: its size is 0 and its `read` raises `EntryRefused`. Its names
-  are shown with control characters escaped. Other entries at the organisation and dataset
-  levels that are not folders (a stray README) are not part of the layout and are left alone.
+  folder at the organisation, dataset and date levels (one record for the folder; nothing
+  below it is listed) and for a file where the day's folder belongs. A refused entry is never
+  opened (a FIFO would block) and never read: its size is 0 and its `read` raises
+  `EntryRefused`. Its names are shown with control characters escaped (`printable`). Other
+  entries at the organisation and dataset levels that are not folders (a stray README) are
+  not part of the layout and are left alone.
+- SeaweedFS itself normalises `.` and `..` segments and stores `\` as `/` (a sub-folder);
+  MinIO keeps `\`, AWS keeps all three, and minio-py refuses to GET a `..` name, so the
+  rules are checked here whatever the store does.
 - Hard links are regular files; the kernel's protected_hardlinks setting keeps an uploader
   from linking a file they cannot read themselves.
 """
