@@ -47,6 +47,8 @@ from minio import Minio
 MANIFEST = "_manifest.json"
 _TZ = ZoneInfo("Asia/Shanghai")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a listed folder may carry no time
+# Receive times the warehouse stores (ClickHouse DateTime: seconds since 1970 in a UInt32).
+_LAST_SECOND = 2**32 - 1
 
 _LINK = "is a symbolic link; links are never followed, upload the file itself"
 # Unicode categories that have no business in a file name: controls, invisible format
@@ -70,7 +72,7 @@ class InboxFile:
     name: str
     path: str  # inbox-relative: org/dataset/date/name
     size: int
-    received_at: dt.datetime  # aware, Asia/Shanghai
+    received_at: dt.datetime  # aware, Asia/Shanghai, 1970 to 2106 (what the warehouse stores)
     read: Callable[[], bytes]
     refusal: str | None = None  # why this entry is not an upload; then nothing of it is read
 
@@ -140,13 +142,30 @@ def _refused(
         name=printable(name) if name is not None else shown[-1],
         path="/".join(shown),
         size=0,
-        received_at=dt.datetime.fromtimestamp(int(mtime), _TZ),
+        received_at=_received(mtime),
         read=read,
         refusal=reason,
     )
 
 
+def _received(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(min(max(int(timestamp), 0), _LAST_SECOND), _TZ)
+
+
 # ---------------------------------------------------------------- directory inbox
+def _shown_time(timestamp: float) -> str:
+    try:
+        return str(dt.datetime.fromtimestamp(int(timestamp), _TZ).replace(tzinfo=None))
+    except (OverflowError, OSError, ValueError):  # beyond the years datetime knows
+        return f"{int(timestamp)} s from 1970"
+
+
+def _stamp(info: os.stat_result) -> float:
+    """The entry's mtime, or its ctime (set by the kernel, never by the uploader) when the
+    mtime is no receive time the warehouse can store."""
+    return info.st_mtime if 0 <= info.st_mtime <= _LAST_SECOND else info.st_ctime
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a folder"
@@ -217,7 +236,7 @@ def _descend(
     (depth 1), the day's folder of a dataset (2), or the entries of the batch folder (3)."""
     opened = _open_folder(parent_fd, parts[-1], info)
     if isinstance(opened, str):
-        yield _refused(parts, day, info.st_mtime, opened)
+        yield _refused(parts, day, _stamp(info), opened)
         return
     try:
         entries = _entries(opened)
@@ -231,7 +250,7 @@ def _descend(
                 yield from _descend(opened, [*parts, name], child, day, root)
             elif len(parts) == 2:
                 reason = f"is {_kind(child.st_mode)}, not a date folder"
-                yield _refused([*parts, name], day, child.st_mtime, reason)
+                yield _refused([*parts, name], day, _stamp(child), reason)
     finally:
         os.close(opened)
 
@@ -248,10 +267,15 @@ def _batch_folder(
             reason = "is a folder; a batch folder holds files only (org/dataset/date/file)"
         elif not stat.S_ISREG(mode):
             reason = f"is {_kind(mode)}, not a regular file"
+        elif not 0 <= info.st_mtime <= _LAST_SECOND:
+            reason = (
+                f"has a modification time ({_shown_time(info.st_mtime)}) that cannot stand for"
+                " its receive time; upload it without preserving the time"
+            )
         else:
             reason = name_problem(name)
         if reason:
-            yield _refused(here, day, info.st_mtime, reason)
+            yield _refused(here, day, _stamp(info), reason)
             continue
         yield InboxFile(
             org_code=parts[0],
@@ -260,7 +284,7 @@ def _batch_folder(
             name=name,
             path="/".join(here),
             size=info.st_size,
-            received_at=dt.datetime.fromtimestamp(int(info.st_mtime), _TZ),
+            received_at=_received(info.st_mtime),
             read=_reader(root, here),
         )
 
@@ -322,7 +346,7 @@ def _list_s3(url: str, business_date: dt.date, s3: Minio) -> list[InboxFile]:
             continue
         if len(parts) == 4 and parts[3] == "":
             continue  # the batch folder's own marker (consoles create one per folder)
-        received = (obj.last_modified or _EPOCH).astimezone(_TZ).replace(microsecond=0)
+        received = _received((obj.last_modified or _EPOCH).timestamp())
         problem = object_problem(parts[:-1] if parts[-1] == "" else parts)
         if problem is None and len(parts) == 3:
             problem = "is a file, not a date folder"

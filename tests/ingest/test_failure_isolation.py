@@ -2,6 +2,7 @@
 recorded for it and every other batch commits; trouble of the lake still propagates."""
 
 import dataclasses
+import os
 
 import polars as pl
 import pytest
@@ -166,3 +167,30 @@ def test_trouble_of_the_lake_still_propagates(rt, tmp_path):
     with pytest.raises(S3Error, match="NoSuchBucket"):
         Ingestor(broken, REGISTRY).ingest(str(tmp_path), DAY)
     assert rt.ch.query("SELECT count() FROM dq.ingest_file").result_rows == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("mtime", "shown"),
+    [
+        (-315619200, "1960-01-01 08:00:00"),
+        (7258118400, "2200-01-01 08:00:00"),
+    ],
+)
+def test_a_modification_time_the_warehouse_cannot_store_is_that_files_refusal(
+    rt, tmp_path, mtime, shown
+):
+    """rsync -t and scp -p keep an uploader's mtime; outside ClickHouse's DateTime it made
+    the insert of every organisation's file log fail, on every re-run."""
+    path = put(tmp_path, HOSPITAL, "outpatient_visit", "old.csv", VISITS)
+    os.utime(path, (mtime, mtime))
+    put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv", VISITS.replace("v1,", "v7,"))
+    others(tmp_path)
+    results = {r.file.rsplit("/", 1)[1]: r for r in ingest(rt, tmp_path) if r.org_code == HOSPITAL}
+    assert (results["old.csv"].status, results["old.csv"].reason) == (
+        "rejected",
+        f"old.csv has a modification time ({shown}) that cannot stand for its receive time;"
+        " upload it without preserving the time",
+    )
+    assert results["visits.csv"].status == "loaded"
+    assert committed(rt)[(HOSPITAL, "outpatient_visit")] == (1, 2)
+    assert_others_committed(rt)
