@@ -3,26 +3,34 @@
 Blank values become null (that is a completeness question for validation, not a typing
 error). A value that is present but cannot be typed is never dropped or coerced: its row is
 quarantined with the field and the reason. Columns the contract does not know are kept aside
-(schema drift); contract columns the file lacks are reported and loaded as null.
+(schema drift); contract columns the file lacks are reported and loaded as null. A header
+name with control characters (a NUL makes polars panic) refuses the file.
 
 Every value's shape is checked with a pattern before casting because polars' casts are
 lenient in ways that would change data silently (12.345 -> 12.34 for decimal(12,2), 1e3 as
-a number, 1.5 -> null for an integer).
+a number, 1.5 -> null for an integer), and a datetime the warehouse cannot store is
+quarantined rather than clamped by the insert.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
 
 from contracts.model import Dataset, FieldSpec
+from ingest.inbox import printable
 from ingest.readers import StringTable, UnreadableFile, short_list
 
 LINE = "__source_line"
 _TZ = "Asia/Shanghai"
+# ClickHouse DateTime (seconds since 1970 UTC in a UInt32) in Asia/Shanghai: outside it an
+# insert clamps silently, so 1900-01-01 would be stored as 1970-01-01 08:00:00.
+_DATETIME_RANGE = (dt.datetime(1970, 1, 1, 8), dt.datetime(2106, 2, 7, 14, 28, 15))
 
 
 @dataclass
@@ -80,15 +88,31 @@ def _typed(field: FieldSpec, s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     if field.type == "datetime":
         text = s.str.replace("T", " ", literal=True, n=1)
         ok = text.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-        typed = pl.when(ok).then(
+        parsed = pl.when(ok).then(
             text.str.to_datetime(
                 "%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"
             ).dt.replace_time_zone(_TZ)
         )
-        reason = pl.when(s.is_not_null() & typed.is_null()).then(
-            pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not a datetime (YYYY-MM-DD HH:MM:SS)")
+        low, high = (pl.lit(t).dt.replace_time_zone(_TZ) for t in _DATETIME_RANGE)
+        stored = parsed.is_between(low, high)
+        reason = (
+            pl.when(s.is_null())
+            .then(None)
+            .when(parsed.is_null())
+            .then(
+                pl.lit(f"{name}: ") + _show(s) + pl.lit(" is not a datetime (YYYY-MM-DD HH:MM:SS)")
+            )
+            .when(~stored)
+            .then(
+                pl.lit(f"{name}: ")
+                + _show(s)
+                + pl.lit(
+                    " is outside the datetimes the warehouse stores"
+                    f" ({_DATETIME_RANGE[0]} to {_DATETIME_RANGE[1]})"
+                )
+            )
         )
-        return typed, reason
+        return pl.when(stored).then(parsed), reason
     raise AssertionError(f"type {field.type} not handled")  # the contract model rejects others
 
 
@@ -111,6 +135,12 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
             [],
         )
         columns = strings.table.column_names
+    for position, name in enumerate(columns, start=1):
+        # A NUL in a column name makes polars panic; no control character belongs in one.
+        if any(unicodedata.category(c) == "Cc" for c in name):
+            raise UnreadableFile(
+                f"has control characters in header column {position} ('{printable(name)[:40]}')"
+            )
     present = [f for f in dataset.fields if f.name in columns]
     if not present:
         raise UnreadableFile(

@@ -10,8 +10,23 @@ A load commits by writing its dq.batch row last. Rows of an uncommitted version 
 half-way) are deleted before the version is loaded again, so a re-run never duplicates rows.
 
 Failure isolation: a file that cannot be read or typed is rejected with its reason and the
-others carry on; errors of the lake or the warehouse themselves propagate, so the scheduler
-retries the task instead of recording infrastructure trouble as bad data.
+others carry on. Everything a file's bytes decide (parsing, typing, building its Parquet) runs
+before anything is written for it, and any failure there, a native library's panic included
+(polars raises `PanicException`, a `BaseException`), is that file's rejection; a failure
+inside one batch outside its files is that batch's, recorded for each of its files, and the
+batch is not committed. Errors of the lake, the warehouse or the inbox storage themselves
+(`_INFRASTRUCTURE`) propagate, so the scheduler retries the task instead of recording
+infrastructure trouble as bad data; KeyboardInterrupt and SystemExit are never caught.
+
+Inbox entries that are not uploads (links, folders, FIFOs, bad names: see ingest.inbox) are
+recorded as rejected with their reason and batch version 0; nothing of them is read or stored.
+
+Lake keys (under `<dataset>/<date>/<org>/v<N>/`): `raw/original/<name>`, `raw/typed/<name>
+.parquet`, `quarantine/<name>.parquet`, `drift/<name>.parquet`, with the file's full name
+percent-encoded outside letters, digits and `-_.()`, so files sharing a stem (visits.a.csv,
+visits.b.csv, visits.jsonl) never overwrite each other. Refused files go to
+`rejected/<date>/<org>/<dataset>/<sha256>/<name>`: one key per content, so a changed file
+refused again does not overwrite the copy an earlier record points to.
 """
 
 from __future__ import annotations
@@ -30,12 +45,16 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import urllib3.exceptions
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from minio.error import MinioException
+from polars.exceptions import PanicException
 
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
 from infra.runtime import Runtime
 from ingest.conform import LINE, Conformed, conform
-from ingest.inbox import InboxFile, list_inbox
+from ingest.inbox import EntryRefused, InboxFile, list_inbox, printable
 from ingest.readers import (
     MAX_REASON_CHARS,
     ReadLimits,
@@ -44,11 +63,22 @@ from ingest.readers import (
     detect_format,
     read_upload,
     short_list,
+    too_large,
 )
 from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 _TZ = ZoneInfo("Asia/Shanghai")
+
+# What a file's or a batch's content can raise: every Exception, and the panics of native
+# libraries, which are BaseExceptions. KeyboardInterrupt and SystemExit are not in it.
+_DATA_FAILURES = (Exception, PanicException)
+# Trouble of the lake, the warehouse or the inbox storage: never a batch's recorded failure.
+_INFRASTRUCTURE = (OSError, MinioException, urllib3.exceptions.HTTPError, ClickHouseError)
+# dq.batch.manifest_row_count is UInt64; the bound is Int64's so that arithmetic downstream
+# (read minus declared) cannot overflow.
+_MAX_ROW_COUNT = 2**63 - 1
+_KEY_SAFE = frozenset("-_.()")
 
 
 @dataclass
@@ -104,11 +134,50 @@ class _Upload:
     fmt: str | None
 
 
+@dataclass
+class _Prepared:
+    """Everything one file's bytes decide, computed before anything of it is written."""
+
+    rows_read: int
+    encoding: str
+    conformed: Conformed
+    lineage: pa.Table
+    typed_parquet: bytes
+    quarantine: pa.Table | None
+    quarantine_parquet: bytes | None
+    drift_parquet: bytes | None
+
+
 def _put(rt: Runtime, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
     rt.s3.put_object(
         rt.settings.lake_bucket, key, io.BytesIO(data), len(data), content_type=content_type
     )
     return f"s3://{rt.settings.lake_bucket}/{key}"
+
+
+class _HugeInt(str):
+    """A JSON integer too long to be any count, kept as its text: Python refuses to convert
+    more than 4,300 digits, and nothing near that many is in range."""
+
+
+def _json_int(text: str) -> int | _HugeInt:
+    return int(text) if len(text) <= 40 else _HugeInt(text)
+
+
+def lake_name(name: str) -> str:
+    """`name` as one segment of a lake key: letters and digits of any script and `-_.()` are
+    kept, everything else (`%` included) is percent-encoded as UTF-8, so distinct names give
+    distinct keys and no name adds or climbs a path segment ("." and ".." are encoded)."""
+    safe = _KEY_SAFE if name.strip(".") else _KEY_SAFE - {"."}
+    return "".join(
+        c if c.isalnum() or c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in name
+    )
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """An exception as a short one-line reason: type, message escaped and cut."""
+    text = printable(str(exc))
+    return f"{type(exc).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
@@ -150,12 +219,15 @@ class Ingestor:
             wanted = set(org_codes)
             files = [f for f in files if f.org_code in wanted]
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
-        for f in files:
-            groups[(f.org_code, f.dataset)].append(f)
-        self._read_state(business_date, {ds for _, ds in groups})
         results: list[FileResult] = []
+        for f in files:
+            if f.refusal:
+                results.append(self._refuse_entry(f, f.refusal))
+            else:
+                groups[(f.org_code, f.dataset)].append(f)
+        self._read_state(business_date, {ds for _, ds in groups})
         for (org, dataset), members in sorted(groups.items()):
-            results += self._ingest_batch(org, dataset, business_date, members)
+            results += self._isolated_batch(org, dataset, business_date, members)
         self._flush(force=True)
         self._write_log_and_commit()
         return results
@@ -176,15 +248,55 @@ class Ingestor:
             )
         return None
 
+    def _isolated_batch(
+        self, org: str, dataset: str, day: dt.date, members: list[InboxFile]
+    ) -> list[FileResult]:
+        """One batch; a failure of its content is recorded for each of its files, the batch
+        is not committed and the rows it buffered are dropped (rows it already inserted are
+        an uncommitted version, removed before that version is loaded again)."""
+        logged, committing = len(self._file_log), len(self._batch_rows)
+        try:
+            return self._ingest_batch(org, dataset, day, members)
+        except _INFRASTRUCTURE:
+            raise
+        except _DATA_FAILURES as exc:
+            log.exception("batch %s/%s/%s could not be processed", org, dataset, day)
+            # Buffered tables hold one file each, so one organisation each.
+            self._raw_buffer[dataset] = [
+                t for t in self._raw_buffer[dataset] if t["org_code"][0].as_py() != org
+            ]
+            self._quarantine_buffer = [
+                t
+                for t in self._quarantine_buffer
+                if (t["org_code"][0].as_py(), t["dataset"][0].as_py()) != (org, dataset)
+            ]
+            del self._file_log[logged:], self._batch_rows[committing:]
+            reason = f"was not loaded: its batch could not be processed ({_short(exc)})"
+            return [self._refuse_entry(f, reason) for f in members]
+
     def _ingest_batch(
         self, org: str, dataset: str, day: dt.date, members: list[InboxFile]
     ) -> list[FileResult]:
-        uploads = []
+        uploads, results = [], []
         for f in sorted(members, key=lambda m: (m.received_at, m.name)):
-            data = f.read()
+            if reason := too_large(f.size, self.limits):  # refused before it fills memory
+                results.append(self._refuse_entry(f, reason))
+                continue
+            try:
+                data = f.read()
+            except EntryRefused as exc:  # changed after the listing: nothing of it was read
+                results.append(self._refuse_entry(f, str(exc)))
+                continue
             uploads.append(
                 _Upload(f, data, hashlib.sha256(data).hexdigest(), detect_format(f.name))
             )
+        if not uploads:
+            return results
+        return results + self._ingest_uploads(org, dataset, day, uploads)
+
+    def _ingest_uploads(
+        self, org: str, dataset: str, day: dt.date, uploads: list[_Upload]
+    ) -> list[FileResult]:
         refusal = self._refusal(org, dataset, day)
         if refusal:
             return [self._reject(u, refusal, version=0) for u in uploads]
@@ -259,39 +371,31 @@ class Ingestor:
                 "allow (csv, csv.gz, parquet, jsonl, xlsx)",
                 version,
             )
-        contract = self.contracts.dataset(dataset)
         try:
-            strings = read_upload(u.data, u.fmt, self.limits)
-            conformed = conform(strings, contract)
+            prepared = self._prepare(u, dataset, day, version)
         except UnreadableFile as exc:
             return self._reject(u, f"{u.source.name} {exc}", version)
-        except Exception as exc:  # a file we failed to parse must not stop the others
+        except _DATA_FAILURES as exc:  # a file we failed to parse must not stop the others
             log.exception("could not process %s", u.source.path)
             return self._reject(
-                u, f"{u.source.name} could not be processed: {type(exc).__name__}: {exc}", version
+                u, f"{u.source.name} could not be processed: {_short(exc)}", version
             )
 
         base = f"{dataset}/{day}/{u.source.org_code}/v{version}"
-        lake_object = _put(self.rt, f"raw/original/{base}/{u.source.name}", u.data)
-        stem = u.source.name.split(".")[0]
-        lineage = self._lineage(conformed, u, day, version)
-        _put(self.rt, f"raw/typed/{base}/{stem}.parquet", _parquet_bytes(lineage))
-        if lineage.num_rows:
-            self._raw_buffer[dataset].append(lineage)
+        name = lake_name(u.source.name)
+        lake_object = _put(self.rt, f"raw/original/{base}/{name}", u.data)
+        _put(self.rt, f"raw/typed/{base}/{name}.parquet", prepared.typed_parquet)
+        if prepared.lineage.num_rows:
+            self._raw_buffer[dataset].append(prepared.lineage)
             self._flush()
-        if conformed.quarantine.height:
-            self._quarantine(conformed, u, dataset, day, version, base, stem)
-        if conformed.extra is not None:
-            _put(
-                self.rt, f"drift/{base}/{stem}.parquet", _parquet_bytes(conformed.extra.to_arrow())
-            )
+        if prepared.quarantine is not None and prepared.quarantine_parquet is not None:
+            _put(self.rt, f"quarantine/{base}/{name}.parquet", prepared.quarantine_parquet)
+            self._quarantine_buffer.append(prepared.quarantine)
+        if prepared.drift_parquet is not None:
+            _put(self.rt, f"drift/{base}/{name}.parquet", prepared.drift_parquet)
 
-        rows_read, rows_loaded = strings.rows_read, lineage.num_rows
+        conformed = prepared.conformed
         quarantined = conformed.quarantine.height
-        if rows_read != rows_loaded + quarantined:  # the accounting promise; never expected
-            raise AssertionError(
-                f"{u.source.path}: {rows_read} read != {rows_loaded} + {quarantined}"
-            )
         notes = []
         if quarantined:
             notes.append(f"{quarantined} rows quarantined")
@@ -312,15 +416,41 @@ class Ingestor:
             version,
         )
         result.rows_read, result.rows_loaded, result.rows_quarantined = (
-            rows_read,
-            rows_loaded,
+            prepared.rows_read,
+            prepared.lineage.num_rows,
             quarantined,
         )
-        result.encoding = strings.encoding or ""
+        result.encoding = prepared.encoding
         result.extra_columns = conformed.extra_columns
         result.missing_columns = conformed.missing_required + conformed.missing_optional
         result.lake_object = lake_object
         return result
+
+    def _prepare(self, u: _Upload, dataset: str, day: dt.date, version: int) -> _Prepared:
+        """Parse, type and encode one file; writes nothing."""
+        strings = read_upload(u.data, u.fmt or "", self.limits)
+        conformed = conform(strings, self.contracts.dataset(dataset))
+        lineage = self._lineage(conformed, u, day, version)
+        quarantine = (
+            self._quarantine_rows(conformed, u, dataset, day, version)
+            if conformed.quarantine.height
+            else None
+        )
+        rows_read, quarantined = strings.rows_read, conformed.quarantine.height
+        if rows_read != lineage.num_rows + quarantined:  # the accounting promise; never expected
+            raise AssertionError(f"{rows_read} read != {lineage.num_rows} + {quarantined}")
+        return _Prepared(
+            rows_read=rows_read,
+            encoding=strings.encoding or "",
+            conformed=conformed,
+            lineage=lineage,
+            typed_parquet=_parquet_bytes(lineage),
+            quarantine=quarantine,
+            quarantine_parquet=_parquet_bytes(quarantine) if quarantine is not None else None,
+            drift_parquet=(
+                _parquet_bytes(conformed.extra.to_arrow()) if conformed.extra is not None else None
+            ),
+        )
 
     def _lineage(self, conformed: Conformed, u: _Upload, day: dt.date, version: int) -> pa.Table:
         typed = conformed.typed
@@ -339,17 +469,10 @@ class Ingestor:
             )
         )
 
-    def _quarantine(
-        self,
-        conformed: Conformed,
-        u: _Upload,
-        dataset: str,
-        day: dt.date,
-        version: int,
-        base: str,
-        stem: str,
-    ) -> None:
-        rows = conformed.quarantine.select(
+    def _quarantine_rows(
+        self, conformed: Conformed, u: _Upload, dataset: str, day: dt.date, version: int
+    ) -> pa.Table:
+        return conformed.quarantine.select(
             pl.lit(u.source.org_code).alias("org_code"),
             pl.lit(dataset).alias("dataset"),
             pl.lit(day).alias("business_date"),
@@ -362,8 +485,6 @@ class Ingestor:
             "raw_record",
             pl.lit(self.run_id).alias("run_id"),
         ).to_arrow()
-        _put(self.rt, f"quarantine/{base}/{stem}.parquet", _parquet_bytes(rows))
-        self._quarantine_buffer.append(rows)
 
     # ---------------------------------------------------------------- bookkeeping
     def _result(self, u: _Upload, status: str, reason: str, version: int) -> FileResult:
@@ -381,9 +502,28 @@ class Ingestor:
             format=u.fmt or "",
         )
 
+    def _refuse_entry(self, f: InboxFile, reason: str) -> FileResult:
+        """An inbox entry refused without reading it (or a batch that failed): recorded with
+        version 0; no bytes of it are stored."""
+        result = FileResult(
+            org_code=f.org_code,
+            dataset=f.dataset,
+            business_date=f.business_date.isoformat(),
+            file=f.path,
+            status="rejected",
+            reason=f"{f.name} {reason}",
+            received_at=f.received_at.isoformat(),
+            format=detect_format(f.name) or "",
+        )
+        self._file_log.append(result)
+        return result
+
     def _reject(self, u: _Upload, reason: str, version: int) -> FileResult:
         src = u.source
-        key = f"rejected/{src.business_date}/{src.org_code}/{src.dataset}/{src.name}"
+        folder = "/".join(
+            lake_name(part) for part in (str(src.business_date), src.org_code, src.dataset)
+        )
+        key = f"rejected/{folder}/{u.sha256}/{lake_name(src.name)}"
         result = self._result(u, "rejected", reason, version)
         result.lake_object = _put(self.rt, key, u.data)
         if version == 0:  # refused batches have no version to commit: log the refusal alone
@@ -457,13 +597,22 @@ class Ingestor:
 
     @staticmethod
     def _read_manifest(data: bytes) -> tuple[int | None, str | None]:
+        """(row_count, None), or (None, the manifest problem)."""
         try:
-            manifest = json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return None, f"manifest is not valid JSON ({exc})"
-        count = manifest.get("row_count") if isinstance(manifest, dict) else None
-        if not isinstance(count, int) or count < 0:
-            return None, "manifest has no non-negative integer row_count"
+            manifest = json.loads(data.decode("utf-8-sig"), parse_int=_json_int)
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, nesting too deep
+            return None, f"manifest is not valid JSON ({_short(exc, 120)})"
+        if not isinstance(manifest, dict) or "row_count" not in manifest:
+            return None, "manifest has no row_count"
+        count = manifest["row_count"]
+        # bool is an int in Python; JSON's true is not a count. 3.0 and "3" are not integers.
+        if type(count) is not int or not 0 <= count <= _MAX_ROW_COUNT:
+            shown = count if isinstance(count, _HugeInt) else json.dumps(count, ensure_ascii=False)
+            shown = printable(shown)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            return None, (
+                f"manifest row_count must be a JSON integer from 0 to {_MAX_ROW_COUNT}; got {shown}"
+            )
         return count, None
 
     def _log_files(self, results: list[FileResult]) -> None:

@@ -164,16 +164,22 @@ def normalise_header(name: object) -> str:
     return str(name).strip().lstrip("\ufeff").strip().lower()
 
 
+def too_large(size: int, limits: ReadLimits) -> str | None:
+    """The reason a file of `size` bytes is refused unread, or None: ingestion asks before
+    it reads a file into memory."""
+    if size > limits.max_file_bytes:
+        return f"is {_size(size)} long, more than the {limits.cap('max_file_bytes')}"
+    return None
+
+
 def read_upload(data: bytes, fmt: str, limits: ReadLimits | None = None) -> StringTable:
     limits = limits or ReadLimits()
     if not data:
         if fmt == "jsonl":  # zero lines is how JSON Lines says "no records today"
             return StringTable(pa.table({}), pa.array([], pa.uint32()), None)
         raise UnreadableFile("is empty (0 bytes); a day without records is a header-only file")
-    if len(data) > limits.max_file_bytes:
-        raise UnreadableFile(
-            f"is {_size(len(data))} long, more than the {limits.cap('max_file_bytes')}"
-        )
+    if reason := too_large(len(data), limits):
+        raise UnreadableFile(reason)
     if fmt == "csv.gz":
         return _check_fields(_read_csv(_gunzip(data, limits), limits), limits)
     if fmt == "csv":

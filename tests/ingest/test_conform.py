@@ -104,3 +104,23 @@ def test_empty_jsonl_loads_as_an_empty_batch_without_schema_notes():
     c = conform(read_upload(b"", "jsonl"), contracts().dataset("outpatient_visit"))
     assert c.typed.num_rows == 0 and c.quarantine.height == 0
     assert not c.missing_required and not c.extra_columns
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("1970-01-01 07:59:59", False),
+        ("1970-01-01 08:00:00", True),
+        ("2106-02-07 14:28:15", True),
+        ("2106-02-07 14:28:16", False),
+        ("1900-01-01 00:00:00", False),
+    ],
+)
+def test_a_datetime_the_warehouse_cannot_store_is_quarantined_not_clamped(value, stored):
+    c = _conform(f"v1,p1,{value},1,D1,内科,d1,I10,高血压,1,1,,,,,\n")
+    assert c.typed.num_rows == int(stored)
+    if not stored:
+        assert c.quarantine.to_dicts()[0]["reasons"] == [
+            f"visit_time: '{value}' is outside the datetimes the warehouse stores"
+            " (1970-01-01 08:00:00 to 2106-02-07 14:28:15)"
+        ]

@@ -80,8 +80,8 @@ def test_loads_typed_rows_with_lineage_and_lake_copies(rt, tmp_path):
     base = f"outpatient_visit/2026-11-09/{HOSPITAL}/v1"
     assert {
         f"raw/original/{base}/visits.csv",
-        f"raw/typed/{base}/visits.parquet",
-        f"quarantine/{base}/visits.parquet",
+        f"raw/typed/{base}/visits.csv.parquet",
+        f"quarantine/{base}/visits.csv.parquet",
     } <= lake
     logged = rt.ch.query("SELECT status, encoding, rows_read FROM dq.ingest_file FINAL").result_rows
     assert logged == [("loaded", "gb18030", 3)]

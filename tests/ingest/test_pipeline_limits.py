@@ -71,3 +71,24 @@ def test_hostile_uploads_are_refused_with_short_reasons_and_the_rest_loads(rt, t
         "SELECT org_code, source_line, record_key FROM dq.quarantine ORDER BY org_code"
     ).result_rows
     assert sorted(quarantined) == sorted([(HOSPITAL, 3, "v3"), (OTHER, 5, "v3")])
+
+
+def test_a_file_over_the_size_cap_is_refused_before_it_is_read(rt, tmp_path):
+    from dataclasses import replace
+
+    from ingest.readers import ReadLimits
+
+    put(tmp_path, HOSPITAL, "outpatient_visit", "big.csv", VISITS + "v9,p9\n" * 200)
+    put(tmp_path, OTHER, "outpatient_visit", "visits.csv", VISITS)
+    limits = replace(ReadLimits(), max_file_bytes=len(VISITS.encode()) + 10)
+    results = {
+        r.org_code: r
+        for r in Ingestor(rt, REGISTRY, limits=limits).ingest(str(tmp_path), DAY)
+        if r.file.endswith(".csv")
+    }
+    big = results[HOSPITAL]
+    assert big.status == "rejected" and big.size == 0 and not big.lake_object
+    assert "more than the cap HQLAKE_MAX_FILE_BYTES" in big.reason
+    assert results[OTHER].status == "loaded"
+    s3 = rt.s3.list_objects(rt.settings.lake_bucket, recursive=True)
+    assert not [o.object_name for o in s3 if HOSPITAL in o.object_name]
