@@ -42,8 +42,8 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset, FieldSpec
-from expectations.rulebase import Rule
-from expectations.sqlrules import PHONE_PATTERN, ident, sql_rules
+from expectations.engines.sqlrules import PHONE_PATTERN, ident, sql_rules
+from expectations.rules.rulebase import Rule
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -35,21 +35,21 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.registry import Registry
-from expectations.gxrun import GxValidator
-from expectations.monitoring import monitor_date
-from expectations.results import (
-    RuleResult,
-    ensure_results_table,
-    record_rule_sets,
-    write_results,
-)
-from expectations.rulebase import Rule, RuleBase, fingerprint, rulebase
-from expectations.sqlrules import (
+from expectations.engines.gxrun import GxValidator
+from expectations.engines.monitoring import monitor_date
+from expectations.engines.sqlrules import (
     SAMPLE_KEYS,
     ensure_reference_tables,
     sql_rules,
     violations_query,
 )
+from expectations.rules.results import (
+    RuleResult,
+    ensure_results_table,
+    record_rule_sets,
+    write_results,
+)
+from expectations.rules.rulebase import Rule, RuleBase, fingerprint, rulebase
 from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def _cross_rules(
     ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str
 ) -> tuple[list[RuleResult], list[pa.Table]]:
     try:
-        from expectations.crossrules import run_cross
+        from expectations.engines.crossrules import run_cross
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []

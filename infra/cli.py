@@ -99,7 +99,7 @@ def generate(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Write a sample city's inbox (and _ground_truth.jsonl with the injected defects)."""
-    from ingest.samplecity import generate as run
+    from samplecity import generate as run
 
     summary = run(
         out,
@@ -242,7 +242,7 @@ def score(
 ) -> None:
     """Score and rank every organisation for a validated business date."""
     from contracts.registry import load_registry
-    from expectations.scoring import load_scoring_config, score_date
+    from expectations.scoring.scoring import load_scoring_config, score_date
     from infra.runtime import warehouse
 
     rows = score_date(warehouse(), load_registry(), _date(date), load_scoring_config(config))
@@ -255,7 +255,7 @@ def scores(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The current scores of a date: one object per organisation (json) or a league table."""
-    from expectations.scoring import read_scores
+    from expectations.scoring.scoring import read_scores
     from infra.runtime import warehouse
 
     _print_scores(read_scores(warehouse(), _date(date)), format)
@@ -277,8 +277,8 @@ def acceptance(
 ) -> None:
     """Monthly acceptance per organisation, with the evidence."""
     from contracts.registry import load_registry
-    from expectations.scoring import acceptance as judge
-    from expectations.scoring import load_scoring_config
+    from expectations.scoring.scoring import acceptance as judge
+    from expectations.scoring.scoring import load_scoring_config
     from infra.runtime import warehouse
 
     first = _date(f"{month}-01")
@@ -304,8 +304,8 @@ def report(
 ) -> None:
     """Write the city page and one page per organisation-day; print their paths."""
     from contracts.registry import load_registry
-    from expectations.report import screenshot as shoot
-    from expectations.report import write_reports
+    from expectations.publish.report import screenshot as shoot
+    from expectations.publish.report import write_reports
     from infra.runtime import warehouse
 
     written = write_reports(warehouse(), load_registry(), _date(date), out)

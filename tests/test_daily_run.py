@@ -37,7 +37,7 @@ def _messages(paths):
 
 def _state(ch, day):
     """What a re-run must leave unchanged."""
-    from expectations.scoring import read_scores
+    from expectations.scoring.scoring import read_scores
 
     return {
         "raw_rows": ch.query(
@@ -72,7 +72,7 @@ def scenario(tmp_path_factory, config, seaweed):
     from infra import airflow_run
     from infra.runtime import Runtime, warehouse
     from infra.settings import settings
-    from ingest.samplecity import generate
+    from samplecity import generate
 
     inbox = tmp_path_factory.mktemp("daily") / "inbox"
     generate(inbox, D, 2, hospitals=4, counties=2, scale=0.003, seed=11)

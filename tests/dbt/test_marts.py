@@ -24,7 +24,7 @@ from infra import dbtrun
 from infra.runtime import Runtime
 from infra.settings import settings
 from ingest.pipeline import Ingestor
-from ingest.samplecity import generate
+from samplecity import generate
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def _validate_and_score(ch, registry, day):
 
     validate_date(ch, registry, day)
     try:
-        from expectations.scoring import score_date
+        from expectations.scoring.scoring import score_date
     except ImportError:
         return
     score_date(ch, registry, day)

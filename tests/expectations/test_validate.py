@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 import pytest
 
 from contracts.registry import load_registry
-from expectations.rulebase import rulebase
+from expectations.rules.rulebase import rulebase
 from expectations.validate import current_results, validate_date
 from ingest.pipeline import Ingestor
-from ingest.samplecity import generate
+from samplecity import generate
 
 pytestmark = pytest.mark.integration
 

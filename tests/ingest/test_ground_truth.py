@@ -8,7 +8,7 @@ import pytest
 
 from contracts.registry import load_registry
 from ingest.pipeline import Ingestor
-from ingest.samplecity import apply_corrections, generate
+from samplecity import apply_corrections, generate
 
 pytestmark = pytest.mark.integration
 
