@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 import unicodedata
 from collections import defaultdict
 from enum import StrEnum
@@ -333,16 +334,25 @@ def build(
 
 @app.command()
 def sql(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="one SELECT / WITH / SHOW / DESCRIBE / EXPLAIN")],
     format: Annotated[SqlFormat, typer.Option("--format")] = SqlFormat.table,
 ) -> None:
-    """Run a read-only query against the warehouse (embedded or server)."""
-    from infra.query import QueryRefused, run_sql
+    """Run a read-only query on the warehouse's own tables (embedded or server)."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from infra.query import QueryRefused, error_line, run_sql
 
     try:
         typer.echo(run_sql(query, format.value))
-    except QueryRefused as exc:
-        typer.echo(f"refused: {exc}", err=True)
+    except (QueryRefused, ClickHouseError) as exc:
+        # an analyst's refused or failing query is one line; --verbose adds the traceback
+        if ctx.find_root().params.get("verbose"):
+            traceback.print_exc()
+        what = (
+            f"refused: {exc}" if isinstance(exc, QueryRefused) else f"SQL error: {error_line(exc)}"
+        )
+        typer.echo(what, err=True)
         raise typer.Exit(2) from None
 
 
