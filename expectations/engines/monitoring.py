@@ -181,7 +181,7 @@ class _Day:
 class _OrgDay:
     """One organisation active on the date."""
 
-    day: _Day
+    read: _Day
     org: Organisation
 
 
@@ -189,7 +189,7 @@ class _OrgDay:
 class _ExpectedBatch:
     """One dataset an organisation owes on the date, and what arrived (None: nothing)."""
 
-    day: _Day
+    read: _Day
     org: Organisation
     dataset: str
     batch: _Batch | None
@@ -245,10 +245,10 @@ def _manifest_row_count(_expected: _ExpectedBatch, batch: _Batch, _rule: Rule) -
 
 @_arrived
 def _volume_not_collapsed(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -> _Outcome:
-    history = expected.day.history(rule.params["window_days"])
+    history = expected.read.history(rule.params["window_days"])
     checked, failed, note = volume_check(
         batch.rows_read,
-        expected.day.day,
+        expected.read.day,
         history.get((expected.org.org_code, expected.dataset), {}),
         rule.params,
     )
@@ -286,7 +286,7 @@ def _values_typed(_expected: _ExpectedBatch, batch: _Batch, _rule: Rule) -> _Out
 
 
 def _uploads_recognised(org_day: _OrgDay, _rule: Rule) -> _Outcome:
-    folders, unknown, refused = org_day.day.uploads.get(org_day.org.org_code, (set(), set(), []))
+    folders, unknown, refused = org_day.read.uploads.get(org_day.org.org_code, (set(), set(), []))
     return _Outcome(
         len(folders), len(unknown), f"{len(folders)} dataset folders uploaded", keys=refused
     )

@@ -1,7 +1,8 @@
 """Field- and record-level rules as ClickHouse SQL: one pass per dataset and business date.
 
-Every rule of level `field` or `record` of the knowledge base (expectations/rules/rulebase.py)
-becomes a pair of boolean expressions over one row of `raw.<dataset>`:
+Every rule whose type names the `row_sql` engine (contracts/rules.yaml) becomes a pair of
+boolean expressions over one row of `raw.<dataset>`, built by the function `ROW_RULES`
+registers for its type:
 
 * `checked`  the rule applies to the row (the field is filled, the `when` condition holds);
 * `violated` the row breaks the rule (always implies `checked`).
