@@ -244,8 +244,7 @@ def _cross_rules(
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []
-    cross = [r for r in rb.rules if r.level == "cross_dataset"]
-    for row in run_cross(ch, day, cross):
+    for row in run_cross(ch, day, rb.rules_for("cross_sql")):
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(
@@ -313,9 +312,10 @@ def validate_date(
     lap("gx_setup")
     issues: list[pa.Table] = []
     current = _current_batches(ch, day)
+    row_rules = rb.rules_for("row_sql")
     for dataset in sorted(contracts().datasets):
         batches = current.get(dataset, [])
-        rules = sql_rules(dataset, rb.rules)
+        rules = sql_rules(dataset, row_rules)
         if not batches or not rules:
             continue
         summary.batches += len(batches)
