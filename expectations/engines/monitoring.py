@@ -12,18 +12,16 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
 from contracts.calendar import deadline, is_workday
 from contracts.loader import contracts
 from contracts.registry import Registry
+from contracts.timezone import TZ as _TZ
+from contracts.upload import MANIFEST as _MANIFEST
 from expectations.rules.results import RuleResult
 from expectations.rules.rulebase import BATCH_TYPES, Rule, RuleBase
-
-_MANIFEST = "_manifest.json"
-_TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass

@@ -39,6 +39,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset, FieldSpec
+from contracts.timezone import TZ_NAME
 from expectations.rules.rulebase import Rule
 
 ROW_LEVELS = ("field", "record")
@@ -95,7 +96,7 @@ def literal(value: Any, spec: FieldSpec) -> str:
         return f"toDate32({quote(dt.date.fromisoformat(str(value)).isoformat())})"
     if spec.type == "datetime":
         when = dt.datetime.fromisoformat(str(value))
-        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, 'Asia/Shanghai')"
+        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, {quote(TZ_NAME)})"
     raise RuleSQLError(f"{spec.name}: no literal for type {spec.type}")
 
 
