@@ -27,7 +27,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
@@ -35,6 +34,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.registry import Registry
+from contracts.timezone import TZ
 from expectations.engines.gxrun import GxValidator
 from expectations.engines.monitoring import monitor_date
 from expectations.engines.sqlrules import (
@@ -53,7 +53,6 @@ from expectations.rules.rulebase import Rule, RuleBase, fingerprint, rulebase
 from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass

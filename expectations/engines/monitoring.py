@@ -19,18 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
 from contracts.calendar import Deadline, deadline, is_workday
 from contracts.loader import contracts
 from contracts.registry import Organisation, Registry
+from contracts.timezone import TZ as _TZ
+from contracts.upload import MANIFEST as _MANIFEST
 from expectations.rules.results import RuleResult
 from expectations.rules.rulebase import Rule, RuleBase
-
-_MANIFEST = "_manifest.json"
-_TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass

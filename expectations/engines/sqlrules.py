@@ -40,6 +40,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset, FieldSpec
+from contracts.timezone import TZ_NAME
 from expectations.rules.rulebase import Rule
 
 # The standard says "11-digit mobile or area-code landline" but the contract carries no
@@ -93,7 +94,7 @@ def literal(value: Any, spec: FieldSpec) -> str:
         return f"toDate32({quote(dt.date.fromisoformat(str(value)).isoformat())})"
     if spec.type == "datetime":
         when = dt.datetime.fromisoformat(str(value))
-        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, 'Asia/Shanghai')"
+        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, {quote(TZ_NAME)})"
     raise RuleSQLError(f"{spec.name}: no literal for type {spec.type}")
 
 
