@@ -242,7 +242,8 @@ def score(
 ) -> None:
     """Score and rank every organisation for a validated business date."""
     from contracts.registry import load_registry
-    from expectations.scoring.scoring import load_scoring_config, score_date
+    from expectations.scoring.config import load_scoring_config
+    from expectations.scoring.store import score_date
     from infra.runtime import warehouse
 
     rows = score_date(warehouse(), load_registry(), _date(date), load_scoring_config(config))
@@ -255,7 +256,7 @@ def scores(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The current scores of a date: one object per organisation (json) or a league table."""
-    from expectations.scoring.scoring import read_scores
+    from expectations.scoring.read import read_scores
     from infra.runtime import warehouse
 
     _print_scores(read_scores(warehouse(), _date(date)), format)
@@ -277,8 +278,8 @@ def acceptance(
 ) -> None:
     """Monthly acceptance per organisation, with the evidence."""
     from contracts.registry import load_registry
-    from expectations.scoring.scoring import acceptance as judge
-    from expectations.scoring.scoring import load_scoring_config
+    from expectations.scoring.acceptance import acceptance as judge
+    from expectations.scoring.config import load_scoring_config
     from infra.runtime import warehouse
 
     first = _date(f"{month}-01")

@@ -222,7 +222,7 @@ def write_reference_tables(
 
 def ensure_sources(ch: Client) -> None:
     """Create the raw and dq tables the models read when a step has not run yet (empty)."""
-    from expectations.scoring.scoring import ensure_score_tables
+    from expectations.scoring.tables import ensure_score_tables
     from ingest.tables import ensure_tables
 
     ensure_tables(ch, contracts())

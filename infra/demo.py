@@ -85,7 +85,8 @@ def main() -> None:
 
     from contracts.registry import load_registry
     from expectations.rules.rulebase import rulebase
-    from expectations.scoring.scoring import acceptance, read_scores
+    from expectations.scoring.acceptance import acceptance
+    from expectations.scoring.read import read_scores
     from infra import airflow_run
     from infra.cli import league_table
     from infra.runtime import warehouse

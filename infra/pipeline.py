@@ -249,7 +249,7 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
 
 def score_stage(day: dt.date) -> dict[str, Any]:
     """Score and rank the current validation run of `day`."""
-    from expectations.scoring.scoring import score_date
+    from expectations.scoring.store import score_date
     from infra.runtime import warehouse
 
     started = time.perf_counter()
