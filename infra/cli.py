@@ -253,7 +253,7 @@ def scores(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """The current scores of a date: one object per organisation (json) or a league table."""
-    from expectations.scoring.scoring import read_scores
+    from expectations.scoring.read import read_scores
     from infra.runtime import warehouse
 
     _print_scores(read_scores(warehouse(), _date(date)), format)

@@ -37,6 +37,7 @@ from contracts.calendar import is_workday
 from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
+from expectations.scoring.config import load_scoring_config
 from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
 from infra.settings import Settings, settings
@@ -222,7 +223,7 @@ def write_reference_tables(
 
 def ensure_sources(ch: Client) -> None:
     """Create the raw and dq tables the models read when a step has not run yet (empty)."""
-    from expectations.scoring.scoring import ensure_score_tables
+    from expectations.scoring.tables import ensure_score_tables
     from ingest.tables import ensure_tables
 
     ensure_tables(ch, contracts())
@@ -254,7 +255,8 @@ def write_code_docs(path: Path = CODE_DOCS) -> Path:
 
 
 def dbt_vars(contract_set: Contracts | None = None) -> dict:
-    """What the models need from the contracts: fields, keys and pii tags per dataset."""
+    """What the models need from the contracts: fields, keys and pii tags per dataset, and
+    the ranking decimals of contracts/scoring.yaml (macros/scores.sql)."""
     contract_set = contract_set or contracts()
     return {
         "hqlake_datasets": {
@@ -267,6 +269,7 @@ def dbt_vars(contract_set: Contracts | None = None) -> dict:
             for name, ds in sorted(contract_set.datasets.items())
         },
         "infusion_route_codes": list((contract_set.codes["route"].groups or {})["infusion_iv"]),
+        "ranking_decimals": load_scoring_config().ranking.decimals,
     }
 
 

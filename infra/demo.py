@@ -85,7 +85,7 @@ def main() -> None:
     )
 
     from expectations.rules.rulebase import rulebase
-    from expectations.scoring.scoring import read_scores
+    from expectations.scoring.read import read_scores
     from infra import airflow_run, pipeline
     from infra.cli import league_table
     from infra.runtime import warehouse

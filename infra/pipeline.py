@@ -271,7 +271,8 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
 def score(day: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
     """The scored and ranked rows of `day` (contracts/scoring.yaml, or `config_path`):
     `score_stage`'s work, which `hqlake score` prints as a league table."""
-    from expectations.scoring.scoring import load_scoring_config, score_date
+    from expectations.scoring.config import load_scoring_config
+    from expectations.scoring.store import score_date
 
     return score_date(_warehouse(), org_registry(), day, load_scoring_config(config_path))
 
@@ -384,7 +385,7 @@ def feedback_stage(
 def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
     """Monthly acceptance of every organisation for the month of `month`, with the evidence
     (`hqlake acceptance`; not a task of the daily DAG)."""
-    from expectations.scoring.scoring import acceptance as judge
-    from expectations.scoring.scoring import load_scoring_config
+    from expectations.scoring.acceptance import acceptance as judge
+    from expectations.scoring.config import load_scoring_config
 
     return judge(_warehouse(), org_registry(), month, load_scoring_config(config_path))

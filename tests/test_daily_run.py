@@ -39,7 +39,7 @@ def _messages(paths):
 
 def _state(ch, day):
     """What a re-run must leave unchanged."""
-    from expectations.scoring.scoring import read_scores
+    from expectations.scoring.read import read_scores
 
     return {
         "raw_rows": ch.query(

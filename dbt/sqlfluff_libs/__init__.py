@@ -91,6 +91,14 @@ def ratio(numerator: str, denominator: str, scale: int = 100, digits: int = 2) -
     return f"round({numerator} * {scale} / nullIf({denominator}, 0), {digits})"
 
 
+def mean_score(expression: str) -> str:
+    return f"toFloat64(toString(floor(sum(toDecimal256(toString({expression}), 40)), 2)))"
+
+
+def rounded_score(expression: str) -> str:
+    return f"toFloat64(toString(floor(toDecimal256(toString({expression}), 40), 2)))"
+
+
 def icd10_who_code(expression: str) -> str:
     return f"upper({expression})"
 

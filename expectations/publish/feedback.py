@@ -90,7 +90,7 @@ LEDGER_DDL = """
 @dataclass
 class Feedback:
     """Everything one organisation-day e-mail says; `score` is a dq.current_score_org_day row
-    (as expectations.scoring.scoring.read_scores returns it), `failures` rows of scoring.failures."""
+    (as expectations.scoring.read.read_scores returns it), `failures` rows of read.failures."""
 
     day: dt.date
     org: Organisation
@@ -486,10 +486,10 @@ def collect(
     current validation run and its scoring, linking to the pages under `reports_dir`.
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
-    from expectations.scoring import scoring
+    from expectations.scoring import read
 
     ensure_ledger(ch)
-    scores = {r["org_code"]: r for r in scoring.read_scores(ch, day)}
+    scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
     run_id = _current_run(ch, day)
     if not scores or run_id is None:
         raise LookupError(f"{day} has no scored validation run: validate and score it first")
@@ -517,7 +517,7 @@ def collect(
         )
         if fb.uploaded:
             fb.score = scores.get(code)
-            fb.failures = scoring.failures(ch, code, day)
+            fb.failures = read.failures(ch, code, day)
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [
                 {"dataset": d, "file": f, "reason": reason}

@@ -12,7 +12,7 @@ Two pages per business date, under `<out_dir>/<YYYY-MM-DD>/`:
 Both link to the Great Expectations Data Docs of the day (`datadocs/index.html`, written by
 another step) only when they exist. Pages are self-contained (inline CSS and SVG, no
 script, font or URL to fetch) so they open from a file share or an e-mail link on a closed
-network. Rendering takes plain rows (lists of dicts as `expectations.scoring.scoring` returns them),
+network. Rendering takes plain rows (lists of dicts as `expectations.scoring.read` returns them),
 so it is tested without a warehouse; `write_reports` is the thin I/O entry point.
 
 Personal data: the rows carry record keys, never personal fields. As a safety net, a key
@@ -49,7 +49,9 @@ from contracts.loader import contracts
 from contracts.model import Dataset
 from contracts.registry import Organisation, Registry
 from expectations.publish import svg
-from expectations.scoring import scoring
+from expectations.scoring import read
+from expectations.scoring.arithmetic import round_score
+from expectations.scoring.config import load_scoring_config
 
 CHROMIUM = "/usr/bin/chromium"
 DEFAULT_BAR = 90.0  # render defaults; write_reports passes contracts/scoring.yaml's values
@@ -150,7 +152,7 @@ def band(score: float | None, bar: float = DEFAULT_BAR, decimals: int = 2) -> st
     """CSS class of a score as shown with `decimals`: good (at or above the bar), fair (less
     than FAIR_BELOW_BAR under it), poor, or none. Rounded as scoring ranks and judges
     acceptance (half up), so a page never colours 90.00 as below a bar of 90."""
-    shown = scoring.round_score(score, decimals)
+    shown = round_score(score, decimals)
     if shown is None:
         return "none"
     if shown >= Decimal(repr(bar)):
@@ -159,7 +161,7 @@ def band(score: float | None, bar: float = DEFAULT_BAR, decimals: int = 2) -> st
 
 
 def _score(value: float | None, digits: int = 1) -> str:
-    shown = scoring.round_score(value, digits)
+    shown = round_score(value, digits)
     return "—" if shown is None else str(shown)
 
 
@@ -278,9 +280,9 @@ def render_city(
     decimals: int = 2,
     city: str = "",
 ) -> str:
-    """The city page of `day` from the org-day score rows (`scoring.read_scores`).
+    """The city page of `day` from the org-day score rows (`read.read_scores`).
 
-    `trends` (org_code -> `scoring.trend` rows) adds a 30-day sparkline per organisation;
+    `trends` (org_code -> `read.trend` rows) adds a 30-day sparkline per organisation;
     `bar` is the acceptance bar the colours are measured against and `decimals` those of a
     published composite (contracts/scoring.yaml); `city` names the city in the title
     (default: the prefecture of the registry's counties, e.g. 信阳市)."""
@@ -442,8 +444,8 @@ def render_org(
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
 ) -> str:
-    """The page of one organisation-day: `score` is its `scoring.read_scores` row, `trend`
-    its `scoring.trend` rows and `failures` its `scoring.failures` rows; `bar` and
+    """The page of one organisation-day: `score` is its `read.read_scores` row, `trend`
+    its `read.trend` rows and `failures` its `read.failures` rows; `bar` and
     `decimals` as for `render_city`."""
     group = score.get("peer_group") or (org.peer_group if org else "")
     failed = [_failure_row(f) for f in sorted(failures, key=_failure_order)]
@@ -519,7 +521,7 @@ def org_page(day: dt.date, org_code: str, out_dir: Path | str) -> Path:
 
 def _published_scale() -> tuple[float, int]:
     """(acceptance bar, decimals of a published composite) from contracts/scoring.yaml."""
-    config = scoring.load_scoring_config()
+    config = load_scoring_config()
     return config.acceptance.bar, config.ranking.decimals
 
 
@@ -536,8 +538,8 @@ def write_reports(
     org_folder.mkdir(parents=True, exist_ok=True)
     datadocs = (folder / "datadocs" / "index.html").is_file()
     bar, decimals = _published_scale()
-    scores = scoring.read_scores(ch, day)
-    trends = {r["org_code"]: scoring.trend(ch, r["org_code"], day, TREND_DAYS) for r in scores}
+    scores = read.read_scores(ch, day)
+    trends = {r["org_code"]: read.trend(ch, r["org_code"], day, TREND_DAYS) for r in scores}
     orgs: dict[str, Path] = {}
     for row in scores:
         code = row["org_code"]
@@ -545,7 +547,7 @@ def write_reports(
             day,
             row,
             trends[code],
-            scoring.failures(ch, code, day),
+            read.failures(ch, code, day),
             registry.get(code),
             datadocs,
             bar=bar,

@@ -134,7 +134,7 @@ def _validate_and_score(ch, registry, day):
 
     validate_date(ch, registry, day)
     try:
-        from expectations.scoring.scoring import score_date
+        from expectations.scoring.store import score_date
     except ImportError:
         return
     score_date(ch, registry, day)

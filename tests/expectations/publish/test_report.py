@@ -326,7 +326,8 @@ def test_write_reports_from_scored_rule_results(rt, tmp_path):
     from contracts.registry import load_registry
     from expectations.rules.results import RuleResult, ensure_results_table, write_results
     from expectations.rules.rulebase import rulebase
-    from expectations.scoring.scoring import read_scores, score_date
+    from expectations.scoring.read import read_scores
+    from expectations.scoring.store import score_date
 
     ch = rt.ch
     ensure_results_table(ch)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import datetime as dt
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,19 +10,17 @@ from contracts.loader import ContractError
 from contracts.registry import Organisation, Registry
 from expectations.rules.results import RuleResult, write_results
 from expectations.rules.rulebase import Override, rulebase
-from expectations.scoring.scoring import (
-    acceptance,
-    ensure_score_tables,
+from expectations.scoring.acceptance import acceptance
+from expectations.scoring.config import load_scoring_config
+from expectations.scoring.read import (
     failures,
-    load_scoring_config,
     read_acceptance,
     read_batch_scores,
     read_scores,
-    round_score,
-    same_day_previous_month,
-    score_date,
     trend,
 )
+from expectations.scoring.store import score_date
+from expectations.scoring.tables import ensure_score_tables
 
 pytestmark = pytest.mark.integration
 
@@ -122,18 +119,6 @@ def test_config_default_and_errors(tmp_path):
             load_scoring_config(path)
         assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
     assert "acceptance: Field required" in str(err.value)
-
-
-def test_round_score_is_half_up_on_the_decimal_form():
-    assert (round(2.675, 2), round(0.125, 2)) == (2.67, 0.12)  # binary value; half-even
-    assert round_score(2.675, 2) == Decimal("2.68")
-    assert round_score(0.125, 2) == Decimal("0.13")
-    assert round_score(89.995, 2) == Decimal("90.00")
-    assert round_score(89.994, 2) == Decimal("89.99")
-    assert round_score(None, 2) is None
-    assert same_day_previous_month(dt.date(2026, 3, 31)) == dt.date(2026, 2, 28)
-    assert same_day_previous_month(dt.date(2028, 3, 30)) == dt.date(2028, 2, 29)
-    assert same_day_previous_month(dt.date(2026, 1, 15)) == dt.date(2025, 12, 15)
 
 
 def _hand_made_day(ch):
