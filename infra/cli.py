@@ -122,12 +122,12 @@ def ingest(
 ) -> None:
     """Load every batch of one business date from the inbox into the lake and ClickHouse raw."""
     from contracts.registry import load_registry
+    from infra.pipeline import ingestor
     from infra.runtime import runtime
-    from ingest.pipeline import ingest_date
 
     day, inbox, registry = _date(date), _inbox(inbox), load_registry()
     with runtime() as rt:
-        results = ingest_date(rt, inbox, day, registry)
+        results = ingestor(rt, registry).ingest(inbox, day)
     if format is OutputFormat.json:
         for r in results:
             typer.echo(json.dumps(r.public(), ensure_ascii=False))

@@ -42,7 +42,9 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from contracts.registry import Registry
     from infra.runtime import Runtime
-    from ingest.pipeline import FileResult
+    from ingest.outcomes import FileResult
+    from ingest.pipeline import Ingestor
+    from ingest.readers import ReadLimits
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -112,11 +114,28 @@ def _seconds(started: float) -> float:
 # ---- ingestion --------------------------------------------------------------------------
 
 
-def _ingest(rt: Runtime, inbox: str, day: dt.date, org_code: str | None) -> list[FileResult]:
+def ingestor(
+    rt: Runtime, registry: Registry | None = None, limits: ReadLimits | None = None
+) -> Ingestor:
+    """The Ingestor on the runtime's clients, lake bucket and read limits (or `limits`) with
+    the registry (or `registry`) and the contracts: the stages, the CLI and the tests build
+    it here."""
+    from contracts.loader import contracts
     from ingest.pipeline import Ingestor
 
+    return Ingestor(
+        rt.s3,
+        rt.ch,
+        lake_bucket=rt.settings.lake_bucket,
+        limits=limits or rt.settings.read_limits,
+        registry=registry or _registry(),
+        contract_set=contracts(),
+    )
+
+
+def _ingest(rt: Runtime, inbox: str, day: dt.date, org_code: str | None) -> list[FileResult]:
     codes = None if org_code is None else [org_code]
-    return Ingestor(rt, _registry()).ingest(inbox, day, codes)
+    return ingestor(rt).ingest(inbox, day, codes)
 
 
 def _ingest_summary(results: list[FileResult]) -> dict[str, Any]:
