@@ -100,12 +100,13 @@ import yaml
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contracts import labels
 from contracts.loader import CONTRACTS_DIR, ContractError
 from contracts.registry import LEVELS, Organisation, Registry
 from expectations.rules.results import ensure_results_table
 from expectations.rules.rulebase import rulebase
 
-DIMENSIONS = ("completeness", "timeliness", "correctness", "logic")
+DIMENSIONS = tuple(labels.DIMENSIONS)
 PEER_GROUPS = tuple(level for levels in LEVELS.values() for level in levels)
 SCORING_CONFIG = CONTRACTS_DIR / "scoring.yaml"
 RECEIPT_RULE_TYPE = "batch_received"
