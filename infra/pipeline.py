@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 
     from contracts.registry import Registry
     from infra.runtime import Runtime
-    from ingest.pipeline import FileResult
+    from ingest.outcomes import FileResult
+    from ingest.pipeline import Ingestor
+    from ingest.readers import ReadLimits
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +124,30 @@ def _seconds(started: float) -> float:
 # ---- ingestion --------------------------------------------------------------------------
 
 
+def ingestor(
+    rt: Runtime, registry: Registry | None = None, limits: ReadLimits | None = None
+) -> Ingestor:
+    """The Ingestor on the runtime's clients, lake bucket and read limits (or `limits`) with
+    the registry (or `registry`) and the contracts: the stages, the CLI and the tests build
+    it here."""
+    from contracts.loader import contracts
+    from ingest.pipeline import Ingestor
+
+    return Ingestor(
+        rt.s3,
+        rt.ch,
+        lake_bucket=rt.settings.lake_bucket,
+        limits=limits or rt.settings.read_limits,
+        registry=registry or org_registry(),
+        contract_set=contracts(),
+    )
+
+
 def _ingest(
     rt: Runtime, inbox: str, day: dt.date, org_code: str | None, registry: Registry | None = None
 ) -> list[FileResult]:
-    from ingest.pipeline import Ingestor
-
     codes = None if org_code is None else [org_code]
-    return Ingestor(rt, registry or org_registry()).ingest(inbox, day, codes)
+    return ingestor(rt, registry).ingest(inbox, day, codes)
 
 
 def ingest(

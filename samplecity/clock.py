@@ -1,17 +1,17 @@
 """Calendar and clock of the sample city: working days, deadlines, receive times.
 
-Deadlines come from contracts/timeliness.yaml. Local (Asia/Shanghai) wall-clock times are
-turned into epoch seconds explicitly with zoneinfo, never through the machine's local zone.
-Inside data frames, datetimes are kept as "naive local seconds" (seconds since 1970-01-01
-00:00 local wall clock), which format to the local text the standard asks for.
+Working days and deadlines are the standard's (contracts.calendar, contracts/timeliness.yaml).
+Local (Asia/Shanghai) wall-clock times are turned into epoch seconds explicitly with
+zoneinfo, never through the machine's local zone. Inside data frames, datetimes are kept as
+"naive local seconds" (seconds since 1970-01-01 00:00 local wall clock), which format to the
+local text the standard asks for.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import chinese_calendar
-
+from contracts import calendar
 from contracts.loader import contracts
 from contracts.timezone import TZ
 
@@ -35,15 +35,8 @@ def epoch(local: dt.datetime) -> int:
 
 
 def is_workday(day: dt.date) -> bool:
-    """A Chinese working day (holidays and adjusted working days apply).
-
-    chinese_calendar only knows the years it ships data for; outside them plain
-    Monday-Friday is used.
-    """
-    try:
-        return chinese_calendar.is_workday(day)
-    except NotImplementedError:
-        return day.weekday() < 5
+    """A Chinese working day, as the standard's deadlines count them (contracts.calendar)."""
+    return calendar.is_workday(day)[0]
 
 
 def is_holiday(day: dt.date) -> bool:
@@ -53,17 +46,7 @@ def is_holiday(day: dt.date) -> bool:
 
 def deadline(kind: str, business_date: dt.date) -> dt.datetime:
     """Naive local time by which a batch of `kind` for `business_date` must be received."""
-    rule = contracts().timeliness.deadlines[kind]
-    hour, minute = (int(x) for x in rule.at.split(":"))
-    if rule.calendar == "natural":
-        day = business_date + dt.timedelta(days=rule.days_after)
-    else:
-        day, left = business_date, rule.days_after
-        while left > 0:
-            day += dt.timedelta(days=1)
-            if is_workday(day):
-                left -= 1
-    return dt.datetime.combine(day, dt.time(hour, minute))
+    return calendar.deadline(kind, business_date).at.replace(tzinfo=None)
 
 
 def late_after_days() -> int:

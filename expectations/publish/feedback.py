@@ -18,7 +18,7 @@ accepted it but the ledger row was lost) threads as the same message in mail cli
 
 Personal data: record keys are key fields, never personal ones; every key part from a
 field the contract tags `pii`, or that looks like an identity or mobile number, is masked
-(`expectations.publish.report.mask_key`), and so are such numbers in refusal reasons and notes.
+(`contracts.pii.mask_key`), and so are such numbers in refusal reasons and notes.
 
 Hostile values (keys, names and reasons come from uploads and the registry): the HTML part is
 autoescaped; the plain-text part is rendered without HTML escaping from its own templates,
@@ -49,11 +49,13 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from jinja2 import Environment, StrictUndefined
 
+from contracts import labels
 from contracts.loader import contracts
+from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from contracts.timezone import TZ
 from expectations.publish.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
-from expectations.publish.report import mask_key, mask_text, shown_keys
+from expectations.publish.report import shown_keys
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +63,9 @@ TOP_RULES = 10  # failed rules described in the body; the CSV lists every failin
 SAMPLE_KEYS = 3
 MAX_CSV_KEYS = 100_000  # an attachment stays small enough for any relay (a few MB)
 
-DIMENSIONS = {
-    "completeness": "完整性 Completeness",
-    "timeliness": "及时性 Timeliness",
-    "correctness": "准确性 Correctness",
-    "logic": "逻辑性 Logic",
-}
-SEVERITIES = {"blocking": "阻断", "warning": "警告"}
-CHANGES = {"new": "新增", "persisting": "持续"}
+DIMENSIONS = {d: label.both for d, label in labels.DIMENSIONS.items()}
+SEVERITIES = {s: label.zh for s, label in labels.SEVERITIES.items()}
+CHANGES = {c: label.zh for c, label in labels.CHANGES.items()}
 
 LEDGER_DDL = """
     CREATE TABLE IF NOT EXISTS dq.feedback_sent (

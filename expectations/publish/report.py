@@ -17,7 +17,8 @@ so it is tested without a warehouse; `write_reports` is the thin I/O entry point
 
 Personal data: the rows carry record keys, never personal fields. As a safety net, a key
 part from a field the contract tags `pii`, a valid resident identity number or a mainland
-mobile number is masked before it is shown, and so is any such number in rule notes.
+mobile number is masked before it is shown, and so is any such number in rule notes
+(`contracts.pii`).
 Reports show the scoring run id, not the time they were written, so re-rendering a date
 gives the same pages.
 """
@@ -42,11 +43,12 @@ from urllib.parse import quote
 from clickhouse_connect.driver.client import Client
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
-from stdnum.cn import ric
 
 from contracts.codesystems import division_name
+from contracts.labels import CHANGES, DIMENSIONS, PEER_GROUPS, SEVERITIES
 from contracts.loader import contracts
 from contracts.model import Dataset
+from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from expectations.publish import svg
 from expectations.scoring import read
@@ -60,79 +62,11 @@ TREND_DAYS = 30
 MOVERS = 5
 SAMPLE_KEYS_SHOWN = 5
 
-PEER_GROUPS: dict[str, tuple[str, str]] = {
-    "tertiary": ("三级医院", "Tertiary hospitals"),
-    "secondary": ("二级医院", "Secondary hospitals"),
-    "primary": ("一级医院", "Primary hospitals"),
-    "county": ("县区公共卫生平台", "County public-health platforms"),
-}
-DIMENSIONS: dict[str, tuple[str, str]] = {
-    "completeness": ("完整性", "Completeness"),
-    "timeliness": ("及时性", "Timeliness"),
-    "correctness": ("准确性", "Correctness"),
-    "logic": ("逻辑性", "Logic"),
-}
-SEVERITIES = {"blocking": ("阻断", "Blocking"), "warning": ("警告", "Warning")}
-CHANGES = {"new": ("新增", "New"), "persisting": ("持续", "Persisting")}
-
 _TEMPLATES = Path(__file__).parent / "templates"
 _ORG_CODE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # an org code is also a file name
-_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-_IDENTITY = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
 
 
-# ---- masking -------------------------------------------------------------------------------
-
-
-def mask(value: str, kind: str) -> str:
-    """A personal value as it may be shown: identity 411***********12, phone 138****5678,
-    name 张**."""
-    if not value:
-        return value
-    if kind == "name":
-        return value[0] + "*" * max(len(value) - 1, 1)
-    if kind == "phone" and len(value) >= 8:
-        return value[:3] + "*" * (len(value) - 7) + value[-4:]
-    if kind == "identity" and len(value) > 5:
-        return value[:3] + "*" * (len(value) - 5) + value[-2:]
-    return "*" * len(value)
-
-
-def _is_identity(value: str) -> bool:
-    if not _IDENTITY.fullmatch(value):
-        return False
-    try:
-        return ric.calc_check_digit(value[:17]) == value[17].upper()
-    except ValueError:
-        return False
-
-
-def mask_text(text: str) -> str:
-    """`text` with every valid resident identity number and mobile number masked."""
-    text = _IDENTITY.sub(
-        lambda m: mask(m[0], "identity") if _is_identity(m[0]) else m[0], text or ""
-    )
-    return _MOBILE.sub(lambda m: mask(m[0], "phone"), text)
-
-
-def mask_key(dataset: str | Dataset | None, key: str) -> str:
-    """A record key (key fields joined by '|', as expectations.engines.sqlrules.record_key
-    builds it) of `dataset` (a name or its contract) with every part that is, or looks like,
-    personal data masked."""
-    ds = dataset if isinstance(dataset, Dataset) else contracts().datasets.get(dataset or "")
-    parts = key.split("|")
-    kinds: list[str | None] = [None] * len(parts)
-    if ds is not None and len(ds.key) == len(parts):
-        kinds = [ds.pii_fields.get(name) for name in ds.key]
-    shown = []
-    for part, kind in zip(parts, kinds, strict=True):
-        if kind:
-            shown.append(mask(part, kind))
-        elif _is_identity(part):
-            shown.append(mask(part, "identity"))
-        else:
-            shown.append(_MOBILE.sub(lambda m: mask(m[0], "phone"), part))
-    return "|".join(shown)
+# ---- record keys ---------------------------------------------------------------------------
 
 
 def shown_keys(dataset: str | Dataset | None, keys: list, details: list | None = None) -> list:

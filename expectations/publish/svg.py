@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
-DIMENSIONS = ("completeness", "timeliness", "correctness", "logic")
+from contracts.labels import DIMENSIONS
+
 DIMENSION_COLOURS = {
     "completeness": "#2563eb",
     "timeliness": "#0d9488",
@@ -156,12 +157,12 @@ def trend_chart(
         )
     body.append(_text(left, top - 10, "综合得分 Composite", font_weight="600", fill="#111827"))
     legend_x = left + 130
-    for dim, label in zip(DIMENSIONS, ("完整性", "及时性", "准确性", "逻辑性"), strict=True):
+    for dim, label in DIMENSIONS.items():
         body.append(
             f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="{top - 14}" y2="{top - 14}" '
             f'stroke="{DIMENSION_COLOURS[dim]}" stroke-width="2"/>'
         )
-        body.append(_text(legend_x + 18, top - 10, label, fill=AXIS_TEXT))
+        body.append(_text(legend_x + 18, top - 10, label.zh, fill=AXIS_TEXT))
         legend_x += 66
 
     rank_top = top + score_h + gap
@@ -278,13 +279,7 @@ def dimension_bars(
     first word (Chinese) is drawn above the rest (English). The axis starts at a multiple of
     10 below every value and the bar (scores cluster near 100, where differences matter)."""
     series = (*DIMENSIONS, "composite")
-    labels = {
-        "completeness": "完整性 Completeness",
-        "timeliness": "及时性 Timeliness",
-        "correctness": "准确性 Correctness",
-        "logic": "逻辑性 Logic",
-        "composite": "综合 Composite",
-    }
+    labels = {d: label.both for d, label in DIMENSIONS.items()} | {"composite": "综合 Composite"}
     colours = {**DIMENSION_COLOURS, "composite": COMPOSITE_COLOUR}
     label_w, value_w, top, bar_h, row_gap, group_gap = 230, 46, 30, 13, 3, 16
     plot_w = width - label_w - value_w

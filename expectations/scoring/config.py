@@ -10,10 +10,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contracts import labels
 from contracts.loader import CONTRACTS_DIR, ContractError
 from contracts.registry import LEVELS
 
-DIMENSIONS = ("completeness", "timeliness", "correctness", "logic")
+DIMENSIONS = tuple(labels.DIMENSIONS)
 PEER_GROUPS = tuple(level for levels in LEVELS.values() for level in levels)
 SCORING_CONFIG = CONTRACTS_DIR / "scoring.yaml"
 

@@ -21,9 +21,9 @@ from stdnum.cn import ric
 from contracts.loader import contracts
 from contracts.registry import load_registry
 from infra import dbtrun
+from infra.pipeline import ingestor
 from infra.runtime import Runtime
 from infra.settings import settings
-from ingest.pipeline import Ingestor
 from samplecity import generate
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def _validate_and_score(ch, registry, day):
 
 
 def _ingest(rt, inbox: Path, registry, day: dt.date) -> None:
-    Ingestor(rt, registry).ingest(str(inbox), day)
+    ingestor(rt, registry).ingest(str(inbox), day)
     _validate_and_score(rt.ch, registry, day)
 
 

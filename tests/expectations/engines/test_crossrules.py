@@ -14,7 +14,7 @@ from contracts.registry import load_registry
 from expectations.engines.crossrules import cross_query, run_cross
 from expectations.engines.sqlrules import RuleSQLError
 from expectations.rules.rulebase import rulebase
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 from ingest.tables import ensure_tables
 from samplecity import generate
 from tests.expectations.engines.test_sqlrules import COUNTY, HOSPITAL, at, rid
@@ -375,7 +375,7 @@ def _city(rt, tmp_path, days, faults, seed):
     generate(tmp_path, START, days, faults=faults, seed=seed, **CITY)
     registry = load_registry(tmp_path / "_registry.csv")
     for i in range(days):
-        Ingestor(rt, registry).ingest(str(tmp_path), START + dt.timedelta(days=i))
+        ingestor(rt, registry).ingest(str(tmp_path), START + dt.timedelta(days=i))
     numbers = _identity_numbers(rt.ch)
     assert len(numbers) > 100
     found, checked = defaultdict(set), Counter()

@@ -12,7 +12,7 @@ from contracts.codesystems import make_uscc
 from contracts.registry import parse_registry
 from expectations.engines.gxrun import html_escaped
 from expectations.validate import validate_date
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 
 DAY = dt.date(2026, 11, 9)
 HOSPITAL = make_uscc("411502", 11)
@@ -53,7 +53,7 @@ def test_data_docs_escape_hostile_record_keys(rt, tmp_path):
     folder = tmp_path / "inbox" / HOSPITAL / "outpatient_visit" / DAY.isoformat()
     folder.mkdir(parents=True)
     (folder / "visits.csv").write_text(HEADER + "".join(rows), encoding="utf-8")
-    (loaded,) = Ingestor(rt, registry).ingest(str(tmp_path / "inbox"), DAY)
+    (loaded,) = ingestor(rt, registry).ingest(str(tmp_path / "inbox"), DAY)
     assert loaded.rows_loaded == 2
 
     summary = validate_date(

@@ -6,7 +6,7 @@ import pytest
 from contracts.registry import load_registry
 from expectations.engines.monitoring import modified_z, monitor_date, volume_check
 from expectations.rules.rulebase import rulebase
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 from samplecity import generate
 
 START = dt.date(2026, 11, 9)
@@ -52,7 +52,7 @@ def test_monitoring_catches_every_batch_level_defect(rt, tmp_path):
     results = []
     for i in range(7):
         day = START + dt.timedelta(days=i)
-        Ingestor(rt, registry).ingest(str(tmp_path), day)
+        ingestor(rt, registry).ingest(str(tmp_path), day)
         results += monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
     failed = {
         (r.org_code, r.dataset, r.business_date.isoformat(), r.rule_type)
@@ -88,7 +88,7 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
     registry = load_registry(tmp_path / "_registry.csv")
     for i in range(3):
         day = START + dt.timedelta(days=i)
-        Ingestor(rt, registry).ingest(str(tmp_path), day)
+        ingestor(rt, registry).ingest(str(tmp_path), day)
         results = monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
         assert len(results) == (5 + 2) * (5 * 8 + 1)  # org x (dataset x batch rule + org-day)
         assert [r for r in results if r.status not in ("passed", "not_applicable")] == []

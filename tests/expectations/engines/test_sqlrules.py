@@ -24,7 +24,7 @@ from expectations.engines.sqlrules import (
     sql_rules,
 )
 from expectations.rules.rulebase import rulebase
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 from ingest.tables import ensure_tables
 from samplecity import generate
 
@@ -607,7 +607,7 @@ START, DAYS = dt.date(2026, 11, 9), 7
 def _ingest(rt, inbox, days):
     registry = load_registry(inbox / "_registry.csv")
     for i in range(days):
-        Ingestor(rt, registry).ingest(str(inbox), START + dt.timedelta(days=i))
+        ingestor(rt, registry).ingest(str(inbox), START + dt.timedelta(days=i))
 
 
 SAMPLE_ALL = 1_000_000
