@@ -2,7 +2,7 @@
 
 from typing import get_args
 
-from expectations.scoring.scoring import DimensionWeights
+from expectations.scoring.config import DimensionWeights
 
 from contracts import labels
 from contracts.registry import LEVELS
