@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from infra.home import private_dir
-from infra.settings import Settings, settings
+from infra.settings import Settings, environment, settings
 
 if TYPE_CHECKING:
     from infra.runtime import Runtime
@@ -35,20 +35,6 @@ DAG_ID = "hqlake_daily"
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
 TZ = ZoneInfo("Asia/Shanghai")
 RUN_HOUR = 9  # the DAG's schedule: 09:00 Asia/Shanghai of D+1 runs business date D
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def airflow_environment(config: Settings) -> dict[str, str]:
@@ -157,7 +143,7 @@ def embedded_services(config: Settings, rt: Runtime | None = None) -> Iterator[N
     with contextlib.ExitStack() as stack:
         if not mail.smtp_config().host:
             sink = stack.enter_context(mail.SmtpSink(config.outbox))
-            stack.enter_context(_environment(sink.environment()))
+            stack.enter_context(environment(sink.environment()))
         stack.enter_context(pipeline.session(rt))
         yield
 
@@ -173,7 +159,7 @@ def run(
     config = settings()
     hold_home(config)  # before Airflow migrates its SQLite database under the home
     summaries = []
-    with _environment(airflow_environment(config)):
+    with environment(airflow_environment(config)):
         started = time.perf_counter()
         _prepare_airflow(config)
         dag = load_dag()

@@ -6,7 +6,9 @@ Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -180,3 +182,19 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
 @cache
 def settings() -> Settings:
     return from_env()
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the duration of the block (what dbt and Airflow read from
+    the environment, set for one in-process call); the previous values come back after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
