@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from infra.home import private_dir
 from infra.schedule import logical_date
-from infra.settings import Settings, settings, smtp_config, task_policy
+from infra.settings import Settings, environment, settings, smtp_config, task_policy
 
 if TYPE_CHECKING:
     from infra.runtime import Runtime
@@ -33,20 +32,6 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "hqlake_daily"
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def airflow_environment(config: Settings) -> dict[str, str]:
@@ -150,7 +135,7 @@ def embedded_services(config: Settings, rt: Runtime | None = None) -> Iterator[N
     with contextlib.ExitStack() as stack:
         if not smtp_config().host:
             sink = stack.enter_context(mail.SmtpSink(config.outbox))
-            stack.enter_context(_environment(sink.environment()))
+            stack.enter_context(environment(sink.environment()))
         stack.enter_context(pipeline.session(rt))
         yield
 
@@ -166,7 +151,7 @@ def run(
     config = settings()
     hold_home(config)  # before Airflow migrates its SQLite database under the home
     summaries = []
-    with _environment(airflow_environment(config)):
+    with environment(airflow_environment(config)):
         started = time.perf_counter()
         _prepare_airflow(config)
         dag = load_dag()

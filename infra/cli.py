@@ -36,6 +36,10 @@ class SqlFormat(StrEnum):
     csv = "csv"
 
 
+FormatOption = Annotated[OutputFormat, typer.Option("--format")]
+ScoringConfigOption = Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")]
+
+
 class Faults(StrEnum):
     none = "none"
     default = "default"
@@ -122,7 +126,7 @@ def generate(
 def ingest(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
     inbox: Annotated[str, typer.Option(help="directory or s3://bucket/prefix")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Load every batch of one business date from the inbox into the lake and ClickHouse raw."""
     from infra import pipeline
@@ -152,7 +156,7 @@ def validate(
 @app.command()
 def results(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.json,
+    format: FormatOption = OutputFormat.json,
     status: Annotated[
         str | None, typer.Option(help="only results with this status (e.g. failed)")
     ] = None,
@@ -238,8 +242,8 @@ def league_table(rows: list[dict]) -> str:
 @app.command()
 def score(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD (validated)")],
-    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    config: ScoringConfigOption = None,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Score and rank every organisation for a validated business date."""
     from infra import pipeline
@@ -250,7 +254,7 @@ def score(
 @app.command()
 def scores(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """The current scores of a date: one object per organisation (json) or a league table."""
     from expectations.scoring.read import read_scores
@@ -270,8 +274,8 @@ def _print_scores(rows: list[dict], format: OutputFormat) -> None:
 @app.command()
 def acceptance(
     month: Annotated[str, typer.Option(help="month YYYY-MM")],
-    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    config: ScoringConfigOption = None,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Monthly acceptance per organisation, with the evidence."""
     from infra import pipeline

@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from contracts.registry import Registry, load_registry
 from expectations.scoring.config import load_scoring_config
 from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
-from infra.settings import Settings, settings
+from infra.settings import Settings, environment, settings
 
 log = logging.getLogger(__name__)
 
@@ -314,20 +313,6 @@ def _pii_salt(config: Settings) -> str:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def _dbt_on_chdb(engine: Client) -> Iterator[None]:
     """While dbt runs, dbt-clickhouse connects to the process's chDB engine instead of HTTP.
 
@@ -392,7 +377,7 @@ def _invoke(
     env = {"HQLAKE_PII_SALT": salt or _pii_salt(config), **_server_env(config)}
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_environment(env))
+        stack.enter_context(environment(env))
         if config.embedded_warehouse:
             stack.enter_context(_dbt_on_chdb(warehouse(config)))
         outcome = dbtRunner().invoke(args)

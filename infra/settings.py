@@ -12,8 +12,9 @@ it at its local sink), `task_policy()` when a DAG file is parsed (light: no inge
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from functools import cache
@@ -270,3 +271,19 @@ CLICKHOUSE_PARTS = tuple(
 @cache
 def settings() -> Settings:
     return from_env()
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the duration of the block (what dbt and Airflow read from
+    the environment, set for one in-process call); the previous values come back after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -373,6 +373,18 @@ class Batch:
             expected,
         )
 
+    def row_truth(
+        self,
+        dataset: str,
+        row: int,
+        dimension: str,
+        defect: str,
+        detail: str,
+        expected: str | None = None,
+    ) -> Truth:
+        """The truth of a defect put into `row` of `dataset`, by the row's record key."""
+        return self.truth(dataset, self.key(dataset, row), dimension, defect, detail, expected)
+
     def persons_with(self, dataset: str, column: str, prefixes: tuple[str, ...]) -> set[int]:
         df = self.frames[dataset]
         if df.height == 0:
@@ -431,9 +443,9 @@ def inj_patient_bad_check_digit(b: Batch) -> Truth | None:
     number = b.get(PATIENT, row, "id_no")
     b.set(PATIENT, row, id_no=_bad_check(number))
     b.city.pop.tainted[b.get(PATIENT, row, "_person")] = True
-    return b.truth(
+    return b.row_truth(
         PATIENT,
-        b.key(PATIENT, row),
+        row,
         CORRECTNESS,
         "bad_check_digit",
         f"id_no {_bad_check(number)}: check character should be {number[-1]}",
@@ -450,12 +462,8 @@ def inj_patient_birth_id_mismatch(b: Batch) -> Truth | None:
         shifted = birth - dt.timedelta(days=int(b.rng.integers(3, 40)))
     b.set(PATIENT, row, birth_date=shifted.isoformat())
     b.city.pop.tainted[b.get(PATIENT, row, "_person")] = True
-    return b.truth(
-        PATIENT,
-        b.key(PATIENT, row),
-        LOGIC,
-        "birth_id_mismatch",
-        f"birth_date {shifted} but id_no carries {birth}",
+    return b.row_truth(
+        PATIENT, row, LOGIC, "birth_id_mismatch", f"birth_date {shifted} but id_no carries {birth}"
     )
 
 
@@ -465,9 +473,7 @@ def inj_patient_bad_phone(b: Batch) -> Truth | None:
         return None
     phone = b.get(PATIENT, row, "phone")[:10]
     b.set(PATIENT, row, phone=phone)
-    return b.truth(
-        PATIENT, b.key(PATIENT, row), CORRECTNESS, "bad_phone", f"phone {phone} has 10 digits"
-    )
+    return b.row_truth(PATIENT, row, CORRECTNESS, "bad_phone", f"phone {phone} has 10 digits")
 
 
 def inj_patient_unknown_code(b: Batch) -> Truth | None:
@@ -475,12 +481,8 @@ def inj_patient_unknown_code(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(PATIENT, row, ethnicity_code="60")
-    return b.truth(
-        PATIENT,
-        b.key(PATIENT, row),
-        CORRECTNESS,
-        "unknown_code",
-        "ethnicity_code 60 is not a GB/T 3304 code",
+    return b.row_truth(
+        PATIENT, row, CORRECTNESS, "unknown_code", "ethnicity_code 60 is not a GB/T 3304 code"
     )
 
 
@@ -491,9 +493,9 @@ def inj_visit_fee_sum(b: Batch) -> Truth | None:
     digits = scale(VISIT, "total_fee")
     total = _dec(b.get(VISIT, row, "total_fee")) + Decimal(int(b.rng.integers(500, 5000))) / 100
     b.set(VISIT, row, total_fee=_fmt(total, digits))
-    return b.truth(
+    return b.row_truth(
         VISIT,
-        b.key(VISIT, row),
+        row,
         LOGIC,
         "fee_sum_mismatch",
         f"total_fee {_fmt(total, digits)} is not the sum of the fee components",
@@ -511,12 +513,8 @@ def inj_visit_unknown_code(b: Batch) -> Truth | None:
         return None
     code, name = refdata.INVALID_ICD10
     b.set(VISIT, row, diagnosis_code=code, diagnosis_name=name)
-    return b.truth(
-        VISIT,
-        b.key(VISIT, row),
-        CORRECTNESS,
-        "unknown_code",
-        f"diagnosis_code {code} is not an ICD-10 code",
+    return b.row_truth(
+        VISIT, row, CORRECTNESS, "unknown_code", f"diagnosis_code {code} is not an ICD-10 code"
     )
 
 
@@ -525,7 +523,7 @@ def inj_visit_missing_required(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(VISIT, row, doctor_id=None)
-    return b.truth(VISIT, b.key(VISIT, row), COMPLETENESS, "missing_required", "doctor_id is empty")
+    return b.row_truth(VISIT, row, COMPLETENESS, "missing_required", "doctor_id is empty")
 
 
 def inj_visit_sex_specific(b: Batch) -> Truth | None:
@@ -536,12 +534,8 @@ def inj_visit_sex_specific(b: Batch) -> Truth | None:
     male = b.get(VISIT, row, "_sex") == 1
     code, name = refdata.FEMALE_ONLY_DX if male else refdata.MALE_ONLY_DX
     b.set(VISIT, row, diagnosis_code=code, diagnosis_name=name)
-    return b.truth(
-        VISIT,
-        b.key(VISIT, row),
-        LOGIC,
-        "sex_specific_dx",
-        f"{code} for a patient of sex {'1' if male else '2'}",
+    return b.row_truth(
+        VISIT, row, LOGIC, "sex_specific_dx", f"{code} for a patient of sex {'1' if male else '2'}"
     )
 
 
@@ -626,9 +620,9 @@ def inj_visit_late(b: Batch) -> Truth | None:
         return None
     when = _shift_days(b.get(VISIT, row, "visit_time"), -_late_days())
     b.set(VISIT, row, visit_time=when)
-    return b.truth(
+    return b.row_truth(
         VISIT,
-        b.key(VISIT, row),
+        row,
         TIMELINESS,
         "late_record",
         f"visit_time {when} is more than {late_after_days()} days before {b.day}",
@@ -645,9 +639,9 @@ def inj_stay_sex_specific_other_dx(b: Batch) -> Truth | None:
     code, _ = refdata.FEMALE_ONLY_DX if male else refdata.MALE_ONLY_DX
     other = b.get(STAY, row, "other_dx_codes")
     b.set(STAY, row, other_dx_codes=f"{other};{code}" if other else code)
-    return b.truth(
+    return b.row_truth(
         STAY,
-        b.key(STAY, row),
+        row,
         LOGIC,
         "sex_specific_dx",
         f"other_dx_codes holds {code} for a patient of sex {'1' if male else '2'}",
@@ -661,12 +655,8 @@ def inj_stay_drug_gt_total(b: Batch) -> Truth | None:
     digits = scale(STAY, "drug_fee")
     drug = _dec(b.get(STAY, row, "total_fee")) + Decimal(int(b.rng.integers(100, 2000)))
     b.set(STAY, row, drug_fee=_fmt(drug, digits))
-    return b.truth(
-        STAY,
-        b.key(STAY, row),
-        LOGIC,
-        "drug_fee_gt_total",
-        f"drug_fee {_fmt(drug, digits)} exceeds total_fee",
+    return b.row_truth(
+        STAY, row, LOGIC, "drug_fee_gt_total", f"drug_fee {_fmt(drug, digits)} exceeds total_fee"
     )
 
 
@@ -684,9 +674,9 @@ def inj_stay_discharge_before_admit(b: Batch) -> Truth | None:
     discharge = _naive(b.get(STAY, row, "discharge_time"))
     admit = (discharge + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S")
     b.set(STAY, row, admit_time=admit, los_days="1")
-    return b.truth(
+    return b.row_truth(
         STAY,
-        b.key(STAY, row),
+        row,
         LOGIC,
         "discharge_before_admit",
         f"admit_time {admit} is after discharge_time {discharge}",
@@ -699,9 +689,9 @@ def inj_stay_los(b: Batch) -> Truth | None:
         return None
     los = int(b.get(STAY, row, "los_days")) + 3
     b.set(STAY, row, los_days=str(los))
-    return b.truth(
+    return b.row_truth(
         STAY,
-        b.key(STAY, row),
+        row,
         LOGIC,
         "los_days_mismatch",
         f"los_days {los} disagrees with the admit and discharge dates",
@@ -717,9 +707,9 @@ def inj_stay_op_level(b: Batch) -> Truth | None:
             return None
         b.set(STAY, row, principal_op_code="99.04", minimally_invasive="0")
     b.set(STAY, row, op_level=None)
-    return b.truth(
+    return b.row_truth(
         STAY,
-        b.key(STAY, row),
+        row,
         COMPLETENESS,
         "op_without_op_level",
         f"principal_op_code {b.get(STAY, row, 'principal_op_code')} without op_level",
@@ -731,7 +721,7 @@ def inj_rx_unknown_code(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(RX, row, route_code="7")
-    return b.truth(RX, b.key(RX, row), CORRECTNESS, "unknown_code", "route_code 7 is not a route")
+    return b.row_truth(RX, row, CORRECTNESS, "unknown_code", "route_code 7 is not a route")
 
 
 def inj_rx_late(b: Batch) -> Truth | None:
@@ -740,9 +730,9 @@ def inj_rx_late(b: Batch) -> Truth | None:
         return None
     when = _shift_days(b.get(RX, row, "ordered_at"), -_late_days())
     b.set(RX, row, ordered_at=when)
-    return b.truth(
+    return b.row_truth(
         RX,
-        b.key(RX, row),
+        row,
         TIMELINESS,
         "late_record",
         f"ordered_at {when} is more than {late_after_days()} days before {b.day}",
@@ -755,13 +745,8 @@ def inj_rx_untypeable(b: Batch) -> Truth | None:
         return None
     value = "12,5" if b.rng.random() < 0.5 else "abc"
     b.set(RX, row, amount=value)
-    return b.truth(
-        RX,
-        b.key(RX, row),
-        CORRECTNESS,
-        "untypeable_value",
-        f"amount {value!r} is not a decimal",
-        QUARANTINED,
+    return b.row_truth(
+        RX, row, CORRECTNESS, "untypeable_value", f"amount {value!r} is not a decimal", QUARANTINED
     )
 
 
@@ -773,9 +758,9 @@ def inj_lab_flag(b: Batch) -> Truth | None:
     if row is not None:
         old = b.get(LAB, row, "abnormal_flag")
         b.set(LAB, row, abnormal_flag="N")
-        return b.truth(
+        return b.row_truth(
             LAB,
-            b.key(LAB, row),
+            row,
             LOGIC,
             "abnormal_flag_mismatch",
             f"abnormal_flag N but the value is outside its range (should be {old})",
@@ -784,9 +769,9 @@ def inj_lab_flag(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(LAB, row, abnormal_flag="H")
-    return b.truth(
+    return b.row_truth(
         LAB,
-        b.key(LAB, row),
+        row,
         LOGIC,
         "abnormal_flag_mismatch",
         "abnormal_flag H but the value is inside its range (should be N)",
@@ -798,12 +783,8 @@ def inj_lab_duplicate(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.append(LAB, b.frames[LAB].slice(row, 1))
-    return b.truth(
-        LAB,
-        b.key(LAB, row),
-        LOGIC,
-        "duplicate_key",
-        "the same result_id appears twice in the batch",
+    return b.row_truth(
+        LAB, row, LOGIC, "duplicate_key", "the same result_id appears twice in the batch"
     )
 
 
@@ -815,9 +796,9 @@ def inj_lab_future(b: Batch) -> Truth | None:
         "%Y-%m-%d %H:%M:%S"
     )
     b.set(LAB, row, reported_at=when)
-    return b.truth(
+    return b.row_truth(
         LAB,
-        b.key(LAB, row),
+        row,
         CORRECTNESS,
         "event_after_business_date",
         f"reported_at {when} is after the business date {b.day}",
@@ -829,9 +810,9 @@ def inj_lab_field_count(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.plan.bad_rows.setdefault((b.org.org_code, LAB, b.d), {})[row] = "复核"
-    return b.truth(
+    return b.row_truth(
         LAB,
-        b.key(LAB, row),
+        row,
         CORRECTNESS,
         "wrong_field_count",
         "the CSV line has one field more than the header",
@@ -862,9 +843,9 @@ def inj_record_sex(b: Batch) -> Truth | None:
     sex = "2" if b.get(RECORD, row, "sex_code") == "1" else "1"
     b.set(RECORD, row, sex_code=sex)
     b.city.pop.tainted[b.get(RECORD, row, "_person")] = True
-    return b.truth(
+    return b.row_truth(
         RECORD,
-        b.key(RECORD, row),
+        row,
         LOGIC,
         "sex_id_mismatch",
         f"sex_code {sex} disagrees with the sex digit of id_no",
@@ -876,9 +857,7 @@ def inj_record_missing(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(RECORD, row, managing_org_code=None)
-    return b.truth(
-        RECORD, b.key(RECORD, row), COMPLETENESS, "missing_required", "managing_org_code is empty"
-    )
+    return b.row_truth(RECORD, row, COMPLETENESS, "missing_required", "managing_org_code is empty")
 
 
 def inj_followup_bp(b: Batch) -> Truth | None:
@@ -889,9 +868,9 @@ def inj_followup_bp(b: Batch) -> Truth | None:
         return None
     sbp = int(b.get(FOLLOWUP, row, "dbp")) - 5  # still inside 60-300
     b.set(FOLLOWUP, row, sbp=str(sbp))
-    return b.truth(
+    return b.row_truth(
         FOLLOWUP,
-        b.key(FOLLOWUP, row),
+        row,
         LOGIC,
         "sbp_le_dbp",
         f"sbp {sbp} is not above dbp {b.get(FOLLOWUP, row, 'dbp')}",
@@ -904,9 +883,9 @@ def inj_followup_next(b: Batch) -> Truth | None:
         return None
     nxt = _shift_days(b.get(FOLLOWUP, row, "followup_date"), 130)
     b.set(FOLLOWUP, row, next_followup_date=nxt)
-    return b.truth(
+    return b.row_truth(
         FOLLOWUP,
-        b.key(FOLLOWUP, row),
+        row,
         LOGIC,
         "next_followup_too_far",
         f"next_followup_date {nxt} is 130 days after the follow-up",
@@ -963,9 +942,9 @@ def inj_elderly_bmi(b: Batch) -> Truth | None:
     digits = scale(ELDERLY, "bmi")
     bmi = _dec(b.get(ELDERLY, row, "bmi")) + Decimal("2.5")
     b.set(ELDERLY, row, bmi=_fmt(bmi, digits))
-    return b.truth(
+    return b.row_truth(
         ELDERLY,
-        b.key(ELDERLY, row),
+        row,
         LOGIC,
         "bmi_mismatch",
         f"bmi {_fmt(bmi, digits)} does not agree with height and weight",
@@ -1014,9 +993,9 @@ def inj_elderly_untypeable(b: Batch) -> Truth | None:
     if row is None:
         return None
     b.set(ELDERLY, row, weight_kg="abc")
-    return b.truth(
+    return b.row_truth(
         ELDERLY,
-        b.key(ELDERLY, row),
+        row,
         CORRECTNESS,
         "untypeable_value",
         "weight_kg 'abc' is not a decimal",
@@ -1032,9 +1011,9 @@ def inj_vacc_check_digit(b: Batch) -> Truth | None:
     bad = _bad_check(number)
     assert resident_id_problem(bad) is not None
     b.set(VACCINATION, row, id_no=bad)
-    return b.truth(
+    return b.row_truth(
         VACCINATION,
-        b.key(VACCINATION, row),
+        row,
         CORRECTNESS,
         "bad_check_digit",
         f"id_no {bad}: check character should be {number[-1]}",
@@ -1050,9 +1029,9 @@ def inj_vacc_late(b: Batch) -> Truth | None:
         return None
     when = (b.day - dt.timedelta(days=_late_days())).isoformat()
     b.set(VACCINATION, row, vacc_date=when)
-    return b.truth(
+    return b.row_truth(
         VACCINATION,
-        b.key(VACCINATION, row),
+        row,
         TIMELINESS,
         "late_record",
         f"vacc_date {when} is more than {late_after_days()} days before {b.day}",
@@ -1065,9 +1044,9 @@ def inj_vacc_untypeable(b: Batch) -> Truth | None:
         return None
     value = f"{b.day.year}-02-30"
     b.set(VACCINATION, row, vacc_date=value)
-    return b.truth(
+    return b.row_truth(
         VACCINATION,
-        b.key(VACCINATION, row),
+        row,
         CORRECTNESS,
         "untypeable_value",
         f"vacc_date {value} is not a calendar date",

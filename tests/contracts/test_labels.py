@@ -2,11 +2,10 @@
 
 from typing import get_args
 
-from expectations.scoring.config import DimensionWeights
-
 from contracts import labels
 from contracts.registry import LEVELS
 from expectations.rules.rulebase import Dimension, Severity, rulebase
+from expectations.scoring.config import DimensionWeights
 
 
 def test_peer_groups_are_the_registry_levels_in_rank_order():

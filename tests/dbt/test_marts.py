@@ -77,6 +77,10 @@ def _month(column: str) -> pl.Expr:
     return pl.col(column).str.slice(0, 7)
 
 
+def _per_org_month(frame: pl.DataFrame, **aggregates: pl.Expr) -> list[dict]:
+    return frame.group_by("org_code", "month").agg(**aggregates).rows(named=True)
+
+
 def _expected_hospital_months(inbox: Path) -> dict[tuple[str, str], dict[str, float]]:
     """(org_code, 'YYYY-MM') -> indicators, from the upload files."""
     visits = _uploads(inbox, "outpatient_visit").with_columns(
@@ -91,35 +95,24 @@ def _expected_hospital_months(inbox: Path) -> dict[tuple[str, str], dict[str, fl
         antibiotic=(pl.col("is_antibiotic") == "1").any(),
     )
     out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for row in (
-        visits.group_by("org_code", "month")
-        .agg(
-            outpatient=(pl.col("visit_type") == "1").sum(),
-            emergency=(pl.col("visit_type") == "2").sum(),
-            fee=pl.col("fee").sum(),
-            n=pl.len(),
-        )
-        .iter_rows(named=True)
+    for row in _per_org_month(
+        visits,
+        outpatient=(pl.col("visit_type") == "1").sum(),
+        emergency=(pl.col("visit_type") == "2").sum(),
+        fee=pl.col("fee").sum(),
+        n=pl.len(),
     ):
         out[(row["org_code"], row["month"])] |= {
             "outpatient_visits": row["outpatient"],
             "emergency_visits": row["emergency"],
             "avg_fee_per_outpatient_visit": row["fee"] / row["n"],
         }
-    for row in (
-        stays.group_by("org_code", "month")
-        .agg(n=pl.len(), days=pl.col("los").sum())
-        .iter_rows(named=True)
-    ):
+    for row in _per_org_month(stays, n=pl.len(), days=pl.col("los").sum()):
         out[(row["org_code"], row["month"])] |= {
             "discharges": row["n"],
             "avg_los_days": row["days"] / row["n"],
         }
-    for row in (
-        prescriptions.group_by("org_code", "month")
-        .agg(n=pl.len(), abx=pl.col("antibiotic").sum())
-        .iter_rows(named=True)
-    ):
+    for row in _per_org_month(prescriptions, n=pl.len(), abx=pl.col("antibiotic").sum()):
         out[(row["org_code"], row["month"])] |= {
             "antibiotic_prescription_pct": 100 * row["abx"] / row["n"],
         }

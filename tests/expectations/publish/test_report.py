@@ -16,6 +16,7 @@ from contracts.pii import mask
 from contracts.registry import Organisation, Registry
 from expectations.publish import report
 from expectations.publish.report import band, render_city, render_org
+from tests.conftest import record_run
 
 DAY = dt.date(2026, 11, 15)
 HOSTILE = "<script>alert('x')</script>医院"
@@ -351,21 +352,7 @@ def test_write_reports_from_scored_rule_results(rt, tmp_path):
             )
         write_results(ch, results)
         at = dt.datetime(2026, 11, 16, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-        ch.insert(
-            "dq.run",
-            [[run, day, "complete", "fp", len(results), 0, at, at, ""]],
-            column_names=[
-                "run_id",
-                "business_date",
-                "status",
-                "rules_fingerprint",
-                "rule_results",
-                "rules_failed",
-                "started_at",
-                "finished_at",
-                "notes",
-            ],
-        )
+        record_run(ch, run, day, at, rule_results=len(results))
         score_date(ch, registry, day)
     folder = tmp_path / DAY.isoformat()
     (folder / "datadocs").mkdir(parents=True)

@@ -21,6 +21,7 @@ from expectations.scoring.read import (
 )
 from expectations.scoring.store import score_date
 from expectations.scoring.tables import ensure_score_tables
+from tests.conftest import record_run
 
 pytestmark = pytest.mark.integration
 
@@ -61,22 +62,7 @@ def res(o, ds, day, rule, dimension, weight, status, *, run="r1", severity="warn
 
 
 def complete(ch, day, run="r1", minute=0, status="complete"):
-    at = dt.datetime(2026, 1, 1, 9, minute, tzinfo=_TZ)
-    ch.insert(
-        "dq.run",
-        [[run, day, status, "fp", 0, 0, at, at, ""]],
-        column_names=[
-            "run_id",
-            "business_date",
-            "status",
-            "rules_fingerprint",
-            "rule_results",
-            "rules_failed",
-            "started_at",
-            "finished_at",
-            "notes",
-        ],
-    )
+    record_run(ch, run, day, dt.datetime(2026, 1, 1, 9, minute, tzinfo=_TZ), status)
 
 
 def completeness_only(o, day, passed, failed, run="r1", ds="outpatient_visit"):

@@ -74,9 +74,7 @@ final as (
         acceptance.is_accepted as is_accepted
     from ranked
     left join acceptance
-        on
-            ranked.org_code = acceptance.org_code
-            and ranked.period_month = acceptance.period_month
+        on {{ same_keys('ranked', 'acceptance', ['org_code', 'period_month']) }}
 )
 
 select * from final

@@ -30,11 +30,9 @@ final as (
         batches.ingested_at as ingested_at
     from batches
     inner join current_batches
-        on
-            batches.org_code = current_batches.org_code
-            and batches.dataset = current_batches.dataset
-            and batches.business_date = current_batches.business_date
-            and batches.batch_version = current_batches.batch_version
+        on {{ same_keys(
+            'batches', 'current_batches', ['org_code', 'dataset', 'business_date', 'batch_version']
+        ) }}
 )
 
 select * from final
