@@ -65,7 +65,6 @@ from ingest.readers import (
     short_list,
     too_large,
 )
-from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 _TZ = ZoneInfo("Asia/Shanghai")
@@ -200,7 +199,6 @@ class Ingestor:
         self.registry = registry or load_registry()
         self.contracts = contract_set or contracts()
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        ensure_tables(rt.ch, self.contracts)
         self._committed: dict[tuple[str, str], tuple[int, str]] = {}
         self._leftovers: set[tuple[str, str, int]] = set()
         self._raw_buffer: dict[str, list[pa.Table]] = defaultdict(list)
@@ -535,8 +533,10 @@ class Ingestor:
         self._committed = {
             (org, ds): (int(version), fingerprint)
             for org, ds, version, fingerprint in self.rt.ch.query(
-                "SELECT org_code, dataset, max(batch_version), argMax(fingerprint, batch_version)"
-                " FROM dq.batch FINAL WHERE business_date = {d:Date} GROUP BY org_code, dataset",
+                "SELECT org_code, dataset, batch_version, fingerprint FROM dq.batch FINAL"
+                " WHERE business_date = {d:Date} AND (org_code, dataset, business_date,"
+                " batch_version) IN (SELECT org_code, dataset, business_date, batch_version"
+                " FROM raw.current_batch WHERE business_date = {d:Date})",
                 parameters={"d": day},
             ).result_rows
         }

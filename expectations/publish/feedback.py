@@ -71,22 +71,6 @@ DIMENSIONS = {
 SEVERITIES = {"blocking": "阻断", "warning": "警告"}
 CHANGES = {"new": "新增", "persisting": "持续"}
 
-LEDGER_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.feedback_sent (
-      org_code LowCardinality(String),
-      business_date Date,
-      kind LowCardinality(String),
-      content_hash String,
-      message_id String,
-      recipients Array(String),
-      sent_at DateTime64(3, 'Asia/Shanghai')
-    ) ENGINE = MergeTree
-    PARTITION BY toYYYYMM(business_date)
-    ORDER BY (business_date, org_code, sent_at)
-    COMMENT 'Feedback e-mails sent (kind feedback|reminder); one is sent again only when the
-      content hash of the organisation-day changes'
-"""
-
 
 @dataclass
 class Feedback:
@@ -439,11 +423,6 @@ def compose_reminder(fb: Feedback, sender: str, domain: str = "localhost") -> Em
 # ---- reading the warehouse --------------------------------------------------------------------
 
 
-def ensure_ledger(ch: Client) -> None:
-    ch.command("CREATE DATABASE IF NOT EXISTS dq")
-    ch.command(LEDGER_DDL)
-
-
 def report_link(day: dt.date, org_code: str) -> str | None:
     """`HQLAKE_REPORT_BASE_URL` + the page's path under the reports folder when set (a web
     server or file share that publishes HQLAKE_HOME/reports), else a file:// URL of the page
@@ -479,7 +458,6 @@ def collect(
     scored: feedback on numbers that do not exist yet would be wrong."""
     from expectations.scoring import scoring
 
-    ensure_ledger(ch)
     scores = {r["org_code"]: r for r in scoring.read_scores(ch, day)}
     run_id = _current_run(ch, day)
     if not scores or run_id is None:
@@ -541,7 +519,6 @@ def _record_issues(
 
 def last_sent(ch: Client, day: dt.date) -> dict[str, str]:
     """Content hash of the last e-mail sent per organisation for `day`."""
-    ensure_ledger(ch)
     return dict(
         ch.query(
             "SELECT org_code, argMax(content_hash, sent_at) FROM dq.feedback_sent"

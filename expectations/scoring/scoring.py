@@ -102,7 +102,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from contracts.loader import CONTRACTS_DIR, ContractError
 from contracts.registry import LEVELS, Organisation, Registry
-from expectations.rules.results import ensure_results_table
 from expectations.rules.rulebase import rulebase
 
 DIMENSIONS = ("completeness", "timeliness", "correctness", "logic")
@@ -354,12 +353,6 @@ ACCEPTANCE_COLUMNS = (
 )
 
 
-def ensure_score_tables(ch: Client) -> None:
-    ensure_results_table(ch)
-    for ddl in _DDL:
-        ch.command(ddl)
-
-
 # ---- arithmetic -------------------------------------------------------------------------
 
 
@@ -589,7 +582,6 @@ def score_date(
     dq.failure_change (then commit with dq.score_run) and return the organisation-day rows in
     display order (peer group, rank, org_code)."""
     config = config or load_scoring_config()
-    ensure_score_tables(ch)
     previous_day, previous_month = day - dt.timedelta(days=1), same_day_previous_month(day)
     days = _score_days(ch, registry, [day, previous_day, previous_month], config)
     if day not in days:
@@ -712,7 +704,6 @@ _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)
 def read_scores(ch: Client, day: dt.date) -> list[dict[str, Any]]:
     """Organisation-day rows of the latest scoring of the current run of `day`, in display
     order (peer group, rank, org_code); empty when that run has not been scored."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT {_select(ORG_DAY_COLUMNS)} FROM dq.current_score_org_day"
@@ -727,7 +718,6 @@ def read_batch_scores(
     ch: Client, day: dt.date, org_code: str | None = None
 ) -> list[dict[str, Any]]:
     """Batch rows of the latest scoring of the current run of `day`, by organisation, dataset."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT {_select(BATCH_COLUMNS)} FROM dq.current_score_batch WHERE business_date ="
@@ -739,7 +729,6 @@ def read_batch_scores(
 def trend(ch: Client, org_code: str, day: dt.date, days: int = 30) -> list[dict[str, Any]]:
     """Composite, rank and dimension scores of `org_code` over the `days` dates ending with
     `day`, oldest first; current runs only (dates not scored are absent)."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT business_date, composite, rank, peer_size, {', '.join(DIMENSIONS)}"
@@ -753,7 +742,6 @@ def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
     """Failed rule results of `org_code` in the current run of `day`, blocking first, then by
     weight, dataset and rule, with what the rule checks and how to fix it (zh, en) and whether
     the failure is new or persisting against the organisation's previous date with results."""
-    ensure_score_tables(ch)
     run_id = _current_runs(ch, [day]).get(day)
     if run_id is None:
         return []
@@ -794,7 +782,6 @@ def acceptance(
     """Judge every organisation expected in `month` (any date of it), write dq.acceptance and
     return its rows (evidence as a dict) by peer group and org_code."""
     config = config or load_scoring_config()
-    ensure_score_tables(ch)
     dates = _month_dates(month)
     first = dates[0]
     days = _score_days(ch, registry, dates, config)
@@ -917,7 +904,6 @@ def _evidence_json(evidence: dict[str, Any]) -> str:
 def read_acceptance(ch: Client, month: dt.date) -> list[dict[str, Any]]:
     """The latest acceptance computation of `month` (evidence as a dict), as `acceptance`
     returns it."""
-    ensure_score_tables(ch)
     rows = _rows(
         ch,
         f"SELECT {_select(ACCEPTANCE_COLUMNS)} FROM dq.current_acceptance WHERE month = {{m:Date}}"
