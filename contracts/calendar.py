@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 from contracts.loader import contracts
+from contracts.timezone import TZ
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,6 @@ def deadline(kind: str, business_date: dt.date) -> Deadline:
     config = contracts().timeliness
     rule = config.deadlines[kind]  # type: ignore[index]
     hour, minute = (int(x) for x in rule.at.split(":"))
-    tz = ZoneInfo(config.timezone)
     note = None
     if rule.calendar == "natural":
         day = business_date + dt.timedelta(days=rule.days_after)
@@ -46,4 +45,4 @@ def deadline(kind: str, business_date: dt.date) -> Deadline:
             working, day_note = is_workday(day)
             note = note or day_note
             found += working
-    return Deadline(dt.datetime.combine(day, dt.time(hour, minute), tz), note)
+    return Deadline(dt.datetime.combine(day, dt.time(hour, minute), TZ), note)

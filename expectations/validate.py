@@ -27,7 +27,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
@@ -35,6 +34,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.registry import Registry
+from contracts.timezone import TZ
 from expectations.engines.gxrun import GxValidator
 from expectations.engines.monitoring import monitor_date
 from expectations.engines.sqlrules import (
@@ -50,7 +50,6 @@ from expectations.rules.results import (
 from expectations.rules.rulebase import Rule, RuleBase, fingerprint, rulebase
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass
@@ -241,8 +240,7 @@ def _cross_rules(
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []
-    cross = [r for r in rb.rules if r.level == "cross_dataset"]
-    for row in run_cross(ch, day, cross):
+    for row in run_cross(ch, day, rb.rules_for("cross_sql")):
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(
@@ -307,9 +305,10 @@ def validate_date(
     lap("gx_setup")
     issues: list[pa.Table] = []
     current = _current_batches(ch, day)
+    row_rules = rb.rules_for("row_sql")
     for dataset in sorted(contracts().datasets):
         batches = current.get(dataset, [])
-        rules = sql_rules(dataset, rb.rules)
+        rules = sql_rules(dataset, row_rules)
         if not batches or not rules:
             continue
         summary.batches += len(batches)

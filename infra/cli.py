@@ -1,4 +1,7 @@
-"""The `hqlake` command line: every pipeline step is a command, with or without Airflow."""
+"""The `hqlake` command line: every pipeline step is a command, with or without Airflow.
+
+A step's command calls the same function of `infra.pipeline` as the DAG's task (same
+registry, inbox, session and warehouse handle) and prints its result for a person."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 import unicodedata
 from collections import defaultdict
 from enum import StrEnum
@@ -121,13 +125,10 @@ def ingest(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Load every batch of one business date from the inbox into the lake and ClickHouse raw."""
-    from contracts.registry import load_registry
-    from infra.runtime import runtime
-    from ingest.pipeline import ingest_date
+    from infra import pipeline
 
-    day, inbox, registry = _date(date), _inbox(inbox), load_registry()
-    with runtime() as rt:
-        results = ingest_date(rt, inbox, day, registry)
+    day, inbox, registry = _date(date), _inbox(inbox), pipeline.org_registry()
+    results = pipeline.ingest(day, inbox, registry=registry)
     if format is OutputFormat.json:
         for r in results:
             typer.echo(json.dumps(r.public(), ensure_ascii=False))
@@ -241,12 +242,9 @@ def score(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Score and rank every organisation for a validated business date."""
-    from contracts.registry import load_registry
-    from expectations.scoring.scoring import load_scoring_config, score_date
-    from infra.runtime import warehouse
+    from infra import pipeline
 
-    rows = score_date(warehouse(), load_registry(), _date(date), load_scoring_config(config))
-    _print_scores(rows, format)
+    _print_scores(pipeline.score(_date(date), config), format)
 
 
 @app.command()
@@ -276,13 +274,9 @@ def acceptance(
     format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
 ) -> None:
     """Monthly acceptance per organisation, with the evidence."""
-    from contracts.registry import load_registry
-    from expectations.scoring.scoring import acceptance as judge
-    from expectations.scoring.scoring import load_scoring_config
-    from infra.runtime import warehouse
+    from infra import pipeline
 
-    first = _date(f"{month}-01")
-    rows = judge(warehouse(), load_registry(), first, load_scoring_config(config))
+    rows = pipeline.acceptance(_date(f"{month}-01"), config)
     for r in rows:
         if format is OutputFormat.json:
             typer.echo(json.dumps(r, ensure_ascii=False, default=str))
@@ -303,12 +297,10 @@ def report(
     ] = False,
 ) -> None:
     """Write the city page and one page per organisation-day; print their paths."""
-    from contracts.registry import load_registry
     from expectations.publish.report import screenshot as shoot
-    from expectations.publish.report import write_reports
-    from infra.runtime import warehouse
+    from infra import pipeline
 
-    written = write_reports(warehouse(), load_registry(), _date(date), out)
+    written = pipeline.report(_date(date), out)
     typer.echo(f"city: {written['city']}")
     for org, path in sorted(written["orgs"].items()):
         typer.echo(f"{org}: {path}")
@@ -333,16 +325,25 @@ def build(
 
 @app.command()
 def sql(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="one SELECT / WITH / SHOW / DESCRIBE / EXPLAIN")],
     format: Annotated[SqlFormat, typer.Option("--format")] = SqlFormat.table,
 ) -> None:
-    """Run a read-only query against the warehouse (embedded or server)."""
-    from infra.query import QueryRefused, run_sql
+    """Run a read-only query on the warehouse's own tables (embedded or server)."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from infra.query import QueryRefused, error_line, run_sql
 
     try:
         typer.echo(run_sql(query, format.value))
-    except QueryRefused as exc:
-        typer.echo(f"refused: {exc}", err=True)
+    except (QueryRefused, ClickHouseError) as exc:
+        # an analyst's refused or failing query is one line; --verbose adds the traceback
+        if ctx.find_root().params.get("verbose"):
+            traceback.print_exc()
+        what = (
+            f"refused: {exc}" if isinstance(exc, QueryRefused) else f"SQL error: {error_line(exc)}"
+        )
+        typer.echo(what, err=True)
         raise typer.Exit(2) from None
 
 
@@ -364,11 +365,11 @@ def run(
     ] = None,
 ) -> None:
     """The whole daily run for one date through Airflow (dag.test), embedded services around it."""
-    from contracts.registry import load_registry
     from infra.airflow_run import describe, run_date
+    from infra.pipeline import org_registry
 
     day, inbox = _date(date), _inbox(inbox)
-    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    org_registry()  # a registry mistake stops the run here, not in every task after retries
     summary = run_date(day, inbox)
     typer.echo(describe(summary))
     if summary["state"] != "success":
@@ -382,12 +383,12 @@ def backfill(
     inbox: Annotated[str | None, typer.Option(help="directory or s3://bucket/prefix")] = None,
 ) -> None:
     """The daily run for every business date from START to END, oldest first."""
-    from contracts.registry import load_registry
     from infra.airflow_run import backfill as run_all
     from infra.airflow_run import describe
+    from infra.pipeline import org_registry
 
     first, last, inbox = _date(start), _date(end), _inbox(inbox)
-    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    org_registry()  # a registry mistake stops the run here, not in every task after retries
     summaries = run_all(first, last, inbox)
     for summary in summaries:
         typer.echo(describe(summary))
@@ -427,7 +428,7 @@ def _pad(text: str, width: int) -> str:
 
 def summary_table(results, registry=None) -> str:
     """Per organisation: data files by status, rows loaded and quarantined; then what to fix."""
-    from ingest.inbox import MANIFEST
+    from contracts.upload import MANIFEST
 
     by_org: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     problems = []

@@ -167,7 +167,7 @@ def write_reference_tables(
 ) -> dict[str, int]:
     """(Re)write the `reference` tables the dbt sources read; returns rows per table."""
     config = config or settings()
-    registry = registry or load_registry()
+    registry = registry or load_registry(config.org_registry)
     contract_set = contract_set or contracts()
     data = {
         "organization": _organization_rows(registry),
@@ -236,7 +236,8 @@ def _server_env(config: Settings) -> dict[str, str]:
             "HQLAKE_CLICKHOUSE_SECURE": "true" if secure else "false",
         }
     # Variables set explicitly win over the DSN.
-    return {k: os.environ.get(k) or v for k, v in env.items()}
+    explicit = dict(config.clickhouse_overrides)
+    return {k: explicit.get(k) or v for k, v in env.items()}
 
 
 def _pii_salt(config: Settings) -> str:
@@ -244,9 +245,8 @@ def _pii_salt(config: Settings) -> str:
 
     A server build has no fallback: its salt is the operator's secret.
     """
-    salt = os.environ.get("HQLAKE_PII_SALT", "")
-    if salt:
-        return salt
+    if config.pii_salt:
+        return config.pii_salt
     if config.embedded_warehouse:
         built_before = (dbt_home(config) / "target").exists()
         if built_before and not (config.home / SECRETS_DIR / PII_SALT_FILE).exists():
@@ -332,7 +332,7 @@ def _invoke(
         # The console gets warnings and errors only (the daily run's output stays readable);
         # the full log is in HQLAKE_HOME/dbt/logs/dbt.log.
         "--log-level",
-        os.environ.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
+        config.dbt_log_level,
         "--vars",
         json.dumps({**dbt_vars(), **(vars or {})}, ensure_ascii=False),
     ]

@@ -7,6 +7,12 @@
   county's own rows (its county_code, or the org_codes of the organisations registered in
   it, the county platform included), plus the shared dimensions (dates, organisations).
   Tables without either column (person-level dimensions) are not granted to counties.
+- `hqlake_read_only`, a settings profile of both kinds of role: readonly=1, so an analyst's
+  session can neither write nor change a setting. No role gets anything but SELECT: no
+  CREATE TEMPORARY TABLE and no source grants (FILE, URL, S3, REMOTE, MYSQL, POSTGRES,
+  ODBC, JDBC, HDFS, AZURE, ... or SOURCES, `READ ON <source>` on newer servers), which the
+  table functions file(), url(), s3(), remote(), mysql() ... need, so the server refuses
+  them to analysts, as `hqlake sql` does on every runtime.
 - ClickHouse applies row policies to everyone once a table has one: a policy
   `hqlake_unrestricted ... USING 1 TO ALL EXCEPT <county roles>` keeps every other user
   (pipeline, BI, administrators) seeing all rows.
@@ -38,6 +44,7 @@ from contracts.registry import Registry
 MART_DATABASES = ("ehr", "indicators", "performance", "dq_marts")
 SHARED_TABLES = ("ehr.dim_date", "ehr.dim_organization")
 BI_ROLE = "hqlake_bi_reader"
+READ_ONLY_PROFILE = "hqlake_read_only"
 UNRESTRICTED_POLICY = "hqlake_unrestricted"
 _CODE = re.compile(r"^[0-9A-Z]{6,18}$")
 _NAME = re.compile(r"^[A-Za-z_][0-9A-Za-z_]*$")
@@ -114,6 +121,10 @@ def roles_sql(
     sql = [f"CREATE ROLE IF NOT EXISTS {BI_ROLE}"]
     sql += [f"GRANT SELECT ON {_ident(db)}.* TO {BI_ROLE}" for db in databases]
     sql += [f"CREATE ROLE IF NOT EXISTS {role}" for role in county_roles]
+    sql.append(
+        f"CREATE SETTINGS PROFILE OR REPLACE {READ_ONLY_PROFILE} SETTINGS readonly = 1"
+        f" TO {', '.join([BI_ROLE, *county_roles])}"
+    )
     everyone_else = ", ".join(county_roles)
     for table in tables:
         if table.database not in databases:
@@ -171,13 +182,14 @@ def script(statements: Iterable[str], source: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     from contracts.registry import load_registry
     from infra.runtime import warehouse
+    from infra.settings import settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--apply", action="store_true")
     args = parser.parse_args(argv)
-    registry = load_registry(args.registry)
+    registry = load_registry(args.registry or settings().org_registry)
     ch = warehouse()
     statements = roles_sql(registry, warehouse_tables(ch))
     text = script(statements, registry.source)

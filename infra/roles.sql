@@ -15,6 +15,7 @@ CREATE ROLE IF NOT EXISTS hqlake_county_411525;
 CREATE ROLE IF NOT EXISTS hqlake_county_411526;
 CREATE ROLE IF NOT EXISTS hqlake_county_411527;
 CREATE ROLE IF NOT EXISTS hqlake_county_411528;
+CREATE SETTINGS PROFILE OR REPLACE hqlake_read_only SETTINGS readonly = 1 TO hqlake_bi_reader, hqlake_county_411502, hqlake_county_411503, hqlake_county_411521, hqlake_county_411522, hqlake_county_411523, hqlake_county_411524, hqlake_county_411525, hqlake_county_411526, hqlake_county_411527, hqlake_county_411528;
 GRANT SELECT ON `dq_marts`.`dq_org_day_score` TO hqlake_county_411502;
 CREATE ROW POLICY OR REPLACE hqlake_county_411502 ON `dq_marts`.`dq_org_day_score` FOR SELECT USING county_code = '411502' TO hqlake_county_411502;
 GRANT SELECT ON `dq_marts`.`dq_org_day_score` TO hqlake_county_411503;

@@ -9,20 +9,14 @@ Inside data frames, datetimes are kept as "naive local seconds" (seconds since 1
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
 from contracts.loader import contracts
+from contracts.timezone import TZ
 
 EPOCH = dt.date(1970, 1, 1)
 DAY = 86_400
-
-
-@cache
-def timezone() -> ZoneInfo:
-    return ZoneInfo(contracts().timeliness.timezone)
 
 
 def day_number(day: dt.date) -> int:
@@ -37,7 +31,7 @@ def naive_seconds(day: dt.date, seconds: int = 0) -> int:
 
 def epoch(local: dt.datetime) -> int:
     """Epoch seconds of a naive Asia/Shanghai wall-clock time."""
-    return int(local.replace(tzinfo=timezone()).timestamp())
+    return int(local.replace(tzinfo=TZ).timestamp())
 
 
 def is_workday(day: dt.date) -> bool:

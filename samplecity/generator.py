@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from contracts.registry import registry_csv
+from contracts.upload import MANIFEST
 from samplecity import faults as fault_mod
 from samplecity import refdata
 from samplecity.city import CHRONIC, City, Death, stable_int
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 GROUND_TRUTH = "_ground_truth.jsonl"
 REGISTRY = "_registry.csv"
 CORRECTIONS = "_corrections"
-MANIFEST = "_manifest.json"
 DEATHS_PER_DAY = 150  # whole reference city, scale 1.0
 SPECIAL_FORMATS = ("csv_gbk", "csv_bom", "csv_gz", "parquet", "jsonl", "csv_gb18030")
 

@@ -14,7 +14,9 @@ e-mails the real SMTP sink wrote to the outbox.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import shutil
 from email import policy
 from email.parser import BytesParser
@@ -183,7 +185,8 @@ def test_one_feedback_mail_per_organisation(scenario):
     with_keys = [m for m in mails if list(m.iter_attachments())]
     assert with_keys, "no e-mail has a CSV of failing record keys"
     csv_text = next(with_keys[0].iter_attachments()).get_payload(decode=True).decode("utf-8-sig")
-    assert csv_text.splitlines()[0] == "dataset,rule_id,dimension,severity,record_key"
+    header = next(csv.reader(io.StringIO(csv_text)))
+    assert header == ["dataset", "rule_id", "dimension", "severity", "record_key", "detail"]
 
 
 def test_rerun_changes_nothing_and_sends_nothing(scenario):

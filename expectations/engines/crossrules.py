@@ -1,6 +1,6 @@
 """Cross-dataset rules (upload standard, section 5) as ClickHouse SQL: one query per rule.
 
-Every rule of level `cross_dataset` (expectations/rules/rulebase.py; parameters from
+Every rule whose type names the `cross_sql` engine (contracts/rules.yaml; parameters from
 contracts/cross_dataset.yaml) judges the rows of ONE dataset (the judged dataset) against
 other datasets. `cross_query` builds the query of a rule for business date D; `run_cross` runs
 them and returns one result per (organisation, judged dataset, batch version, rule) in the
@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
@@ -76,7 +76,6 @@ from expectations.engines.sqlrules import (
 )
 from expectations.rules.rulebase import Rule
 
-LEVEL = "cross_dataset"
 _ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 _ICD10_PREFIX = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]+)?$")
 # Rows of a history table in the order of their arrival: the last one is the current state.
@@ -377,19 +376,52 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
     ]
 
 
-_RULES = {
-    "no_activity_after_death": _no_activity_after_death,
-    "sex_specific_diagnosis": _sex_specific_diagnosis,
-    "followup_disease_on_record": _followup_disease_on_record,
-    "death_closes_health_record": _death_closes_health_record,
+def _counted(what: str) -> Callable[[dict, dt.date, int, int], str]:
+    """Notes "<checked> of <rows> <what> <D>"."""
+    return lambda _p, day, rows, checked: f"{checked} of {rows} {what} {day}"
+
+
+def _death_notes(p: dict, day: dt.date, rows: int, checked: int) -> str:
+    judged = day - dt.timedelta(days=int(p["within_days"]))
+    return (
+        f"judged {p['within_days']} days after upload: {checked} of {rows} deaths"
+        f" registered on {judged} had an identity number; health records up to {day}"
+    )
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """How the `cross_sql` engine runs one rule type: the datasets and rows it judges
+    (from the rule's parameters and D), and the notes of a result (parameters, D, rows of
+    the judged batch, rows checked)."""
+
+    parts: Callable[[dict, dt.date], list[_Part]]
+    notes: Callable[[dict, dt.date, int, int], str]
+
+
+# The `cross_sql` engine: rule type -> how its rules are run.
+CROSS_RULES: dict[str, CrossRule] = {
+    "no_activity_after_death": CrossRule(
+        _no_activity_after_death,
+        _counted("rows linked to a person; deaths registered up to"),
+    ),
+    "sex_specific_diagnosis": CrossRule(
+        _sex_specific_diagnosis,
+        _counted("rows with a sex-specific diagnosis and a known sex; as of"),
+    ),
+    "followup_disease_on_record": CrossRule(
+        _followup_disease_on_record,
+        _counted("follow-ups linked to a person; diagnoses up to"),
+    ),
+    "death_closes_health_record": CrossRule(_death_closes_health_record, _death_notes),
 }
 
 
 def _parts(rule: Rule, day: dt.date) -> list[_Part]:
-    if rule.level != LEVEL or rule.type not in _RULES:
+    if rule.type not in CROSS_RULES:
         raise RuleSQLError(f"{rule.id}: not a cross-dataset rule this module knows")
     try:
-        return _RULES[rule.type](rule.params, day)
+        return CROSS_RULES[rule.type].parts(rule.params, day)
     except (KeyError, TypeError) as exc:
         raise RuleSQLError(f"{rule.id}: parameter missing or malformed: {exc}") from None
 
@@ -406,24 +438,8 @@ def cross_query(rule: Rule, business_date: dt.date) -> str:
     return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS join_use_nulls = 1"
 
 
-def _notes(rule: Rule, day: dt.date, rows: int, checked: int) -> str:
-    p = rule.params
-    if rule.type == "death_closes_health_record":
-        judged = day - dt.timedelta(days=int(p["within_days"]))
-        return (
-            f"judged {p['within_days']} days after upload: {checked} of {rows} deaths"
-            f" registered on {judged} had an identity number; health records up to {day}"
-        )
-    what = {
-        "no_activity_after_death": "rows linked to a person; deaths registered up to",
-        "sex_specific_diagnosis": "rows with a sex-specific diagnosis and a known sex; as of",
-        "followup_disease_on_record": "follow-ups linked to a person; diagnoses up to",
-    }[rule.type]
-    return f"{checked} of {rows} {what} {day}"
-
-
 def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list[dict]:
-    """Evaluate every cross-dataset rule among `rules` for business date D.
+    """Evaluate every rule among `rules` whose type this engine runs for business date D.
 
     One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
     it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
@@ -431,7 +447,7 @@ def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list
     names nothing more), `sample_details`, `query` and `notes`."""
     day = dt.date.fromisoformat(str(business_date))
     out = []
-    for rule in (r for r in rules if r.level == LEVEL):
+    for rule in (r for r in rules if r.type in CROSS_RULES):
         query = cross_query(rule, day)
         for dataset, org, version, rows, checked, failed, keys, details in ch.query(
             query
@@ -450,7 +466,9 @@ def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list
                     "keys": list(keys),
                     "details": list(details),
                     "query": query,
-                    "notes": _notes(rule, day, int(rows), int(checked)),
+                    "notes": CROSS_RULES[rule.type].notes(
+                        rule.params, day, int(rows), int(checked)
+                    ),
                 }
             )
     return out

@@ -1,7 +1,8 @@
 """Field- and record-level rules as ClickHouse SQL: one pass per dataset and business date.
 
-Every rule of level `field` or `record` of the knowledge base (expectations/rules/rulebase.py)
-becomes a pair of boolean expressions over one row of `raw.<dataset>`:
+Every rule whose type names the `row_sql` engine (contracts/rules.yaml) becomes a pair of
+boolean expressions over one row of `raw.<dataset>`, built by the function `ROW_RULES`
+registers for its type:
 
 * `checked`  the rule applies to the row (the field is filled, the `when` condition holds);
 * `violated` the row breaks the rule (always implies `checked`).
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,11 +40,9 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset, FieldSpec
+from contracts.timezone import TZ_NAME
 from expectations.rules.rulebase import Rule
 
-ROW_LEVELS = ("field", "record")
-# Record-level rule types judged elsewhere: values_typed is the quarantine of ingestion.
-NOT_IN_SQL = frozenset({"values_typed"})
 # The standard says "11-digit mobile or area-code landline" but the contract carries no
 # pattern; a rule may override it with params["pattern"].
 PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[1-9][0-9]{1,2}-?[1-9][0-9]{6,7})$"
@@ -95,7 +94,7 @@ def literal(value: Any, spec: FieldSpec) -> str:
         return f"toDate32({quote(dt.date.fromisoformat(str(value)).isoformat())})"
     if spec.type == "datetime":
         when = dt.datetime.fromisoformat(str(value))
-        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, 'Asia/Shanghai')"
+        return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, {quote(TZ_NAME)})"
     raise RuleSQLError(f"{spec.name}: no literal for type {spec.type}")
 
 
@@ -177,8 +176,7 @@ def _icd10_ok(x: str, marker: str | None) -> str:
         return f"({whole})"
     m = quote(marker.upper())
     base = f"trim(TRAILING '.' FROM substring({x}, 1, position({x}, {m}, 2) - 1))"
-    extended = f"{base} IN (SELECT code FROM reference.icd10_code)"
-    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {extended}))"
+    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {base} IN (SELECT code FROM reference.icd10_code)))"
 
 
 def current_rows(dataset: str, dates: str) -> str:
@@ -261,203 +259,336 @@ def rule_sql(rule: Rule, ds: Dataset, business_date: str = "t.business_date") ->
     return _rule_sql(rule, _Ctx(ds, business_date))
 
 
-def _rule_sql(rule: Rule, ctx: _Ctx) -> RuleSQL:
-    p = rule.params
+@dataclass(frozen=True)
+class _Row:
+    """What one rule says of a row before its `when` condition: the rule applies (`checked`)
+    and the row breaks it (`bad`, only read where checked)."""
+
+    checked: str
+    bad: str
+    windows: tuple[tuple[str, str], ...] = ()
+    lookups: tuple[Lookup, ...] = ()
+
+
+_BD = "t.business_date"
+
+
+def _required(rule: Rule, ctx: _Ctx) -> _Row:
     f = rule.field
-    bd = "t.business_date"
-    windows: list[tuple[str, str]] = []
-    lookups: list[Lookup] = []
-    t = rule.type
+    spec = ctx.spec(f)
+    blank = f" OR trimBoth({ctx.col(f)}) = ''" if spec.type == "str" else ""
+    return _Row("1", f"{ctx.col(f)} IS NULL{blank}")
 
-    if t == "required":
-        spec = ctx.spec(f)
-        blank = f" OR trimBoth({ctx.col(f)}) = ''" if spec.type == "str" else ""
-        checked, bad = "1", f"{ctx.col(f)} IS NULL{blank}"
-    elif t == "unique_key":
-        keys = list(ctx.ds.key) if f is None else [f]
-        ctx.n_window += 1
-        alias = f"w{ctx.n_window}"
-        part = ", ".join(["org_code", "business_date", "batch_version", *map(ident, keys)])
-        windows.append((alias, f"count() OVER (PARTITION BY {part})"))
-        checked, bad = ctx.nn(*keys), f"t.{alias} > 1"
-    elif t in ("code_in_system", "allowed_values"):
-        spec = ctx.spec(f)
-        if t == "code_in_system":
-            if "codes" not in p:
-                raise RuleSQLError(f"{rule.id}: no code list in params")
-            values = ", ".join(quote(str(c)) for c in p["codes"])
-            bad = f"{ctx.as_text(f)} NOT IN ({values})"
-        else:
-            values = ", ".join(literal(v, spec) for v in p["values"])
-            bad = f"{ctx.col(f)} NOT IN ({values})"
-        checked = ctx.nn(f)
-    elif t == "icd10_valid":
-        marker = contracts().codes[p.get("code_system", "icd10")].clinical_extension
-        checked = ctx.nn(f)
-        if p.get("separator"):
-            parts = (
-                f"arrayFilter(x -> x != '', arrayMap(x -> upperUTF8(trimBoth(x)),"
-                f" splitByString({quote(p['separator'])}, {ctx.col(f)})))"
-            )
-            bad = f"NOT arrayAll(x -> {_icd10_ok('x', marker)}, {parts})"
-        else:
-            bad = f"NOT {_icd10_ok(f'upperUTF8(trimBoth({ctx.col(f)}))', marker)}"
-    elif t == "icd9cm3_format":
-        pattern = contracts().codes[p.get("code_system", "icd9cm3")].pattern
-        checked, bad = ctx.nn(f), f"NOT match({ctx.col(f)}, {quote(pattern)})"
-    elif t == "division_valid":
-        lengths = contracts().codes[p.get("code_system", "division")].lengths or (6,)
-        c = ctx.col(f)
-        checked = ctx.nn(f)
-        bad = (
-            f"NOT (match({c}, '^[0-9]+$') AND length({c}) IN ({', '.join(map(str, lengths))})"
-            f" AND substring({c}, 1, 6) IN (SELECT code FROM reference.division_code))"
-        )
-    elif t in ("min", "max", "gt"):
-        spec = ctx.spec(f)
-        op = {"min": "<", "max": ">", "gt": "<="}[t]
-        checked, bad = ctx.nn(f), f"{ctx.col(f)} {op} {literal(p['value'], spec)}"
-    elif t == "not_after_business_date":
-        checked, bad = ctx.nn(f), f"{_date(ctx.col(f), ctx.spec(f))} > {bd}"
-    elif t == "max_age_years":
-        age = _age_years(_date(ctx.col(f), ctx.spec(f)), f"toDate32({bd})")
-        checked, bad = ctx.nn(f), f"{age} > {int(p['value'])}"
-    elif t == "resident_id":
-        checked, bad = ctx.nn(f), f"NOT {resident_id_valid(ctx.col(f), bd)}"
-    elif t == "phone_format":
-        pattern = p.get("pattern", PHONE_PATTERN)
-        checked, bad = ctx.nn(f), f"NOT match({ctx.col(f)}, {quote(pattern)})"
-    elif t == "division_in_county":
-        c, digits = ctx.col(f), int(p["digits"])
-        checked = ctx.nn(f)
-        bad = (
-            f"NOT (length({c}) = {digits} AND match({c}, '^[0-9]+$')"
-            f" AND startsWith({c}, t.org_code))"
-        )
-    elif t == "reference_exists":
-        if p.get("scope", "organisation") != "organisation":
-            raise RuleSQLError(f"{rule.id}: only organisation scope is supported")
-        target = contracts().dataset(p["dataset"])
-        if p["field"] not in target.by_name:
-            raise RuleSQLError(f"{target.dataset} has no field {p['field']!r}")
-        checked = ctx.nn(f)
-        bad = (
-            f"(t.org_code, {ctx.col(f)}) NOT IN (SELECT r.org_code, r.{ident(p['field'])}"
-            f" FROM raw.{ident(target.dataset)} AS r"
-            f" WHERE {ctx.current(target.dataset, ctx.business_date)})"
-        )
-    elif t in ("record_not_late", "event_not_future"):
-        event = _date(ctx.col(f), ctx.spec(f))
-        checked = ctx.nn(f)
-        if t == "record_not_late":
-            days = int(contracts().timeliness.record_lag.late_after_days)
-            bad = f"{event} < toDate32({bd}) - {days}"
-        else:
-            bad = f"{event} > {bd}"
-    elif t == "compare":
-        checked = ctx.nn(p["left"], p["right"])
-        bad = f"NOT ({_cmp(ctx, p['left'], p['op'], p['right'])})"
-    elif t == "sum_equals":
-        parts = " + ".join(f"ifNull({ctx.col(x)}, 0)" for x in p["parts"])
-        total = ctx.col(p["total"])
-        tol = _decimal_literal(p.get("tolerance", 0), ctx.spec(p["total"]).decimal[1])
-        checked = ctx.nn(p["total"])
-        bad = f"abs(({parts}) - {total}) > {tol}"
-    elif t == "required_if":
-        target = p["field"]
-        conds = [
-            f"{ctx.col(k)} = {literal(v, ctx.spec(k))}"
-            for k, v in (p.get("if_equals") or {}).items()
-        ]
-        if p.get("if_present"):
-            conds.append(ctx.nn(p["if_present"]))
-        if p.get("if_numeric"):
-            conds.append(f"{ctx.nn(p['if_numeric'])} AND {_numeric(ctx.as_text(p['if_numeric']))}")
-        if not conds:
-            raise RuleSQLError(f"{rule.id}: required_if without a condition")
-        spec = ctx.spec(target)
-        blank = f" OR trimBoth({ctx.col(target)}) = ''" if spec.type == "str" else ""
-        checked, bad = " AND ".join(conds), f"{ctx.col(target)} IS NULL{blank}"
-    elif t == "only_if_present":
-        spec = ctx.spec(p["field"])
-        checked = f"{ctx.col(p['field'])} = {literal(p['value'], spec)}"
-        bad = f"{ctx.col(p['requires'])} IS NULL"
-    elif t == "los_days":
-        start = _date(ctx.col(p["start"]), ctx.spec(p["start"]))
-        end = _date(ctx.col(p["end"]), ctx.spec(p["end"]))
-        checked = f"{ctx.nn(p['field'], p['start'], p['end'])} AND {end} >= {start}"
-        bad = f"{ctx.col(p['field'])} != greatest(dateDiff('day', {start}, {end}), 1)"
-    elif t == "id_agrees":
-        idc = ctx.col(p["id_field"])
-        u = _id_text(idc)
-        conds = []
-        if p.get("birth_date"):
-            conds.append(
-                f"ifNull({_date(ctx.col(p['birth_date']), ctx.spec(p['birth_date']))}"
-                f" != {_id_birth(u)}, 0)"
-            )
-        if p.get("sex"):
-            sex_digit = f"if(toUInt8OrZero(substring({u}, 17, 1)) % 2 = 1, '1', '2')"
-            conds.append(f"ifNull({ctx.as_text(p['sex'])} != {sex_digit}, 0)")
-        if not conds:
-            raise RuleSQLError(f"{rule.id}: id_agrees names neither birth_date nor sex")
-        checked = f"{ctx.nn(p['id_field'])} AND {resident_id_valid(idc, bd)}"
-        bad = " OR ".join(conds)
-    elif t == "date_window":
-        fld = _date(ctx.col(p["field"]), ctx.spec(p["field"]))
-        after = _date(ctx.col(p["after"]), ctx.spec(p["after"]))
-        checked = ctx.nn(p["field"], p["after"])
-        ok = f"{fld} > {after}"
-        if p.get("max_days") is not None:
-            ok += f" AND {fld} <= {after} + {int(p['max_days'])}"
-        bad = f"NOT ({ok})"
-    elif t == "bmi":
-        w, h, b = (ctx.col(p[k]) for k in ("weight", "height", "bmi"))
-        tol = float(p.get("tolerance", 0))
-        checked = f"{ctx.nn(p['weight'], p['height'], p['bmi'])} AND {h} > 0"
-        computed = f"toFloat64({w}) / pow(toFloat64({h}) / 100, 2)"
-        bad = f"abs(toFloat64({b}) - {computed}) > {tol!r} + 1e-9"
-    elif t == "abnormal_flag":
-        v, lo, hi, flag = (p[k] for k in ("value", "low", "high", "flag"))
-        text = ctx.as_text(v)
-        num = f"toDecimal128OrNull({text}, 6)"
-        flag_c = ctx.col(flag)
-        checked = (
-            f"{ctx.nn(v, flag)} AND {_numeric(text)}"
-            f" AND ({ctx.col(lo)} IS NOT NULL OR {ctx.col(hi)} IS NOT NULL)"
-        )
-        above = f"ifNull({num} > {ctx.col(hi)}, 0)"
-        below = f"ifNull({num} < {ctx.col(lo)}, 0)"
-        bad = (
-            f"({above} AND {flag_c} != 'H') OR ({below} AND {flag_c} != 'L')"
-            f" OR (NOT {above} AND NOT {below} AND {flag_c} IN ('H', 'L'))"
-        )
-    elif t == "after_birth_from_id":
-        idc = ctx.col(p["id_field"])
-        fld = _date(ctx.col(p["field"]), ctx.spec(p["field"]))
-        checked = f"{ctx.nn(p['field'], p['id_field'])} AND {resident_id_valid(idc, bd)}"
-        bad = f"{fld} < {_id_birth(_id_text(idc))}"
-    elif t in ("only_for_age_under", "age_at"):
-        birth, lookup = _birth_lookup(ctx, p["birth_from"])
-        lookups.append(lookup)
-        at = _date(ctx.col(p["at"]), ctx.spec(p["at"]))
-        age = _age_years(birth, at)
-        checked = f"{ctx.nn(p['field'], p['at'])} AND {birth} IS NOT NULL"
-        if t == "only_for_age_under":
-            bad = f"{age} >= {int(p['years'])}"
-        else:
-            bad = f"{ctx.col(p['field'])} != {age}"
-    else:
-        raise RuleSQLError(f"{rule.id}: rule type {t!r} has no SQL")
 
-    when = ctx.when(p.get("when"))
-    checked = f"({when}) AND ({checked})" if when != "1" else f"({checked})"
+def _unique_key(rule: Rule, ctx: _Ctx) -> _Row:
+    keys = list(ctx.ds.key) if rule.field is None else [rule.field]
+    ctx.n_window += 1
+    alias = f"w{ctx.n_window}"
+    part = ", ".join(["org_code", "business_date", "batch_version", *map(ident, keys)])
+    return _Row(
+        ctx.nn(*keys), f"t.{alias} > 1", windows=((alias, f"count() OVER (PARTITION BY {part})"),)
+    )
+
+
+def _code_in_system(rule: Rule, ctx: _Ctx) -> _Row:
+    f, p = rule.field, rule.params
+    ctx.spec(f)
+    if "codes" not in p:
+        raise RuleSQLError(f"{rule.id}: no code list in params")
+    values = ", ".join(quote(str(c)) for c in p["codes"])
+    return _Row(ctx.nn(f), f"{ctx.as_text(f)} NOT IN ({values})")
+
+
+def _allowed_values(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    spec = ctx.spec(f)
+    values = ", ".join(literal(v, spec) for v in rule.params["values"])
+    return _Row(ctx.nn(f), f"{ctx.col(f)} NOT IN ({values})")
+
+
+def _icd10_valid(rule: Rule, ctx: _Ctx) -> _Row:
+    f, p = rule.field, rule.params
+    marker = contracts().codes[p.get("code_system", "icd10")].clinical_extension
+    checked = ctx.nn(f)
+    if p.get("separator"):
+        parts = (
+            f"arrayFilter(x -> x != '', arrayMap(x -> upperUTF8(trimBoth(x)),"
+            f" splitByString({quote(p['separator'])}, {ctx.col(f)})))"
+        )
+        return _Row(checked, f"NOT arrayAll(x -> {_icd10_ok('x', marker)}, {parts})")
+    return _Row(checked, f"NOT {_icd10_ok(f'upperUTF8(trimBoth({ctx.col(f)}))', marker)}")
+
+
+def _icd9cm3_format(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    pattern = contracts().codes[rule.params.get("code_system", "icd9cm3")].pattern
+    return _Row(ctx.nn(f), f"NOT match({ctx.col(f)}, {quote(pattern)})")
+
+
+def _division_valid(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    lengths = contracts().codes[rule.params.get("code_system", "division")].lengths or (6,)
+    c = ctx.col(f)
+    return _Row(
+        ctx.nn(f),
+        f"NOT (match({c}, '^[0-9]+$') AND length({c}) IN ({', '.join(map(str, lengths))})"
+        f" AND substring({c}, 1, 6) IN (SELECT code FROM reference.division_code))",
+    )
+
+
+def _bound(op: str) -> RowRule:
+    """min, max and gt: the row breaks the rule where `field op value`."""
+
+    def judge(rule: Rule, ctx: _Ctx) -> _Row:
+        f = rule.field
+        spec = ctx.spec(f)
+        return _Row(ctx.nn(f), f"{ctx.col(f)} {op} {literal(rule.params['value'], spec)}")
+
+    return judge
+
+
+def _not_after_business_date(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    return _Row(ctx.nn(f), f"{_date(ctx.col(f), ctx.spec(f))} > {_BD}")
+
+
+def _max_age_years(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    age = _age_years(_date(ctx.col(f), ctx.spec(f)), f"toDate32({_BD})")
+    return _Row(ctx.nn(f), f"{age} > {int(rule.params['value'])}")
+
+
+def _resident_id(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    return _Row(ctx.nn(f), f"NOT {resident_id_valid(ctx.col(f), _BD)}")
+
+
+def _phone_format(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    pattern = rule.params.get("pattern", PHONE_PATTERN)
+    return _Row(ctx.nn(f), f"NOT match({ctx.col(f)}, {quote(pattern)})")
+
+
+def _division_in_county(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    c, digits = ctx.col(f), int(rule.params["digits"])
+    return _Row(
+        ctx.nn(f),
+        f"NOT (length({c}) = {digits} AND match({c}, '^[0-9]+$') AND startsWith({c}, t.org_code))",
+    )
+
+
+def _reference_exists(rule: Rule, ctx: _Ctx) -> _Row:
+    f, p = rule.field, rule.params
+    if p.get("scope", "organisation") != "organisation":
+        raise RuleSQLError(f"{rule.id}: only organisation scope is supported")
+    target = contracts().dataset(p["dataset"])
+    if p["field"] not in target.by_name:
+        raise RuleSQLError(f"{target.dataset} has no field {p['field']!r}")
+    return _Row(
+        ctx.nn(f),
+        f"(t.org_code, {ctx.col(f)}) NOT IN (SELECT r.org_code, r.{ident(p['field'])}"
+        f" FROM raw.{ident(target.dataset)} AS r"
+        f" WHERE {ctx.current(target.dataset, ctx.business_date)})",
+    )
+
+
+def _record_not_late(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    event = _date(ctx.col(f), ctx.spec(f))
+    days = int(contracts().timeliness.record_lag.late_after_days)
+    return _Row(ctx.nn(f), f"{event} < toDate32({_BD}) - {days}")
+
+
+def _event_not_future(rule: Rule, ctx: _Ctx) -> _Row:
+    f = rule.field
+    return _Row(ctx.nn(f), f"{_date(ctx.col(f), ctx.spec(f))} > {_BD}")
+
+
+def _compare(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    return _Row(ctx.nn(p["left"], p["right"]), f"NOT ({_cmp(ctx, p['left'], p['op'], p['right'])})")
+
+
+def _sum_equals(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    parts = " + ".join(f"ifNull({ctx.col(x)}, 0)" for x in p["parts"])
+    total = ctx.col(p["total"])
+    tol = _decimal_literal(p.get("tolerance", 0), ctx.spec(p["total"]).decimal[1])
+    return _Row(ctx.nn(p["total"]), f"abs(({parts}) - {total}) > {tol}")
+
+
+def _required_if(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    target = p["field"]
+    conds = [
+        f"{ctx.col(k)} = {literal(v, ctx.spec(k))}" for k, v in (p.get("if_equals") or {}).items()
+    ]
+    if p.get("if_present"):
+        conds.append(ctx.nn(p["if_present"]))
+    if p.get("if_numeric"):
+        conds.append(f"{ctx.nn(p['if_numeric'])} AND {_numeric(ctx.as_text(p['if_numeric']))}")
+    if not conds:
+        raise RuleSQLError(f"{rule.id}: required_if without a condition")
+    spec = ctx.spec(target)
+    blank = f" OR trimBoth({ctx.col(target)}) = ''" if spec.type == "str" else ""
+    return _Row(" AND ".join(conds), f"{ctx.col(target)} IS NULL{blank}")
+
+
+def _only_if_present(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    spec = ctx.spec(p["field"])
+    return _Row(
+        f"{ctx.col(p['field'])} = {literal(p['value'], spec)}", f"{ctx.col(p['requires'])} IS NULL"
+    )
+
+
+def _los_days(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    start = _date(ctx.col(p["start"]), ctx.spec(p["start"]))
+    end = _date(ctx.col(p["end"]), ctx.spec(p["end"]))
+    return _Row(
+        f"{ctx.nn(p['field'], p['start'], p['end'])} AND {end} >= {start}",
+        f"{ctx.col(p['field'])} != greatest(dateDiff('day', {start}, {end}), 1)",
+    )
+
+
+def _id_agrees(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    idc = ctx.col(p["id_field"])
+    u = _id_text(idc)
+    conds = []
+    if p.get("birth_date"):
+        conds.append(
+            f"ifNull({_date(ctx.col(p['birth_date']), ctx.spec(p['birth_date']))}"
+            f" != {_id_birth(u)}, 0)"
+        )
+    if p.get("sex"):
+        sex_digit = f"if(toUInt8OrZero(substring({u}, 17, 1)) % 2 = 1, '1', '2')"
+        conds.append(f"ifNull({ctx.as_text(p['sex'])} != {sex_digit}, 0)")
+    if not conds:
+        raise RuleSQLError(f"{rule.id}: id_agrees names neither birth_date nor sex")
+    return _Row(f"{ctx.nn(p['id_field'])} AND {resident_id_valid(idc, _BD)}", " OR ".join(conds))
+
+
+def _date_window(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    fld = _date(ctx.col(p["field"]), ctx.spec(p["field"]))
+    after = _date(ctx.col(p["after"]), ctx.spec(p["after"]))
+    ok = f"{fld} > {after}"
+    if p.get("max_days") is not None:
+        ok += f" AND {fld} <= {after} + {int(p['max_days'])}"
+    return _Row(ctx.nn(p["field"], p["after"]), f"NOT ({ok})")
+
+
+def _bmi(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    w, h, b = (ctx.col(p[k]) for k in ("weight", "height", "bmi"))
+    tol = float(p.get("tolerance", 0))
+    computed = f"toFloat64({w}) / pow(toFloat64({h}) / 100, 2)"
+    return _Row(
+        f"{ctx.nn(p['weight'], p['height'], p['bmi'])} AND {h} > 0",
+        f"abs(toFloat64({b}) - {computed}) > {tol!r} + 1e-9",
+    )
+
+
+def _abnormal_flag(rule: Rule, ctx: _Ctx) -> _Row:
+    v, lo, hi, flag = (rule.params[k] for k in ("value", "low", "high", "flag"))
+    text = ctx.as_text(v)
+    num = f"toDecimal128OrNull({text}, 6)"
+    flag_c = ctx.col(flag)
+    checked = (
+        f"{ctx.nn(v, flag)} AND {_numeric(text)}"
+        f" AND ({ctx.col(lo)} IS NOT NULL OR {ctx.col(hi)} IS NOT NULL)"
+    )
+    above = f"ifNull({num} > {ctx.col(hi)}, 0)"
+    below = f"ifNull({num} < {ctx.col(lo)}, 0)"
+    return _Row(
+        checked,
+        f"({above} AND {flag_c} != 'H') OR ({below} AND {flag_c} != 'L')"
+        f" OR (NOT {above} AND NOT {below} AND {flag_c} IN ('H', 'L'))",
+    )
+
+
+def _after_birth_from_id(rule: Rule, ctx: _Ctx) -> _Row:
+    p = rule.params
+    idc = ctx.col(p["id_field"])
+    fld = _date(ctx.col(p["field"]), ctx.spec(p["field"]))
+    return _Row(
+        f"{ctx.nn(p['field'], p['id_field'])} AND {resident_id_valid(idc, _BD)}",
+        f"{fld} < {_id_birth(_id_text(idc))}",
+    )
+
+
+def _age_at_row(rule: Rule, ctx: _Ctx) -> tuple[str, str, Lookup]:
+    """(age in years at `at`, checked, lookup) from the birth date of `birth_from`."""
+    p = rule.params
+    birth, lookup = _birth_lookup(ctx, p["birth_from"])
+    at = _date(ctx.col(p["at"]), ctx.spec(p["at"]))
+    checked = f"{ctx.nn(p['field'], p['at'])} AND {birth} IS NOT NULL"
+    return _age_years(birth, at), checked, lookup
+
+
+def _only_for_age_under(rule: Rule, ctx: _Ctx) -> _Row:
+    age, checked, lookup = _age_at_row(rule, ctx)
+    return _Row(checked, f"{age} >= {int(rule.params['years'])}", lookups=(lookup,))
+
+
+def _age_at(rule: Rule, ctx: _Ctx) -> _Row:
+    age, checked, lookup = _age_at_row(rule, ctx)
+    return _Row(checked, f"{ctx.col(rule.params['field'])} != {age}", lookups=(lookup,))
+
+
+RowRule = Callable[[Rule, _Ctx], _Row]
+
+# The `row_sql` engine: rule type -> what its rule says of one row.
+ROW_RULES: dict[str, RowRule] = {
+    "required": _required,
+    "unique_key": _unique_key,
+    "code_in_system": _code_in_system,
+    "icd10_valid": _icd10_valid,
+    "icd9cm3_format": _icd9cm3_format,
+    "division_valid": _division_valid,
+    "min": _bound("<"),
+    "max": _bound(">"),
+    "gt": _bound("<="),
+    "not_after_business_date": _not_after_business_date,
+    "max_age_years": _max_age_years,
+    "resident_id": _resident_id,
+    "phone_format": _phone_format,
+    "allowed_values": _allowed_values,
+    "division_in_county": _division_in_county,
+    "reference_exists": _reference_exists,
+    "record_not_late": _record_not_late,
+    "event_not_future": _event_not_future,
+    "compare": _compare,
+    "sum_equals": _sum_equals,
+    "required_if": _required_if,
+    "only_if_present": _only_if_present,
+    "los_days": _los_days,
+    "id_agrees": _id_agrees,
+    "date_window": _date_window,
+    "bmi": _bmi,
+    "abnormal_flag": _abnormal_flag,
+    "after_birth_from_id": _after_birth_from_id,
+    "only_for_age_under": _only_for_age_under,
+    "age_at": _age_at,
+}
+
+
+def _rule_sql(rule: Rule, ctx: _Ctx) -> RuleSQL:
+    judge = ROW_RULES.get(rule.type)
+    if judge is None:
+        raise RuleSQLError(f"{rule.id}: rule type {rule.type!r} has no SQL")
+    row = judge(rule, ctx)
+    when = ctx.when(rule.params.get("when"))
+    checked = f"({when}) AND ({row.checked})" if when != "1" else f"({row.checked})"
     return RuleSQL(
         rule.id,
         f"ifNull({checked}, 0)",
-        f"ifNull({checked} AND ({bad}), 0)",
-        tuple(windows),
-        tuple(lookups),
+        f"ifNull({checked} AND ({row.bad}), 0)",
+        row.windows,
+        row.lookups,
     )
 
 
@@ -465,12 +596,8 @@ def _rule_sql(rule: Rule, ctx: _Ctx) -> RuleSQL:
 
 
 def sql_rules(dataset: str, rules: Iterable[Rule]) -> list[Rule]:
-    """The rules of `dataset` that this module evaluates (field and record level)."""
-    return [
-        r
-        for r in rules
-        if r.dataset == dataset and r.level in ROW_LEVELS and r.type not in NOT_IN_SQL
-    ]
+    """The rules of `dataset` among `rules` that this engine evaluates (types of ROW_RULES)."""
+    return [r for r in rules if r.dataset == dataset and r.type in ROW_RULES]
 
 
 def record_key(ds: Dataset, prefix: str = "t.") -> str:

@@ -39,24 +39,23 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
+from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 from jinja2 import Environment, StrictUndefined
 
 from contracts.loader import contracts
 from contracts.registry import Organisation, Registry
+from contracts.timezone import TZ
 from expectations.publish.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
 from expectations.publish.report import mask_key, mask_text, shown_keys
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
 
 TOP_RULES = 10  # failed rules described in the body; the CSV lists every failing key
 SAMPLE_KEYS = 3
@@ -70,7 +69,6 @@ DIMENSIONS = {
 }
 SEVERITIES = {"blocking": "阻断", "warning": "警告"}
 CHANGES = {"new": "新增", "persisting": "持续"}
-
 
 @dataclass
 class Feedback:
@@ -423,16 +421,22 @@ def compose_reminder(fb: Feedback, sender: str, domain: str = "localhost") -> Em
 # ---- reading the warehouse --------------------------------------------------------------------
 
 
-def report_link(day: dt.date, org_code: str) -> str | None:
-    """`HQLAKE_REPORT_BASE_URL` + the page's path under the reports folder when set (a web
-    server or file share that publishes HQLAKE_HOME/reports), else a file:// URL of the page
-    when it exists."""
-    from expectations.publish.report import org_page, report_dir
+def _domain(sender: str) -> str:
+    """The domain of a From address (Message-IDs are made in it)."""
+    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
-    page = org_page(day, org_code)
-    base = os.environ.get("HQLAKE_REPORT_BASE_URL")
-    if base:
-        return f"{base.rstrip('/')}/{page.relative_to(report_dir(day).parent).as_posix()}"
+
+def report_link(
+    day: dt.date, org_code: str, reports_dir: Path, base_url: str | None = None
+) -> str | None:
+    """`base_url` (HQLAKE_REPORT_BASE_URL: a web server or file share that publishes
+    `reports_dir`) + the page's path under `reports_dir` when given, else a file:// URL of
+    the page when it exists."""
+    from expectations.publish.report import org_page
+
+    page = org_page(day, org_code, reports_dir)
+    if base_url:
+        return f"{base_url.rstrip('/')}/{page.relative_to(reports_dir).as_posix()}"
     return page.resolve().as_uri() if page.is_file() else None
 
 
@@ -452,10 +456,14 @@ def collect(
     registry: Registry,
     day: dt.date,
     org_codes: Iterable[str] | None = None,
+    *,
+    reports_dir: Path,
+    report_base_url: str | None = None,
 ) -> list[Feedback]:
     """The feedback of every active organisation of `day` (or of `org_codes`) from the
-    current validation run and its scoring. Raises LookupError when `day` has not been
-    scored: feedback on numbers that do not exist yet would be wrong."""
+    current validation run and its scoring, linking to the pages under `reports_dir`.
+    Raises LookupError when `day` has not been scored: feedback on numbers that do not
+    exist yet would be wrong."""
     from expectations.scoring import scoring
 
     scores = {r["org_code"]: r for r in scoring.read_scores(ch, day)}
@@ -494,7 +502,7 @@ def collect(
                 if o == code and status == "rejected"
             ]
             fb.issues, fb.issues_total = _record_issues(ch, day, run_id, code)
-            fb.report_link = report_link(day, code)
+            fb.report_link = report_link(day, code, reports_dir, report_base_url)
         out.append(fb)
     return out
 
@@ -537,20 +545,22 @@ def send_feedback(
     day: dt.date,
     org_codes: Iterable[str] | None = None,
     *,
-    transport: Callable[[list[EmailMessage]], list[str]] | None = None,
-    sender: str | None = None,
+    transport: Callable[[list[EmailMessage]], list[str]],
+    sender: str,
+    reports_dir: Path,
+    report_base_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Send the e-mails of `day` whose content changed since the last one sent (all active
-    organisations, or `org_codes`), recording each in dq.feedback_sent right after the relay
-    accepted it. Returns one outcome per organisation: sent | unchanged | no_recipients."""
-    from infra import mail
-
-    config = mail.smtp_config()
-    transport = transport or (lambda messages: mail.send(messages, config))
-    sender = sender or config.sender
+    organisations, or `org_codes`) through `transport` (the caller's SMTP session, which
+    returns the Message-IDs), from `sender`, recording each in dq.feedback_sent right after
+    the relay accepted it. Returns one outcome per organisation: sent | unchanged |
+    no_recipients."""
     previous = last_sent(ch, day)
     outcomes = []
-    for fb in collect(ch, registry, day, org_codes):
+    found = collect(
+        ch, registry, day, org_codes, reports_dir=reports_dir, report_base_url=report_base_url
+    )
+    for fb in found:
         digest = fb.content_hash()
         outcome = {
             "org_code": fb.org.org_code,
@@ -566,7 +576,7 @@ def send_feedback(
         if previous.get(fb.org.org_code) == digest:
             outcomes.append(outcome | {"status": "unchanged"})
             continue
-        message = compose(fb, sender, config.sender_domain)
+        message = compose(fb, sender, _domain(sender))
         (mid,) = transport([message])
         ch.insert(
             "dq.feedback_sent",

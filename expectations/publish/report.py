@@ -506,16 +506,13 @@ def render_org(
 # ---- files and screenshots -----------------------------------------------------------------
 
 
-def report_dir(day: dt.date, out_dir: Path | str | None = None) -> Path:
-    """Where the pages of `day` are written: `<out_dir>/<YYYY-MM-DD>/`."""
-    if out_dir is None:
-        from infra.settings import settings
-
-        out_dir = settings().home / "reports"
+def report_dir(day: dt.date, out_dir: Path | str) -> Path:
+    """Where the pages of `day` are written: `<out_dir>/<YYYY-MM-DD>/` (the caller's folder;
+    the daily run's is HQLAKE_HOME/reports)."""
     return Path(out_dir) / day.isoformat()
 
 
-def org_page(day: dt.date, org_code: str, out_dir: Path | str | None = None) -> Path:
+def org_page(day: dt.date, org_code: str, out_dir: Path | str) -> Path:
     """The page of one organisation-day (the feedback e-mail links to it)."""
     return report_dir(day, out_dir) / "org" / _org_href(org_code)
 
@@ -527,7 +524,7 @@ def _published_scale() -> tuple[float, int]:
 
 
 def write_reports(
-    ch: Client, registry: Registry, day: dt.date, out_dir: Path | str | None = None
+    ch: Client, registry: Registry, day: dt.date, out_dir: Path | str
 ) -> dict[str, Any]:
     """Write the city page and one page per scored organisation of `day` from the scores of
     its current run; returns {"city": Path, "orgs": {org_code: Path}}.

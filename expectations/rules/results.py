@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field, fields
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from contracts.timezone import TZ
 from expectations.rules.rulebase import Rule
 
 STATUSES = ("passed", "failed", "error", "not_applicable")
@@ -50,9 +50,7 @@ class RuleResult:
     query_or_expectation: str = ""
     notes: str = ""
     rules_fingerprint: str = ""
-    computed_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(ZoneInfo("Asia/Shanghai"))
-    )
+    computed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(TZ))
 
     @classmethod
     def of(

@@ -1,8 +1,11 @@
 """The rule knowledge base: rule types (contracts/rules.yaml) and rules made from the contracts.
 
-Most rules come from the contracts (every required field, key, code system, range, check
-digit, event window and record check becomes one); batch-level and cross-dataset rules are
-generated once per dataset or read from cross_dataset.yaml. Overrides in
+Every rule type names the engine that runs it (`engine` in rules.yaml, checked against the
+engines' tables of expectations/engines/registry.py when the knowledge base loads). Most
+rules come from the contracts (every required field, key, code system, range, check digit,
+event window and record check becomes one); types of the `monitoring` engine become one
+rule per dataset, `org_day` types one rule per organisation-day, and cross-dataset rules are
+read from cross_dataset.yaml. Overrides in
 contracts/rule_overrides.yaml change weight, threshold or severity per organisation or peer
 group. `effective_rules` returns what applies to one organisation, with a fingerprint that
 identifies the exact rule set, so a result can always be traced to the rules that made it.
@@ -45,16 +48,6 @@ _CODE_SYSTEM_TYPES = {
     "icd9cm3": "icd9cm3_format",
     "division": "division_valid",
 }
-BATCH_TYPES = (
-    "batch_received",
-    "batch_on_time",
-    "file_readable",
-    "manifest_row_count",
-    "volume_not_collapsed",
-    "columns_present",
-    "no_schema_drift",
-    "values_typed",
-)
 _CROSS_TYPES = {"sex_specific_diagnoses": "sex_specific_diagnosis"}
 
 
@@ -68,6 +61,7 @@ class RuleType(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     dimension: Dimension
     level: Level
+    engine: str  # a key of expectations.engines.registry.ENGINES
     severity: Severity = "warning"
     weight: float = Field(default=1, ge=0)
     threshold: float = Field(default=0, ge=0, le=100)
@@ -130,6 +124,14 @@ class RuleBase:
             out.append(rule)
         return tuple(out), fingerprint(out)
 
+    def types_of(self, engine: str) -> list[str]:
+        """The rule types that name `engine`, in the order of rules.yaml."""
+        return _of_engine(self.types, engine)
+
+    def rules_for(self, engine: str) -> tuple[Rule, ...]:
+        """The rules whose type names `engine`."""
+        return tuple(r for r in self.rules if self.types[r.type].engine == engine)
+
 
 def fingerprint(rules: list[Rule] | tuple[Rule, ...]) -> str:
     payload = json.dumps(
@@ -175,6 +177,11 @@ def _rule(
     )
 
 
+def _of_engine(types: dict[str, RuleType], engine: str) -> list[str]:
+    """The rule types of `engine`, in the order of rules.yaml."""
+    return [name for name, t in types.items() if t.engine == engine]
+
+
 def generate_rules(contract_set: Contracts, types: dict[str, RuleType], path: Path) -> list[Rule]:
     """One rule per checkable statement of the contracts."""
     rules: list[Rule] = []
@@ -188,9 +195,10 @@ def generate_rules(contract_set: Contracts, types: dict[str, RuleType], path: Pa
     ) -> None:
         rules.append(_rule(types, type_name, rule_id, dataset, field, params or {}, path))
 
+    per_dataset = _of_engine(types, "monitoring")
     for ds in contract_set.datasets.values():
         name = ds.dataset
-        for type_name in BATCH_TYPES:
+        for type_name in per_dataset:
             add(type_name, f"{name}.{type_name}", name)
         for key in ds.key:
             add("unique_key", f"{name}.{key}.unique_key", name, key)
@@ -220,7 +228,8 @@ def generate_rules(contract_set: Contracts, types: dict[str, RuleType], path: Pa
         for check in ds.record_checks:
             extra = {"when": check.when} if check.when else {}
             add(check.rule, f"{name}.{check.id}", name, None, {**check.params, **extra})
-    add("uploads_recognised", "org.uploads_recognised", None)
+    for type_name in _of_engine(types, "org_day"):
+        add(type_name, f"org.{type_name}", None)
     for cross_name, spec in contract_set.cross_dataset.items():
         add(_CROSS_TYPES.get(cross_name, cross_name), f"cross.{cross_name}", None, None, spec)
     ids = [r.id for r in rules]
@@ -242,6 +251,10 @@ def load_rulebase(root: Path | None = None, contract_set: Contracts | None = Non
         except ValidationError as exc:
             errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ContractError(f"{path}: rule type {name!r}: {errors}") from None
+    # Imported here: the engines import Rule from this module.
+    from expectations.engines.registry import check_engines
+
+    check_engines(types, path)
     rules = generate_rules(contract_set or contracts(), types, path)
     overrides_path = root / "rule_overrides.yaml"
     overrides = []

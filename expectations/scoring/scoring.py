@@ -94,7 +94,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from clickhouse_connect.driver.client import Client
@@ -102,13 +101,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from contracts.loader import CONTRACTS_DIR, ContractError
 from contracts.registry import LEVELS, Organisation, Registry
+from contracts.timezone import TZ as _TZ
 from expectations.rules.rulebase import rulebase
 
 DIMENSIONS = ("completeness", "timeliness", "correctness", "logic")
 PEER_GROUPS = tuple(level for levels in LEVELS.values() for level in levels)
 SCORING_CONFIG = CONTRACTS_DIR / "scoring.yaml"
 RECEIPT_RULE_TYPE = "batch_received"
-_TZ = ZoneInfo("Asia/Shanghai")
 
 
 # ---- configuration ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from contracts.registry import load_registry
 from infra.roles import (
     BI_ROLE,
+    READ_ONLY_PROFILE,
     UNRESTRICTED_POLICY,
     Table,
     counties,
@@ -85,7 +86,7 @@ def test_every_statement_parses(marts):
 def test_bi_role_reads_marts_only(marts):
     _, registry, tables = marts
     statements = _sql(registry, tables)
-    bi = [s for s in statements if BI_ROLE in s]
+    bi = [s for s in statements if BI_ROLE in s and "SETTINGS PROFILE" not in s]
     assert bi == [f"CREATE ROLE IF NOT EXISTS {BI_ROLE}", f"GRANT SELECT ON `{DB}`.* TO {BI_ROLE}"]
     default = roles_sql(registry, [])
     granted = {s.split(" ON ")[1].split(" TO ")[0] for s in default if s.startswith("GRANT")}
@@ -146,3 +147,21 @@ def test_chdb_cannot_execute_access_control(marts):
     create_role = _sql(registry, tables)[0]
     with pytest.raises(Exception, match=r"privileges|access storage|ACCESS_DENIED"):
         ch.command(create_role)
+
+
+def test_analysts_are_read_only_and_get_no_sources(marts):
+    """Table functions (file, url, s3, remote, mysql ...) need CREATE TEMPORARY TABLE and
+    source grants on a server: the generated roles get SELECT and nothing else, and every
+    analyst role carries the readonly=1 profile."""
+    _, registry, tables = marts
+    statements = _sql(registry, tables)
+    grants = [s for s in statements if s.startswith("GRANT")]
+    assert grants and all(s.startswith("GRANT SELECT ON `") for s in grants)
+    roles = [BI_ROLE, *(county_role(c) for c in counties(registry))]
+    assert (
+        f"CREATE SETTINGS PROFILE OR REPLACE {READ_ONLY_PROFILE} SETTINGS readonly = 1"
+        f" TO {', '.join(roles)}"
+    ) in statements
+    text = " ".join(statements).upper()
+    for privilege in ("FILE", "URL", "REMOTE", "SOURCES", "TEMPORARY", "S3", "ALL ON", "INSERT"):
+        assert f"GRANT {privilege}" not in text and f", {privilege}" not in text

@@ -10,7 +10,7 @@ from email import policy
 from email.parser import BytesParser
 
 from contracts.registry import Organisation
-from expectations.publish.feedback import Feedback, compose, compose_reminder
+from expectations.publish.feedback import Feedback, compose, compose_reminder, report_link
 from infra.mail import SmtpSink, send
 
 DAY = dt.date(2026, 11, 9)
@@ -284,3 +284,15 @@ def test_failing_keys_name_the_field_that_held_the_code():
     text = attachment.get_payload(decode=True).decode("utf-8").lstrip("\ufeff")
     (row,) = list(csv.DictReader(io.StringIO(text)))
     assert row["record_key"] == "ZY0001" and row["detail"] == "other_dx_codes N40"
+
+
+def test_the_report_link_is_under_the_base_url_given_else_the_page_file(tmp_path):
+    page = tmp_path / DAY.isoformat() / "org" / f"{ORG.org_code}.html"
+    assert report_link(DAY, ORG.org_code, tmp_path) is None  # no page written yet
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>", encoding="utf-8")
+    assert report_link(DAY, ORG.org_code, tmp_path) == page.resolve().as_uri()
+    base = "https://qc.example.cn/reports/"
+    assert report_link(DAY, ORG.org_code, tmp_path, base) == (
+        f"https://qc.example.cn/reports/{DAY.isoformat()}/org/{ORG.org_code}.html"
+    )

@@ -82,3 +82,63 @@ def test_override_that_matches_nothing_is_an_error(tmp_path):
     )
     with pytest.raises(ContractError, match="matches no rule"):
         load_rulebase(root)
+
+
+def test_every_rule_type_names_the_engine_that_implements_it():
+    from expectations.engines.registry import ENGINES
+
+    rb = rulebase()
+    assert {t.engine for t in rb.types.values()} == set(ENGINES)
+    for name, rule_type in rb.types.items():
+        assert name in ENGINES[rule_type.engine]
+    assert sorted(t for table in ENGINES.values() for t in table) == sorted(rb.types)
+    assert {r.type for r in rb.rules_for("monitoring")} == set(rb.types_of("monitoring"))
+    assert [r.id for r in rb.rules_for("org_day")] == ["org.uploads_recognised"]
+
+
+def _with_engine(tmp_path, type_name, engine):
+    root = _copy(tmp_path)
+    path = root / "rules.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index(f"\n  {type_name}:\n")
+    at = text.index("    engine: ", start)
+    end = text.index("\n", at)
+    path.write_text(text[:at] + f"    engine: {engine}" + text[end:], encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("type_name", "engine", "message"),
+    [
+        ("bmi", "row_python", "rule type 'bmi': unknown engine 'row_python'"),
+        ("bmi", "cross_sql", "rule type 'bmi': engine 'cross_sql' has no implementation"),
+        ("values_typed", "row_sql", "rule type 'values_typed': engine 'row_sql' has no impl"),
+    ],
+)
+def test_rule_type_without_an_engine_that_implements_it_is_named(
+    tmp_path, type_name, engine, message
+):
+    with pytest.raises(ContractError, match=message):
+        load_rulebase(_with_engine(tmp_path, type_name, engine))
+
+
+def test_rule_type_without_engine_is_named(tmp_path):
+    root = _with_engine(tmp_path, "bmi", "row_sql")
+    path = root / "rules.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "level: record\n    engine: row_sql\n    weight: 1\n    description: {zh: BMI",
+            "level: record\n    weight: 1\n    description: {zh: BMI",
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ContractError, match="rule type 'bmi': engine: Field required"):
+        load_rulebase(root)
+
+
+def test_rule_type_implemented_by_two_engines_is_named(monkeypatch):
+    from expectations.engines import crossrules, sqlrules
+
+    monkeypatch.setitem(crossrules.CROSS_RULES, "bmi", sqlrules.ROW_RULES["bmi"])
+    with pytest.raises(ContractError, match=r"rule type 'bmi': names engine 'row_sql' but \["):
+        load_rulebase()
