@@ -176,7 +176,8 @@ def _icd10_ok(x: str, marker: str | None) -> str:
         return f"({whole})"
     m = quote(marker.upper())
     base = f"trim(TRAILING '.' FROM substring({x}, 1, position({x}, {m}, 2) - 1))"
-    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {base} IN (SELECT code FROM reference.icd10_code)))"
+    extended = f"{base} IN (SELECT code FROM reference.icd10_code)"
+    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {extended}))"
 
 
 def current_rows(dataset: str, dates: str) -> str:

@@ -70,6 +70,7 @@ DIMENSIONS = {
 SEVERITIES = {"blocking": "阻断", "warning": "警告"}
 CHANGES = {"new": "新增", "persisting": "持续"}
 
+
 @dataclass
 class Feedback:
     """Everything one organisation-day e-mail says; `score` is a dq.current_score_org_day row
