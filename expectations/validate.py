@@ -39,18 +39,15 @@ from expectations.engines.gxrun import GxValidator
 from expectations.engines.monitoring import monitor_date
 from expectations.engines.sqlrules import (
     SAMPLE_KEYS,
-    ensure_reference_tables,
     sql_rules,
     violations_query,
 )
 from expectations.rules.results import (
     RuleResult,
-    ensure_results_table,
     record_rule_sets,
     write_results,
 )
 from expectations.rules.rulebase import Rule, RuleBase, fingerprint, rulebase
-from ingest.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +289,6 @@ def validate_date(
     rb = rb or rulebase()
     started = dt.datetime.now(TZ)
     clock = time.perf_counter()
-    ensure_tables(ch, contracts())
-    ensure_results_table(ch)
-    ensure_reference_tables(ch)
     run_id = new_run_id(day)
     judge = _Judge(rb, registry, day)
     summary = RunSummary(run_id, day, fingerprint(rb.rules))

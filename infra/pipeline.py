@@ -186,14 +186,11 @@ def _has_unseen_files(rt: Runtime, inbox: str, day: dt.date) -> bool:
     """Whether the inbox holds a file of `day` that ingestion has not recorded with the same
     path, size and receive time: only then is the date read and fingerprinted again, so a
     late-arrivals pass over quiet dates costs one listing each."""
-    from contracts.loader import contracts
     from ingest.inbox import list_inbox
-    from ingest.tables import ensure_tables
 
     files = list_inbox(inbox, day, rt.s3)
     if not files:
         return False
-    ensure_tables(rt.ch, contracts())
     seen = set(
         rt.ch.query(
             "SELECT file, size, toUnixTimestamp(received_at) FROM dq.ingest_file FINAL"

@@ -1,7 +1,8 @@
 """One place that decides embedded vs production, from the environment.
 
 Embedded (the default): SeaweedFS started by hqlake on loopback, chDB under HQLAKE_HOME.
-Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse server).
+Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse server),
+and HQLAKE_CLICKHOUSE_CLUSTER for a cluster (the warehouse schema then takes its cluster form).
 
 This is the only module that reads hqlake's configuration from the environment; the rest of
 `infra` receives a `Settings` (or `SmtpConfig`, `TaskPolicy`) and passes what a library needs
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -53,6 +55,8 @@ class Settings:
     # HQLAKE_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE set explicitly (dbt's profile): they
     # win over the parts of HQLAKE_CLICKHOUSE_URL.
     clickhouse_overrides: tuple[tuple[str, str], ...] = ()
+    # HQLAKE_CLICKHOUSE_CLUSTER: a cluster of the server's remote_servers (infra/schema.py)
+    clickhouse_cluster: str | None = None
 
     @property
     def embedded_storage(self) -> bool:
@@ -212,6 +216,17 @@ def check_env(env: dict[str, str]) -> None:
         _check_url("HQLAKE_CLICKHOUSE_URL", url, CLICKHOUSE_SCHEMES, example, bare=False)
     if url := (env.get("HQLAKE_S3_ENDPOINT") or "").strip():
         _check_url("HQLAKE_S3_ENDPOINT", url, ("http", "https"), "minio.internal:9000", bare=True)
+    if cluster := (env.get("HQLAKE_CLICKHOUSE_CLUSTER") or "").strip():
+        if not (env.get("HQLAKE_CLICKHOUSE_URL") or "").strip():
+            raise SettingsError(
+                "HQLAKE_CLICKHOUSE_CLUSTER is set but HQLAKE_CLICKHOUSE_URL is not: a cluster "
+                "needs a ClickHouse server; set the URL or unset the cluster"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", cluster):
+            raise SettingsError(
+                f"HQLAKE_CLICKHOUSE_CLUSTER={cluster!r} is not a cluster name of "
+                "remote_servers; set it like hqlake or unset it"
+            )
     secure = (env.get("HQLAKE_S3_SECURE") or "").strip().lower()
     if secure and secure not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
         raise SettingsError(f"HQLAKE_S3_SECURE={secure!r}: set it to true or false")
@@ -250,6 +265,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         lake_bucket=env.get("HQLAKE_LAKE_BUCKET") or "hqlake-lake",
         inbox_bucket=env.get("HQLAKE_INBOX_BUCKET") or "hqlake-inbox",
         clickhouse_url=env.get("HQLAKE_CLICKHOUSE_URL") or None,
+        clickhouse_cluster=(env.get("HQLAKE_CLICKHOUSE_CLUSTER") or "").strip() or None,
         org_registry=env.get("HQLAKE_ORG_REGISTRY") or None,
         read_limits=_read_limits(env),
         inbox=env.get("HQLAKE_INBOX") or None,

@@ -47,7 +47,6 @@ from ingest.policy import (
 )
 from ingest.prepare import prepare
 from ingest.readers import ReadLimits, UnreadableFile, detect_format, too_large
-from ingest.tables import ensure_tables
 from ingest.versions import BatchCommit, Versions, fingerprint
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,6 @@ class Ingestor:
         self.registry = registry
         self.contracts = contract_set
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        ensure_tables(ch, contract_set)
         self.tz = contract_set.timeliness.timezone
         self.lake = Lake(s3, lake_bucket)
         self.versions = Versions(ch)

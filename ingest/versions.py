@@ -100,8 +100,10 @@ class Versions:
         self._committed = {
             (org, ds): (int(version), batch_fingerprint)
             for org, ds, version, batch_fingerprint in self.ch.query(
-                "SELECT org_code, dataset, max(batch_version), argMax(fingerprint, batch_version)"
-                " FROM dq.batch FINAL WHERE business_date = {d:Date} GROUP BY org_code, dataset",
+                "SELECT org_code, dataset, batch_version, fingerprint FROM dq.batch FINAL"
+                " WHERE business_date = {d:Date} AND (org_code, dataset, business_date,"
+                " batch_version) IN (SELECT org_code, dataset, business_date, batch_version"
+                " FROM raw.current_batch WHERE business_date = {d:Date})",
                 parameters={"d": day},
             ).result_rows
         }

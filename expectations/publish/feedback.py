@@ -67,22 +67,6 @@ DIMENSIONS = {d: label.both for d, label in labels.DIMENSIONS.items()}
 SEVERITIES = {s: label.zh for s, label in labels.SEVERITIES.items()}
 CHANGES = {c: label.zh for c, label in labels.CHANGES.items()}
 
-LEDGER_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.feedback_sent (
-      org_code LowCardinality(String),
-      business_date Date,
-      kind LowCardinality(String),
-      content_hash String,
-      message_id String,
-      recipients Array(String),
-      sent_at DateTime64(3, 'Asia/Shanghai')
-    ) ENGINE = MergeTree
-    PARTITION BY toYYYYMM(business_date)
-    ORDER BY (business_date, org_code, sent_at)
-    COMMENT 'Feedback e-mails sent (kind feedback|reminder); one is sent again only when the
-      content hash of the organisation-day changes'
-"""
-
 
 @dataclass
 class Feedback:
@@ -440,11 +424,6 @@ def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
 
-def ensure_ledger(ch: Client) -> None:
-    ch.command("CREATE DATABASE IF NOT EXISTS dq")
-    ch.command(LEDGER_DDL)
-
-
 def report_link(
     day: dt.date, org_code: str, reports_dir: Path, base_url: str | None = None
 ) -> str | None:
@@ -485,7 +464,6 @@ def collect(
     exist yet would be wrong."""
     from expectations.scoring import read
 
-    ensure_ledger(ch)
     scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
     run_id = _current_run(ch, day)
     if not scores or run_id is None:
@@ -547,7 +525,6 @@ def _record_issues(
 
 def last_sent(ch: Client, day: dt.date) -> dict[str, str]:
     """Content hash of the last e-mail sent per organisation for `day`."""
-    ensure_ledger(ch)
     return dict(
         ch.query(
             "SELECT org_code, argMax(content_hash, sent_at) FROM dq.feedback_sent"

@@ -18,35 +18,6 @@ from expectations.rules.rulebase import Rule
 
 STATUSES = ("passed", "failed", "error", "not_applicable")
 
-RULE_RESULT_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.rule_result (
-      run_id String,
-      org_code LowCardinality(String),
-      dataset LowCardinality(String),
-      business_date Date,
-      batch_version UInt32,
-      rule_id LowCardinality(String),
-      rule_type LowCardinality(String),
-      dimension LowCardinality(String),
-      severity LowCardinality(String),
-      weight Float64,
-      threshold Float64,
-      checked UInt64,
-      failed UInt64,
-      failed_pct Float64,
-      status LowCardinality(String),
-      sample_keys Array(String),
-      sample_details Array(String),
-      query_or_expectation String,
-      notes String,
-      rules_fingerprint String,
-      computed_at DateTime64(3, 'Asia/Shanghai')
-    ) ENGINE = MergeTree
-    PARTITION BY toYYYYMM(business_date)
-    ORDER BY (business_date, org_code, dataset, rule_id, computed_at)
-    COMMENT 'Every rule result of every run; the latest run of a business date is current'
-"""
-
 
 def status_of(checked: int, failed: int, threshold: float) -> tuple[str, float]:
     """(status, failed %) for a rule that was evaluated."""
@@ -134,83 +105,6 @@ class RuleResult:
 
 
 COLUMNS = [f.name for f in fields(RuleResult)]
-
-
-# One row per validation run of a business date. The current results of a date are those of
-# its latest complete run: `dq.current_run`.
-RUN_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.run (
-      run_id String,
-      business_date Date,
-      status LowCardinality(String),
-      rules_fingerprint String,
-      rule_results UInt64,
-      rules_failed UInt64,
-      started_at DateTime64(3, 'Asia/Shanghai'),
-      finished_at DateTime64(3, 'Asia/Shanghai'),
-      notes String
-    ) ENGINE = MergeTree
-    ORDER BY (business_date, run_id)
-    COMMENT 'Validation runs; status complete marks a run whose results are all written'
-"""
-
-CURRENT_RUN_DDL = """
-    CREATE VIEW IF NOT EXISTS dq.current_run AS
-    SELECT business_date, argMax(run_id, f) AS run_id, max(f) AS finished_at
-    FROM (SELECT business_date, run_id, finished_at AS f FROM dq.run WHERE status = 'complete')
-    GROUP BY business_date
-"""
-
-# Every failing record of a row-level (field, record, cross-dataset) rule, by record key:
-# what the EHR staging models exclude (severity blocking) or flag (warning). Keys are the
-# dataset's key fields joined by '|' (never a personal identifier).
-RECORD_ISSUE_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.record_issue (
-      run_id String,
-      org_code LowCardinality(String),
-      dataset LowCardinality(String),
-      business_date Date,
-      batch_version UInt32,
-      record_key String,
-      detail String,
-      rule_id LowCardinality(String),
-      dimension LowCardinality(String),
-      severity LowCardinality(String)
-    ) ENGINE = MergeTree
-    PARTITION BY toYYYYMM(business_date)
-    ORDER BY (business_date, org_code, dataset, record_key, rule_id, run_id)
-    COMMENT 'Failing record keys per rule per run; join on dq.current_run for the current ones'
-"""
-
-
-# The exact rule set behind a fingerprint (rule_result.rules_fingerprint): every rule with its
-# effective weight, threshold, severity and parameters, so any result can be explained later.
-RULE_SET_DDL = """
-    CREATE TABLE IF NOT EXISTS dq.rule_set (
-      rules_fingerprint String,
-      rules_json String,
-      rule_count UInt32,
-      first_seen_run String
-    ) ENGINE = ReplacingMergeTree
-    ORDER BY rules_fingerprint
-    COMMENT 'Effective rule sets by fingerprint (JSON list of rules)'
-"""
-
-
-# Columns added after a table's first release, for warehouses created before them.
-ADDED_COLUMNS = (
-    "ALTER TABLE dq.rule_result ADD COLUMN IF NOT EXISTS sample_details Array(String)"
-    " AFTER sample_keys",
-    "ALTER TABLE dq.record_issue ADD COLUMN IF NOT EXISTS detail String AFTER record_key",
-)
-
-
-def ensure_results_table(ch: Client) -> None:
-    ch.command("CREATE DATABASE IF NOT EXISTS dq")
-    for ddl in (RULE_RESULT_DDL, RUN_DDL, CURRENT_RUN_DDL, RECORD_ISSUE_DDL, RULE_SET_DDL):
-        ch.command(ddl)
-    for ddl in ADDED_COLUMNS:
-        ch.command(ddl)
 
 
 def write_results(ch: Client, results: list[RuleResult]) -> None:

@@ -28,7 +28,7 @@ from expectations.scoring.arithmetic import round_score
 from expectations.scoring.config import PEER_GROUPS, ScoringConfig, load_scoring_config
 from expectations.scoring.inputs import scored_days
 from expectations.scoring.store import next_computed_at
-from expectations.scoring.tables import ACCEPTANCE_COLUMNS, ensure_score_tables
+from expectations.scoring.tables import ACCEPTANCE_COLUMNS
 
 
 def _month_dates(month: dt.date) -> list[dt.date]:
@@ -44,7 +44,6 @@ def acceptance(
     """Judge every organisation expected in `month` (any date of it), write dq.acceptance and
     return its rows (evidence as a dict) by peer group and org_code."""
     config = config or load_scoring_config()
-    ensure_score_tables(ch)
     dates = _month_dates(month)
     first = dates[0]
     days = scored_days(ch, registry, dates, config)

@@ -22,7 +22,6 @@ from expectations.scoring.tables import (
     ACCEPTANCE_COLUMNS,
     BATCH_COLUMNS,
     ORG_DAY_COLUMNS,
-    ensure_score_tables,
 )
 
 
@@ -50,7 +49,6 @@ _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)
 def read_scores(ch: Client, day: dt.date) -> list[dict[str, Any]]:
     """Organisation-day rows of the latest scoring of the current run of `day`, in display
     order (peer group, rank, org_code); empty when that run has not been scored."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT {_select(ORG_DAY_COLUMNS)} FROM dq.current_score_org_day"
@@ -65,7 +63,6 @@ def read_batch_scores(
     ch: Client, day: dt.date, org_code: str | None = None
 ) -> list[dict[str, Any]]:
     """Batch rows of the latest scoring of the current run of `day`, by organisation, dataset."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT {_select(BATCH_COLUMNS)} FROM dq.current_score_batch WHERE business_date ="
@@ -77,7 +74,6 @@ def read_batch_scores(
 def trend(ch: Client, org_code: str, day: dt.date, days: int = 30) -> list[dict[str, Any]]:
     """Composite, rank and dimension scores of `org_code` over the `days` dates ending with
     `day`, oldest first; current runs only (dates not scored are absent)."""
-    ensure_score_tables(ch)
     return _rows(
         ch,
         f"SELECT business_date, composite, rank, peer_size, {', '.join(DIMENSIONS)}"
@@ -91,7 +87,6 @@ def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
     """Failed rule results of `org_code` in the current run of `day`, blocking first, then by
     weight, dataset and rule, with what the rule checks and how to fix it (zh, en) and whether
     the failure is new or persisting against the organisation's previous date with results."""
-    ensure_score_tables(ch)
     run_id = current_runs(ch, [day]).get(day)
     if run_id is None:
         return []
@@ -122,7 +117,6 @@ def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
 def read_acceptance(ch: Client, month: dt.date) -> list[dict[str, Any]]:
     """The latest acceptance computation of `month` (evidence as a dict), as `acceptance`
     returns it."""
-    ensure_score_tables(ch)
     rows = _rows(
         ch,
         f"SELECT {_select(ACCEPTANCE_COLUMNS)} FROM dq.current_acceptance WHERE month = {{m:Date}}"

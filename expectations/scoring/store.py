@@ -25,7 +25,6 @@ from expectations.scoring.tables import (
     BATCH_COLUMNS,
     CHANGE_COLUMNS,
     ORG_DAY_COLUMNS,
-    ensure_score_tables,
 )
 
 
@@ -48,7 +47,6 @@ def score_date(
     dq.failure_change (then commit with dq.score_run) and return the organisation-day rows in
     display order (peer group, rank, org_code)."""
     config = config or load_scoring_config()
-    ensure_score_tables(ch)
     previous_day, previous_month = day - dt.timedelta(days=1), same_day_previous_month(day)
     days = scored_days(ch, registry, [day, previous_day, previous_month], config)
     if day not in days:

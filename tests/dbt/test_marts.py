@@ -186,10 +186,12 @@ def city(config, seaweed, tmp_path_factory):
     from minio.deleteobjects import DeleteObject
 
     from infra.runtime import warehouse
+    from infra.schema import migrate
 
     ch = warehouse(config)
     for database in ("raw", "dq", *MODEL_DATABASES):
         ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    migrate(ch)
     s3 = seaweed.client()
     for bucket in (config.lake_bucket, config.inbox_bucket):
         objects = [DeleteObject(o.object_name) for o in s3.list_objects(bucket, recursive=True)]

@@ -15,7 +15,6 @@ from expectations.engines.crossrules import cross_query, run_cross
 from expectations.engines.sqlrules import RuleSQLError
 from expectations.rules.rulebase import rulebase
 from infra.pipeline import ingestor
-from ingest.tables import ensure_tables
 from samplecity import generate
 from tests.expectations.engines.test_sqlrules import COUNTY, HOSPITAL, at, rid
 from tests.expectations.engines.test_sqlrules import load as load_batch
@@ -44,7 +43,6 @@ def days(n: int) -> dt.date:
 
 @pytest.fixture
 def ch(rt):
-    ensure_tables(rt.ch, contracts())
     return rt.ch
 
 

@@ -96,7 +96,7 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
 
 @pytest.mark.integration
 def test_results_round_trip_through_the_history_table(rt):
-    from expectations.rules.results import RuleResult, ensure_results_table, write_results
+    from expectations.rules.results import RuleResult, write_results
 
     rule = next(r for r in rulebase().rules if r.id == "patient.batch_on_time")
     where = {
@@ -110,7 +110,6 @@ def test_results_round_trip_through_the_history_table(rt):
         RuleResult.of(rule, checked=10, failed=2, sample_keys=["k1", "k2"], **where),
         RuleResult.error(rule, "query failed: timeout", **where),
     ]
-    ensure_results_table(rt.ch)
     write_results(rt.ch, results)
     rows = rt.ch.query(
         "SELECT status, checked, failed, failed_pct, sample_keys, notes, dimension"

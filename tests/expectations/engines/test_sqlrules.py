@@ -18,14 +18,12 @@ from contracts.loader import contracts
 from contracts.registry import load_registry
 from expectations.engines.sqlrules import (
     dataset_query,
-    ensure_reference_tables,
     resident_id_valid,
     run_dataset,
     sql_rules,
 )
 from expectations.rules.rulebase import rulebase
 from infra.pipeline import ingestor
-from ingest.tables import ensure_tables
 from samplecity import generate
 
 pytestmark = pytest.mark.integration
@@ -67,8 +65,6 @@ def load(ch, dataset, rows, org=HOSPITAL, day=D, version=1, register=True):
 
 @pytest.fixture
 def ch(rt):
-    ensure_tables(rt.ch, contracts())
-    ensure_reference_tables(rt.ch)
     return rt.ch
 
 
@@ -262,21 +258,6 @@ def death(did, **kw):
 
 
 # ----------------------------------------------------------------------------- hand-made
-
-
-def test_reference_tables_are_filled_once(ch):
-    counts = ensure_reference_tables(ch)
-    assert counts["icd10"] > 10_000 and counts["division"] > 3_000
-    assert ch.query("SELECT count() FROM ref.icd10 WHERE code IN ('I10', 'E11.9')").result_rows == [
-        (2,)
-    ]
-    assert ch.query("SELECT count() FROM ref.division WHERE code = '411502'").result_rows == [(1,)]
-    started = time.perf_counter()
-    assert ensure_reference_tables(ch) == counts  # unchanged packages: nothing rewritten
-    assert time.perf_counter() - started < 0.5
-    ch.command("TRUNCATE TABLE ref.division")  # a lost table is refilled
-    assert ensure_reference_tables(ch) == counts
-    assert ch.query("SELECT count() FROM ref.division").result_rows == [(counts["division"],)]
 
 
 def test_resident_id_check_agrees_with_stdnum(ch):
@@ -623,7 +604,6 @@ def test_ground_truth_recall(rt, tmp_path):
     generate(tmp_path, START, DAYS, scale=0.003, faults="default", seed=11)
     truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
     _ingest(rt, tmp_path, DAYS)
-    ensure_reference_tables(rt.ch)
     dimension = {r.id: r.dimension for r in RULES}
     found = defaultdict(set)
     timings = []
@@ -665,7 +645,6 @@ def test_clean_city_has_no_failures(rt, tmp_path):
     days = 3
     generate(tmp_path, START, days, hospitals=6, counties=2, scale=0.003, faults="none", seed=3)
     _ingest(rt, tmp_path, days)
-    ensure_reference_tables(rt.ch)
     checked = Counter()
     for i in range(days):
         rows, _ = _run_all(rt.ch, START + dt.timedelta(days=i), sample_keys=5)

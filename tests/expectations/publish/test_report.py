@@ -311,13 +311,12 @@ def test_pages_render_in_headless_chromium(tmp_path):
 @pytest.mark.integration
 def test_write_reports_from_scored_rule_results(rt, tmp_path):
     from contracts.registry import load_registry
-    from expectations.rules.results import RuleResult, ensure_results_table, write_results
+    from expectations.rules.results import RuleResult, write_results
     from expectations.rules.rulebase import rulebase
     from expectations.scoring.read import read_scores
     from expectations.scoring.store import score_date
 
     ch = rt.ch
-    ensure_results_table(ch)
     sample = load_registry()
     tertiary = sorted(o.org_code for o in sample.active(DAY) if o.peer_group == "tertiary")[:3]
     registry = Registry({c: sample.organisations[c] for c in tertiary}, "three hospitals")

@@ -20,7 +20,6 @@ from expectations.scoring.read import (
     trend,
 )
 from expectations.scoring.store import score_date
-from expectations.scoring.tables import ensure_score_tables
 from tests.conftest import record_run
 
 pytestmark = pytest.mark.integration
@@ -138,7 +137,6 @@ def _hand_made_day(ch):
 
 
 def test_batch_and_org_day_scores_by_hand(rt):
-    ensure_score_tables(rt.ch)
     _hand_made_day(rt.ch)
     [row] = score_date(rt.ch, registry(org("T1")), D)
     batches = {b["dataset"]: b for b in read_batch_scores(rt.ch, D)}
@@ -192,7 +190,6 @@ def test_batch_and_org_day_scores_by_hand(rt):
 
 
 def test_dimension_weights_come_from_the_config(rt, tmp_path):
-    ensure_score_tables(rt.ch)
     _hand_made_day(rt.ch)
     path = tmp_path / "scoring.yaml"
     path.write_text(
@@ -207,7 +204,6 @@ def test_dimension_weights_come_from_the_config(rt, tmp_path):
 
 
 def test_ties_and_rank_change_day_and_month(rt):
-    ensure_score_tables(rt.ch)
     orgs = registry(*(org(f"T{i}") for i in range(1, 6)), org("S1", "secondary"))
     # completeness-only batches: composite = 100 x passed / (passed + failed)
     today = {"T1": (9, 1), "T2": (19, 1), "T3": (17999, 2001), "T4": (4, 1), "T5": (44997, 5003)}
@@ -244,7 +240,6 @@ def test_ties_and_rank_change_day_and_month(rt):
 
 
 def test_failure_deltas_against_the_previous_date_with_results(rt):
-    ensure_score_tables(rt.ch)
     orgs = registry(org("T1"), org("T2"))
     p, gap = dt.date(2026, 3, 29), dt.date(2026, 3, 30)
     ds = "outpatient_visit"
@@ -292,7 +287,6 @@ def test_failure_deltas_against_the_previous_date_with_results(rt):
 
 
 def test_a_weight_override_changes_the_score(rt):
-    ensure_score_tables(rt.ch)
     base = rulebase()
     tuned = dataclasses.replace(
         base,
@@ -337,7 +331,6 @@ def test_a_weight_override_changes_the_score(rt):
 
 
 def test_rescoring_is_identical_and_readers_never_see_duplicates(rt):
-    ensure_score_tables(rt.ch)
     _hand_made_day(rt.ch)
     write_results(rt.ch, completeness_only("T2", D, 1, 1))
     orgs = registry(org("T1"), org("T2"))
@@ -378,7 +371,6 @@ def test_rescoring_is_identical_and_readers_never_see_duplicates(rt):
 
 
 def test_score_date_needs_a_complete_run(rt):
-    ensure_score_tables(rt.ch)
     write_results(rt.ch, completeness_only("T1", D, 1, 0))
     complete(rt.ch, D, status="running")
     with pytest.raises(LookupError, match="no complete validation run for 2026-03-31"):
@@ -389,7 +381,6 @@ def test_score_date_needs_a_complete_run(rt):
 
 
 def test_monthly_acceptance_with_evidence(rt):
-    ensure_score_tables(rt.ch)
     nov = [dt.date(2026, 11, d) for d in range(1, 11)]  # ten days with a current run
     low = nov[4]
     orgs = registry(

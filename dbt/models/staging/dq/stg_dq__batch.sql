@@ -5,13 +5,7 @@ batches as (
 ),
 
 current_batches as (
-    select
-        org_code,
-        dataset,
-        business_date,
-        max(batch_version) as batch_version
-    from batches
-    group by org_code, dataset, business_date
+    select * from {{ source('raw', 'current_batch') }}
 ),
 
 final as (
