@@ -72,6 +72,9 @@ def main() -> None:
     for path in (inbox, config.home):  # start from nothing
         if path.exists():
             shutil.rmtree(path)
+    from infra.home import private_dir
+
+    private_dir(config.home)  # owner-only before the inbox is generated inside it
 
     from samplecity import apply_corrections, generate
 
