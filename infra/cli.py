@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -179,24 +181,13 @@ def results(
         )
 
 
+# `hqlake scores --format json`: every score column but rules_error, a public choice
 SCORE_FIELDS = (
     "org_code",
     "org_name",
     "peer_group",
-    "completeness",
-    "timeliness",
-    "correctness",
-    "logic",
-    "composite",
-    "rank",
-    "peer_size",
-    "rank_change_day",
-    "rank_change_month",
-    "rules_failed",
-    "blocking_failed",
-    "new_failures",
-    "resolved_failures",
-    "persisting_failures",
+    *RANK_COLUMNS,
+    *(c for c in COUNT_COLUMNS if c != "rules_error"),
 )
 
 

@@ -54,6 +54,7 @@ from expectations.publish import svg
 from expectations.scoring import read
 from expectations.scoring.arithmetic import round_score
 from expectations.scoring.config import load_scoring_config
+from expectations.scoring.tables import COUNT_COLUMNS
 
 CHROMIUM = "/usr/bin/chromium"
 DEFAULT_BAR = 90.0  # render defaults; write_reports passes contracts/scoring.yaml's values
@@ -419,17 +420,7 @@ def render_org(
             peer_size=score.get("peer_size"),
             change_day=_rank_change(score.get("rank_change_day")),
             change_month=_rank_change(score.get("rank_change_month")),
-            counts={
-                k: int(score.get(k) or 0)
-                for k in (
-                    "rules_failed",
-                    "blocking_failed",
-                    "rules_error",
-                    "new_failures",
-                    "resolved_failures",
-                    "persisting_failures",
-                )
-            },
+            counts={k: int(score.get(k) or 0) for k in COUNT_COLUMNS},
             by_dimension=by_dimension,
             chart=svg.trend_chart(trend, day, TREND_DAYS, bar),
             failures=failed,

@@ -32,6 +32,24 @@ BATCH_COLUMNS = (
     "rules_error",
     "computed_at",
 )
+# An organisation-day's scores and rank, and its counts of rules and failures: the columns
+# pages, e-mails and `hqlake scores` show.
+RANK_COLUMNS = (
+    *DIMENSIONS,
+    "composite",
+    "rank",
+    "peer_size",
+    "rank_change_day",
+    "rank_change_month",
+)
+COUNT_COLUMNS = (
+    "rules_failed",
+    "blocking_failed",
+    "rules_error",
+    "new_failures",
+    "resolved_failures",
+    "persisting_failures",
+)
 ORG_DAY_COLUMNS = (
     "run_id",
     "org_code",
@@ -39,18 +57,8 @@ ORG_DAY_COLUMNS = (
     "peer_group",
     "county_code",
     "business_date",
-    *DIMENSIONS,
-    "composite",
-    "rank",
-    "peer_size",
-    "rank_change_day",
-    "rank_change_month",
-    "rules_failed",
-    "blocking_failed",
-    "rules_error",
-    "new_failures",
-    "resolved_failures",
-    "persisting_failures",
+    *RANK_COLUMNS,
+    *COUNT_COLUMNS,
     "computed_at",
 )
 CHANGE_COLUMNS = (
