@@ -62,13 +62,16 @@ def _render_model(days_sql: str) -> str:
         adapter=type("Adapter", (), {"dispatch": staticmethod(lambda name, _: macros[name])}),
         **{"return": lambda value: value},
     )
-    module = env.from_string((DBT / "macros" / "scores.sql").read_text()).make_module()
-    macros = {
-        name.removeprefix("clickhouse__"): getattr(module, name)
-        for name in dir(module)
-        if name.startswith("clickhouse__")
-    }
-    env.globals.update({name: getattr(module, name) for name in dir(module)})
+    macros = {}
+    for macro_file in ("scores.sql", "joins.sql"):  # the macros the model calls
+        module = env.from_string((DBT / "macros" / macro_file).read_text()).make_module()
+        names = [name for name in dir(module) if not name.startswith("_")]
+        macros |= {
+            n.removeprefix("clickhouse__"): getattr(module, n)
+            for n in names
+            if n.startswith("clickhouse__")
+        }
+        env.globals.update({name: getattr(module, name) for name in names})
     no_acceptance = (
         "(SELECT '' AS org_code, toDate('2026-01-01') AS period_month, 0 AS days_judged,"
         " 0 AS days_at_bar, 0.0 AS days_at_bar_pct, false AS is_accepted WHERE 0)"
