@@ -54,9 +54,10 @@ bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); ta
 test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest
 
-lint: install ## ruff on the Python code
+lint: install ## ruff, the import layers (import-linter) and sqlfluff
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
+	$(RUN)/lint-imports
 	$(RUN)/sqlfluff lint dbt/models
 
 format: install ## apply ruff's fixes and formatting

@@ -11,7 +11,7 @@ generator's memory never counts as the pipeline's.
 `scale`: ingest, validate and score the history days, build the marts once, then measure
 on business date D the daily run stage by stage, as the DAG runs it through
 `infra.pipeline` (plan, ingest, late, validate, score, build, report, feedback); then on
-the same batches with the same rules the SQL lower bound (`expectations.sqlrules.
+the same batches with the same rules the SQL lower bound (`expectations.engines.sqlrules.
 run_dataset`, one hand-written pass per dataset) and the GX-pandas way (`bench.gx_pandas`).
 Validation and the lower bound are repeated alternately and the fastest of each kept, so a
 busy neighbour on the machine hurts both alike.
@@ -61,7 +61,7 @@ def generate_inbox(
 ) -> dict:
     """The sample city's inbox for `days` days from `start`, reused when already generated
     with the same parameters (the generator is deterministic for a seed)."""
-    from ingest.samplecity import generate
+    from samplecity import generate
 
     params = {
         "start": start.isoformat(),
@@ -204,8 +204,8 @@ class DailyRun:
         """(name, method or None, note) in the order of the daily run."""
         needs = {
             "build": "infra.dbtrun",
-            "report": "expectations.report",
-            "feedback": "expectations.feedback",
+            "report": "expectations.publish.report",
+            "feedback": "expectations.publish.feedback",
         }
         out = []
         for name in ("plan", "ingest", "late", "validate", "score", "build", "report", "feedback"):
@@ -235,7 +235,7 @@ def _stage_line(scale: float, stage: Stage) -> str:
 
 def _sql_lower_bound(ch, day: dt.date, rules) -> tuple[int, dict]:
     from contracts.loader import contracts
-    from expectations.sqlrules import run_dataset, sql_rules
+    from expectations.engines.sqlrules import run_dataset, sql_rules
 
     rows: list[dict] = []
     per_dataset = {}
@@ -309,7 +309,7 @@ def run_scale(
 ) -> dict:
     """Measure one scale in this process (HQLAKE_HOME must be fresh); returns the record."""
     from bench import gx_pandas
-    from expectations.rulebase import rulebase
+    from expectations.rules.rulebase import rulebase
 
     rules = list(rulebase().rules)
     label = f"scale {scale:g}"

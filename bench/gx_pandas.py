@@ -35,17 +35,15 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset, FieldSpec
-from expectations.rulebase import Rule
-from expectations.sqlrules import PHONE_PATTERN, ident, sql_rules
-
-TZ = ZoneInfo("Asia/Shanghai")
+from contracts.timezone import TZ
+from expectations.engines.sqlrules import PHONE_PATTERN, ident, sql_rules
+from expectations.rules.rulebase import Rule
 
 
 @dataclass(frozen=True)

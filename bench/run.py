@@ -7,7 +7,7 @@ the history days and the measured business date, ingest, validate and score the 
 build the marts, then measure the daily run of the measured date stage by stage, and the
 same validation two other ways on the same batches with the same rules: (a) plain Great
 Expectations on pandas per batch (bench/gx_pandas.py), (b) the SQL lower bound, one
-hand-written pass per dataset (expectations.sqlrules.run_dataset). Then the incremental dbt
+hand-written pass per dataset (expectations.engines.sqlrules.run_dataset). Then the incremental dbt
 build of the 1 M-row day on top of 1 and 4 weeks of history.
 
 Writes bench/results/<date>-<scale>.json (with the machine, /proc/loadavg before and after

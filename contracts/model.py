@@ -13,6 +13,8 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.timezone import TZ_NAME
+
 Kind = Literal["hospital", "county"]
 PiiKind = Literal["identity", "name", "phone"]
 
@@ -23,7 +25,7 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "batch_version": "UInt32",
     "source_file": "String",
     "source_line": "UInt32",
-    "received_at": "DateTime('Asia/Shanghai')",
+    "received_at": f"DateTime('{TZ_NAME}')",
 }
 
 _DECIMAL = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
@@ -141,7 +143,7 @@ class FieldSpec(_Strict):
             "str": pa.string(),
             "int": pa.int64(),
             "date": pa.date32(),
-            "datetime": pa.timestamp("s", tz="Asia/Shanghai"),
+            "datetime": pa.timestamp("s", tz=TZ_NAME),
         }[self.type]
 
     @property
@@ -153,7 +155,7 @@ class FieldSpec(_Strict):
                 "str": "String",
                 "int": "Int64",
                 "date": "Date32",
-                "datetime": "DateTime('Asia/Shanghai')",
+                "datetime": f"DateTime('{TZ_NAME}')",
             }[self.type]
         return f"Nullable({inner})"
 

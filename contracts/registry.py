@@ -218,10 +218,9 @@ def parse_registry(text: str, source: str) -> Registry:
 
 
 def load_registry(path: Path | str | None = None) -> Registry:
-    """The registry at `path`, else `HQLAKE_ORG_REGISTRY`, else the bundled sample city."""
-    from infra.settings import settings
-
-    path = Path(path or settings().org_registry or SAMPLE_REGISTRY)
+    """The registry at `path` (the caller's configuration: HQLAKE_ORG_REGISTRY), else the
+    bundled sample city."""
+    path = Path(path or SAMPLE_REGISTRY)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -37,14 +37,14 @@ hqlake_daily --from-date 2026-11-09T09:00+08:00 --to-date 2026-11-11T09:00+08:00
 bounds are logical dates, D 09:00), or embedded `hqlake backfill --start 2026-11-09
 --end 2026-11-11`.
 
-This file only wires tasks: it imports Airflow and the standard library, nothing heavy
-(Great Expectations takes seconds to import); configuration comes from the environment.
+This file only wires tasks: at parse time it imports Airflow, the standard library and light
+modules (`contracts.timezone`; `infra.schedule`, the 09:00 run; `infra.settings`, the task
+policy from the environment), nothing heavy (Great Expectations takes seconds to import).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pendulum
 from airflow.sdk import (
@@ -56,17 +56,20 @@ from airflow.sdk import (
     task,
 )
 
-TIMEZONE = "Asia/Shanghai"
-WAREHOUSE_POOL = os.environ.get("HQLAKE_WAREHOUSE_POOL", "hqlake_warehouse")
+from contracts.timezone import TZ_NAME
+from infra.schedule import CRON
+from infra.settings import task_policy
+
+POLICY = task_policy()
 
 DEFAULT_ARGS = {
     "owner": "hqlake",
-    "retries": int(os.environ.get("HQLAKE_TASK_RETRIES", "3")),
-    "retry_delay": dt.timedelta(seconds=float(os.environ.get("HQLAKE_TASK_RETRY_DELAY", "120"))),
+    "retries": POLICY.retries,
+    "retry_delay": dt.timedelta(seconds=POLICY.retry_delay),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=30),
     "execution_timeout": dt.timedelta(hours=3),
-    "pool": WAREHOUSE_POOL,
+    "pool": POLICY.pool,
 }
 
 
@@ -76,8 +79,8 @@ def _day(value: str) -> dt.date:
 
 @dag(
     dag_id="hqlake_daily",
-    schedule=CronDataIntervalTimetable("0 9 * * *", timezone=TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    schedule=CronDataIntervalTimetable(CRON, timezone=TZ_NAME),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TZ_NAME),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

@@ -27,7 +27,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
@@ -35,25 +34,22 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.registry import Registry
-from expectations.gxrun import GxValidator
-from expectations.monitoring import monitor_date
-from expectations.results import (
-    RuleResult,
-    ensure_results_table,
-    record_rule_sets,
-    write_results,
-)
-from expectations.rulebase import Rule, RuleBase, fingerprint, rulebase
-from expectations.sqlrules import (
+from contracts.timezone import TZ
+from expectations.engines.gxrun import GxValidator
+from expectations.engines.monitoring import monitor_date
+from expectations.engines.sqlrules import (
     SAMPLE_KEYS,
-    ensure_reference_tables,
     sql_rules,
     violations_query,
 )
-from ingest.tables import ensure_tables
+from expectations.rules.results import (
+    RuleResult,
+    record_rule_sets,
+    write_results,
+)
+from expectations.rules.rulebase import Rule, RuleBase, fingerprint, rulebase
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass
@@ -240,12 +236,11 @@ def _cross_rules(
     ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str
 ) -> tuple[list[RuleResult], list[pa.Table]]:
     try:
-        from expectations.crossrules import run_cross
+        from expectations.engines.crossrules import run_cross
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []
-    cross = [r for r in rb.rules if r.level == "cross_dataset"]
-    for row in run_cross(ch, day, cross):
+    for row in run_cross(ch, day, rb.rules_for("cross_sql")):
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(
@@ -294,9 +289,6 @@ def validate_date(
     rb = rb or rulebase()
     started = dt.datetime.now(TZ)
     clock = time.perf_counter()
-    ensure_tables(ch, contracts())
-    ensure_results_table(ch)
-    ensure_reference_tables(ch)
     run_id = new_run_id(day)
     judge = _Judge(rb, registry, day)
     summary = RunSummary(run_id, day, fingerprint(rb.rules))
@@ -313,9 +305,10 @@ def validate_date(
     lap("gx_setup")
     issues: list[pa.Table] = []
     current = _current_batches(ch, day)
+    row_rules = rb.rules_for("row_sql")
     for dataset in sorted(contracts().datasets):
         batches = current.get(dataset, [])
-        rules = sql_rules(dataset, rb.rules)
+        rules = sql_rules(dataset, row_rules)
         if not batches or not rules:
             continue
         summary.batches += len(batches)

@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from infra.home import private_dir
-from infra.settings import Settings, settings
+from infra.schedule import logical_date
+from infra.settings import Settings, environment, settings, smtp_config, task_policy
 
 if TYPE_CHECKING:
     from infra.runtime import Runtime
@@ -33,27 +32,16 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "hqlake_daily"
 DAGS_FOLDER = Path(__file__).resolve().parent.parent / "dags"
-TZ = ZoneInfo("Asia/Shanghai")
-RUN_HOUR = 9  # the DAG's schedule: 09:00 Asia/Shanghai of D+1 runs business date D
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def airflow_environment(config: Settings) -> dict[str, str]:
-    """What Airflow reads from the environment for an embedded run under HQLAKE_HOME."""
+    """What Airflow (and the DAG file it parses) reads from the environment for an embedded
+    run under HQLAKE_HOME. This sets variables for the library it drives; hqlake's own
+    configuration is read in infra.settings only."""
     home = config.airflow_home
+    # In one process a failed task is most likely our bug or a dead embedded service:
+    # one quick retry, not the production backoff of minutes.
+    policy = task_policy(retries=1, retry_delay=1.0)
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -61,13 +49,9 @@ def airflow_environment(config: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
-            "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
-        ),
-        # In one process a failed task is most likely our bug or a dead embedded service:
-        # one quick retry, not the production backoff of minutes.
-        "HQLAKE_TASK_RETRIES": os.environ.get("HQLAKE_TASK_RETRIES", "1"),
-        "HQLAKE_TASK_RETRY_DELAY": os.environ.get("HQLAKE_TASK_RETRY_DELAY", "1"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": config.airflow_logging_level,
+        "HQLAKE_TASK_RETRIES": str(policy.retries),
+        "HQLAKE_TASK_RETRY_DELAY": f"{policy.retry_delay:g}",
     }
 
 
@@ -78,7 +62,7 @@ def _prepare_airflow(config: Settings) -> None:
 
     if (
         conf.get("database", "sql_alchemy_conn")
-        != os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        != airflow_environment(config)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     ):
         raise RuntimeError(
             "Airflow was imported in this process before its environment was set"
@@ -92,7 +76,7 @@ def _prepare_airflow(config: Settings) -> None:
 
     db.initdb()
     Pool.create_or_update_pool(
-        os.environ.get("HQLAKE_WAREHOUSE_POOL", "hqlake_warehouse"),
+        task_policy().pool,
         slots=1,
         description="chDB opens its data path in one process: one warehouse task at a time",
         include_deferred=False,
@@ -106,12 +90,6 @@ def load_dag():
     if bag.import_errors:
         raise RuntimeError(f"DAG files failed to import: {bag.import_errors}")
     return bag.get_dag(DAG_ID)
-
-
-def logical_date(day: dt.date) -> dt.datetime:
-    """The logical date of a manual run of business date `day`: D+1 09:00, so that its
-    inferred data interval is [D 09:00, D+1 09:00), the interval of the scheduled run."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(RUN_HOUR), TZ)
 
 
 def _summary(dag_run, seconds: float) -> dict[str, Any]:
@@ -155,9 +133,9 @@ def embedded_services(config: Settings, rt: Runtime | None = None) -> Iterator[N
     from infra import mail, pipeline
 
     with contextlib.ExitStack() as stack:
-        if not mail.smtp_config().host:
+        if not smtp_config().host:
             sink = stack.enter_context(mail.SmtpSink(config.outbox))
-            stack.enter_context(_environment(sink.environment()))
+            stack.enter_context(environment(sink.environment()))
         stack.enter_context(pipeline.session(rt))
         yield
 
@@ -173,7 +151,7 @@ def run(
     config = settings()
     hold_home(config)  # before Airflow migrates its SQLite database under the home
     summaries = []
-    with _environment(airflow_environment(config)):
+    with environment(airflow_environment(config)):
         started = time.perf_counter()
         _prepare_airflow(config)
         dag = load_dag()

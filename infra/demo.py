@@ -53,11 +53,12 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
     inbox = args.inbox.resolve()
-    # The organisations are the generated city's; set before anything reads the settings.
+    # The organisations are the generated city's: written before anything reads the settings
+    # (the stages of the DAG run in this process and read them from there).
     os.environ["HQLAKE_ORG_REGISTRY"] = str(inbox / "_registry.csv")
     os.environ.setdefault("HQLAKE_INBOX", str(inbox))
 
-    from infra.settings import settings
+    from infra.settings import settings, smtp_config
 
     config = settings()
     if not (config.embedded_storage and config.embedded_warehouse):
@@ -65,7 +66,7 @@ def main() -> None:
             "the demo runs on the embedded runtime only: unset HQLAKE_S3_ENDPOINT "
             "and HQLAKE_CLICKHOUSE_URL"
         )
-    if os.environ.get("HQLAKE_SMTP_HOST"):
+    if smtp_config().host:
         raise SystemExit("the demo sends to its local SMTP sink only: unset HQLAKE_SMTP_HOST")
     started = time.monotonic()
     for path in (inbox, config.home):  # start from nothing
@@ -75,7 +76,7 @@ def main() -> None:
 
     private_dir(config.home)  # owner-only before the inbox is generated inside it
 
-    from ingest.samplecity import apply_corrections, generate
+    from samplecity import apply_corrections, generate
 
     summary = generate(
         inbox, args.start, args.days, scale=args.scale, faults="default", seed=args.seed
@@ -86,14 +87,12 @@ def main() -> None:
         f"({generated:.1f}s): {summary.get('rows_total', summary)} rows"
     )
 
-    from contracts.registry import load_registry
-    from expectations.rulebase import rulebase
-    from expectations.scoring import acceptance, read_scores
-    from infra import airflow_run
+    from expectations.rules.rulebase import rulebase
+    from expectations.scoring.read import read_scores
+    from infra import airflow_run, pipeline
     from infra.cli import league_table
     from infra.runtime import warehouse
 
-    registry = load_registry()
     dates = [args.start + dt.timedelta(days=i) for i in range(args.days)]
     print(f"\nrunning the daily DAG through Airflow for {dates[0]} .. {dates[-1]}:")
     t0 = time.monotonic()
@@ -117,7 +116,7 @@ def main() -> None:
     ch = warehouse()
     outbox = sorted(config.outbox.glob("*.eml"))
     worst = max(dates, key=lambda d: (sum(r["rules_failed"] for r in read_scores(ch, d)), d))
-    month = acceptance(ch, registry, dates[-1].replace(day=1))
+    month = pipeline.acceptance(dates[-1].replace(day=1))
     counts = []
     for table in MARTS:
         try:
@@ -134,7 +133,7 @@ def main() -> None:
     print(league_table(read_scores(ch, worst)))
     passed = sum(1 for a in month if a["passed"])
     print(f"\nacceptance {dates[-1]:%Y-%m} so far: {passed} of {len(month)} organisations pass")
-    reports = config.home / "reports"
+    reports = config.reports_dir
     print(f"\nreports: city pages {reports}/<date>/index.html, e.g.")
     print(f"  {reports / worst.isoformat() / 'index.html'}")
     print(f"  organisation pages {reports / worst.isoformat() / 'org'}/<org_code>.html")

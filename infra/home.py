@@ -45,7 +45,13 @@ def private_dir(path: Path) -> Path:
             folder.mkdir(_PRIVATE_DIR)
     info = path.stat()
     if info.st_mode & 0o077 and info.st_uid == os.getuid():
-        log.warning("%s was open to other users (%s): narrowed to 0700", path, oct(info.st_mode))
+        # Inside a folder that is already ours alone (a tool such as Airflow made a sub-folder
+        # with its own mode), nobody else could enter: narrow it without alarming anyone.
+        parent = path.parent.stat()
+        exposed = parent.st_mode & 0o077 or parent.st_uid != os.getuid()
+        (log.warning if exposed else log.debug)(
+            "%s was open to other users (%s): narrowed to 0700", path, oct(info.st_mode)
+        )
         path.chmod(_PRIVATE_DIR)
     return path
 

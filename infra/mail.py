@@ -1,7 +1,8 @@
 """Sending mail over SMTP, and the local SMTP sink that stands in for a relay when embedded.
 
 Production: `send()` talks to the relay named by the environment (`HQLAKE_SMTP_HOST`, `_PORT`,
-`_USER`, `_PASSWORD`, `_STARTTLS`, `_FROM`); nothing secret is in code or DAG files.
+`_USER`, `_PASSWORD`, `_STARTTLS`, `_FROM`, read by `infra.settings.smtp_config`); nothing
+secret is in code or DAG files.
 
 Embedded: `SmtpSink` is a real SMTP server (aiosmtpd) on 127.0.0.1 that writes every message it
 accepts to `HQLAKE_HOME/outbox/<timestamp>-<n>.eml`, envelope first (`X-Envelope-From`,
@@ -14,51 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-import os
 import smtplib
 import socket
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
 from infra.home import private_dir
+from infra.settings import SmtpConfig, smtp_config
+
+__all__ = ["SmtpConfig", "SmtpSink", "send", "smtp_config"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SENDER = "hqlake <hqlake@localhost>"
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str | None
-    port: int
-    user: str | None
-    password: str | None
-    starttls: bool
-    sender: str
-
-    @property
-    def sender_domain(self) -> str:
-        return parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
-
-
-def smtp_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
-    """SMTP settings from the environment, read at call time (the embedded run sets them)."""
-    env = os.environ if env is None else env
-    starttls = (env.get("HQLAKE_SMTP_STARTTLS") or "").strip().lower() in {"1", "true", "yes"}
-    return SmtpConfig(
-        host=env.get("HQLAKE_SMTP_HOST") or None,
-        port=int(env.get("HQLAKE_SMTP_PORT") or (587 if starttls else 25)),
-        user=env.get("HQLAKE_SMTP_USER") or None,
-        password=env.get("HQLAKE_SMTP_PASSWORD") or None,
-        starttls=starttls,
-        sender=env.get("HQLAKE_SMTP_FROM") or DEFAULT_SENDER,
-    )
 
 
 def send(messages: Iterable[EmailMessage], config: SmtpConfig | None = None) -> list[str]:

@@ -15,16 +15,20 @@ and never raise. What raises is infrastructure trouble (storage, warehouse, SMTP
 a stage run out of order, so that the scheduler retries or the operator sees it.
 
 Late files. A file that arrives after the run of its business date is picked up by the next
-daily run: every run re-ingests the `HQLAKE_LATE_DAYS` (default 7, longer than the Spring
-Festival or National Day break that delays county deadlines) business dates before its own.
+daily run: every run re-ingests the `HQLAKE_LATE_DAYS` (`Settings.late_days`, default 7,
+longer than the Spring Festival or National Day break that delays county deadlines)
+business dates before its own.
 Ingestion is fingerprint-idempotent, so a date with nothing new costs one inbox listing; a
 date with a new batch version is validated, scored, reported and fed back again in the same
 run (and the e-mail goes out again only if the organisation's results changed).
 
 The embedded runtime (SeaweedFS + chDB) is opened once per process with `session()` and
 shared by the stages run in it (`hqlake run` runs the whole DAG in one process); without an
-open session a stage opens its own. Heavy modules (Great Expectations, dbt, polars) are
-imported inside the stages, never when this module is imported (DAG files import it).
+open session a stage opens its own. The session's warehouse client is the one handle every
+stage passes to the libraries (`_warehouse()`; a warehouse-only stage does not start
+SeaweedFS for it). The `hqlake` commands call these same functions. Heavy modules (Great
+Expectations, dbt, polars) are imported inside the stages, never when this module is
+imported (DAG files import it).
 """
 
 from __future__ import annotations
@@ -32,21 +36,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+
+from infra.schedule import interval_date
+from infra.settings import settings
 
 if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
     from contracts.registry import Registry
     from infra.runtime import Runtime
-    from ingest.pipeline import FileResult
+    from ingest.outcomes import FileResult
+    from ingest.pipeline import Ingestor
+    from ingest.readers import ReadLimits
 
 log = logging.getLogger(__name__)
-TZ = ZoneInfo("Asia/Shanghai")
-DEFAULT_LATE_DAYS = 7
 
 _ACTIVE: Runtime | None = None
 
@@ -72,37 +80,41 @@ def session(rt: Runtime | None = None) -> Iterator[Runtime]:
             _ACTIVE = None
 
 
+def _warehouse() -> Client:
+    """The open session's warehouse client, else the settings' one (the same chDB client;
+    a server connection when production)."""
+    if _ACTIVE is not None:
+        return _ACTIVE.ch
+    from infra.runtime import warehouse
+
+    return warehouse(settings())
+
+
 def inbox_url(inbox: str | None = None) -> str:
     """The inbox given, else `HQLAKE_INBOX`, else the inbox bucket `s3://<HQLAKE_INBOX_BUCKET>`."""
-    from infra.settings import settings
-
-    return inbox or os.environ.get("HQLAKE_INBOX") or f"s3://{settings().inbox_bucket}"
-
-
-def late_days() -> int:
-    from infra.settings import env_int
-
-    return env_int("HQLAKE_LATE_DAYS", DEFAULT_LATE_DAYS)
+    config = settings()
+    return inbox or config.inbox or f"s3://{config.inbox_bucket}"
 
 
 def business_date(
     value: str | dt.date | None, interval_start: dt.datetime | None = None
 ) -> dt.date:
     """The business date of a run: the one asked for, else the start of the run's data
-    interval in Asia/Shanghai (the 09:00 run of D+1 covers [D 09:00, D+1 09:00): date D)."""
+    interval in the standard's time zone (infra.schedule: the run of D+1 covers date D)."""
     if isinstance(value, dt.date):
         return value
     if value:
         return dt.date.fromisoformat(value)
     if interval_start is None:
         raise ValueError("no business date: give a date or a data interval start")
-    return interval_start.astimezone(TZ).date()
+    return interval_date(interval_start)
 
 
-def _registry() -> Registry:
+def org_registry() -> Registry:
+    """The organisation registry of the settings (HQLAKE_ORG_REGISTRY, else the sample city's)."""
     from contracts.registry import load_registry
 
-    return load_registry()
+    return load_registry(settings().org_registry)
 
 
 def _seconds(started: float) -> float:
@@ -112,11 +124,42 @@ def _seconds(started: float) -> float:
 # ---- ingestion --------------------------------------------------------------------------
 
 
-def _ingest(rt: Runtime, inbox: str, day: dt.date, org_code: str | None) -> list[FileResult]:
+def ingestor(
+    rt: Runtime, registry: Registry | None = None, limits: ReadLimits | None = None
+) -> Ingestor:
+    """The Ingestor on the runtime's clients, lake bucket and read limits (or `limits`) with
+    the registry (or `registry`) and the contracts: the stages, the CLI and the tests build
+    it here."""
+    from contracts.loader import contracts
     from ingest.pipeline import Ingestor
 
+    return Ingestor(
+        rt.s3,
+        rt.ch,
+        lake_bucket=rt.settings.lake_bucket,
+        limits=limits or rt.settings.read_limits,
+        registry=registry or org_registry(),
+        contract_set=contracts(),
+    )
+
+
+def _ingest(
+    rt: Runtime, inbox: str, day: dt.date, org_code: str | None, registry: Registry | None = None
+) -> list[FileResult]:
     codes = None if org_code is None else [org_code]
-    return Ingestor(rt, _registry()).ingest(inbox, day, codes)
+    return ingestor(rt, registry).ingest(inbox, day, codes)
+
+
+def ingest(
+    day: dt.date,
+    inbox: str | None = None,
+    org_code: str | None = None,
+    registry: Registry | None = None,
+) -> list[FileResult]:
+    """Every file's outcome of ingesting `day` (one organisation or all): `ingest_stage`'s
+    work, which `hqlake ingest` prints file by file."""
+    with session() as rt:
+        return _ingest(rt, inbox_url(inbox), day, org_code, registry)
 
 
 def _ingest_summary(results: list[FileResult]) -> dict[str, Any]:
@@ -143,14 +186,11 @@ def _has_unseen_files(rt: Runtime, inbox: str, day: dt.date) -> bool:
     """Whether the inbox holds a file of `day` that ingestion has not recorded with the same
     path, size and receive time: only then is the date read and fingerprinted again, so a
     late-arrivals pass over quiet dates costs one listing each."""
-    from contracts.loader import contracts
     from ingest.inbox import list_inbox
-    from ingest.tables import ensure_tables
 
     files = list_inbox(inbox, day, rt.s3)
     if not files:
         return False
-    ensure_tables(rt.ch, contracts())
     seen = set(
         rt.ch.query(
             "SELECT file, size, toUnixTimestamp(received_at) FROM dq.ingest_file FINAL"
@@ -183,7 +223,7 @@ def feedback_targets(day: dt.date, uploaded: list[str]) -> list[dict[str, Any]]:
     listing showed its files (see feedback_stage)."""
     return [
         {"org_code": o.org_code, "expect_upload": o.org_code in uploaded}
-        for o in sorted(_registry().active(day), key=lambda o: o.org_code)
+        for o in sorted(org_registry().active(day), key=lambda o: o.org_code)
     ]
 
 
@@ -192,8 +232,7 @@ def ingest_stage(
 ) -> dict[str, Any]:
     """Ingest the batches of `day` of one organisation (`org_code`) or of all."""
     started = time.perf_counter()
-    with session() as rt:
-        results = _ingest(rt, inbox_url(inbox), day, org_code)
+    results = ingest(day, inbox, org_code)
     return {
         "business_date": day.isoformat(),
         "org_code": org_code,
@@ -205,7 +244,7 @@ def ingest_stage(
 def late_stage(day: dt.date, inbox: str | None = None, days: int | None = None) -> dict[str, Any]:
     """Re-ingest the `days` business dates before `day`; returns those that changed."""
     started = time.perf_counter()
-    days = late_days() if days is None else days
+    days = settings().late_days if days is None else days
     changed, per_date = [], {}
     with session() as rt:
         for back in range(days, 0, -1):
@@ -232,14 +271,12 @@ def late_stage(day: dt.date, inbox: str | None = None, days: int | None = None) 
 def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
     """Validate `day` (one run over every current batch of the date); Data Docs optional."""
     from expectations.validate import validate_date
-    from infra.runtime import warehouse
-    from infra.settings import settings
 
     started = time.perf_counter()
     home = settings().home
     summary = validate_date(
-        warehouse(),
-        _registry(),
+        _warehouse(),
+        org_registry(),
         day,
         gx_dir=home / "gx" / day.isoformat() if datadocs else None,
         datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
@@ -247,13 +284,19 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
     return summary.public() | {"seconds_total": _seconds(started)}
 
 
+def score(day: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
+    """The scored and ranked rows of `day` (contracts/scoring.yaml, or `config_path`):
+    `score_stage`'s work, which `hqlake score` prints as a league table."""
+    from expectations.scoring.config import load_scoring_config
+    from expectations.scoring.store import score_date
+
+    return score_date(_warehouse(), org_registry(), day, load_scoring_config(config_path))
+
+
 def score_stage(day: dt.date) -> dict[str, Any]:
     """Score and rank the current validation run of `day`."""
-    from expectations.scoring import score_date
-    from infra.runtime import warehouse
-
     started = time.perf_counter()
-    rows = score_date(warehouse(), _registry(), day)
+    rows = score(day)
     composites = [r["composite"] for r in rows if r["composite"] is not None]
     return {
         "business_date": day.isoformat(),
@@ -284,13 +327,18 @@ def build_stage(dates: list[dt.date] | None = None) -> dict[str, Any]:
     }
 
 
+def report(day: dt.date, out_dir: Path | None = None) -> dict[str, Any]:
+    """The pages of `day` under `out_dir` (default HQLAKE_HOME/reports): `report_stage`'s
+    work, whose paths `hqlake report` prints."""
+    from expectations.publish.report import write_reports
+
+    return write_reports(_warehouse(), org_registry(), day, out_dir or settings().reports_dir)
+
+
 def report_stage(day: dt.date) -> dict[str, Any]:
     """The city page and one page per organisation of `day`."""
-    from expectations.report import write_reports
-    from infra.runtime import warehouse
-
     started = time.perf_counter()
-    written = write_reports(warehouse(), _registry(), day)
+    written = report(day)
     return {
         "business_date": day.isoformat(),
         "city": str(written["city"]),
@@ -308,13 +356,12 @@ def feedback_stage(
     (the outbox under HQLAKE_HOME). `expect_upload`: the inbox listing of the run showed files
     of `org_code`; when none of them was ingested (its ingest task failed) this raises rather
     than send a reminder that nothing was received."""
-    from expectations.feedback import send_feedback
+    from expectations.publish.feedback import send_feedback
     from infra import mail
-    from infra.runtime import warehouse
-    from infra.settings import settings
 
     started = time.perf_counter()
-    ch = warehouse()
+    ch = _warehouse()
+    config = settings()
     codes = None if org_code is None else [org_code]
     if (
         expect_upload
@@ -328,17 +375,19 @@ def feedback_stage(
             f"{org_code} sent files for {day} but none was ingested: re-run its ingest task"
         )
     with contextlib.ExitStack() as stack:
-        config = mail.smtp_config()
-        if not config.host:
-            sink = stack.enter_context(mail.SmtpSink(settings().outbox))
-            config = sink.config()
+        smtp = mail.smtp_config()
+        if not smtp.host:
+            sink = stack.enter_context(mail.SmtpSink(config.outbox))
+            smtp = sink.config()
         outcomes = send_feedback(
             ch,
-            _registry(),
+            org_registry(),
             day,
             codes,
-            transport=lambda messages: mail.send(messages, config),
-            sender=config.sender,
+            transport=lambda messages: mail.send(messages, smtp),
+            sender=smtp.sender,
+            reports_dir=config.reports_dir,
+            report_base_url=config.report_base_url,
         )
     return {
         "business_date": day.isoformat(),
@@ -347,3 +396,12 @@ def feedback_stage(
         "sent": sum(o["status"] == "sent" for o in outcomes),
         "seconds": _seconds(started),
     }
+
+
+def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
+    """Monthly acceptance of every organisation for the month of `month`, with the evidence
+    (`hqlake acceptance`; not a task of the daily DAG)."""
+    from expectations.scoring.acceptance import acceptance as judge
+    from expectations.scoring.config import load_scoring_config
+
+    return judge(_warehouse(), org_registry(), month, load_scoring_config(config_path))

@@ -182,13 +182,14 @@ def script(statements: Iterable[str], source: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     from contracts.registry import load_registry
     from infra.runtime import warehouse
+    from infra.settings import settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--apply", action="store_true")
     args = parser.parse_args(argv)
-    registry = load_registry(args.registry)
+    registry = load_registry(args.registry or settings().org_registry)
     ch = warehouse()
     statements = roles_sql(registry, warehouse_tables(ch))
     text = script(statements, registry.source)

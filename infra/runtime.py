@@ -3,6 +3,9 @@
 with runtime() as rt:
     rt.s3   # minio.Minio: SeaweedFS started here, or MinIO from HQLAKE_S3_ENDPOINT
     rt.ch   # clickhouse_connect client: chDB under HQLAKE_HOME, or HQLAKE_CLICKHOUSE_URL
+
+The first session of a process on a warehouse migrates it (infra.schema.migrate): libraries
+receive a client whose tables exist.
 """
 
 from __future__ import annotations
@@ -94,6 +97,19 @@ class Runtime:
     ch: Client
 
 
+# warehouses (chDB path or server URL) this process has migrated
+_MIGRATED: set[str] = set()
+
+
+def _migrated(ch: Client, target: str, config: Settings) -> Client:
+    if target not in _MIGRATED:
+        from infra import schema
+
+        schema.migrate(ch, cluster=config.clickhouse_cluster)
+        _MIGRATED.add(target)
+    return ch
+
+
 @cache
 def _chdb_client(path: str) -> Client:
     # chDB opens a data path in one process only, so the process keeps a single client.
@@ -101,11 +117,13 @@ def _chdb_client(path: str) -> Client:
 
 
 def warehouse(config: Settings | None = None) -> Client:
-    """A clickhouse-connect client for chDB (embedded) or a ClickHouse server (production)."""
+    """A clickhouse-connect client for chDB (embedded) or a ClickHouse server (production),
+    on a migrated warehouse."""
     config = config or settings()
     hold_home(config)
     if config.embedded_warehouse:
-        return _chdb_client(str(private_dir(config.chdb_path)))
+        path = str(private_dir(config.chdb_path))
+        return _migrated(_chdb_client(path), path, config)
     url = urlparse(config.clickhouse_url)
     secure = url.scheme in SECURE_SCHEMES
     server = f"{'https' if secure else 'http'}://{url.hostname}" + (
@@ -113,7 +131,7 @@ def warehouse(config: Settings | None = None) -> Client:
     )
     try:
         # clickhouse-connect reads TLS from the port (443/8443) only, not from the scheme
-        return clickhouse_connect.get_client(dsn=config.clickhouse_url, secure=secure)
+        ch = clickhouse_connect.get_client(dsn=config.clickhouse_url, secure=secure)
     except OperationalError as exc:
         raise ServiceError(
             f"cannot reach ClickHouse at {server} ({connection_reason(exc)}); "
@@ -125,6 +143,7 @@ def warehouse(config: Settings | None = None) -> Client:
             f"ClickHouse at {server} refused the connection ({first}); "
             "check the host, port, user and password in HQLAKE_CLICKHOUSE_URL"
         ) from exc
+    return _migrated(ch, config.clickhouse_url, config)
 
 
 def object_store(config: Settings, endpoint: str | None = None) -> Minio:

@@ -1,13 +1,24 @@
 """One place that decides embedded vs production, from the environment.
 
 Embedded (the default): SeaweedFS started by hqlake on loopback, chDB under HQLAKE_HOME.
-Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse server).
+Production: set HQLAKE_S3_ENDPOINT (MinIO) and HQLAKE_CLICKHOUSE_URL (ClickHouse server),
+and HQLAKE_CLICKHOUSE_CLUSTER for a cluster (the warehouse schema then takes its cluster form).
+
+This is the only module that reads hqlake's configuration from the environment; the rest of
+`infra` receives a `Settings` (or `SmtpConfig`, `TaskPolicy`) and passes what a library needs
+as arguments. Three readers exist because their values are read at different times:
+`settings()` once per process, `smtp_config()` when mail is sent (the embedded run points
+it at its local sink), `task_policy()` when a DAG file is parsed (light: no ingest import).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +46,17 @@ class Settings:
     clickhouse_url: str | None
     org_registry: str | None
     read_limits: ReadLimits
+    inbox: str | None = None  # HQLAKE_INBOX: a directory or s3://bucket/prefix
+    late_days: int = 7  # HQLAKE_LATE_DAYS: business dates re-ingested before a run's own
+    report_base_url: str | None = None  # HQLAKE_REPORT_BASE_URL: where reports/ is published
+    pii_salt: str = ""  # HQLAKE_PII_SALT
+    dbt_log_level: str = "warn"  # HQLAKE_DBT_LOG_LEVEL: dbt's console
+    airflow_logging_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL of `hqlake run`
+    # HQLAKE_CLICKHOUSE_HOST/PORT/USER/PASSWORD/SECURE set explicitly (dbt's profile): they
+    # win over the parts of HQLAKE_CLICKHOUSE_URL.
+    clickhouse_overrides: tuple[tuple[str, str], ...] = ()
+    # HQLAKE_CLICKHOUSE_CLUSTER: a cluster of the server's remote_servers (infra/schema.py)
+    clickhouse_cluster: str | None = None
 
     @property
     def embedded_storage(self) -> bool:
@@ -59,6 +81,66 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str | None
+    port: int
+    user: str | None
+    password: str | None
+    starttls: bool
+    sender: str
+
+    @property
+    def sender_domain(self) -> str:
+        return parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
+
+
+DEFAULT_SENDER = "hqlake <hqlake@localhost>"
+
+
+def smtp_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
+    """The relay (`HQLAKE_SMTP_HOST`, `_PORT`, `_USER`, `_PASSWORD`, `_STARTTLS`, `_FROM`),
+    read at call time: the embedded run points these variables at its local sink."""
+    env = os.environ if env is None else env
+    starttls = (env.get("HQLAKE_SMTP_STARTTLS") or "").strip().lower() in {"1", "true", "yes"}
+    return SmtpConfig(
+        host=env.get("HQLAKE_SMTP_HOST") or None,
+        port=int(env.get("HQLAKE_SMTP_PORT") or (587 if starttls else 25)),
+        user=env.get("HQLAKE_SMTP_USER") or None,
+        password=env.get("HQLAKE_SMTP_PASSWORD") or None,
+        starttls=starttls,
+        sender=env.get("HQLAKE_SMTP_FROM") or DEFAULT_SENDER,
+    )
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """How the daily DAG's tasks run: the warehouse pool, retries and the first retry delay
+    in seconds (doubled on each retry)."""
+
+    pool: str
+    retries: int
+    retry_delay: float
+
+
+def task_policy(
+    env: Mapping[str, str] | None = None, *, retries: int = 3, retry_delay: float = 120.0
+) -> TaskPolicy:
+    """HQLAKE_WAREHOUSE_POOL, HQLAKE_TASK_RETRIES and HQLAKE_TASK_RETRY_DELAY, else the
+    defaults given (production's; `hqlake run` passes one quick retry)."""
+    env = os.environ if env is None else env
+    delay = (env.get("HQLAKE_TASK_RETRY_DELAY") or "").strip()
+    return TaskPolicy(
+        pool=env.get("HQLAKE_WAREHOUSE_POOL") or "hqlake_warehouse",
+        retries=env_int("HQLAKE_TASK_RETRIES", retries, env),
+        retry_delay=float(delay) if delay else retry_delay,
+    )
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -134,6 +216,17 @@ def check_env(env: dict[str, str]) -> None:
         _check_url("HQLAKE_CLICKHOUSE_URL", url, CLICKHOUSE_SCHEMES, example, bare=False)
     if url := (env.get("HQLAKE_S3_ENDPOINT") or "").strip():
         _check_url("HQLAKE_S3_ENDPOINT", url, ("http", "https"), "minio.internal:9000", bare=True)
+    if cluster := (env.get("HQLAKE_CLICKHOUSE_CLUSTER") or "").strip():
+        if not (env.get("HQLAKE_CLICKHOUSE_URL") or "").strip():
+            raise SettingsError(
+                "HQLAKE_CLICKHOUSE_CLUSTER is set but HQLAKE_CLICKHOUSE_URL is not: a cluster "
+                "needs a ClickHouse server; set the URL or unset the cluster"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", cluster):
+            raise SettingsError(
+                f"HQLAKE_CLICKHOUSE_CLUSTER={cluster!r} is not a cluster name of "
+                "remote_servers; set it like hqlake or unset it"
+            )
     secure = (env.get("HQLAKE_S3_SECURE") or "").strip().lower()
     if secure and secure not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
         raise SettingsError(f"HQLAKE_S3_SECURE={secure!r}: set it to true or false")
@@ -141,12 +234,12 @@ def check_env(env: dict[str, str]) -> None:
         env_int(name, 0, env)
 
 
-# Read elsewhere (the pipeline, the DAG, the mailer), checked here so that every command
-# refuses a bad value before it starts work.
+# Read by other readers too (the DAG's task policy, the mailer), checked here so that every
+# command refuses a bad value before it starts work.
 WHOLE_NUMBERS = ("HQLAKE_LATE_DAYS", "HQLAKE_TASK_RETRIES", "HQLAKE_SMTP_PORT")
 
 
-def env_int(name: str, default: int, env: dict[str, str] | None = None) -> int:
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
     """A whole-number (>= 0) environment variable, or SettingsError naming it."""
     value = ((os.environ if env is None else env).get(name) or "").strip()
     if not value:
@@ -172,11 +265,41 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         lake_bucket=env.get("HQLAKE_LAKE_BUCKET") or "hqlake-lake",
         inbox_bucket=env.get("HQLAKE_INBOX_BUCKET") or "hqlake-inbox",
         clickhouse_url=env.get("HQLAKE_CLICKHOUSE_URL") or None,
+        clickhouse_cluster=(env.get("HQLAKE_CLICKHOUSE_CLUSTER") or "").strip() or None,
         org_registry=env.get("HQLAKE_ORG_REGISTRY") or None,
         read_limits=_read_limits(env),
+        inbox=env.get("HQLAKE_INBOX") or None,
+        late_days=env_int("HQLAKE_LATE_DAYS", 7, env),
+        report_base_url=env.get("HQLAKE_REPORT_BASE_URL") or None,
+        pii_salt=env.get("HQLAKE_PII_SALT", ""),
+        dbt_log_level=env.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
+        airflow_logging_level=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        clickhouse_overrides=tuple((name, env[name]) for name in CLICKHOUSE_PARTS if env.get(name)),
     )
+
+
+# The dbt profile's connection variables (dbt/profiles.yml), derived from the URL when unset.
+CLICKHOUSE_PARTS = tuple(
+    f"HQLAKE_CLICKHOUSE_{part}" for part in ("HOST", "PORT", "USER", "PASSWORD", "SECURE")
+)
 
 
 @cache
 def settings() -> Settings:
     return from_env()
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the duration of the block (what dbt and Airflow read from
+    the environment, set for one in-process call); the previous values come back after it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -23,11 +23,11 @@ import polars as pl
 import pyarrow as pa
 
 from contracts.model import Dataset, FieldSpec
+from contracts.timezone import TZ_NAME as _TZ
 from ingest.inbox import printable
 from ingest.readers import StringTable, UnreadableFile, short_list
 
 LINE = "__source_line"
-_TZ = "Asia/Shanghai"
 # ClickHouse DateTime (seconds since 1970 UTC in a UInt32) in Asia/Shanghai: outside it an
 # insert clamps silently, so 1900-01-01 would be stored as 1970-01-01 08:00:00.
 _DATETIME_RANGE = (dt.datetime(1970, 1, 1, 8), dt.datetime(2106, 2, 7, 14, 28, 15))

@@ -40,12 +40,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
 from minio import Minio
 
-MANIFEST = "_manifest.json"
-_TZ = ZoneInfo("Asia/Shanghai")
+from contracts.timezone import TZ as _TZ
+from contracts.upload import MANIFEST
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a listed folder may carry no time
 # Receive times the warehouse stores (ClickHouse DateTime: seconds since 1970 in a UInt32).
 _LAST_SECOND = 2**32 - 1

@@ -32,6 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from contracts.timezone import TZ_NAME
+
 FORMATS = {
     ".csv": "csv",
     ".csv.gz": "csv.gz",
@@ -420,9 +422,7 @@ def _to_string_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
     if pa.types.is_timestamp(kind):
         if kind.tz:
-            column = pc.local_timestamp(
-                pc.cast(column, pa.timestamp(kind.unit, tz="Asia/Shanghai"))
-            )
+            column = pc.local_timestamp(pc.cast(column, pa.timestamp(kind.unit, tz=TZ_NAME)))
         # Whole seconds: the standard's datetime has none, and %S would print a fraction.
         column = pc.cast(column, pa.timestamp("s", tz=None), safe=False)
         return pc.strftime(column, format="%Y-%m-%d %H:%M:%S")

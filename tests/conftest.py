@@ -1,7 +1,8 @@
 """Test session: real embedded services only (SeaweedFS started here, chDB in a temp dir).
 
 chDB can open one data path per process, so the session shares one; tests that load data
-reset the `raw` and `dq` databases first.
+reset the warehouse first: every database dropped, then migrated again (infra.schema), as a
+new session would find it.
 """
 
 from __future__ import annotations
@@ -49,13 +50,33 @@ _SYSTEM_DATABASES = {
 
 
 def reset_warehouse(ch) -> None:
-    """Drop every database hqlake made (raw, dq, the dbt schemas, reference): a test starts
-    from an empty warehouse, whatever earlier tests of the session built."""
+    """Drop every database hqlake made (raw, dq, the dbt schemas, reference) and migrate: a
+    test starts from an empty warehouse, whatever earlier tests of the session built."""
+    from infra.schema import migrate
+
     # dbt runs on the same chDB engine and may leave its session in one of its databases
     ch.command("USE default")
     for (name,) in ch.query("SELECT name FROM system.databases").result_rows:
         if name not in _SYSTEM_DATABASES:
             ch.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+    migrate(ch)
+
+
+def record_run(ch, run_id, business_date, at, status="complete", rule_results=0) -> None:
+    """A validation run of `business_date` in dq.run, started and finished `at` (what scoring
+    and the reports read as the date's run), without running the rules."""
+    row = {
+        "run_id": run_id,
+        "business_date": business_date,
+        "status": status,
+        "rules_fingerprint": "fp",
+        "rule_results": rule_results,
+        "rules_failed": 0,
+        "started_at": at,
+        "finished_at": at,
+        "notes": "",
+    }
+    ch.insert("dq.run", [list(row.values())], column_names=list(row))
 
 
 @pytest.fixture

@@ -39,25 +39,17 @@ def _messages(paths):
 
 def _state(ch, day):
     """What a re-run must leave unchanged."""
-    from expectations.scoring import read_scores
+    from expectations.scoring.read import read_scores
+
+    def on_day(table: str, value: str = "count()") -> int:
+        sql = f"SELECT {value} FROM {table} WHERE business_date = {{d:Date}}"
+        return ch.query(sql, parameters={"d": day}).result_rows[0][0]
 
     return {
-        "raw_rows": ch.query(
-            "SELECT sum(rows_loaded) FROM dq.batch FINAL WHERE business_date = {d:Date}",
-            parameters={"d": day},
-        ).result_rows[0][0],
-        "raw_table_rows": ch.query(
-            "SELECT count() FROM raw.outpatient_visit WHERE business_date = {d:Date}",
-            parameters={"d": day},
-        ).result_rows[0][0],
-        "batches": ch.query(
-            "SELECT count() FROM dq.batch FINAL WHERE business_date = {d:Date}",
-            parameters={"d": day},
-        ).result_rows[0][0],
-        "encounters": ch.query(
-            "SELECT count() FROM ehr.fct_encounter WHERE business_date = {d:Date}",
-            parameters={"d": day},
-        ).result_rows[0][0],
+        "raw_rows": on_day("dq.batch FINAL", "sum(rows_loaded)"),
+        "raw_table_rows": on_day("raw.outpatient_visit"),
+        "batches": on_day("dq.batch FINAL"),
+        "encounters": on_day("ehr.fct_encounter"),
         "scores": sorted((r["org_code"], r["composite"], r["rank"]) for r in read_scores(ch, day)),
         "failed_rules": ch.query(
             "SELECT count() FROM dq.rule_result WHERE business_date = {d:Date} AND status ="
@@ -74,7 +66,7 @@ def scenario(tmp_path_factory, config, seaweed):
     from infra import airflow_run
     from infra.runtime import Runtime, warehouse
     from infra.settings import settings
-    from ingest.samplecity import generate
+    from samplecity import generate
 
     inbox = tmp_path_factory.mktemp("daily") / "inbox"
     generate(inbox, D, 2, hospitals=4, counties=2, scale=0.003, seed=11)

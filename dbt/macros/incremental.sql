@@ -55,3 +55,21 @@
 {% macro date_list(dates) -%}
     {%- for d in dates %}toDate('{{ d }}'){{ ", " if not loop.last }}{% endfor -%}
 {%- endmacro %}
+
+{#- The config of a model rebuilt by whole business dates: appended, partitioned by the
+    business date's month, its stale dates deleted first (after the model's own `pre_hook`). -#}
+{% macro incremental_by_business_date(order_by, pre_hook=[]) -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        order_by=order_by,
+        partition_by='toYYYYMM(business_date)',
+        pre_hook=pre_hook + ["{{ delete_stale_business_dates() }}"],
+    ) }}
+{%- endmacro %}
+
+{#- The rows of `model` on the stale business dates (every row on a full build). -#}
+{% macro stale_rows(model) -%}
+    select * from {{ ref(model) }}
+    where {{ stale_business_date_filter('business_date') }}
+{%- endmacro %}

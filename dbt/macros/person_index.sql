@@ -72,3 +72,36 @@
         {%- endfor %}
     )
 {%- endmacro %}
+
+{#- One source's rows as person evidence (int_person_evidence): `fields` are the optional
+    demographics the source states (name_masked, sex_code, birth_date, death_date), each
+    other one is a typed NULL; `county_code` is the expression of the person's county, if
+    the source has one. -#}
+{% macro person_evidence(dataset, precedence, fields, county_code='org_code') -%}
+    {%- set optional = [
+        ('name_masked', 'Nullable(String)'),
+        ('sex_code', 'Nullable(String)'),
+        ('birth_date', 'Nullable(Date32)'),
+        ('id_birth_date', none),
+        ('id_sex_code', none),
+        ('death_date', 'Nullable(Date32)'),
+    ] -%}
+    select
+        person_key,
+        {{ precedence }} as precedence,
+        '{{ dataset }}' as source_dataset,
+        org_code,
+        {{ county_code or 'cast(null as Nullable(String))' }} as county_code,
+        {%- for column, null_type in optional %}
+        {%- if column in fields or not null_type %}
+        {{ column }},
+        {%- else %}
+        cast(null as {{ null_type }}) as {{ column }},
+        {%- endif %}
+        {%- endfor %}
+        business_date as observed_date,
+        business_date,
+        source_changed_at
+    from {{ ref('stg_raw__' ~ dataset) }}
+    where {{ stale_business_date_filter('business_date') }}
+{%- endmacro %}

@@ -108,11 +108,9 @@ protected as (
         stamps.source_changed_at as source_changed_at
     from current_rows
     left join issues
-        on
-            current_rows.org_code = issues.org_code
-            and current_rows.business_date = issues.business_date
-            and current_rows.batch_version = issues.batch_version
-            and current_rows.record_key = issues.record_key
+        on {{ same_keys(
+            'current_rows', 'issues', ['org_code', 'business_date', 'batch_version', 'record_key']
+        ) }}
     left join stamps
         on current_rows.business_date = stamps.business_date
 )

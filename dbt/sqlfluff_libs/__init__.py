@@ -91,6 +91,14 @@ def ratio(numerator: str, denominator: str, scale: int = 100, digits: int = 2) -
     return f"round({numerator} * {scale} / nullIf({denominator}, 0), {digits})"
 
 
+def mean_score(expression: str) -> str:
+    return f"toFloat64(toString(floor(sum(toDecimal256(toString({expression}), 40)), 2)))"
+
+
+def rounded_score(expression: str) -> str:
+    return f"toFloat64(toString(floor(toDecimal256(toString({expression}), 40), 2)))"
+
+
 def icd10_who_code(expression: str) -> str:
     return f"upper({expression})"
 
@@ -101,3 +109,21 @@ def age_in_years(birth_date: str, at_date: str) -> str:
 
 def sql_tuple(values: list[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def incremental_by_business_date(order_by: str, pre_hook: list[str] | None = None) -> str:
+    return ""
+
+
+def stale_rows(model: str) -> str:
+    return f"select * from ref_schema.{model}"  # noqa: S608 (lint stub, never run)
+
+
+def same_keys(left: str, right: str, keys: list[str]) -> str:
+    return " and ".join(f"{left}.{key} = {right}.{key}" for key in keys)
+
+
+def person_evidence(
+    dataset: str, precedence: int, fields: list[str], county_code: str | None = "org_code"
+) -> str:
+    return f"select person_key, {precedence} as precedence from ref_schema.stg_raw__{dataset}"  # noqa: S608 (lint stub, never run)

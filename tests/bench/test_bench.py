@@ -11,8 +11,8 @@ import pytest
 from bench import gx_pandas, profile, run
 from bench.measure import MIB, Meter
 from contracts.loader import contracts
-from expectations.rulebase import rulebase
-from expectations.sqlrules import sql_rules
+from expectations.engines.sqlrules import sql_rules
+from expectations.rules.rulebase import rulebase
 
 DAY = dt.date(2026, 11, 16)
 

@@ -4,6 +4,7 @@ reference tables, the generated code-system docs and the server settings."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import chinese_calendar
 import pytest
@@ -121,10 +122,9 @@ def test_dbt_vars_carry_pii_tags_and_keys_from_the_contracts():
     assert found["infusion_route_codes"] == ["2", "3"]
 
 
-def test_server_target_settings_from_the_dsn(monkeypatch):
-    for var in dbtrun._server_env(from_env({"HQLAKE_CLICKHOUSE_URL": "https://x:1/db"})):
-        monkeypatch.delenv(var, raising=False)
-    config = from_env({"HQLAKE_CLICKHOUSE_URL": "https://an%40alyst:p%3Ass@ch.internal:8443/db"})
+def test_server_target_settings_from_the_dsn():
+    dsn = "https://an%40alyst:p%3Ass@ch.internal:8443/db"
+    config = from_env({"HQLAKE_CLICKHOUSE_URL": dsn})
     assert dbtrun._server_env(config) == {
         "HQLAKE_CLICKHOUSE_HOST": "ch.internal",
         "HQLAKE_CLICKHOUSE_PORT": "8443",
@@ -135,12 +135,11 @@ def test_server_target_settings_from_the_dsn(monkeypatch):
     plain = from_env({"HQLAKE_CLICKHOUSE_URL": "http://localhost"})
     assert dbtrun._server_env(plain)["HQLAKE_CLICKHOUSE_PORT"] == "8123"
     # a variable set explicitly wins over the DSN
-    monkeypatch.setenv("HQLAKE_CLICKHOUSE_PORT", "9443")
-    assert dbtrun._server_env(config)["HQLAKE_CLICKHOUSE_PORT"] == "9443"
+    explicit = from_env({"HQLAKE_CLICKHOUSE_URL": dsn, "HQLAKE_CLICKHOUSE_PORT": "9443"})
+    assert dbtrun._server_env(explicit)["HQLAKE_CLICKHOUSE_PORT"] == "9443"
 
 
-def test_pii_salt_is_generated_per_embedded_home_and_required_on_a_server(monkeypatch, tmp_path):
-    monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
+def test_pii_salt_is_generated_per_embedded_home_and_required_on_a_server(tmp_path):
     home = from_env({"HQLAKE_HOME": str(tmp_path / "a")})
     salt = dbtrun._pii_salt(home)
     assert salt != "hqlake-embedded-demo-salt-not-secret"  # the public salt, reversed in 5 s
@@ -153,13 +152,11 @@ def test_pii_salt_is_generated_per_embedded_home_and_required_on_a_server(monkey
     with pytest.raises(RuntimeError, match="HQLAKE_PII_SALT"):
         dbtrun._pii_salt(server)
     assert not (tmp_path / "c").exists()
-    monkeypatch.setenv("HQLAKE_PII_SALT", "s3cret")
-    assert dbtrun._pii_salt(server) == "s3cret"
-    assert dbtrun._pii_salt(home) == "s3cret"  # set, it wins embedded too
+    assert dbtrun._pii_salt(replace(server, pii_salt="s3cret")) == "s3cret"
+    assert dbtrun._pii_salt(replace(home, pii_salt="s3cret")) == "s3cret"  # it wins embedded too
 
 
-def test_a_home_built_with_the_public_salt_is_told_to_rebuild(monkeypatch, tmp_path, caplog):
-    monkeypatch.delenv("HQLAKE_PII_SALT", raising=False)
+def test_a_home_built_with_the_public_salt_is_told_to_rebuild(tmp_path, caplog):
     old = from_env({"HQLAKE_HOME": str(tmp_path)})
     (dbtrun.dbt_home(old) / "target").mkdir(parents=True)  # dbt ran here before
     salt = dbtrun._pii_salt(old)

@@ -21,10 +21,10 @@ from stdnum.cn import ric
 from contracts.loader import contracts
 from contracts.registry import load_registry
 from infra import dbtrun
+from infra.pipeline import ingestor
 from infra.runtime import Runtime
 from infra.settings import settings
-from ingest.pipeline import Ingestor
-from ingest.samplecity import generate
+from samplecity import generate
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +77,10 @@ def _month(column: str) -> pl.Expr:
     return pl.col(column).str.slice(0, 7)
 
 
+def _per_org_month(frame: pl.DataFrame, **aggregates: pl.Expr) -> list[dict]:
+    return frame.group_by("org_code", "month").agg(**aggregates).rows(named=True)
+
+
 def _expected_hospital_months(inbox: Path) -> dict[tuple[str, str], dict[str, float]]:
     """(org_code, 'YYYY-MM') -> indicators, from the upload files."""
     visits = _uploads(inbox, "outpatient_visit").with_columns(
@@ -91,35 +95,24 @@ def _expected_hospital_months(inbox: Path) -> dict[tuple[str, str], dict[str, fl
         antibiotic=(pl.col("is_antibiotic") == "1").any(),
     )
     out: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for row in (
-        visits.group_by("org_code", "month")
-        .agg(
-            outpatient=(pl.col("visit_type") == "1").sum(),
-            emergency=(pl.col("visit_type") == "2").sum(),
-            fee=pl.col("fee").sum(),
-            n=pl.len(),
-        )
-        .iter_rows(named=True)
+    for row in _per_org_month(
+        visits,
+        outpatient=(pl.col("visit_type") == "1").sum(),
+        emergency=(pl.col("visit_type") == "2").sum(),
+        fee=pl.col("fee").sum(),
+        n=pl.len(),
     ):
         out[(row["org_code"], row["month"])] |= {
             "outpatient_visits": row["outpatient"],
             "emergency_visits": row["emergency"],
             "avg_fee_per_outpatient_visit": row["fee"] / row["n"],
         }
-    for row in (
-        stays.group_by("org_code", "month")
-        .agg(n=pl.len(), days=pl.col("los").sum())
-        .iter_rows(named=True)
-    ):
+    for row in _per_org_month(stays, n=pl.len(), days=pl.col("los").sum()):
         out[(row["org_code"], row["month"])] |= {
             "discharges": row["n"],
             "avg_los_days": row["days"] / row["n"],
         }
-    for row in (
-        prescriptions.group_by("org_code", "month")
-        .agg(n=pl.len(), abx=pl.col("antibiotic").sum())
-        .iter_rows(named=True)
-    ):
+    for row in _per_org_month(prescriptions, n=pl.len(), abx=pl.col("antibiotic").sum()):
         out[(row["org_code"], row["month"])] |= {
             "antibiotic_prescription_pct": 100 * row["abx"] / row["n"],
         }
@@ -134,14 +127,14 @@ def _validate_and_score(ch, registry, day):
 
     validate_date(ch, registry, day)
     try:
-        from expectations.scoring import score_date
+        from expectations.scoring.store import score_date
     except ImportError:
         return
     score_date(ch, registry, day)
 
 
 def _ingest(rt, inbox: Path, registry, day: dt.date) -> None:
-    Ingestor(rt, registry).ingest(str(inbox), day)
+    ingestor(rt, registry).ingest(str(inbox), day)
     _validate_and_score(rt.ch, registry, day)
 
 
@@ -193,10 +186,12 @@ def city(config, seaweed, tmp_path_factory):
     from minio.deleteobjects import DeleteObject
 
     from infra.runtime import warehouse
+    from infra.schema import migrate
 
     ch = warehouse(config)
     for database in ("raw", "dq", *MODEL_DATABASES):
         ch.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    migrate(ch)
     s3 = seaweed.client()
     for bucket in (config.lake_bucket, config.inbox_bucket):
         objects = [DeleteObject(o.object_name) for o in s3.list_objects(bucket, recursive=True)]

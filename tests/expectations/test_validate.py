@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 import pytest
 
 from contracts.registry import load_registry
-from expectations.rulebase import rulebase
+from expectations.rules.rulebase import rulebase
 from expectations.validate import current_results, validate_date
-from ingest.pipeline import Ingestor
-from ingest.samplecity import generate
+from infra.pipeline import ingestor
+from samplecity import generate
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +55,13 @@ def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp
     generate(inbox, START, DAYS, scale=0.003, faults="default", seed=11)
     truth = [json.loads(x) for x in (inbox / "_ground_truth.jsonl").read_text().splitlines()]
     registry = load_registry(inbox / "_registry.csv")
-    ingestor = Ingestor(rt, registry)
+    loader = ingestor(rt, registry)
     failed = defaultdict(set)  # (org, dataset, date) -> dimensions of failed rules
     issue_keys = defaultdict(set)  # (org, dataset, date, dimension) -> failing record keys
     seconds, results = [], {}
     for i in range(DAYS):
         day = START + dt.timedelta(days=i)
-        ingestor.ingest(str(inbox), day)
+        loader.ingest(str(inbox), day)
         started = time.perf_counter()
         summary = validate_date(rt.ch, registry, day)
         seconds.append(time.perf_counter() - started)
@@ -119,7 +119,7 @@ def test_clean_city_fails_no_rule(rt, tmp_path):
     statuses = Counter()
     for i in range(days):
         day = START + dt.timedelta(days=i)
-        Ingestor(rt, registry).ingest(str(inbox), day)
+        ingestor(rt, registry).ingest(str(inbox), day)
         summary = validate_date(rt.ch, registry, day)
         rows = current_results(rt.ch, day)
         bad = [r for r in rows if r["status"] in ("failed", "error")]

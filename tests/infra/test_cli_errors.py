@@ -183,7 +183,17 @@ def test_second_process_on_the_same_home_is_told_who_has_it(tmp_path):
 
 @pytest.mark.integration
 def test_unknown_failure_is_two_lines_and_verbose_shows_the_traceback(tmp_path):
-    out = hqlake(tmp_path, "results", "--date", DAY)  # nothing validated: no dq database
+    # a warehouse whose results table is not hqlake's: the migration cannot bring it up to date
+    home = tmp_path / "home"
+    home.mkdir(0o700)
+    (home / "chdb").mkdir(0o700)
+    damage = (
+        "import clickhouse_connect, sys; ch = clickhouse_connect.get_client(dsn=sys.argv[1]);"
+        " ch.command('CREATE DATABASE dq');"
+        " ch.command('CREATE TABLE dq.rule_result (x UInt8) ENGINE = Memory')"
+    )
+    subprocess.run([sys.executable, "-c", damage, f"chdb://{home / 'chdb'}"], check=True)
+    out = hqlake(tmp_path, "results", "--date", DAY)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(lines) == 2 and lines[1] == "run with --verbose for the traceback"

@@ -57,12 +57,24 @@ def test_processes_starting_on_a_new_home_at_once_agree(tmp_path):
     assert len(values) == 1
 
 
-def test_an_existing_open_home_is_narrowed(tmp_path):
+def test_an_existing_open_home_is_narrowed(tmp_path, caplog):
+    tmp_path.chmod(0o755)
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o755)  # a home made before hqlake cared
-    private_dir(home)
+    with caplog.at_level("DEBUG", logger="infra.home"):
+        private_dir(home)
     assert _mode(home) == 0o700
+    assert [r.levelname for r in caplog.records] == ["WARNING"]  # others could get in
+    # a tool's open sub-folder inside the private home is narrowed quietly: nobody else
+    # could reach it
+    (home / "airflow").mkdir(mode=0o755)
+    (home / "airflow").chmod(0o755)
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="infra.home"):
+        private_dir(home / "airflow")
+    assert _mode(home / "airflow") == 0o700
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
 
 
 def test_a_secret_others_can_read_or_a_link_is_refused(tmp_path):

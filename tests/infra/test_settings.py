@@ -78,3 +78,48 @@ def test_malformed_settings_are_refused(env, expected):
 )
 def test_well_formed_settings_pass(env):
     assert from_env(env)
+
+
+def test_the_pipeline_s_configuration_is_read_here(tmp_path):
+    """Every variable the stages, dbt and the mailer use is a field read by from_env, so no
+    other module reads the environment."""
+    s = from_env({"HQLAKE_HOME": str(tmp_path)})
+    assert (s.inbox, s.late_days, s.report_base_url, s.pii_salt) == (None, 7, None, "")
+    assert (s.dbt_log_level, s.airflow_logging_level) == ("warn", "WARNING")
+    assert s.clickhouse_overrides == () and s.reports_dir == tmp_path / "reports"
+    s = from_env(
+        {
+            "HQLAKE_HOME": str(tmp_path),
+            "HQLAKE_INBOX": "s3://uploads/city",
+            "HQLAKE_LATE_DAYS": "10",
+            "HQLAKE_REPORT_BASE_URL": "https://dq.example.internal/reports",
+            "HQLAKE_PII_SALT": "s3cret",
+            "HQLAKE_DBT_LOG_LEVEL": "info",
+            "HQLAKE_CLICKHOUSE_PORT": "9443",
+        }
+    )
+    assert (s.inbox, s.late_days, s.pii_salt, s.dbt_log_level) == (
+        "s3://uploads/city",
+        10,
+        "s3cret",
+        "info",
+    )
+    assert s.report_base_url == "https://dq.example.internal/reports"
+    assert s.clickhouse_overrides == (("HQLAKE_CLICKHOUSE_PORT", "9443"),)
+    with pytest.raises(SettingsError, match="HQLAKE_LATE_DAYS"):
+        from_env({"HQLAKE_LATE_DAYS": "a week"})
+
+
+def test_task_policy_defaults_are_the_caller_s():
+    from infra.settings import TaskPolicy, task_policy
+
+    assert task_policy({}) == TaskPolicy("hqlake_warehouse", 3, 120.0)
+    assert task_policy({}, retries=1, retry_delay=1.0) == TaskPolicy("hqlake_warehouse", 1, 1.0)
+    env = {
+        "HQLAKE_WAREHOUSE_POOL": "ch",
+        "HQLAKE_TASK_RETRIES": "5",
+        "HQLAKE_TASK_RETRY_DELAY": "30",
+    }
+    assert task_policy(env, retries=1) == TaskPolicy("ch", 5, 30.0)  # set, it wins
+    with pytest.raises(SettingsError, match="HQLAKE_TASK_RETRIES"):
+        task_policy({"HQLAKE_TASK_RETRIES": "-1"})

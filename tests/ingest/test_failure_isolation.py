@@ -1,15 +1,15 @@
 """One bad file never stops the day: a file's or a batch's failure, native panics included, is
 recorded for it and every other batch commits; trouble of the lake still propagates."""
 
-import dataclasses
 import os
 
 import polars as pl
 import pytest
 from minio.error import S3Error
 
-from infra.runtime import Runtime
-from ingest import pipeline
+from contracts.loader import contracts
+from infra.pipeline import ingestor
+from ingest import pipeline, prepare
 from ingest.pipeline import Ingestor
 from tests.ingest.test_pipeline import COUNTY, DAY, HOSPITAL, OTHER, REGISTRY, VISITS, put
 
@@ -19,7 +19,7 @@ VACCINATION = "vacc_id,id_no\nx1,1\n"
 
 
 def ingest(rt, inbox):
-    return Ingestor(rt, REGISTRY).ingest(str(inbox), DAY)
+    return ingestor(rt, REGISTRY).ingest(str(inbox), DAY)
 
 
 def committed(rt):
@@ -67,14 +67,14 @@ def test_a_nul_in_a_header_name_is_that_files_failure(rt, tmp_path, name, data):
 
 
 def test_a_native_panic_while_processing_a_file_is_that_files_failure(rt, tmp_path, monkeypatch):
-    real_conform = pipeline.conform
+    real_conform = prepare.conform
 
     def conform_that_panics(strings, dataset):
         if "v1" in strings.table.to_pydict().get("visit_id", []):
             pl.DataFrame({"a\x00b": ["x"]}).to_arrow()  # a real polars panic
         return real_conform(strings, dataset)
 
-    monkeypatch.setattr(pipeline, "conform", conform_that_panics)
+    monkeypatch.setattr(prepare, "conform", conform_that_panics)
     put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
     put(tmp_path, HOSPITAL, "outpatient_visit", "more.csv", VISITS.replace("v1,", "v7,"))
     others(tmp_path)
@@ -93,14 +93,14 @@ def test_a_native_panic_while_processing_a_file_is_that_files_failure(rt, tmp_pa
 def test_a_failure_of_one_batch_is_recorded_and_every_other_batch_commits(
     rt, tmp_path, monkeypatch
 ):
-    real_read_manifest = Ingestor._read_manifest
+    real_read_manifest = pipeline.read_manifest
 
     def read_manifest_that_panics(data):
         if b"panic" in data:
             pl.DataFrame({"a\x00b": ["x"]}).to_arrow()
         return real_read_manifest(data)
 
-    monkeypatch.setattr(Ingestor, "_read_manifest", staticmethod(read_manifest_that_panics))
+    monkeypatch.setattr(pipeline, "read_manifest", read_manifest_that_panics)
     put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
     manifest = put(tmp_path, HOSPITAL, "outpatient_visit", "_manifest.json", '{"panic": 1}')
     others(tmp_path)
@@ -163,9 +163,16 @@ def test_the_largest_manifest_row_count_is_accepted(rt, tmp_path):
 def test_trouble_of_the_lake_still_propagates(rt, tmp_path):
     """Infrastructure errors are not bad data: the task fails and the scheduler retries."""
     put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
-    broken = Runtime(dataclasses.replace(rt.settings, lake_bucket="no-such-bucket"), rt.s3, rt.ch)
+    broken = Ingestor(
+        rt.s3,
+        rt.ch,
+        lake_bucket="no-such-bucket",
+        limits=rt.settings.read_limits,
+        registry=REGISTRY,
+        contract_set=contracts(),
+    )
     with pytest.raises(S3Error, match="NoSuchBucket"):
-        Ingestor(broken, REGISTRY).ingest(str(tmp_path), DAY)
+        broken.ingest(str(tmp_path), DAY)
     assert rt.ch.query("SELECT count() FROM dq.ingest_file").result_rows == [(0,)]
 
 

@@ -7,8 +7,8 @@ from collections import defaultdict
 import pytest
 
 from contracts.registry import load_registry
-from ingest.pipeline import Ingestor
-from ingest.samplecity import apply_corrections, generate
+from infra.pipeline import ingestor
+from samplecity import apply_corrections, generate
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _ingest_week(rt, inbox, days=DAYS):
     registry = load_registry(inbox / "_registry.csv")
     results = []
     for i in range(days):
-        results += Ingestor(rt, registry).ingest(str(inbox), START + dt.timedelta(days=i))
+        results += ingestor(rt, registry).ingest(str(inbox), START + dt.timedelta(days=i))
     return registry, results
 
 
@@ -98,7 +98,7 @@ def test_every_file_level_defect_is_reported_as_expected(rt, faulty_city):
     apply_corrections(inbox)
     for day in sorted({t["business_date"] for t in corrections}):
         redo = {
-            r.file: r for r in Ingestor(rt, registry).ingest(str(inbox), dt.date.fromisoformat(day))
+            r.file: r for r in ingestor(rt, registry).ingest(str(inbox), dt.date.fromisoformat(day))
         }
         for t in (t for t in corrections if t["business_date"] == day):
             r = redo[t["file"]]

@@ -10,8 +10,8 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
+from infra.pipeline import ingestor
 from ingest.inbox import list_inbox, object_problem, printable
-from ingest.pipeline import Ingestor
 from tests.ingest.test_pipeline import DAY, HOSPITAL, OTHER, REGISTRY, VISITS, put
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def secret(tmp_path):
 
 
 def ingest(rt, inbox):
-    return Ingestor(rt, REGISTRY).ingest(str(inbox), DAY)
+    return ingestor(rt, REGISTRY).ingest(str(inbox), DAY)
 
 
 def logged(rt):
@@ -199,7 +199,7 @@ def test_s3_object_names_outside_the_layout_are_recorded(rt):
     for key in keys:
         rt.s3.put_object(bucket, key, io.BytesIO(VISITS.encode()), len(VISITS.encode()))
     try:
-        results = Ingestor(rt, REGISTRY).ingest(f"s3://{bucket}/uploads", DAY)
+        results = ingestor(rt, REGISTRY).ingest(f"s3://{bucket}/uploads", DAY)
     finally:  # one by one: a multi-object delete cannot carry \x01 in its XML body
         for obj in rt.s3.list_objects(bucket, recursive=True):
             rt.s3.remove_object(bucket, obj.object_name)

@@ -10,7 +10,8 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.pipeline import Ingestor, lake_name
+from infra.pipeline import ingestor
+from ingest.lake import lake_name
 from tests.ingest.test_pipeline import DAY, HOSPITAL, REGISTRY, VISITS, put
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def test_files_sharing_a_stem_keep_their_own_lake_objects(rt, tmp_path):
             ]
         ),
     )
-    results = Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+    results = ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
     names = ("visits.a.csv", "visits.b.csv", "visits.jsonl")
     by_file = {r.file: r for r in results}
     assert sorted(by_file) == [f"{SOURCE}/{n}" for n in names]
@@ -104,9 +105,9 @@ def test_a_file_refused_again_with_other_bytes_keeps_both_copies(rt, tmp_path):
     """Each rejected record points at the bytes it refused, also across batch versions."""
     path = put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv.gz", b"not gzip, first")
     put(tmp_path, HOSPITAL, "outpatient_visit", "good.csv", VISITS)
-    Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+    ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
     path.write_bytes(gzip.compress(VISITS.encode())[:25])
-    Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+    ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
     rejected = rt.ch.query(
         "SELECT batch_version, sha256, lake_object FROM dq.ingest_file FINAL"
         " WHERE status = 'rejected' ORDER BY batch_version"

@@ -13,7 +13,7 @@ import pytest
 
 from contracts.codesystems import make_uscc
 from contracts.registry import parse_registry, registry_csv
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def put(inbox: Path, org: str, dataset: str, name: str, data: bytes | str, day=D
 def ingest(rt, inbox, day=DAY):
     return {
         r.file.split("/", 1)[1] if r.file.count("/") else r.file: r
-        for r in Ingestor(rt, REGISTRY).ingest(str(inbox), day)
+        for r in ingestor(rt, REGISTRY).ingest(str(inbox), day)
     }
 
 
@@ -147,7 +147,7 @@ def test_refusals_name_their_reason_and_keep_the_file(rt, tmp_path):
     put(tmp_path, HOSPITAL, "surgery", "s.csv", "x\n1\n")
     put(tmp_path, COUNTY, "outpatient_visit", "v.csv", VISITS)
     put(tmp_path, HOSPITAL, "patient", "p.xls", b"\xd0\xcf\x11\xe0")
-    results = Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+    results = ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
     reasons = {(r.org_code, r.dataset): (r.status, r.reason) for r in results}
     assert reasons[(stranger, "patient")][1].startswith(
         f"organisation '{stranger}' is not in the registry"
@@ -179,7 +179,7 @@ def test_one_corrupt_upload_does_not_stop_the_others(rt, tmp_path):
         "visits.csv.gz",
         gzip.compress(VISITS.encode(), mtime=0),
     )
-    by_org = {r.org_code: r for r in Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)}
+    by_org = {r.org_code: r for r in ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)}
     assert by_org[HOSPITAL].status == "rejected" and "not a valid gzip" in by_org[HOSPITAL].reason
     assert by_org[OTHER].status == "loaded" and by_org[OTHER].rows_loaded == 2
     assert scalar(rt, f"SELECT count() FROM raw.outpatient_visit WHERE org_code = '{OTHER}'") == 2
@@ -205,7 +205,7 @@ def test_manifest_disagreement_is_recorded(rt, tmp_path):
 
 def test_rows_of_a_crashed_load_are_not_duplicated(rt, tmp_path):
     put(tmp_path, HOSPITAL, "outpatient_visit", "visits.csv", VISITS)
-    Ingestor(rt, REGISTRY)  # creates the tables
+    ingestor(rt, REGISTRY)  # creates the tables
     rt.ch.command(  # a load that died after inserting rows and before committing dq.batch
         f"INSERT INTO raw.outpatient_visit (visit_id, org_code, business_date, batch_version, "
         f"source_file, source_line, received_at) VALUES ('v1', '{HOSPITAL}', '2026-11-09', 1, "
@@ -221,7 +221,7 @@ def test_s3_inbox_uses_object_time_as_receive_time(rt, tmp_path):
         rt.settings.inbox_bucket, key, io.BytesIO(VISITS.encode()), len(VISITS.encode())
     )
     stat = rt.s3.stat_object(rt.settings.inbox_bucket, key)
-    results = Ingestor(rt, REGISTRY).ingest(f"s3://{rt.settings.inbox_bucket}/uploads", DAY)
+    results = ingestor(rt, REGISTRY).ingest(f"s3://{rt.settings.inbox_bucket}/uploads", DAY)
     assert [(r.status, r.rows_loaded) for r in results] == [("loaded", 2)]
     received = rt.ch.query(
         "SELECT DISTINCT toUnixTimestamp(received_at) FROM raw.outpatient_visit"

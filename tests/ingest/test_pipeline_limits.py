@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from ingest.pipeline import Ingestor
+from infra.pipeline import ingestor
 from tests.ingest.test_pipeline import DAY, HOSPITAL, OTHER, REGISTRY, VISITS, put
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_hostile_uploads_are_refused_with_short_reasons_and_the_rest_loads(rt, t
     put(tmp_path, OTHER, "outpatient_visit", "visits.csv", csv_text)
 
     results = {
-        r.file.rsplit("/", 1)[1]: r for r in Ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+        r.file.rsplit("/", 1)[1]: r for r in ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
     }
 
     bomb, wide_file = results["bomb.csv.gz"], results["wide.csv"]
@@ -83,7 +83,7 @@ def test_a_file_over_the_size_cap_is_refused_before_it_is_read(rt, tmp_path):
     limits = replace(ReadLimits(), max_file_bytes=len(VISITS.encode()) + 10)
     results = {
         r.org_code: r
-        for r in Ingestor(rt, REGISTRY, limits=limits).ingest(str(tmp_path), DAY)
+        for r in ingestor(rt, REGISTRY, limits=limits).ingest(str(tmp_path), DAY)
         if r.file.endswith(".csv")
     }
     big = results[HOSPITAL]

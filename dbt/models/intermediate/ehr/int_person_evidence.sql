@@ -8,98 +8,27 @@
     record: a superseded row of the same source loses on recency in dim_person, and a person
     key a fact row was built with stays in dim_person. Incremental by business date, and
     logs the persons of replaced dates for dim_person (macros/person_index.sql). -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
+{{ incremental_by_business_date(
     order_by='(person_key, precedence, business_date)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook=[
-        "{{ create_person_evidence_stale_log() }}",
-        "{{ log_stale_person_evidence() }}",
-        "{{ delete_stale_business_dates() }}",
-    ],
+    pre_hook=["{{ create_person_evidence_stale_log() }}", "{{ log_stale_person_evidence() }}"],
 ) }}
 
 with
 
 health_records as (
-    select
-        person_key,
-        1 as precedence,
-        'health_record' as source_dataset,
-        org_code,
-        org_code as county_code,
-        name_masked,
-        sex_code,
-        birth_date,
-        id_birth_date,
-        id_sex_code,
-        cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date,
-        business_date,
-        source_changed_at
-    from {{ ref('stg_raw__health_record') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ person_evidence('health_record', 1, ['name_masked', 'sex_code', 'birth_date']) }}
 ),
 
 patients as (
-    select
-        person_key,
-        2 as precedence,
-        'patient' as source_dataset,
-        org_code,
-        cast(null as Nullable(String)) as county_code,
-        name_masked,
-        sex_code,
-        birth_date,
-        id_birth_date,
-        id_sex_code,
-        cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date,
-        business_date,
-        source_changed_at
-    from {{ ref('stg_raw__patient') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ person_evidence('patient', 2, ['name_masked', 'sex_code', 'birth_date'], county_code=none) }}
 ),
 
 deaths as (
-    select
-        person_key,
-        3 as precedence,
-        'death_registration' as source_dataset,
-        org_code,
-        org_code as county_code,
-        name_masked,
-        sex_code,
-        cast(null as Nullable(Date32)) as birth_date,
-        id_birth_date,
-        id_sex_code,
-        death_date,
-        business_date as observed_date,
-        business_date,
-        source_changed_at
-    from {{ ref('stg_raw__death_registration') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ person_evidence('death_registration', 3, ['name_masked', 'sex_code', 'death_date']) }}
 ),
 
 vaccinations as (
-    select
-        person_key,
-        4 as precedence,
-        'vaccination' as source_dataset,
-        org_code,
-        org_code as county_code,
-        cast(null as Nullable(String)) as name_masked,
-        cast(null as Nullable(String)) as sex_code,
-        cast(null as Nullable(Date32)) as birth_date,
-        id_birth_date,
-        id_sex_code,
-        cast(null as Nullable(Date32)) as death_date,
-        business_date as observed_date,
-        business_date,
-        source_changed_at
-    from {{ ref('stg_raw__vaccination') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ person_evidence('vaccination', 4, []) }}
 ),
 
 unioned as (

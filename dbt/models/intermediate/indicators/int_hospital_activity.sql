@@ -2,29 +2,21 @@
     counted in the month of its own event (visit date, admission date, discharge date,
     prescription date), whatever business date brought it. Monthly marts sum these rows, so
     a late record or a corrected batch changes only the business date it came in with. -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(business_date, org_code, period_month)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
-) }}
+{{ incremental_by_business_date(order_by='(business_date, org_code, period_month)') }}
+{%- set activity_key = ['org_code', 'business_date', 'period_month'] %}
 
 with
 
 visits as (
-    select * from {{ ref('stg_raw__outpatient_visit') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__outpatient_visit') }}
 ),
 
 stays as (
-    select * from {{ ref('stg_raw__inpatient_discharge') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__inpatient_discharge') }}
 ),
 
 rx_items as (
-    select * from {{ ref('stg_raw__prescription') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__prescription') }}
 ),
 
 outpatient_prescriptions as (
@@ -176,30 +168,15 @@ joined as (
         stamps.source_changed_at as source_changed_at
     from keys
     left join visit_measures
-        on
-            keys.org_code = visit_measures.org_code
-            and keys.business_date = visit_measures.business_date
-            and keys.period_month = visit_measures.period_month
+        on {{ same_keys('keys', 'visit_measures', activity_key) }}
     left join discharge_measures
-        on
-            keys.org_code = discharge_measures.org_code
-            and keys.business_date = discharge_measures.business_date
-            and keys.period_month = discharge_measures.period_month
+        on {{ same_keys('keys', 'discharge_measures', activity_key) }}
     left join admission_measures
-        on
-            keys.org_code = admission_measures.org_code
-            and keys.business_date = admission_measures.business_date
-            and keys.period_month = admission_measures.period_month
+        on {{ same_keys('keys', 'admission_measures', activity_key) }}
     left join prescription_measures
-        on
-            keys.org_code = prescription_measures.org_code
-            and keys.business_date = prescription_measures.business_date
-            and keys.period_month = prescription_measures.period_month
+        on {{ same_keys('keys', 'prescription_measures', activity_key) }}
     left join antibiotic_measures
-        on
-            keys.org_code = antibiotic_measures.org_code
-            and keys.business_date = antibiotic_measures.business_date
-            and keys.period_month = antibiotic_measures.period_month
+        on {{ same_keys('keys', 'antibiotic_measures', activity_key) }}
     left join stamps
         on keys.business_date = stamps.business_date
 )

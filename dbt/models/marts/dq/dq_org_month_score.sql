@@ -1,6 +1,7 @@
 {#- Monthly scores: the mean of the organisation's daily scores (days with a score), the
-    month's peer-group rank by that mean (standard competition ranking on the mean rounded
-    to 2 decimals) and the month's acceptance. -#}
+    month's peer-group rank by that mean and the month's acceptance. Means are exact and
+    rounded half up to the ranking decimals, and ranks are standard competition ranks on
+    them: the rule of the daily ranks (macros/scores.sql). -#}
 {{ config(order_by='(period_month, org_code)') }}
 
 with
@@ -32,12 +33,12 @@ monthly as (
         any(county_code) as county_code,
         toStartOfMonth(business_date) as period_month,
         count() as days_scored,
-        round(avg(day_completeness_score), 2) as completeness_score,
-        round(avg(day_timeliness_score), 2) as timeliness_score,
-        round(avg(day_correctness_score), 2) as correctness_score,
-        round(avg(day_logic_score), 2) as logic_score,
-        round(avg(day_composite_score), 2) as composite_score,
-        round(min(day_composite_score), 2) as worst_day_composite_score,
+        {{ mean_score('day_completeness_score') }} as completeness_score,
+        {{ mean_score('day_timeliness_score') }} as timeliness_score,
+        {{ mean_score('day_correctness_score') }} as correctness_score,
+        {{ mean_score('day_logic_score') }} as logic_score,
+        {{ mean_score('day_composite_score') }} as composite_score,
+        {{ rounded_score('min(day_composite_score)') }} as worst_day_composite_score,
         sum(day_rules_failed) as rules_failed,
         sum(day_blocking_rules_failed) as blocking_rules_failed,
         sum(day_new_failures) as new_failures,
@@ -73,9 +74,7 @@ final as (
         acceptance.is_accepted as is_accepted
     from ranked
     left join acceptance
-        on
-            ranked.org_code = acceptance.org_code
-            and ranked.period_month = acceptance.period_month
+        on {{ same_keys('ranked', 'acceptance', ['org_code', 'period_month']) }}
 )
 
 select * from final

@@ -43,9 +43,7 @@ final as (
         ifNull(changes.organizations_resolved, 0) as organizations_resolved
     from by_rule
     left join changes
-        on
-            by_rule.business_date = changes.business_date
-            and by_rule.rule_id = changes.rule_id
+        on {{ same_keys('by_rule', 'changes', ['business_date', 'rule_id']) }}
 )
 
 select * from final

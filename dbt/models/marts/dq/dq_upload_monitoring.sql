@@ -85,15 +85,9 @@ final as (
         batches.last_received_at as last_received_at
     from expected
     left join batches
-        on
-            expected.org_code = batches.org_code
-            and expected.dataset = batches.dataset
-            and expected.business_date = batches.business_date
+        on {{ same_keys('expected', 'batches', ['org_code', 'dataset', 'business_date']) }}
     left join on_time
-        on
-            expected.org_code = on_time.org_code
-            and expected.dataset = on_time.dataset
-            and expected.business_date = on_time.business_date
+        on {{ same_keys('expected', 'on_time', ['org_code', 'dataset', 'business_date']) }}
 )
 
 select * from final

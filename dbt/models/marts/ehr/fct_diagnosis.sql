@@ -1,33 +1,17 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(business_date, org_code, encounter_key, diagnosis_seq)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
+{{ incremental_by_business_date(
+    order_by='(business_date, org_code, encounter_key, diagnosis_seq)'
 ) }}
 
 with
 
 encounters as (
-    select
-        encounter_key,
-        org_code,
-        encounter_type_code,
-        encounter_class,
-        encounter_id,
-        person_key,
-        end_date,
-        arrayConcat([principal_dx_code], other_dx_codes) as dx_codes,
-        business_date,
-        has_dq_warning,
-        source_changed_at
-    from {{ ref('fct_encounter') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('fct_encounter') }}
 ),
 
 exploded as (
     select
         *,
+        arrayConcat([principal_dx_code], other_dx_codes) as dx_codes,
         arrayJoin(arrayZip(dx_codes, arrayEnumerate(dx_codes))) as dx
     from encounters
 ),

@@ -1,21 +1,13 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(business_date, org_code, encounter_key)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
-) }}
+{{ incremental_by_business_date(order_by='(business_date, org_code, encounter_key)') }}
 
 with
 
 visits as (
-    select * from {{ ref('stg_raw__outpatient_visit') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__outpatient_visit') }}
 ),
 
 stays as (
-    select * from {{ ref('stg_raw__inpatient_discharge') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__inpatient_discharge') }}
 ),
 
 persons as (
@@ -116,9 +108,7 @@ final as (
         persons.person_key as person_key
     from encounters
     left join persons
-        on
-            encounters.org_code = persons.org_code
-            and encounters.patient_id = persons.patient_id
+        on {{ same_keys('encounters', 'persons', ['org_code', 'patient_id']) }}
 )
 
 select * from final

@@ -8,13 +8,7 @@
     disease_control_vaccination  vaccine doses
     chronic_disease_management   hypertension and type-2 diabetes follow-ups
     medical_service         all other outpatient, emergency and inpatient encounters -#}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(person_key, record_domain, event_type)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
-) }}
+{{ incremental_by_business_date(order_by='(person_key, record_domain, event_type)') }}
 
 with
 
@@ -127,9 +121,7 @@ elderly_check_events as (
         checks.source_changed_at as source_changed_at
     from {{ ref('stg_raw__elderly_check') }} as checks
     left join record_persons
-        on
-            checks.org_code = record_persons.org_code
-            and checks.record_id = record_persons.record_id
+        on {{ same_keys('checks', 'record_persons', ['org_code', 'record_id']) }}
     where {{ stale_business_date_filter('checks.business_date') }}
 ),
 
@@ -189,9 +181,7 @@ followup_events as (
         followups.source_changed_at as source_changed_at
     from {{ ref('stg_raw__chronic_followup') }} as followups
     left join record_persons
-        on
-            followups.org_code = record_persons.org_code
-            and followups.record_id = record_persons.record_id
+        on {{ same_keys('followups', 'record_persons', ['org_code', 'record_id']) }}
     where {{ stale_business_date_filter('followups.business_date') }}
 ),
 

@@ -1,16 +1,9 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(business_date, org_code, lab_result_key)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
-) }}
+{{ incremental_by_business_date(order_by='(business_date, org_code, lab_result_key)') }}
 
 with
 
 results as (
-    select * from {{ ref('stg_raw__lab_result') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__lab_result') }}
 ),
 
 persons as (
@@ -43,9 +36,7 @@ final as (
         results.source_changed_at as source_changed_at
     from results
     left join persons
-        on
-            results.org_code = persons.org_code
-            and results.patient_id = persons.patient_id
+        on {{ same_keys('results', 'persons', ['org_code', 'patient_id']) }}
 )
 
 select * from final

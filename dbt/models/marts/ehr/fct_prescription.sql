@@ -1,16 +1,9 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    order_by='(business_date, org_code, rx_item_key)',
-    partition_by='toYYYYMM(business_date)',
-    pre_hook="{{ delete_stale_business_dates() }}",
-) }}
+{{ incremental_by_business_date(order_by='(business_date, org_code, rx_item_key)') }}
 
 with
 
 items as (
-    select * from {{ ref('stg_raw__prescription') }}
-    where {{ stale_business_date_filter('business_date') }}
+    {{ stale_rows('stg_raw__prescription') }}
 ),
 
 persons as (
@@ -46,9 +39,7 @@ final as (
         items.source_changed_at as source_changed_at
     from items
     left join persons
-        on
-            items.org_code = persons.org_code
-            and items.patient_id = persons.patient_id
+        on {{ same_keys('items', 'persons', ['org_code', 'patient_id']) }}
 )
 
 select * from final

@@ -2,6 +2,23 @@
     (hospitals by their registry county) and the city. Ratios are computed from the summed
     components of each level, never averaged from lower levels. -#}
 {{ config(order_by='(area_level, area_code, period_month)') }}
+{#- The additive components of int_hospital_activity, summed at every level. -#}
+{%- set components = [
+    'outpatient_visits',
+    'emergency_visits',
+    'outpatient_fee',
+    'outpatient_drug_fee',
+    'admissions',
+    'discharges',
+    'patient_days',
+    'inpatient_fee',
+    'inpatient_drug_fee',
+    'inpatient_deaths',
+    'outpatient_prescriptions',
+    'antibiotic_prescriptions',
+    'infusion_prescriptions',
+    'large_prescriptions',
+] %}
 
 with
 
@@ -19,23 +36,12 @@ hospitals as (
 
 by_hospital as (
     select
-        activity.org_code as org_code,
-        hospitals.county_code as county_code,
         activity.period_month as period_month,
-        sum(activity.outpatient_visits) as outpatient_visits,
-        sum(activity.emergency_visits) as emergency_visits,
-        sum(activity.outpatient_fee) as outpatient_fee,
-        sum(activity.outpatient_drug_fee) as outpatient_drug_fee,
-        sum(activity.admissions) as admissions,
-        sum(activity.discharges) as discharges,
-        sum(activity.patient_days) as patient_days,
-        sum(activity.inpatient_fee) as inpatient_fee,
-        sum(activity.inpatient_drug_fee) as inpatient_drug_fee,
-        sum(activity.inpatient_deaths) as inpatient_deaths,
-        sum(activity.outpatient_prescriptions) as outpatient_prescriptions,
-        sum(activity.antibiotic_prescriptions) as antibiotic_prescriptions,
-        sum(activity.infusion_prescriptions) as infusion_prescriptions,
-        sum(activity.large_prescriptions) as large_prescriptions
+        {%- for column in components %}
+        sum(activity.{{ column }}) as {{ column }},
+        {%- endfor %}
+        activity.org_code as org_code,
+        hospitals.county_code as county_code
     from activity
     inner join hospitals
         on activity.org_code = hospitals.org_code
@@ -57,20 +63,9 @@ levels as (
         'county' as area_level,
         county_code as area_code,
         period_month,
-        sum(outpatient_visits) as outpatient_visits,
-        sum(emergency_visits) as emergency_visits,
-        sum(outpatient_fee) as outpatient_fee,
-        sum(outpatient_drug_fee) as outpatient_drug_fee,
-        sum(admissions) as admissions,
-        sum(discharges) as discharges,
-        sum(patient_days) as patient_days,
-        sum(inpatient_fee) as inpatient_fee,
-        sum(inpatient_drug_fee) as inpatient_drug_fee,
-        sum(inpatient_deaths) as inpatient_deaths,
-        sum(outpatient_prescriptions) as outpatient_prescriptions,
-        sum(antibiotic_prescriptions) as antibiotic_prescriptions,
-        sum(infusion_prescriptions) as infusion_prescriptions,
-        sum(large_prescriptions) as large_prescriptions,
+        {%- for column in components %}
+        sum({{ column }}) as {{ column }},
+        {%- endfor %}
         cast(null as Nullable(String)) as org_code,
         county_code
     from by_hospital
@@ -82,20 +77,9 @@ levels as (
         'city' as area_level,
         'city' as area_code,
         period_month,
-        sum(outpatient_visits) as outpatient_visits,
-        sum(emergency_visits) as emergency_visits,
-        sum(outpatient_fee) as outpatient_fee,
-        sum(outpatient_drug_fee) as outpatient_drug_fee,
-        sum(admissions) as admissions,
-        sum(discharges) as discharges,
-        sum(patient_days) as patient_days,
-        sum(inpatient_fee) as inpatient_fee,
-        sum(inpatient_drug_fee) as inpatient_drug_fee,
-        sum(inpatient_deaths) as inpatient_deaths,
-        sum(outpatient_prescriptions) as outpatient_prescriptions,
-        sum(antibiotic_prescriptions) as antibiotic_prescriptions,
-        sum(infusion_prescriptions) as infusion_prescriptions,
-        sum(large_prescriptions) as large_prescriptions,
+        {%- for column in components %}
+        sum({{ column }}) as {{ column }},
+        {%- endfor %}
         cast(null as Nullable(String)) as org_code,
         cast(null as Nullable(String)) as county_code
     from by_hospital

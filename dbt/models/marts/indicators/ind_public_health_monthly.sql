@@ -137,17 +137,11 @@ by_county as (
     left join chronic
         on spine.org_code = chronic.org_code and spine.period_month = chronic.period_month
     left join elderly_residents
-        on
-            spine.org_code = elderly_residents.org_code
-            and spine.period_month = elderly_residents.period_month
+        on {{ same_keys('spine', 'elderly_residents', ['org_code', 'period_month']) }}
     left join elderly_checked
-        on
-            spine.org_code = elderly_checked.org_code
-            and spine.period_month = elderly_checked.period_month
+        on {{ same_keys('spine', 'elderly_checked', ['org_code', 'period_month']) }}
     left join vaccinations
-        on
-            spine.org_code = vaccinations.org_code
-            and spine.period_month = vaccinations.period_month
+        on {{ same_keys('spine', 'vaccinations', ['org_code', 'period_month']) }}
     left join deaths
         on spine.org_code = deaths.org_code and spine.period_month = deaths.period_month
 ),

@@ -5,13 +5,7 @@ batches as (
 ),
 
 current_batches as (
-    select
-        org_code,
-        dataset,
-        business_date,
-        max(batch_version) as batch_version
-    from batches
-    group by org_code, dataset, business_date
+    select * from {{ source('raw', 'current_batch') }}
 ),
 
 final as (
@@ -30,11 +24,9 @@ final as (
         batches.ingested_at as ingested_at
     from batches
     inner join current_batches
-        on
-            batches.org_code = current_batches.org_code
-            and batches.dataset = current_batches.dataset
-            and batches.business_date = current_batches.business_date
-            and batches.batch_version = current_batches.batch_version
+        on {{ same_keys(
+            'batches', 'current_batches', ['org_code', 'dataset', 'business_date', 'batch_version']
+        ) }}
 )
 
 select * from final

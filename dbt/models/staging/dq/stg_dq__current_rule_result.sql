@@ -26,9 +26,7 @@ results as (
         rule_result.status as status
     from {{ source('dq', 'rule_result') }} as rule_result
     inner join runs
-        on
-            rule_result.business_date = runs.business_date
-            and rule_result.run_id = runs.run_id
+        on {{ same_keys('rule_result', 'runs', ['business_date', 'run_id']) }}
 )
 
 select * from results

@@ -1,0 +1,474 @@
+"""Cross-dataset rules (upload standard, section 5) as ClickHouse SQL: one query per rule.
+
+Every rule whose type names the `cross_sql` engine (contracts/rules.yaml; parameters from
+contracts/cross_dataset.yaml) judges the rows of ONE dataset (the judged dataset) against
+other datasets. `cross_query` builds the query of a rule for business date D; `run_cross` runs
+them and returns one result per (organisation, judged dataset, batch version, rule) in the
+shape of `sqlrules.run_dataset`, plus every failing record key (`keys`, for dq.record_issue),
+the SQL (`query`) and a short explanation (`notes`).
+
+What the rules read is fixed so that a business date gets the same answer whenever it is
+judged: only current batch versions (`raw.current_batch`) and only business dates <= D, never
+the clock. Identity numbers are compared trimmed and upper-cased; a person's hospital record
+is the latest row (business date, version, file, line) of `patient` for that organisation
+and patient_id, and a county health record likewise per organisation and record_id. Record
+keys are the judged dataset's key fields (`sqlrules.record_key`), never an identity number.
+
+no_activity_after_death (judged: outpatient_visit, inpatient_discharge, prescription)
+    Rows of D's batches whose patient (same organisation) has an identity number registered
+    dead (death_registration of any organisation) with a death date before the date of the
+    activity. checked = rows whose person is resolved (patient row with an identity number)
+    and whose activity time is filled; failed = those dated after the death date.
+
+A row's diagnoses are every field its contract marks `diagnosis` (outpatient_visit
+diagnosis_code; inpatient_discharge principal_dx_code and each code of other_dx_codes), read
+through one helper, `_row_diagnoses`, by every rule about diagnoses.
+
+sex_specific_diagnosis (judged: the hospital datasets with diagnosis fields)
+    Rows of D's batches with a diagnosis in a sex-specific range of the parameters
+    ("O00-O99": the code's first three characters in that range; "C61": the code starts with
+    it) for the other sex than the patient's (same organisation). checked = rows with at
+    least one sex-specific code and a known patient sex (1 or 2); a failing key's detail
+    names the field and code that disagree.
+
+followup_disease_on_record (judged: chronic_followup)
+    The contracts give the health record no disease field, so "on record" means the person's
+    hospital diagnoses: follow-up -> health record of the same county (record_id) -> identity
+    number -> patient rows of any hospital with that number -> the diagnoses of every row
+    that carries the patient's key, business date <= D. The links are read from the
+    contracts: the dataset keyed by the follow-up's record field, the hospital dataset holding
+    an identity number (`pii: identity`), and the diagnosis fields. A diagnosis matches when
+    its code starts with the disease code (I10 matches I10 and I10.x00). checked = follow-ups
+    with a disease whose health record resolves to an identity number; failed = no matching
+    diagnosis.
+
+death_closes_health_record (judged: death_registration)
+    On D the deaths of the death_registration batches of D - within_days are judged, each
+    death once, within_days after it was uploaded: failed = no health record (any county,
+    current batches, business date <= D) with that identity number and the closing status.
+    The result rows are those of the organisation's death_registration batch of D (version 0
+    when it has a batch on D - within_days but none on D); checked is 0 without a batch on
+    D - within_days.
+"""
+
+# This module generates SQL text by design; every piece comes from the contracts and rule
+# parameters through quote()/ident(), none from uploaded data (see sqlrules).
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from contracts.loader import contracts
+from contracts.model import Dataset
+from expectations.engines.sqlrules import (
+    SAMPLE_KEYS,
+    RuleSQLError,
+    current_rows,
+    ident,
+    quote,
+    record_key,
+)
+from expectations.rules.rulebase import Rule
+
+_ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
+_ICD10_PREFIX = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]+)?$")
+# Rows of a history table in the order of their arrival: the last one is the current state.
+_ARRIVAL = "(r.business_date, r.batch_version, r.source_file, r.source_line)"
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _day(day: dt.date) -> str:
+    return f"toDate({quote(day.isoformat())})"
+
+
+def _norm(expr: str) -> str:
+    """An identity number or a code as compared: trimmed, upper case."""
+    return f"upperUTF8(trimBoth({expr}))"
+
+
+def _dataset(name: str) -> Dataset:
+    try:
+        return contracts().dataset(name)
+    except KeyError as exc:
+        raise RuleSQLError(str(exc)) from None
+
+
+def _col(ds: Dataset, name: str, alias: str = "r") -> str:
+    if name not in ds.by_name:
+        raise RuleSQLError(f"{ds.dataset} has no field {name!r}")
+    return f"{alias}.{ident(name)}"
+
+
+def _as_date(ds: Dataset, name: str, alias: str = "t") -> str:
+    col = _col(ds, name, alias)
+    return col if ds.by_name[name].type == "date" else f"toDate32({col})"
+
+
+def _latest(master: Dataset, key: str, value: str, dates: str, among: str | None = None) -> str:
+    """Per organisation and `key` of `master`: the `value` (an expression on alias r) of the
+    latest current row with business_date `dates`, as (org_code, k, v); `among` restricts
+    the (org_code, key) pairs looked up (a subquery returning such pairs)."""
+    k = _col(master, key)
+    only = f" AND (r.org_code, {k}) IN ({among})" if among else ""
+    return (
+        f"SELECT r.org_code AS org_code, {k} AS k, argMax({value}, {_ARRIVAL}) AS v"
+        f" FROM raw.{ident(master.dataset)} AS r"
+        f" WHERE {current_rows(master.dataset, dates)} AND {k} IS NOT NULL{only}"
+        f" GROUP BY org_code, k"
+    )
+
+
+def _named(judged: Dataset, key: str, day: dt.date) -> str:
+    """(org_code, key) pairs the judged rows of `day` name: what a lookup needs to read."""
+    return (
+        f"SELECT r.org_code, {_col(judged, key)} FROM raw.{ident(judged.dataset)} AS r"
+        f" WHERE r.business_date = {_day(day)}"
+    )
+
+
+def _identity(ds: Dataset) -> str:
+    found = [f.name for f in ds.fields if f.pii == "identity"]
+    if len(found) != 1:
+        raise RuleSQLError(f"{ds.dataset} has {len(found)} identity-number fields, need one")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The rows one rule judges in one dataset, as expressions on alias t after `joins`."""
+
+    dataset: Dataset
+    checked: str
+    failed: str  # only counted where checked
+    joins: str = ""
+    judged_day_offset: int = 0  # judge the batches of D - offset (death_closes_health_record)
+    detail: str = "''"  # what of a failing row failed, e.g. the field and code; '' for none
+
+
+def _part_query(part: _Part, day: dt.date) -> str:
+    """rows, checked, failed and every failing key per organisation; one row per current
+    batch of D of the judged dataset (and, for a judged day before D, per organisation with
+    a batch that day: batch_version 0 when it has none on D)."""
+    ds = part.dataset
+    d, judged_day = _day(day), _day(day - dt.timedelta(days=part.judged_day_offset))
+    rows = (
+        f"SELECT t.org_code AS org_code, {record_key(ds)} AS _key,"
+        f" ifNull({part.checked}, 0) AS is_checked,"
+        f" is_checked AND ifNull({part.failed}, 0) AS is_failed,"
+        f" if(is_failed, {part.detail}, '') AS _detail"
+        f" FROM (SELECT * FROM raw.{ident(ds.dataset)} AS r"
+        f" WHERE {current_rows(ds.dataset, f'= {judged_day}')}) AS t {part.joins}"
+    )
+    judged = (
+        f"SELECT org_code, count() AS n_rows, countIf(is_checked) AS n_checked,"
+        f" countIf(is_failed) AS n_failed,"
+        f" arraySort(groupArrayIf((_key, _detail), is_failed)) AS failing,"
+        f" arrayMap(x -> x.1, failing) AS keys, arrayMap(x -> x.2, failing) AS details"
+        f" FROM ({rows}) GROUP BY org_code"
+    )
+    batches = (
+        f"SELECT org_code, maxIf(batch_version, business_date = {d}) AS batch_version"
+        f" FROM raw.current_batch WHERE dataset = {quote(ds.dataset)}"
+        f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
+    )
+    return (
+        f"SELECT {quote(ds.dataset)} AS dataset, c.org_code AS org_code,"
+        f" c.batch_version AS batch_version, ifNull(a.n_rows, 0) AS rows,"
+        f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys,"
+        f" a.details AS details"
+        f" FROM ({batches}) AS c LEFT JOIN ({judged}) AS a ON a.org_code = c.org_code"
+    )
+
+
+# --------------------------------------------------------------------------- the four rules
+
+
+def _no_activity_after_death(p: dict, day: dt.date) -> list[_Part]:
+    death, link = p["death"], p["person_link"]
+    deaths_ds, master = _dataset(death["dataset"]), _dataset(link["dataset"])
+    upto = f"<= {_day(day)}"
+    death_id, death_date = _col(deaths_ds, death["id_field"]), _col(deaths_ds, death["date_field"])
+    deaths = (
+        f"SELECT {_norm(death_id)} AS id_no, min({death_date}) AS death_date"
+        f" FROM raw.{ident(deaths_ds.dataset)} AS r WHERE {current_rows(deaths_ds.dataset, upto)}"
+        f" AND {death_id} IS NOT NULL AND {death_date} IS NOT NULL GROUP BY id_no"
+    )
+    key = link["key"]
+    parts = []
+    for activity in p["activity"]:
+        ds = _dataset(activity["dataset"])
+        person = _latest(
+            master, key, _norm(_col(master, link["id_field"])), upto, _named(ds, key, day)
+        )
+        joins = (
+            f"LEFT JOIN ({person}) AS p ON p.org_code = t.org_code AND p.k = {_col(ds, key, 't')}"
+            f" LEFT JOIN ({deaths}) AS dd ON dd.id_no = p.v"
+        )
+        when = _as_date(ds, activity["time_field"])
+        parts.append(
+            _Part(ds, f"p.v != '' AND {when} IS NOT NULL", f"{when} > dd.death_date", joins)
+        )
+    return parts
+
+
+def _code_condition(code: str, spec: str) -> str:
+    """`code` (normalised) falls in a parameter range "O00-O99" or starts with "C61"."""
+    low, _, high = (x.strip().upper() for x in spec.partition("-"))
+    if high:
+        if not (_ICD10_CATEGORY.match(low) and _ICD10_CATEGORY.match(high)):
+            raise RuleSQLError(f"not an ICD-10 category range: {spec!r}")
+        return f"substring({code}, 1, 3) BETWEEN {quote(low)} AND {quote(high)}"
+    if not _ICD10_PREFIX.match(low):
+        raise RuleSQLError(f"not an ICD-10 code: {spec!r}")
+    return f"startsWith({code}, {quote(low)})"
+
+
+def _row_diagnoses(ds: Dataset, alias: str) -> str:
+    """The diagnoses of a row of `ds` (alias `alias`): an array of (field, code) tuples, one
+    per non-blank code of every field the contract marks `diagnosis`, lists split.
+
+    This is the one definition of "a row's diagnoses" (upload standard section 5, v1.1) that
+    every rule about diagnoses reads."""
+    parts = []
+    for f in ds.diagnosis_fields:
+        col = f"ifNull({_col(ds, f.name, alias)}, '')"
+        if f.separator:
+            parts.append(
+                f"arrayMap(x -> ({quote(f.name)}, {_norm('x')}),"
+                f" splitByString({quote(f.separator)}, {col}))"
+            )
+        else:
+            parts.append(f"[({quote(f.name)}, {_norm(col)})]")
+    if not parts:
+        raise RuleSQLError(f"{ds.dataset} has no diagnosis field")
+    return f"arrayFilter(d -> d.2 != '', arrayConcat({', '.join(parts)}))"
+
+
+def _diagnosed_datasets(kind: str, key: str) -> list[Dataset]:
+    """Datasets of `kind` with diagnosis fields that name a patient by `key`."""
+    return [
+        ds for ds in contracts().datasets_for(kind) if ds.diagnosis_fields and key in ds.by_name
+    ]
+
+
+def _sex_specific_diagnosis(p: dict, day: dt.date) -> list[_Part]:
+    link = p["person_link"]
+    master, key = _dataset(link["dataset"]), link["key"]
+    sexes = sorted({str(r["sex"]) for r in p["rules"]})
+    branches = [
+        f"{' OR '.join(_code_condition('d.2', c) for c in r['codes'])}, {quote(str(r['sex']))}"
+        for r in p["rules"]
+    ]
+    required = f"multiIf({', '.join(branches)}, NULL)"
+    known = f"p.v IN ({', '.join(map(quote, sexes))})"
+    parts = []
+    for ds in _diagnosed_datasets(master.kind, key):
+        specific = f"arrayFilter(d -> {required} IS NOT NULL, {_row_diagnoses(ds, 't')})"
+        wrong = f"arrayFilter(d -> {required} != p.v, {specific})"
+        sex = _latest(
+            master, key, _col(master, link["sex_field"]), f"<= {_day(day)}", _named(ds, key, day)
+        )
+        joins = f"LEFT JOIN ({sex}) AS p ON p.org_code = t.org_code AND p.k = {_col(ds, key, 't')}"
+        parts.append(
+            _Part(
+                ds,
+                f"notEmpty({specific}) AND {known}",
+                f"notEmpty({wrong})",
+                joins,
+                detail=f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {wrong}), '; ')",
+            )
+        )
+    return parts
+
+
+def _hospital_persons() -> Dataset:
+    """The hospital dataset that holds a patient's identity number (patient)."""
+    found = [
+        d
+        for d in contracts().datasets_for("hospital")
+        if any(f.pii == "identity" for f in d.fields)
+    ]
+    if len(found) != 1 or len(found[0].key) != 1:
+        raise RuleSQLError("need exactly one hospital dataset with an identity number and one key")
+    return found[0]
+
+
+def _record_master(followup: Dataset, record_field: str) -> Dataset:
+    """The dataset of the follow-up's kind keyed by `record_field` (health_record)."""
+    found = [d for d in contracts().datasets_for(followup.kind) if d.key == (record_field,)]
+    if len(found) != 1:
+        raise RuleSQLError(f"no single {followup.kind} dataset is keyed by {record_field!r}")
+    return found[0]
+
+
+def _diagnoses(persons: Dataset, upto: str) -> str:
+    """(org_code, k, code): every diagnosis of the rows that name a patient by the persons
+    dataset's key."""
+    key = persons.key[0]
+    selects = [
+        f"SELECT r.org_code AS org_code, {_col(ds, key)} AS k, d.2 AS code"
+        f" FROM raw.{ident(ds.dataset)} AS r ARRAY JOIN {_row_diagnoses(ds, 'r')} AS d"
+        f" WHERE {current_rows(ds.dataset, upto)}"
+        for ds in _diagnosed_datasets(persons.kind, key)
+        if ds.dataset != persons.dataset
+    ]
+    if not selects:
+        raise RuleSQLError(f"no diagnosis field names a patient by {key!r}")
+    return " UNION ALL ".join(selects)
+
+
+def _followup_disease_on_record(p: dict, day: dt.date) -> list[_Part]:
+    spec = p["followup"]
+    ds = _dataset(spec["dataset"])
+    record_field, disease = spec["record_field"], _norm(_col(ds, spec["disease_field"], "t"))
+    records, persons = _record_master(ds, record_field), _hospital_persons()
+    upto = f"<= {_day(day)}"
+    number = _norm(_col(records, _identity(records)))
+    record = _latest(records, record_field, number, upto, _named(ds, record_field, day))
+    numbers = f"SELECT v FROM ({record})"
+    person = _latest(persons, persons.key[0], _norm(_col(persons, _identity(persons))), upto)
+    diagnosed = (
+        f"SELECT pp.v AS id_no, groupUniqArray(dx.code) AS codes"
+        f" FROM ({_diagnoses(persons, upto)}) AS dx"
+        f" INNER JOIN (SELECT * FROM ({person}) WHERE v IN ({numbers})) AS pp"
+        f" ON pp.org_code = dx.org_code AND pp.k = dx.k GROUP BY id_no"
+    )
+    joins = (
+        f"LEFT JOIN ({record}) AS h ON h.org_code = t.org_code"
+        f" AND h.k = {_col(ds, record_field, 't')}"
+        f" LEFT JOIN ({diagnosed}) AS dg ON dg.id_no = h.v"
+    )
+    return [
+        _Part(
+            ds,
+            f"{disease} != '' AND h.v != ''",
+            f"NOT arrayExists(x -> startsWith(x, {disease}), dg.codes)",
+            joins,
+        )
+    ]
+
+
+def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
+    death, rec = p["death"], p["record"]
+    ds, records = _dataset(death["dataset"]), _dataset(rec["dataset"])
+    number, status = _col(records, rec["id_field"]), _col(records, rec["status_field"])
+    closed = (
+        f"SELECT {_norm(number)} FROM raw.{ident(records.dataset)} AS r"
+        f" WHERE {current_rows(records.dataset, f'<= {_day(day)}')} AND {number} IS NOT NULL"
+        f" AND {status} = {quote(str(rec['status']))}"
+    )
+    person = _norm(_col(ds, death["id_field"], "t"))
+    return [
+        _Part(
+            ds,
+            f"{person} != ''",
+            f"{person} NOT IN ({closed})",
+            judged_day_offset=int(p["within_days"]),
+        )
+    ]
+
+
+def _counted(what: str) -> Callable[[dict, dt.date, int, int], str]:
+    """Notes "<checked> of <rows> <what> <D>"."""
+    return lambda _p, day, rows, checked: f"{checked} of {rows} {what} {day}"
+
+
+def _death_notes(p: dict, day: dt.date, rows: int, checked: int) -> str:
+    judged = day - dt.timedelta(days=int(p["within_days"]))
+    return (
+        f"judged {p['within_days']} days after upload: {checked} of {rows} deaths"
+        f" registered on {judged} had an identity number; health records up to {day}"
+    )
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """How the `cross_sql` engine runs one rule type: the datasets and rows it judges
+    (from the rule's parameters and D), and the notes of a result (parameters, D, rows of
+    the judged batch, rows checked)."""
+
+    parts: Callable[[dict, dt.date], list[_Part]]
+    notes: Callable[[dict, dt.date, int, int], str]
+
+
+# The `cross_sql` engine: rule type -> how its rules are run.
+CROSS_RULES: dict[str, CrossRule] = {
+    "no_activity_after_death": CrossRule(
+        _no_activity_after_death,
+        _counted("rows linked to a person; deaths registered up to"),
+    ),
+    "sex_specific_diagnosis": CrossRule(
+        _sex_specific_diagnosis,
+        _counted("rows with a sex-specific diagnosis and a known sex; as of"),
+    ),
+    "followup_disease_on_record": CrossRule(
+        _followup_disease_on_record,
+        _counted("follow-ups linked to a person; diagnoses up to"),
+    ),
+    "death_closes_health_record": CrossRule(_death_closes_health_record, _death_notes),
+}
+
+
+def _parts(rule: Rule, day: dt.date) -> list[_Part]:
+    if rule.type not in CROSS_RULES:
+        raise RuleSQLError(f"{rule.id}: not a cross-dataset rule this module knows")
+    try:
+        return CROSS_RULES[rule.type].parts(rule.params, day)
+    except (KeyError, TypeError) as exc:
+        raise RuleSQLError(f"{rule.id}: parameter missing or malformed: {exc}") from None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def cross_query(rule: Rule, business_date: dt.date) -> str:
+    """ONE query for a cross-dataset rule and business date D: per judged dataset and
+    organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
+    failed and every failing record key, sorted."""
+    day = dt.date.fromisoformat(str(business_date))
+    union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day))
+    return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS join_use_nulls = 1"
+
+
+def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list[dict]:
+    """Evaluate every rule among `rules` whose type this engine runs for business date D.
+
+    One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
+    it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
+    `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
+    names nothing more), `sample_details`, `query` and `notes`."""
+    day = dt.date.fromisoformat(str(business_date))
+    out = []
+    for rule in (r for r in rules if r.type in CROSS_RULES):
+        query = cross_query(rule, day)
+        for dataset, org, version, rows, checked, failed, keys, details in ch.query(
+            query
+        ).result_rows:
+            out.append(
+                {
+                    "org_code": org,
+                    "dataset": dataset,
+                    "business_date": day,
+                    "batch_version": int(version),
+                    "rule_id": rule.id,
+                    "checked": int(checked),
+                    "failed": int(failed),
+                    "sample_keys": list(keys[:SAMPLE_KEYS]),
+                    "sample_details": list(details[:SAMPLE_KEYS]),
+                    "keys": list(keys),
+                    "details": list(details),
+                    "query": query,
+                    "notes": CROSS_RULES[rule.type].notes(
+                        rule.params, day, int(rows), int(checked)
+                    ),
+                }
+            )
+    return out

@@ -1,0 +1,96 @@
+"""What scoring reads from validation: the current runs and their rule results.
+
+The rule results (dq.rule_result) of the current run of each business date (dq.current_run:
+the latest complete validation run of the date). A result counts with the weight, severity
+and status it was given when it was validated (rule overrides included), so every score can
+be recomputed from the results alone, whatever the rule base says today. passed and failed
+results count; not_applicable results are left out; error results (the platform could not
+evaluate the rule: our fault, not the organisation's) are left out of every score but
+counted (rules_error) and shown.
+
+ClickHouse counts results by (date, organisation, dataset, dimension, status, severity,
+weight); the arithmetic module sums them exactly. Earlier ranks (for rank changes) are
+recomputed from the rule results of those dates' current runs with the same configuration,
+never read back from stored scores: a rank change compares like with like and does not
+depend on the order in which dates were scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from clickhouse_connect.driver.client import Client
+
+from contracts.registry import Registry
+from expectations.scoring.arithmetic import RECEIPT_RULE_TYPE, Day, count_results, score_days
+from expectations.scoring.config import ScoringConfig
+
+
+def current_runs(ch: Client, dates: list[dt.date]) -> dict[dt.date, str]:
+    rows = ch.query(
+        "SELECT business_date, run_id FROM dq.current_run"
+        " WHERE business_date IN {dates:Array(Date)}",
+        parameters={"dates": dates},
+    ).result_rows
+    return dict(rows)
+
+
+def scored_days(
+    ch: Client, registry: Registry, dates: list[dt.date], config: ScoringConfig
+) -> dict[dt.date, Day]:
+    """Batch and organisation-day scores and ranks of every date that has a current run."""
+    runs = current_runs(ch, dates)
+    if not runs:
+        return {}
+    rows = ch.query(
+        """
+        SELECT business_date, org_code, dataset, dimension, status, severity, weight,
+               rule_type = {receipt:String} AS is_receipt,
+               max(batch_version) AS version, count() AS results
+        FROM dq.rule_result
+        WHERE business_date IN {dates:Array(Date)}
+          AND (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
+        GROUP BY business_date, org_code, dataset, dimension, status, severity, weight, is_receipt
+        """,
+        parameters={"dates": sorted(runs), "receipt": RECEIPT_RULE_TYPE},
+    ).result_rows
+    return score_days(runs, count_results(rows), registry, config)
+
+
+def failing(
+    ch: Client, day: dt.date, run_id: str, org_code: str = ""
+) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
+    """(dataset, rule_id) failing per organisation now, and on its previous date with results."""
+    params = {"d": day, "run": run_id, "org": org_code}
+    now: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for org, dataset, rule_id in ch.query(
+        "SELECT org_code, dataset, rule_id FROM dq.rule_result WHERE business_date = {d:Date}"
+        " AND run_id = {run:String} AND status = 'failed'"
+        " AND ({org:String} = '' OR org_code = {org:String})",
+        parameters=params,
+    ).result_rows:
+        now[org].add((dataset, rule_id))
+    before: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for org, dataset, rule_id in ch.query(
+        """
+        WITH current_runs AS (
+          SELECT business_date, run_id FROM dq.current_run WHERE business_date < {d:Date}
+        ),
+        previous AS (
+          SELECT org_code, max(business_date) AS previous_date
+          FROM dq.rule_result
+          WHERE business_date < {d:Date} AND ({org:String} = '' OR org_code = {org:String})
+            AND (business_date, run_id) IN (SELECT business_date, run_id FROM current_runs)
+          GROUP BY org_code
+        )
+        SELECT r.org_code, r.dataset, r.rule_id
+        FROM dq.rule_result AS r
+        INNER JOIN previous AS p ON r.org_code = p.org_code AND r.business_date = p.previous_date
+        WHERE r.status = 'failed'
+          AND (r.business_date, r.run_id) IN (SELECT business_date, run_id FROM current_runs)
+        """,
+        parameters=params,
+    ).result_rows:
+        before[org].add((dataset, rule_id))
+    return now, before

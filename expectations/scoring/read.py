@@ -1,0 +1,128 @@
+"""Readers for the pages and e-mails: the current scores of a date, an organisation's trend
+and failures, and a month's acceptance, as plain rows (lists of dicts)."""
+
+# SQL text here is formatted from module constants only (column and table names); every value
+# is a bound query parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from expectations.rules.rulebase import rulebase
+from expectations.scoring.config import DIMENSIONS, PEER_GROUPS
+from expectations.scoring.inputs import current_runs, failing
+from expectations.scoring.store import from_millis
+from expectations.scoring.tables import (
+    ACCEPTANCE_COLUMNS,
+    BATCH_COLUMNS,
+    ORG_DAY_COLUMNS,
+)
+
+
+def _select(columns: Iterable[str]) -> str:
+    """Columns for a SELECT, with computed_at as epoch milliseconds (the driver would return
+    the zoned column as a naive UTC datetime)."""
+    return ", ".join(
+        "toUnixTimestamp64Milli(computed_at) AS computed_at" if c == "computed_at" else c
+        for c in columns
+    )
+
+
+def _rows(ch: Client, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    result = ch.query(sql, parameters=parameters)
+    rows = [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
+    for row in rows:
+        if "computed_at" in row:
+            row["computed_at"] = from_millis(row["computed_at"])
+    return rows
+
+
+_PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)"
+
+
+def read_scores(ch: Client, day: dt.date) -> list[dict[str, Any]]:
+    """Organisation-day rows of the latest scoring of the current run of `day`, in display
+    order (peer group, rank, org_code); empty when that run has not been scored."""
+    return _rows(
+        ch,
+        f"SELECT {_select(ORG_DAY_COLUMNS)} FROM dq.current_score_org_day"
+        f" WHERE business_date = {{d:Date}}"
+        f" ORDER BY if({_PEER_ORDER} = 0, {len(PEER_GROUPS) + 1}, {_PEER_ORDER}),"
+        f" rank IS NULL, rank, org_code",
+        {"d": day},
+    )
+
+
+def read_batch_scores(
+    ch: Client, day: dt.date, org_code: str | None = None
+) -> list[dict[str, Any]]:
+    """Batch rows of the latest scoring of the current run of `day`, by organisation, dataset."""
+    return _rows(
+        ch,
+        f"SELECT {_select(BATCH_COLUMNS)} FROM dq.current_score_batch WHERE business_date ="
+        " {d:Date} AND ({org:String} = '' OR org_code = {org:String}) ORDER BY org_code, dataset",
+        {"d": day, "org": org_code or ""},
+    )
+
+
+def trend(ch: Client, org_code: str, day: dt.date, days: int = 30) -> list[dict[str, Any]]:
+    """Composite, rank and dimension scores of `org_code` over the `days` dates ending with
+    `day`, oldest first; current runs only (dates not scored are absent)."""
+    return _rows(
+        ch,
+        f"SELECT business_date, composite, rank, peer_size, {', '.join(DIMENSIONS)}"
+        " FROM dq.current_score_org_day WHERE org_code = {org:String}"
+        " AND business_date BETWEEN {start:Date} AND {d:Date} ORDER BY business_date",
+        {"org": org_code, "start": day - dt.timedelta(days=days - 1), "d": day},
+    )
+
+
+def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
+    """Failed rule results of `org_code` in the current run of `day`, blocking first, then by
+    weight, dataset and rule, with what the rule checks and how to fix it (zh, en) and whether
+    the failure is new or persisting against the organisation's previous date with results."""
+    run_id = current_runs(ch, [day]).get(day)
+    if run_id is None:
+        return []
+    rows = _rows(
+        ch,
+        "SELECT dataset, rule_id, rule_type, dimension, severity, weight, threshold, checked,"
+        " failed, failed_pct, sample_keys, sample_details, notes, batch_version"
+        " FROM dq.rule_result"
+        " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
+        " AND status = 'failed'"
+        " ORDER BY severity = 'blocking' DESC, weight DESC, dataset, rule_id",
+        {"d": day, "run": run_id, "org": org_code},
+    )
+    _, before = failing(ch, day, run_id, org_code)
+    types = rulebase().types
+    for row in rows:
+        rule_type = types.get(row["rule_type"])
+        row["run_id"] = run_id
+        row["change"] = (
+            "persisting" if (row["dataset"], row["rule_id"]) in before[org_code] else "new"
+        )
+        for text in ("description", "fix_hint"):
+            for lang in ("zh", "en"):
+                row[f"{text}_{lang}"] = getattr(getattr(rule_type, text), lang) if rule_type else ""
+    return rows
+
+
+def read_acceptance(ch: Client, month: dt.date) -> list[dict[str, Any]]:
+    """The latest acceptance computation of `month` (evidence as a dict), as `acceptance`
+    returns it."""
+    rows = _rows(
+        ch,
+        f"SELECT {_select(ACCEPTANCE_COLUMNS)} FROM dq.current_acceptance WHERE month = {{m:Date}}"
+        f" ORDER BY {_PEER_ORDER}, org_code",
+        {"m": month.replace(day=1)},
+    )
+    for row in rows:
+        row["evidence"] = json.loads(row["evidence"])
+    return rows

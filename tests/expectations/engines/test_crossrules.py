@@ -1,0 +1,413 @@
+"""Cross-dataset rules (section 5): hand-made batches per rule, and a generated city."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections import Counter, defaultdict
+
+import pytest
+
+from contracts.loader import contracts
+from contracts.registry import load_registry
+from expectations.engines.crossrules import cross_query, run_cross
+from expectations.engines.sqlrules import RuleSQLError
+from expectations.rules.rulebase import rulebase
+from infra.pipeline import ingestor
+from samplecity import generate
+from tests.expectations.engines.test_sqlrules import COUNTY, HOSPITAL, at, rid
+from tests.expectations.engines.test_sqlrules import load as load_batch
+
+pytestmark = pytest.mark.integration
+
+D = dt.date(2026, 12, 9)
+RULES = rulebase().rules
+CROSS = [r for r in RULES if r.level == "cross_dataset"]
+HOSPITAL2, COUNTY2 = "12411500MB0000002X", "411503"
+# identity numbers of the hand-made persons
+A = rid(dt.date(1950, 3, 1), "1", seq=11)
+B = rid(dt.date(1960, 4, 2), "2", seq=12)
+C = rid(dt.date(1970, 5, 3), "1", seq=13)
+IDS = (A, B, C)
+
+
+def load(ch, dataset, rows, org=HOSPITAL, day=None, version=1):
+    """One committed batch version of business date `day` (default D)."""
+    load_batch(ch, dataset, rows, org=org, day=day or D, version=version)
+
+
+def days(n: int) -> dt.date:
+    return D + dt.timedelta(days=n)
+
+
+@pytest.fixture
+def ch(rt):
+    return rt.ch
+
+
+def rule(type_name: str):
+    (found,) = [r for r in CROSS if r.type == type_name]
+    return found
+
+
+def outcome(ch, type_name, day=D):
+    """(dataset, org) -> (batch_version, checked, failed, keys) for one rule."""
+    rows = run_cross(ch, day, [rule(type_name)])
+    out = {}
+    for r in rows:
+        assert r["sample_keys"] == r["keys"][:20] == sorted(r["keys"])[:20]
+        assert r["failed"] == len(r["keys"]) and r["failed"] <= r["checked"]
+        assert r["query"] and r["notes"] and r["business_date"] == day
+        assert not set(r["keys"]) & set(IDS)
+        out[(r["dataset"], r["org_code"])] = (
+            r["batch_version"],
+            r["checked"],
+            r["failed"],
+            r["keys"],
+        )
+    return out
+
+
+def patient(pid, id_no, sex="1"):
+    return {"patient_id": pid, "id_type": "01", "id_no": id_no, "sex_code": sex}
+
+
+def visit(vid, pid, when, dx="J06.9"):
+    return {"visit_id": vid, "patient_id": pid, "visit_time": when, "diagnosis_code": dx}
+
+
+def death(did, id_no, died):
+    return {"death_id": did, "id_no": id_no, "death_date": died}
+
+
+def record(rec_id, id_no, status="1"):
+    return {"record_id": rec_id, "id_no": id_no, "status": status}
+
+
+def test_no_activity_after_death(ch):
+    load(ch, "patient", [patient("P1", A), patient("P2", B), patient("P4", None)], day=days(-3))
+    # the same person at another hospital, written with blanks and a lower-case check char
+    load(ch, "patient", [patient("Q1", f" {A.lower()} ")], org=HOSPITAL2, day=days(-3))
+    load(ch, "death_registration", [death("SW1", A, days(-1))], org=COUNTY, day=days(-1))
+    load(ch, "death_registration", [death("SW2", B, D)], org=COUNTY2, day=D)
+    # superseded version and a registration after D: neither counts
+    load(ch, "patient", [patient("P3", C)], day=days(-2))
+    load(ch, "death_registration", [death("SW3", C, days(-9))], org=COUNTY, day=days(-2))
+    load(ch, "death_registration", [], org=COUNTY, day=days(-2), version=2)
+    load(ch, "death_registration", [death("SW4", C, days(-9))], org=COUNTY, day=days(1))
+    load(
+        ch,
+        "outpatient_visit",
+        [
+            visit("V1", "P1", at(D, 9)),  # a day after the death: fails
+            visit("V2", "P2", at(D, 9)),  # on the death date: not after it
+            visit("V3", "P3", at(D, 9)),
+            visit("V4", "P4", at(D, 9)),  # patient without identity number: not checked
+            visit("V5", "P9", at(D, 9)),  # unknown patient: not checked
+        ],
+    )
+    load(ch, "outpatient_visit", [visit("W1", "Q1", at(D, 23, 30))], org=HOSPITAL2)
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            {
+                "admission_id": "Z1",
+                "patient_id": "P1",
+                "admit_time": at(days(-4)),
+                "discharge_time": at(D),
+            }
+        ],
+    )
+    load(
+        ch,
+        "prescription",
+        [
+            {"rx_item_id": "R1", "patient_id": "P1", "ordered_at": at(D, 8)},
+            {"rx_item_id": "R2", "patient_id": "P1", "ordered_at": None},
+        ],
+    )
+    assert outcome(ch, "no_activity_after_death") == {
+        ("outpatient_visit", HOSPITAL): (1, 3, 1, ["V1"]),
+        ("outpatient_visit", HOSPITAL2): (1, 1, 1, ["W1"]),
+        ("inpatient_discharge", HOSPITAL): (1, 1, 0, []),  # admitted before the death
+        ("prescription", HOSPITAL): (1, 1, 1, ["R1"]),
+    }
+
+
+def test_sex_specific_diagnosis(ch):
+    load(
+        ch,
+        "patient",
+        [patient("M", A, "2"), patient("F", B, "2"), patient("U", C, "9")],
+        day=days(-5),
+    )
+    load(ch, "patient", [patient("M", A, "1")], day=days(-1))  # the latest row is current
+    cases = {
+        "V1": ("M", "O80.000", True),
+        "V2": ("F", "O80.000", False),
+        "V3": ("U", "N40", None),  # unknown sex: not checked
+        "V4": ("M", "n40.x00 ", False),
+        "V5": ("F", "C61", True),
+        "V6": ("M", "J06.9", None),  # not sex-specific
+        "V7": ("F", "N98.1", False),
+        "V8": ("M", "N98", True),
+        "V9": ("M", "N69.0", None),  # just outside N70-N98
+        "V10": ("X", "O80.0", None),  # patient unknown
+    }
+    load(ch, "outpatient_visit", [visit(v, p, at(D), dx) for v, (p, dx, _) in cases.items()])
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            {"admission_id": "Z1", "patient_id": "F", "principal_dx_code": "C61"},
+            {"admission_id": "Z2", "patient_id": "M", "principal_dx_code": "C61"},
+        ],
+    )
+    failing = sorted(v for v, (_, _, bad) in cases.items() if bad)
+    checked = sum(bad is not None for _, _, bad in cases.values())
+    assert outcome(ch, "sex_specific_diagnosis") == {
+        ("outpatient_visit", HOSPITAL): (1, checked, len(failing), failing),
+        ("inpatient_discharge", HOSPITAL): (1, 2, 1, ["Z1"]),
+    }
+
+
+def test_sex_specific_diagnosis_reads_every_diagnosis_field(ch):
+    load(ch, "patient", [patient("M", A, "1"), patient("F", B, "2")], day=days(-1))
+
+    def abstract(aid, pid, principal, other=None):
+        return {
+            "admission_id": aid,
+            "patient_id": pid,
+            "principal_dx_code": principal,
+            "other_dx_codes": other,
+        }
+
+    cases = {
+        "Z1": (abstract("Z1", "F", "C61"), "principal_dx_code C61"),
+        "Z2": (abstract("Z2", "M", "C61", "I10"), None),  # checked, agrees
+        "Z3": (abstract("Z3", "F", "J18.9", "I10;n40.1"), "other_dx_codes N40.1"),
+        "Z4": (abstract("Z4", "F", "J18.9", "I10;E11.9;K29.7"), "not checked"),
+        "Z5": (abstract("Z5", "F", "O80.0", "I10; O99.8"), None),
+        "Z6": (abstract("Z6", "M", "N40.0", " O80.0 "), "other_dx_codes O80.0"),
+        "Z7": (
+            abstract("Z7", "F", "C61", "N40;;J18.9"),
+            "principal_dx_code C61; other_dx_codes N40",
+        ),
+    }
+    load(ch, "inpatient_discharge", [row for row, _ in cases.values()])
+    (result,) = run_cross(ch, D, [rule("sex_specific_diagnosis")])
+    failing = {k: d for k, (_, d) in cases.items() if d and d != "not checked"}
+    assert result["dataset"] == "inpatient_discharge"
+    assert result["checked"] == sum(d != "not checked" for _, d in cases.values()) == 6
+    assert result["failed"] == len(failing) == 4
+    # each failing key names the row and which field held the offending code
+    assert dict(zip(result["keys"], result["details"], strict=True)) == failing
+    assert result["sample_details"] == result["details"]
+
+
+def followup(fid, rec_id, disease):
+    return {"followup_id": fid, "record_id": rec_id, "disease_code": disease}
+
+
+def test_followup_disease_on_record(ch):
+    load(ch, "health_record", [record("R1", A), record("R2", B)], org=COUNTY, day=days(-10))
+    load(ch, "health_record", [record("R3", C)], org=COUNTY, day=D)
+    load(ch, "health_record", [record("R1", C)], org=COUNTY2, day=D)  # another county's R1
+    load(ch, "patient", [patient("P1", A), patient("P2", B)], day=days(-10))
+    load(ch, "patient", [patient("Q3", C)], org=HOSPITAL2, day=days(-10))
+    load(ch, "outpatient_visit", [visit("V1", "P1", at(days(-3)), "I10.x00")], day=days(-3))
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            {
+                "admission_id": "Z1",
+                "patient_id": "P2",
+                "principal_dx_code": "J18.9",
+                "other_dx_codes": "E11.9; i10",
+            }
+        ],
+    )
+    # C is diagnosed only after D, and only in a superseded version before it
+    load(
+        ch, "outpatient_visit", [visit("W1", "Q3", at(days(1)), "I10")], org=HOSPITAL2, day=days(1)
+    )
+    load(
+        ch,
+        "outpatient_visit",
+        [visit("W2", "Q3", at(days(-2)), "I10")],
+        org=HOSPITAL2,
+        day=days(-2),
+    )
+    load(ch, "outpatient_visit", [], org=HOSPITAL2, day=days(-2), version=2)
+    rows = [
+        followup("F1", "R1", "I10"),
+        followup("F2", "R1", "E11"),  # A has no diabetes diagnosis
+        followup("F3", "R2", "I10"),  # from the other inpatient diagnoses
+        followup("F4", "R2", "E11"),
+        followup("F5", "R3", "I10"),  # C: no diagnosis up to D
+        followup("F6", "R9", "I10"),  # unknown record: not checked
+        followup("F7", "R1", None),  # no disease: not checked
+    ]
+    load(ch, "chronic_followup", rows, org=COUNTY)
+    load(ch, "chronic_followup", [followup("G1", "R1", "I10")], org=COUNTY2)
+    assert outcome(ch, "followup_disease_on_record") == {
+        ("chronic_followup", COUNTY): (1, 5, 2, ["F2", "F5"]),
+        ("chronic_followup", COUNTY2): (1, 1, 1, ["G1"]),  # R1 there is C
+    }
+
+
+def test_death_closes_health_record_judged_30_days_after_upload(ch):
+    registered = days(-30)
+    load(
+        ch,
+        "death_registration",
+        [
+            death("SW1", A, days(-31)),
+            death("SW2", B, days(-32)),
+            death("SW3", C, days(-30)),
+            death("SW4", None, days(-30)),
+        ],
+        org=COUNTY,
+        day=registered,
+    )
+    load(ch, "health_record", [record("R1", A, "2")], org=COUNTY, day=days(-20))
+    load(ch, "health_record", [record("R2", B, "2")], org=COUNTY2, day=days(-29))  # any county
+    load(ch, "health_record", [record("R3", C, "1")], org=COUNTY, day=days(-29))
+    load(ch, "health_record", [record("R3", C, "2")], org=COUNTY, day=days(1))  # too late
+    load(ch, "death_registration", [], org=COUNTY2, day=D)
+    assert outcome(ch, "death_closes_health_record") == {
+        ("death_registration", COUNTY): (0, 3, 1, ["SW3"]),  # no batch of its own on D
+        ("death_registration", COUNTY2): (1, 0, 0, []),  # nothing registered 30 days ago
+    }
+    load(ch, "death_registration", [], org=COUNTY, day=D)
+    assert outcome(ch, "death_closes_health_record")[("death_registration", COUNTY)][:3] == (
+        1,
+        3,
+        1,
+    )
+    # on the day of the registration nothing is judged yet, nor on any day but D
+    assert outcome(ch, "death_closes_health_record", registered) == {
+        ("death_registration", COUNTY): (1, 0, 0, []),
+    }
+    assert outcome(ch, "death_closes_health_record", days(-1)) == {}
+
+
+def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
+    for ds in ("outpatient_visit", "inpatient_discharge", "prescription"):
+        load(ch, ds, [], org=HOSPITAL2)
+    load(ch, "chronic_followup", [], org=COUNTY)
+    load(ch, "death_registration", [], org=COUNTY2)
+    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
+    load(ch, "outpatient_visit", [visit("V1", "P1", at(D), "O80.0")])
+    load(ch, "death_registration", [death("SW1", A, days(-1))], org=COUNTY, day=days(-1))
+    first = run_cross(ch, D, RULES)
+    judged = {
+        "cross.no_activity_after_death": (
+            "outpatient_visit",
+            "inpatient_discharge",
+            "prescription",
+        ),
+        "cross.sex_specific_diagnoses": ("outpatient_visit", "inpatient_discharge"),
+        "cross.followup_disease_on_record": ("chronic_followup",),
+        "cross.death_closes_health_record": ("death_registration",),
+    }
+    batches = {
+        "outpatient_visit": (HOSPITAL, HOSPITAL2),
+        "inpatient_discharge": (HOSPITAL2,),
+        "prescription": (HOSPITAL2,),
+        "chronic_followup": (COUNTY,),
+        "death_registration": (COUNTY2,),
+    }
+    assert sorted((r["rule_id"], r["dataset"], r["org_code"]) for r in first) == sorted(
+        (rule_id, ds, org) for rule_id, sets in judged.items() for ds in sets for org in batches[ds]
+    )
+    # later uploads (a newer patient row, a death registered after D) change nothing for D
+    load(ch, "patient", [patient("P1", B, "2")], day=days(1))
+    load(ch, "death_registration", [death("SW9", B, days(-5))], org=COUNTY, day=days(1))
+    assert run_cross(ch, D, RULES) == first
+    failing = {(r["rule_id"], k) for r in first for k in r["keys"]}
+    assert failing == {
+        ("cross.no_activity_after_death", "V1"),
+        ("cross.sex_specific_diagnoses", "V1"),
+    }
+
+
+def test_queries_come_from_parameters_only():
+    q = cross_query(rule("sex_specific_diagnosis"), D)
+    assert "'O00' AND 'O99'" in q and "startsWith" in q and "join_use_nulls = 1" in q
+    assert "now()" not in q.lower() and "today()" not in q.lower()
+    assert q.count("FROM raw.current_batch") >= 2
+    sex = rule("sex_specific_diagnosis")
+    injected = {**sex.params, "rules": [{"codes": ["O00-O9'9"], "sex": "2"}]}
+    with pytest.raises(RuleSQLError):
+        cross_query(dataclasses.replace(sex, params=injected), D)
+    with pytest.raises(RuleSQLError):
+        cross_query(next(r for r in RULES if r.level == "record"), D)
+
+
+# ----------------------------------------------------------------------------- generated city
+
+START = dt.date(2026, 11, 9)
+CITY = {"hospitals": 6, "counties": 2, "scale": 0.005}
+CROSS_DEFECTS = {"visit_after_death", "sex_specific_dx", "followup_without_diagnosis"}
+
+
+def _identity_numbers(ch) -> set[str]:
+    """Every identity number in the warehouse (fields tagged pii: identity)."""
+    numbers = set()
+    for ds in contracts().datasets.values():
+        for name, kind in ds.pii_fields.items():
+            if kind == "identity":
+                rows = ch.query(
+                    f"SELECT DISTINCT upperUTF8(trimBoth({name})) FROM raw.{ds.dataset}"
+                )
+                numbers |= {n for (n,) in rows.result_rows if n}
+    return numbers
+
+
+def _city(rt, tmp_path, days, faults, seed):
+    """Generate and ingest a city; failing keys per batch, checked rows per rule, truth."""
+    generate(tmp_path, START, days, faults=faults, seed=seed, **CITY)
+    registry = load_registry(tmp_path / "_registry.csv")
+    for i in range(days):
+        ingestor(rt, registry).ingest(str(tmp_path), START + dt.timedelta(days=i))
+    numbers = _identity_numbers(rt.ch)
+    assert len(numbers) > 100
+    found, checked = defaultdict(set), Counter()
+    for i in range(days):
+        for r in run_cross(rt.ch, START + dt.timedelta(days=i), RULES):
+            parts = {p.strip().upper() for k in r["keys"] for p in k.split("|")}
+            assert not parts & numbers  # record keys never carry an identity number
+            checked[r["rule_id"]] += r["checked"]
+            for key in r["keys"]:
+                found[(r["org_code"], r["dataset"], r["business_date"].isoformat())].add(key)
+    truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
+    return found, checked, truth
+
+
+def test_generated_city_defects_are_found(rt, tmp_path):
+    found, _, truth = _city(rt, tmp_path, 4, "default", seed=11)
+    items = [t for t in truth if t["defect"] in CROSS_DEFECTS]
+    assert {t["defect"] for t in items} == CROSS_DEFECTS
+    missed = [
+        t
+        for t in items
+        if t["record_key"] not in found[(t["org_code"], t["dataset"], t["business_date"])]
+    ]
+    assert not missed
+    # and nothing else fails: every failing key is a ground-truth item
+    listed = {(t["org_code"], t["dataset"], t["business_date"], t["record_key"]) for t in truth}
+    extra = [(*w, k) for w, keys in found.items() for k in keys if (*w, k) not in listed]
+    assert not extra
+
+
+def test_clean_city_has_no_cross_dataset_failure(rt, tmp_path):
+    found, checked, _ = _city(rt, tmp_path, 4, "none", seed=3)
+    assert not found
+    # the clean city does exercise the rules (no death is 30 days old within four days)
+    assert {r.id for r in CROSS if checked[r.id]} == {r.id for r in CROSS} - {
+        "cross.death_closes_health_record"
+    }
