@@ -48,6 +48,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import Contracts, contracts
 from contracts.model import LINEAGE_COLUMNS, Dataset
+from contracts.timezone import TZ_NAME
 
 DATABASES = ("raw", "dq", "reference")
 DBT_SCHEMA = "hqlake_dbt"  # profiles.yml `schema`: the database dbt's connection opens
@@ -80,10 +81,10 @@ DQ_TABLES = {
           rows_quarantined UInt64,
           manifest_row_count Nullable(UInt64),
           manifest_problem Nullable(String),
-          first_received_at DateTime('Asia/Shanghai'),
-          last_received_at DateTime('Asia/Shanghai'),
+          first_received_at DateTime('$TZ'),
+          last_received_at DateTime('$TZ'),
           run_id String,
-          ingested_at DateTime64(3, 'Asia/Shanghai')
+          ingested_at DateTime64(3, '$TZ')
         ) ENGINE = ReplacingMergeTree(ingested_at)
         ORDER BY (business_date, org_code, dataset, batch_version)
         COMMENT 'Committed batch versions; the highest version of a batch is what downstream reads'
@@ -96,7 +97,7 @@ DQ_TABLES = {
           file String,
           sha256 String,
           size UInt64,
-          received_at DateTime('Asia/Shanghai'),
+          received_at DateTime('$TZ'),
           format LowCardinality(String),
           encoding LowCardinality(String),
           status LowCardinality(String),
@@ -109,7 +110,7 @@ DQ_TABLES = {
           missing_columns Array(String),
           lake_object String,
           run_id String,
-          ingested_at DateTime64(3, 'Asia/Shanghai')
+          ingested_at DateTime64(3, '$TZ')
         ) ENGINE = ReplacingMergeTree(ingested_at)
         ORDER BY (business_date, org_code, dataset, batch_version, file, sha256)
         COMMENT 'What happened to every received file, per batch version (0 = not loaded)'
@@ -153,7 +154,7 @@ DQ_TABLES = {
           query_or_expectation String,
           notes String,
           rules_fingerprint String,
-          computed_at DateTime64(3, 'Asia/Shanghai')
+          computed_at DateTime64(3, '$TZ')
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMM(business_date)
         ORDER BY (business_date, org_code, dataset, rule_id, computed_at)
@@ -169,8 +170,8 @@ DQ_TABLES = {
           rules_fingerprint String,
           rule_results UInt64,
           rules_failed UInt64,
-          started_at DateTime64(3, 'Asia/Shanghai'),
-          finished_at DateTime64(3, 'Asia/Shanghai'),
+          started_at DateTime64(3, '$TZ'),
+          finished_at DateTime64(3, '$TZ'),
           notes String
         ) ENGINE = MergeTree
         ORDER BY (business_date, run_id)
@@ -216,7 +217,7 @@ DQ_TABLES = {
           content_hash String,
           message_id String,
           recipients Array(String),
-          sent_at DateTime64(3, 'Asia/Shanghai')
+          sent_at DateTime64(3, '$TZ')
         ) ENGINE = MergeTree
         PARTITION BY toYYYYMM(business_date)
         ORDER BY (business_date, org_code, sent_at)
@@ -333,7 +334,7 @@ SCORE_TABLES = (
       rules_failed UInt32,
       blocking_failed UInt32,
       rules_error UInt32,
-      computed_at DateTime64(3, 'Asia/Shanghai')
+      computed_at DateTime64(3, '$TZ')
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(business_date)
     ORDER BY (business_date, org_code, dataset, run_id, computed_at)
@@ -358,7 +359,7 @@ SCORE_TABLES = (
       new_failures UInt32,
       resolved_failures UInt32,
       persisting_failures UInt32,
-      computed_at DateTime64(3, 'Asia/Shanghai')
+      computed_at DateTime64(3, '$TZ')
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(business_date)
     ORDER BY (business_date, peer_group, org_code, run_id, computed_at)
@@ -372,7 +373,7 @@ SCORE_TABLES = (
       dataset LowCardinality(String),
       rule_id LowCardinality(String),
       change LowCardinality(String),
-      computed_at DateTime64(3, 'Asia/Shanghai')
+      computed_at DateTime64(3, '$TZ')
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(business_date)
     ORDER BY (business_date, org_code, dataset, rule_id, run_id, computed_at)
@@ -382,7 +383,7 @@ SCORE_TABLES = (
     CREATE TABLE IF NOT EXISTS dq.score_run (
       business_date Date,
       run_id String,
-      computed_at DateTime64(3, 'Asia/Shanghai'),
+      computed_at DateTime64(3, '$TZ'),
       config_fingerprint String,
       config String,
       organisations UInt32,
@@ -403,7 +404,7 @@ SCORE_TABLES = (
       passed UInt8,
       blocking_failures UInt32,
       evidence String,
-      computed_at DateTime64(3, 'Asia/Shanghai')
+      computed_at DateTime64(3, '$TZ')
     ) ENGINE = MergeTree
     ORDER BY (month, org_code, computed_at)
     COMMENT 'Acceptance of an organisation-month per computation (share: % of judged days at
@@ -444,6 +445,8 @@ def statements(contract_set: Contracts | None = None, cluster: str | None = None
     single += ADDED_COLUMNS
     single += VIEWS.values()
     single += SCORE_TABLES
+    # `$TZ` in the statements above: the standard's time zone (contracts/timeliness.yaml)
+    single = [s.replace("$TZ", TZ_NAME) for s in single]
     return [s.strip() for s in single] if cluster is None else clustered(single, cluster)
 
 
