@@ -5,12 +5,16 @@ Keys of a loaded file, under `<dataset>/<date>/<org>/v<N>/`: `raw/original/<name
 file's full name percent-encoded outside letters, digits and `-_.()`, so files sharing a stem
 (visits.a.csv, visits.b.csv, visits.jsonl) never overwrite each other. Refused files go to
 `rejected/<date>/<org>/<dataset>/<sha256>/<name>`: one key per content, so a changed file
-refused again does not overwrite the copy an earlier record points to.
+refused again does not overwrite the copy an earlier record points to. A segment whose
+encoded form would pass `MAX_SEGMENT` characters (object stores refuse long keys, and one
+refused key must not stop the day) keeps its first characters and ends in `~` and a digest
+of the whole name; `~` is always encoded in a name, so such a segment never equals another.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 
 from minio import Minio
@@ -18,16 +22,26 @@ from minio import Minio
 from ingest.outcomes import Upload
 
 _KEY_SAFE = frozenset("-_.()")
+MAX_SEGMENT = 120
 
 
 def lake_name(name: str) -> str:
     """`name` as one segment of a lake key: letters and digits of any script and `-_.()` are
-    kept, everything else (`%` included) is percent-encoded as UTF-8, so distinct names give
-    distinct keys and no name adds or climbs a path segment ("." and ".." are encoded)."""
+    kept, everything else (`%` and `~` included) is percent-encoded as UTF-8, so distinct
+    names give distinct keys and no name adds or climbs a path segment ("." and ".." are
+    encoded); a long one is cut and made unique by a digest (module docstring)."""
     safe = _KEY_SAFE if name.strip(".") else _KEY_SAFE - {"."}
-    return "".join(
+    encoded = "".join(
         c if c.isalnum() or c in safe else "".join(f"%{b:02X}" for b in c.encode()) for c in name
     )
+    if len(encoded.encode()) <= MAX_SEGMENT:
+        return encoded
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    head = encoded.encode()[: MAX_SEGMENT - len(digest) - 1].decode(errors="ignore")
+    escape = head.rfind("%")
+    if escape >= len(head) - 2:  # never end inside a %XX escape
+        head = head[:escape]
+    return f"{head}~{digest}"
 
 
 class Lake:

@@ -12,7 +12,7 @@ import pytest
 
 from infra.pipeline import ingestor
 from ingest.lake import lake_name
-from tests.ingest.test_pipeline import DAY, HOSPITAL, REGISTRY, VISITS, put
+from tests.ingest.test_pipeline import DAY, HOSPITAL, OTHER, REGISTRY, VISITS, put
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +118,25 @@ def test_a_file_refused_again_with_other_bytes_keeps_both_copies(rt, tmp_path):
         key = lake_object.removeprefix(f"s3://{rt.settings.lake_bucket}/")
         data = rt.s3.get_object(rt.settings.lake_bucket, key).read()
         assert hashlib.sha256(data).hexdigest() == sha256
+
+
+def test_a_name_too_long_for_a_key_is_that_files_matter_not_the_days(rt, tmp_path):
+    """82 '+' percent-encode to 246 characters: the object store refuses such a key, which
+    once stopped every organisation's ingest on every re-run."""
+    long_name = "visits " + "+" * 82 + ".csv"
+    put(tmp_path, HOSPITAL, "outpatient_visit", long_name, VISITS)
+    put(tmp_path, HOSPITAL, "patient", "，" * 83 + ".txt", "x")  # refused, kept in rejected/
+    put(tmp_path, OTHER, "outpatient_visit", "visits.csv", VISITS)
+    results = {
+        r.file.rsplit("/", 1)[1]: r for r in ingestor(rt, REGISTRY).ingest(str(tmp_path), DAY)
+    }
+    assert results[long_name].status == "loaded"
+    assert results["，" * 83 + ".txt"].status == "rejected"
+    assert results["visits.csv"].status == "loaded"
+    names = [o.object_name for o in rt.s3.list_objects(rt.settings.lake_bucket, recursive=True)]
+    assert max(len(n.rsplit("/", 1)[1]) for n in names) <= 128
+    assert lake_name(long_name) != lake_name(long_name + "+")
+    committed = rt.ch.query("SELECT org_code, dataset FROM dq.batch FINAL").result_rows
+    assert sorted(committed) == sorted(  # every batch of the day commits
+        [(HOSPITAL, "outpatient_visit"), (HOSPITAL, "patient"), (OTHER, "outpatient_visit")]
+    )
