@@ -374,6 +374,26 @@ def _stringify(value: object) -> str | None:
     return str(value)
 
 
+def _unique_header(raw_names: list, names: list[str]) -> None:
+    """Refuse a header in which two columns mean one field after normalising (`visit_id` and
+    `VISIT_ID`): keeping either would drop the other's values without a word."""
+    seen: dict[str, list[str]] = {}
+    for raw, name in zip(raw_names, names, strict=True):
+        seen.setdefault(name, []).append(str(raw))
+    twins = {name: spelt for name, spelt in seen.items() if len(spelt) > 1}
+    if twins:
+        shown = [f"{n} ({', '.join(map(repr, spelt))})" for n, spelt in twins.items()]
+        raise UnreadableFile(f"has duplicated header columns: {short_list(shown)}")
+
+
+class _JsonObject(dict):
+    """A JSON object that remembers its keys as sent, repeats included (json keeps the last)."""
+
+    def __init__(self, pairs: list[tuple[str, object]]):
+        super().__init__(pairs)
+        self.keys_sent = [k for k, _ in pairs]
+
+
 def _read_jsonl(data: bytes, limits: ReadLimits) -> StringTable:
     text, encoding = decode_text(data)
     # JSON Lines separates records by \n only (a trailing \r is part of the separator);
@@ -389,7 +409,7 @@ def _read_jsonl(data: bytes, limits: ReadLimits) -> StringTable:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, object_pairs_hook=_JsonObject)
         except json.JSONDecodeError as exc:
             bad.append(BadRow(number, f"is not valid JSON ({exc.msg} at column {exc.colno})", raw))
             continue
@@ -400,6 +420,11 @@ def _read_jsonl(data: bytes, limits: ReadLimits) -> StringTable:
             bad.append(BadRow(number, "is not a JSON object", brief(raw, 200)))
             continue
         record = {normalise_header(k): _stringify(v) for k, v in obj.items()}
+        if len(record) < len(obj.keys_sent):
+            sent = [normalise_header(k) for k in obj.keys_sent]
+            twice = sorted({k for k in sent if sent.count(k) > 1})
+            bad.append(BadRow(number, f"has two values for {short_list(twice)}", brief(raw, 200)))
+            continue
         columns.update(dict.fromkeys(record))
         if len(columns) > limits.max_columns:
             raise _too_many_columns(len(columns), limits, f" by line {number}")
@@ -467,6 +492,7 @@ def _read_parquet(data: bytes, limits: ReadLimits) -> StringTable:
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableFile(f"is not a readable Parquet file ({brief(str(exc), 200)})") from None
     names = [normalise_header(n) for n in table.column_names]
+    _unique_header(table.column_names, names)
     try:
         columns = [_to_string_column(table.column(i)) for i in range(table.num_columns)]
     except pa.ArrowException as exc:
@@ -509,6 +535,17 @@ def _read_xlsx(data: bytes, limits: ReadLimits) -> StringTable:
     _check_zip(data, limits)
     try:
         reader = fastexcel.read_excel(data)
+        # The standard's workbook is one sheet; rows on another would be lost without a word.
+        others = [
+            name
+            for i, name in enumerate(reader.sheet_names[1:], start=1)
+            if reader.load_sheet(i, header_row=None, n_rows=1).total_height
+        ]
+        if others:
+            raise UnreadableFile(
+                f"has data on sheets other than the first ({short_list(others)}); "
+                "upload one sheet per file"
+            )
         sheet = reader.load_sheet(0, header_row=0, dtypes="string")
         if sheet.width > limits.max_columns:
             raise _too_many_columns(sheet.width, limits)
@@ -520,6 +557,7 @@ def _read_xlsx(data: bytes, limits: ReadLimits) -> StringTable:
     except Exception as exc:  # fastexcel raises its own error family for corrupt workbooks
         raise UnreadableFile(f"is not a readable xlsx workbook ({brief(str(exc), 200)})") from None
     names = [normalise_header(n) for n in table.column_names]
+    _unique_header(table.column_names, names)
     columns = [pc.cast(table.column(i), pa.string()) for i in range(table.num_columns)]
     strings = pa.table(dict(zip(names, columns, strict=True)))
     # Header is sheet row 1, so the first data row is row 2.

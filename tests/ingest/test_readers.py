@@ -334,3 +334,46 @@ def test_csv_header_with_a_quoted_line_break():
     table = read_upload(b'a,"b\nc"\n1,2\n3,4\n', "csv")
     assert table.table.column_names == ["a", "b\nc"]
     assert table.lines.to_pylist() == [3, 4]
+
+
+def _book(sheets: dict[str, list[list[str]]]) -> bytes:
+    sink = io.BytesIO()
+    book = xlsxwriter.Workbook(sink, {"in_memory": True})
+    for name, rows in sheets.items():
+        sheet = book.add_worksheet(name)
+        for i, row in enumerate(rows):
+            sheet.write_row(i, 0, row)
+    book.close()
+    return sink.getvalue()
+
+
+def test_twin_columns_are_refused_in_every_format():
+    """visit_id and VISIT_ID are one field: keeping either would drop the other's values
+    silently (a CSV is refused for it already, by conform)."""
+    twins = pa.table({"visit_id": ["MZREAL"], "VISIT_ID": ["MZFAKE"]})
+    sink = io.BytesIO()
+    pq.write_table(twins, sink)
+    with pytest.raises(UnreadableFile, match=r"duplicated header columns: visit_id \('visit_id'"):
+        read_upload(sink.getvalue(), "parquet")
+    with pytest.raises(UnreadableFile, match="duplicated header columns: visit_id"):
+        read_upload(_book({"a": [["visit_id", "VISIT_ID"], ["MZREAL", "MZFAKE"]]}), "xlsx")
+    lines = (
+        '{"visit_id": "V1", "visit_id": "V1DUP"}\n'
+        '{"visit_id": "V2", "Visit_ID": "V2CASE"}\n'
+        '{"visit_id": "V3", "nested": {"a": 1, "a": 2}}\n'
+    )
+    table = read_upload(lines.encode(), "jsonl")
+    assert [(b.line, b.reason) for b in table.bad_rows] == [
+        (1, "has two values for visit_id"),
+        (2, "has two values for visit_id"),
+    ]
+    assert table.table.to_pylist() == [{"visit_id": "V3", "nested": '{"a": 2}'}]
+    assert table.rows_read == 3  # nothing lost: two bad rows and one loaded
+
+
+def test_a_workbook_with_data_on_another_sheet_is_refused():
+    book = _book({"a": [["visit_id"], ["v1"]], "b": [["visit_id"], *[["v"]] * 49], "c": []})
+    with pytest.raises(UnreadableFile, match=r"sheets other than the first \(b\)"):
+        read_upload(book, "xlsx")
+    one_and_empty = _book({"a": [["visit_id"], ["v1"]], "notes": []})
+    assert read_upload(one_and_empty, "xlsx").table.to_pylist() == [{"visit_id": "v1"}]
