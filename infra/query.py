@@ -52,7 +52,11 @@ OUTPUT_SETTINGS = {
     "output_format_json_quote_64bit_integers": 0,
     "output_format_pretty_max_rows": 10_000,
 }
-SERVER_SETTINGS = {**OUTPUT_SETTINGS, "readonly": 2}
+# Bounds on one analyst query, so that `numbers(1e13)` or a cross join cannot hold the
+# warehouse: protected below, so a query cannot lift them.
+LIMIT_SETTINGS = {"max_execution_time": 300, "max_memory_usage": 4 << 30}
+QUERY_SETTINGS = {**OUTPUT_SETTINGS, **LIMIT_SETTINGS}
+SERVER_SETTINGS = {**QUERY_SETTINGS, "readonly": 2}
 EMBEDDED_READONLY = 1  # stricter than 2: chDB then refuses file/url/s3/remote... itself
 # databases of other engines (MySQL, PostgreSQL, Filesystem, S3, chDB's default Overlay
 # that maps file paths to tables ...) reach outside the warehouse
@@ -94,8 +98,13 @@ PROTECTED_SETTINGS = frozenset(
         "allow_introspection_functions",
         "dialect",
         "enable_global_with_statement",  # the CTE scopes below assume it
+        *LIMIT_SETTINGS,
+        "timeout_overflow_mode",  # 'break' would turn the time limit into a silent cut
     }
 )
+# C0 and C1 control characters but tab and newline: an uploaded value must not drive the
+# analyst's terminal (ESC sequences set its title, colours, cursor).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SELECTS = ("SelectWithUnionQuery", "SelectIntersectExceptQuery")
 STATEMENTS = "SELECT, WITH, SHOW TABLES / DATABASES / COLUMNS, DESCRIBE, EXPLAIN"
 _SHOW_MODIFIERS = frozenset({"full", "not_like", "case_insensitive_like"})
@@ -356,7 +365,7 @@ def reader() -> Iterator[tuple[Client, dict[str, Any]]]:
         return
     handle = clickhouse_connect.get_client(dsn=f"chdb://{path}")
     try:
-        for name, value in {**OUTPUT_SETTINGS, "readonly": EMBEDDED_READONLY}.items():
+        for name, value in {**QUERY_SETTINGS, "readonly": EMBEDDED_READONLY}.items():
             handle.command(f"SET {name} = {value}")  # readonly last: after it nothing changes
         yield handle, {}
     finally:
@@ -371,7 +380,9 @@ def run_sql(query: str, fmt: Format = "table") -> str:
         statement = check_read_only(query, client, settings)
         raw = client.raw_query(statement, fmt=FORMATS[fmt], settings=settings)
     text = raw.decode("utf-8")
-    if fmt == "json":
+    if fmt == "json":  # JSON escapes control characters itself
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         return json.dumps(rows, ensure_ascii=False, indent=1)
+    if fmt == "table":
+        return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
     return text

@@ -317,6 +317,9 @@ def test_only_warehouse_tables_and_discovery(ch, query, named):
         " SETTINGS enable_global_with_statement = 0",
         "SET readonly = 0",
         "SELECT 1 FORMAT Native",
+        "SELECT count() FROM numbers(10000000000000) SETTINGS max_execution_time = 0",
+        "SELECT 1 SETTINGS max_memory_usage = 0",
+        "SELECT 1 SETTINGS timeout_overflow_mode = 'break'",
     ],
 )
 def test_guards_cannot_be_lifted(ch, query):
@@ -394,3 +397,25 @@ def test_cli_prints_one_line_and_exits_2(ch, secret_file):
     assert verbose.exit_code == 2 and "Traceback" in verbose.stderr
     ok = runner.invoke(app, ["sql", "SELECT count() FROM query_probe.t", "--format", "csv"])
     assert ok.exit_code == 0 and ok.stdout.strip().splitlines()[-1] == "2"
+
+
+def test_a_query_runs_within_time_and_memory_limits(ch):
+    (limits,) = json.loads(
+        run_sql(
+            "SELECT toUInt64(getSetting('max_execution_time')) AS max_execution_time,"
+            " toUInt64(getSetting('max_memory_usage')) AS max_memory_usage",
+            "json",
+        )
+    )
+    assert 0 < limits["max_execution_time"] <= 300
+    assert 0 < limits["max_memory_usage"] <= 4 << 30
+
+
+def test_uploaded_control_characters_do_not_reach_the_terminal(ch):
+    ch.command("INSERT INTO query_probe.t VALUES (7, 'MZ\x1b[31mRED\x1b]0;PWNED\x07', 0)")
+    table = run_sql("SELECT name FROM query_probe.t WHERE n = 7")
+    assert "\x1b" not in table and "\x07" not in table
+    assert "MZ\\x1b[31mRED\\x1b]0;PWNED\\x07" in table
+    # JSON keeps the value and escapes it
+    (row,) = json.loads(run_sql("SELECT name FROM query_probe.t WHERE n = 7", "json"))
+    assert row["name"] == "MZ\x1b[31mRED\x1b]0;PWNED\x07"
