@@ -62,6 +62,10 @@ class RuleType(BaseModel):
     dimension: Dimension
     level: Level
     engine: str  # a key of expectations.engines.registry.ENGINES
+    # The section of the upload standard that states the type beyond the field rules
+    # ("7.1".."7.3", v1.1); None for the rules of sections 3-6. The bench compares
+    # validation with and without them.
+    section: str | None = None
     severity: Severity = "warning"
     weight: float = Field(default=1, ge=0)
     threshold: float = Field(default=0, ge=0, le=100)
