@@ -44,6 +44,11 @@ ACTIONS = ("raise", "lower", "keep")  # display order
 MEANING = {
     "organisations_judged": "organisations with a passed or failed result of the rule",
     "org_days_judged": "organisation-days with a passed or failed result of the rule",
+    "failed_in_results": (
+        "what the rule itself counted as failing in its results (rows, or batches and files "
+        "for a batch-level rule; rows quarantined at ingest for values_typed-like rules, "
+        "which never reach dq.record_issue)"
+    ),
     "rows.failed": "distinct records of current batches the rule failed (dq.record_issue)",
     "rows.kept_out": "of those, records its blocking failures kept out of the marts",
     "rows.kept_out_by_this_rule_alone": "kept out by this rule and no other blocking rule",
@@ -91,6 +96,7 @@ def _result_stats(ch: Client, first: dt.date, last: dt.date) -> dict[str, dict[s
         " uniqExactIf((org_code, business_date), status = 'failed') AS org_days_failed,"
         " countIf(status = 'failed') AS failed_results,"
         " countIf(status = 'error') AS error_results,"
+        " sumIf(failed, status IN ('passed', 'failed')) AS failed_in_results,"
         " arraySort(groupArrayIf(failed_pct, status = 'failed')) AS failed_pcts,"
         " arraySort(groupUniqArrayIf(dataset, dataset != '')) AS datasets,"
         " arraySort(groupUniqArray(weight)) AS weights"
@@ -377,6 +383,7 @@ def _entry(
         "org_days_failed": int(stats.get("org_days_failed", 0)),
         "failed_results": int(stats.get("failed_results", 0)),
         "error_results": int(stats.get("error_results", 0)),
+        "failed_in_results": int(stats.get("failed_in_results", 0)),
         "rows": (
             {
                 key: sum(r[key] for r in records.values())

@@ -52,6 +52,7 @@ RULE_KEYS = {
     "org_days_failed",
     "failed_results",
     "error_results",
+    "failed_in_results",
     "rows",
     "datasets",
     "indicators",
@@ -124,6 +125,7 @@ def test_counts_agree_with_the_ground_truth(city):
         len(orgs),
         len(org_days),
     )
+    assert blocking["failed_in_results"] == len(keys)
     assert blocking["rows"] == {
         "failed": len(keys),
         "kept_out": len(keys),
