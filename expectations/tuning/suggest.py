@@ -18,7 +18,6 @@ rule's fields; a batch-level rule judges whole batches of its dataset.
 """
 
 # SQL text here is fixed; every value is a bound query parameter.
-# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -99,9 +98,7 @@ def _result_stats(ch: Client, first: dt.date, last: dt.date) -> dict[str, dict[s
         " sumIf(failed, status IN ('passed', 'failed')) AS failed_in_results,"
         " arraySort(groupArrayIf(failed_pct, status = 'failed')) AS failed_pcts,"
         " arraySort(groupUniqArrayIf(dataset, dataset != '')) AS datasets,"
-        " arraySort(groupUniqArray(weight)) AS weights"
-        + _CURRENT_RESULTS
-        + " GROUP BY rule_id",
+        " arraySort(groupUniqArray(weight)) AS weights" + _CURRENT_RESULTS + " GROUP BY rule_id",
         parameters={"first": first, "last": last},
     )
     return {

@@ -29,9 +29,12 @@ pytestmark = pytest.mark.integration
 START, DAYS = dt.date(2026, 11, 9), 3
 END = START + dt.timedelta(days=DAYS - 1)
 BLOCKING_RULE, BLOCKING_DEFECT = "patient.id_no.resident_id", ("patient", "bad_check_digit")
-WARNING_RULE, WARNING_DEFECT = "inpatient_discharge.drug_le_total_fee", (
-    "inpatient_discharge",
-    "drug_fee_gt_total",
+WARNING_RULE, WARNING_DEFECT = (
+    "inpatient_discharge.drug_le_total_fee",
+    (
+        "inpatient_discharge",
+        "drug_fee_gt_total",
+    ),
 )
 RULE_KEYS = {
     "rule_id",
@@ -236,9 +239,9 @@ def test_the_command_in_three_formats_changes_nothing(city, tmp_path):
     assert table.exit_code == 0, table.output
     line = next(x for x in table.stdout.splitlines() if f" {BLOCKING_RULE} " in x)
     assert line.split()[:3] == [
-        _answer(ch)["rules"][
-            [r["rule_id"] for r in _answer(ch)["rules"]].index(BLOCKING_RULE)
-        ]["suggestion"]["action"],
+        _answer(ch)["rules"][[r["rule_id"] for r in _answer(ch)["rules"]].index(BLOCKING_RULE)][
+            "suggestion"
+        ]["action"],
         BLOCKING_RULE,
         "blocking",
     ]
