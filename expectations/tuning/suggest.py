@@ -209,9 +209,9 @@ def fields_read(rule: Rule, contract_set: Contracts | None = None) -> tuple[str,
     return tuple(sorted(found))
 
 
-def _reach(rule: Rule, severity: str) -> str | None:
+def _reach(rule: Rule) -> str | None:
     if rule.level in ROW_LEVELS:
-        return "rows" if severity == "blocking" else "fields"
+        return "rows" if rule.severity == "blocking" else "fields"
     return "batches" if rule.dataset else None
 
 
@@ -356,10 +356,10 @@ def _entry(
     config: SuggestionConfig,
 ) -> dict[str, Any]:
     rule_type = rule_base.types.get(rule.type)
-    datasets = sorted({*([rule.dataset] if rule.dataset else []), *stats.get("datasets", [])})
-    datasets = sorted({*datasets, *records})
+    named = [rule.dataset] if rule.dataset else []
+    datasets = sorted({*named, *stats.get("datasets", []), *records})
     fields = fields_read(rule, contract_set)
-    reach = _reach(rule, rule.severity)
+    reach = _reach(rule)
     row_level = rule.level in ROW_LEVELS
     entry: dict[str, Any] = {
         "rule_id": rule.id,

@@ -297,3 +297,37 @@ def test_a_period_without_validation_is_an_operator_error(rt):
         _suggest(rt.ch, dt.date(2026, 3, 5), dt.date(2026, 3, 9))
     with pytest.raises(OperatorError, match="starts 2026-03-03 after it ends 2026-03-02"):
         _suggest(rt.ch, D2, D1)
+
+
+def test_the_terminal_table_shows_control_characters_escaped():
+    from infra.cli import suggestion_table
+
+    entry = {
+        "rule_id": "outpatient_visit.\x1b]0;PWNED\x07rule",
+        "severity": "warning",
+        "current_weight": 2.0,
+        "organisations_failed": 1,
+        "organisations_judged": 4,
+        "org_days_failed": 1,
+        "org_days_judged": 12,
+        "rows": None,
+        "indicators": {"reach": None, "columns": []},
+        "suggestion": {
+            "action": "keep",
+            "weight": 2.0,
+            "reason": {"zh": "保持\x1b[31m", "en": "keep\r\nweight"},
+        },
+    }
+    answer = {
+        "period": {"from": "2026-03-02", "to": "2026-03-03"},
+        "dates_validated": ["2026-03-02"],
+        "organisations": 4,
+        "rules_fingerprints": ["fp\x1b[2J"],
+        "rules": [entry, entry | {"organisations_failed": 0}],
+        "rules_not_in_rule_base": ["gone\x07"],
+    }
+    table = suggestion_table(answer)
+    assert "\x1b" not in table and "\x07" not in table and "\r" not in table
+    assert "outpatient_visit.\\x1b]0;PWNED\\x07rule" in table
+    assert "keep\\x0d weight" in table and "gone\\x07" in table and "fp\\x1b[2J" in table
+    assert "1 rules never failed or were not judged" in table
