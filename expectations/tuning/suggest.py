@@ -61,6 +61,11 @@ MEANING = {
         "datasets; fields: a warning rule's rows stay, reaching the indicators that read "
         "one of its fields; batches: the rule judges whole batches of its dataset"
     ),
+    "indicators.columns[]": (
+        "an indicator column (model.column) the rule reaches, the datasets it reaches it "
+        "through, their rows loaded in the period (the column's input rows from them, every "
+        "organisation and month) and the share of those the rule failed"
+    ),
     "suggestion.weight": "the suggested weight of the rule (current: current_weight)",
 }
 
@@ -220,16 +225,20 @@ def reached_indicators(
     datasets: Sequence[str],
     fields: Sequence[str],
     indicators: Mapping[str, Sequence[str]],
-) -> list[str]:
-    """The indicator columns a rule's failures reach (see the module's docstring)."""
-    if reach is None:
-        return []
-    wanted = set(datasets)
-    if reach == "fields":
-        return sorted(c for c, sources in indicators.items() if set(sources) & set(fields))
-    return sorted(
-        c for c, sources in indicators.items() if {s.split(".", 1)[0] for s in sources} & wanted
-    )
+) -> dict[str, tuple[str, ...]]:
+    """The indicator columns a rule's failures reach (see the module's docstring), each with
+    the datasets through which it reaches them."""
+    out: dict[str, tuple[str, ...]] = {}
+    for column, sources in sorted(indicators.items()):
+        if reach == "fields":
+            through = {s.split(".", 1)[0] for s in sources if s in fields}
+        elif reach is not None:
+            through = {s.split(".", 1)[0] for s in sources} & set(datasets)
+        else:
+            through = set()
+        if through:
+            out[column] = tuple(sorted(through))
+    return out
 
 
 # ---- the heuristics ---------------------------------------------------------------------------
@@ -345,6 +354,27 @@ def _overrides(rule_base: RuleBase, rule: Rule) -> list[dict[str, Any]]:
     ]
 
 
+def _column_share(
+    column: str,
+    through: Sequence[str],
+    records: Mapping[str, Mapping[str, int]],
+    dataset_rows: Mapping[str, int],
+    row_level: bool,
+) -> dict[str, Any]:
+    """One indicator column a rule reaches: the period's rows of the datasets it reaches it
+    through (the column's input rows from them, all organisations and months) and how many
+    of those the rule failed."""
+    input_rows = sum(dataset_rows.get(ds, 0) for ds in through)
+    failed = sum(records.get(ds, {}).get("failed", 0) for ds in through) if row_level else None
+    return {
+        "column": column,
+        "through": list(through),
+        "input_rows": input_rows,
+        "rows_failed": failed,
+        "failed_pct": _round(_pct(failed, input_rows), 4) if failed is not None else None,
+    }
+
+
 def _entry(
     rule: Rule,
     rule_base: RuleBase,
@@ -405,7 +435,12 @@ def _entry(
         ],
         "indicators": {
             "reach": reach,
-            "columns": reached_indicators(reach, datasets, fields, indicators),
+            "columns": [
+                _column_share(column, through, records, dataset_rows, row_level)
+                for column, through in reached_indicators(
+                    reach, datasets, fields, indicators
+                ).items()
+            ],
         },
     }
     entry["suggestion"] = suggestion(

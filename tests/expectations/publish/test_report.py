@@ -421,7 +421,18 @@ def test_suggestions_page_escapes_every_value_and_fetches_nothing():
         "datasets": [
             {"dataset": hostile, "rows_in_period": 9, "rows_failed": 2, "failed_pct": 22.2}
         ],
-        "indicators": {"reach": "rows", "columns": [f"ind_x.{hostile}"]},
+        "indicators": {
+            "reach": "rows",
+            "columns": [
+                {
+                    "column": f"ind_x.{hostile}",
+                    "through": [hostile],
+                    "input_rows": 9,
+                    "rows_failed": 2,
+                    "failed_pct": 22.2,
+                }
+            ],
+        },
         "suggestion": {"action": "keep", "weight": 3.0, "reason": {"zh": hostile, "en": hostile}},
     }
     kept = rule | {"rule_id": "kept.<b>rule</b>", "organisations_failed": 0}

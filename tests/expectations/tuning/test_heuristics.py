@@ -52,7 +52,7 @@ def stats(
         "org_days_failed": days_failed,
         "rows": {"failed": kept_out, "kept_out": kept_out, "kept_out_by_this_rule_alone": 0},
         "datasets": [{"dataset": "outpatient_visit", "rows_in_period": rows_in_period}],
-        "indicators": {"reach": "rows", "columns": list(columns)},
+        "indicators": {"reach": "rows", "columns": [{"column": c} for c in columns]},
         "failed_pcts": list(failed_pcts),
     }
 
@@ -276,7 +276,14 @@ def test_the_period_reads_current_runs_and_current_batches_only(rt):
         }
     ]
     assert rule["indicators"]["reach"] == "rows"
-    columns = rule["indicators"]["columns"]
+    columns = {c["column"]: c for c in rule["indicators"]["columns"]}
+    assert columns["ind_hospital_monthly.outpatient_visits"] == {
+        "column": "ind_hospital_monthly.outpatient_visits",
+        "through": ["outpatient_visit"],
+        "input_rows": 140,
+        "rows_failed": 3,
+        "failed_pct": round(100 * 3 / 140, 4),
+    }
     assert {"ind_hospital_monthly.outpatient_visits", "ind_hospital_monthly.outpatient_fee"} <= set(
         columns
     )

@@ -160,8 +160,19 @@ def test_counts_agree_with_the_ground_truth(city):
     }
     assert warning["fields"] == ["inpatient_discharge.drug_fee", "inpatient_discharge.total_fee"]
     assert warning["indicators"]["reach"] == "fields"
-    assert "ind_hospital_monthly.inpatient_drug_fee_share_pct" in warning["indicators"]["columns"]
-    assert "ind_hospital_monthly.outpatient_fee" not in warning["indicators"]["columns"]
+    columns = {c["column"]: c for c in warning["indicators"]["columns"]}
+    assert "ind_hospital_monthly.outpatient_fee" not in columns
+    (stays,) = warning["datasets"]
+    # the share of the indicator's input rows (the period's discharges) that the rule failed
+    assert columns["ind_hospital_monthly.inpatient_drug_fee_share_pct"] == {
+        "column": "ind_hospital_monthly.inpatient_drug_fee_share_pct",
+        "through": ["inpatient_discharge"],
+        "input_rows": stays["rows_in_period"],
+        "rows_failed": len(keys),
+        "failed_pct": round(100 * len(keys) / stays["rows_in_period"], 4),
+    }
+    # an indicator of two datasets counts the input rows of the one the rule reaches it by
+    assert columns["ind_hospital_monthly.drug_fee_share_pct"]["through"] == ["inpatient_discharge"]
 
     # the first day alone counts only its own defects
     first = {r["rule_id"]: r for r in _answer(ch, START, START)["rules"]}
