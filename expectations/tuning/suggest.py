@@ -322,6 +322,8 @@ def suggestion(stats: Mapping[str, Any], config: SuggestionConfig) -> dict[str, 
         "suggested_threshold": _number(suggested_threshold),
         "threshold_percentile": _number(wide.threshold_percentile),
     }
+    if suggested == weight and suggested_threshold is None:
+        action = "keep"  # the bounds leave nothing to change
     template = getattr(config.reasons, heuristic)
     reason = {lang: getattr(template, lang).format_map(values) for lang in ("zh", "en")}
     if suggested_threshold is not None:

@@ -95,7 +95,8 @@ def test_widespread_at_its_boundaries_lowers_the_weight_and_offers_a_threshold()
     assert (batch["weight"], batch["threshold"]) == (0.25, 5.0)
     assert "threshold" not in batch["reason"]["en"]
     # lowering never raises: a weight already under the minimum stays
-    assert suggestion(stats(3, 3, 6, 6, weight=0.1), CONFIG)["weight"] == 0.1
+    low = suggestion(stats(3, 3, 6, 6, weight=0.1, level="batch"), CONFIG)
+    assert (low["heuristic"], low["action"], low["weight"]) == ("widespread", "keep", 0.1)
 
 
 def test_percentile_threshold():
@@ -132,6 +133,12 @@ def test_keeps_rows_out_raises_a_blocking_rule_at_its_boundaries():
     # raising stops at the maximum; widespread comes first
     capped = stats(6, 1, 18, 1, weight=8.0, severity="blocking", kept_out=900)
     assert suggestion(capped, CONFIG)["weight"] == 10.0
+    at_max = suggestion(stats(6, 1, 18, 1, weight=10.0, severity="blocking", kept_out=900), CONFIG)
+    assert (at_max["heuristic"], at_max["action"], at_max["weight"]) == (
+        "keeps_rows_out",
+        "keep",
+        10.0,
+    )
     both = stats(6, 6, 18, 18, weight=3.0, severity="blocking", kept_out=900)
     assert suggestion(both, CONFIG)["heuristic"] == "widespread"
 
