@@ -345,3 +345,21 @@ def test_the_terminal_table_shows_control_characters_escaped():
     assert "outpatient_visit.\\x1b]0;PWNED\\x07rule" in table
     assert "keep\\x0d weight" in table and "gone\\x07" in table and "fp\\x1b[2J" in table
     assert "1 rules never failed or were not judged" in table
+
+
+def test_a_broken_configuration_names_the_file_and_the_field(tmp_path):
+    from contracts.loader import ContractError
+    from expectations.tuning.config import SUGGESTIONS_CONFIG
+
+    text = SUGGESTIONS_CONFIG.read_text(encoding="utf-8")
+    path = tmp_path / "weight_suggestions.yaml"
+    for old, new, message in (
+        ("weight: {min: 0.25, max: 10", "weight: {min: 20, max: 10", "min must not be greater"),
+        ("weight_factor: 0.5", "weight_factor: 1.5", "widespread.weight_factor"),
+        ("keep weight {weight}", "keep weight {wieght}", "unknown placeholders ['wieght']"),
+    ):
+        assert old in text
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(ContractError) as err:
+            load_suggestion_config(path)
+        assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
