@@ -98,12 +98,12 @@ def _answer(ch, first=START, last=END):
     )
 
 
-def _defects(truth, dataset, defect, last=END):
+def _defects(truth, dataset, defect, first=START, last=END):
     items = [
         t
         for t in truth
         if (t["dataset"], t["defect"]) == (dataset, defect)
-        and dt.date.fromisoformat(t["business_date"]) <= last
+        and first <= dt.date.fromisoformat(t["business_date"]) <= last
     ]
     return (
         {t["org_code"] for t in items},
@@ -174,11 +174,18 @@ def test_counts_agree_with_the_ground_truth(city):
     # an indicator of two datasets counts the input rows of the one the rule reaches it by
     assert columns["ind_hospital_monthly.drug_fee_share_pct"]["through"] == ["inpatient_discharge"]
 
-    # the first day alone counts only its own defects
-    first = {r["rule_id"]: r for r in _answer(ch, START, START)["rules"]}
-    orgs, org_days, keys = _defects(truth, *BLOCKING_DEFECT, last=START)
-    assert first[BLOCKING_RULE]["org_days_failed"] == len(org_days)
-    assert first[BLOCKING_RULE]["rows"]["kept_out"] == len(keys)
+    # each day alone counts only its own defects; a day without one never failed the rule
+    for i in range(DAYS):
+        day = START + dt.timedelta(days=i)
+        alone = {r["rule_id"]: r for r in _answer(ch, day, day)["rules"]}[BLOCKING_RULE]
+        orgs, org_days, keys = _defects(truth, *BLOCKING_DEFECT, day, day)
+        assert (alone["organisations_failed"], alone["org_days_failed"]) == (
+            len(orgs),
+            len(org_days),
+        )
+        assert alone["rows"]["kept_out"] == len(keys)
+        if not keys:
+            assert alone["suggestion"]["heuristic"] == "never_failed"
 
 
 def test_the_answer_has_a_fixed_shape_and_is_the_same_when_asked_again(city):
