@@ -84,3 +84,14 @@ class Lake:
             lake_name(part) for part in (str(src.business_date), src.org_code, src.dataset)
         )
         return self.put(f"rejected/{folder}/{u.sha256}/{lake_name(src.name)}", u.data)
+
+
+class NoLake(Lake):
+    """A lake that keeps nothing: the pre-flight check (`hqlake check`, infra.preflight)
+    judges a hospital's own files without object storage. Every address is empty."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "")  # type: ignore[arg-type]
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        return ""

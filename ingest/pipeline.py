@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 class Ingestor:
     def __init__(
         self,
-        s3: Minio,
+        s3: Minio | None,
         ch: Client,
         *,
         lake_bucket: str,
@@ -63,6 +63,7 @@ class Ingestor:
         registry: Registry,
         contract_set: Contracts,
         run_id: str | None = None,
+        lake: Lake | None = None,
     ):
         self.s3 = s3
         self.limits = limits
@@ -70,7 +71,7 @@ class Ingestor:
         self.contracts = contract_set
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.tz = contract_set.timeliness.timezone
-        self.lake = Lake(s3, lake_bucket)
+        self.lake = lake or Lake(s3, lake_bucket)
         self.versions = Versions(ch)
         self.buffer = Buffer(ch, self.run_id, ZoneInfo(self.tz))
 
@@ -84,6 +85,11 @@ class Ingestor:
         if org_codes is not None:
             wanted = set(org_codes)
             files = [f for f in files if f.org_code in wanted]
+        return self.ingest_files(files, business_date)
+
+    def ingest_files(self, files: list[InboxFile], business_date: dt.date) -> list[FileResult]:
+        """Ingest listed inbox entries of `business_date` (`ingest` lists them; the pre-flight
+        check lists a hospital's batch folder with `ingest.inbox.list_batch_folder`)."""
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
         results: list[FileResult] = []
         for f in files:
