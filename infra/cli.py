@@ -185,6 +185,7 @@ def check_json(checked, code: int) -> dict:
         "datasets_checked": judged.datasets_checked,
         "datasets_missing": judged.datasets_missing,
         "results": [judged.public(r) for r in judged.results],
+        "quarantined": checked.quarantined,
         "failed": [r.rule_id for r in judged.failed],
         "blocking_failed": [r.rule_id for r in judged.blocking],
         "checked_by_platform": judged.checked_by_platform,
@@ -225,6 +226,11 @@ def check_table(checked, registry, code: int) -> str:
             lines.append(f"      keys: {', '.join(shown['sample_keys'][:5])}")
         if shown["notes"] and r.status == "failed":
             lines.append(f"      note: {shown['notes']}")
+    if checked.quarantined:
+        lines += ["", "quarantined rows (first of each file):"]
+        for q in checked.quarantined:
+            key = f" {q['record_key']}" if q["record_key"] else ""
+            lines.append(f"  {q['file']} line {q['line']}{key}: {'; '.join(q['reasons'])}")
     counts = Counter(r.status for r in judged.results)
     lines += [
         "",

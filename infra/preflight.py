@@ -11,7 +11,8 @@ composes the platform's own steps, none re-implemented:
 2. they are ingested by the same `Ingestor` (readers, typing, quarantine, manifests,
    versions) into a chDB warehouse in a temporary folder, migrated by `infra.schema`, with a
    lake that keeps nothing (`ingest.lake.NoLake`);
-3. `expectations.preflight` judges them with the rules that need nothing but those files;
+3. `expectations.preflight` judges them with the rules that need nothing but those files,
+   and the quarantined rows are shown with their reasons;
 4. the temporary folder is removed, whatever happened.
 
 chDB opens one data path per process, so a check runs in a process of its own (the CLI's);
@@ -56,6 +57,7 @@ class Checked:
     layout: str
     files: list[FileResult]
     judged: Preflight
+    quarantined: list[dict]  # the first rows each file sent to quarantine, with the reasons
     seconds: float
 
 
@@ -130,6 +132,33 @@ def throwaway_warehouse() -> Iterator[Client]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# Quarantined rows shown per file: enough to see the pattern, as the e-mail's samples are.
+QUARANTINE_SHOWN = 5
+
+
+def quarantined_rows(ch: Client) -> list[dict]:
+    """The first quarantined rows of every file, with why (the platform keeps them in
+    dq.quarantine, where a hospital cannot look); personal data masked."""
+    from contracts.pii import mask_key, mask_text
+
+    rows = ch.query(
+        "SELECT dataset, source_file, source_line, record_key, reasons FROM dq.quarantine"
+        " ORDER BY dataset, source_file, source_line"
+        " LIMIT {n:UInt32} BY source_file",
+        parameters={"n": QUARANTINE_SHOWN},
+    ).result_rows
+    return [
+        {
+            "dataset": dataset,
+            "file": file,
+            "line": int(line),
+            "record_key": mask_key(dataset, key) if key else None,
+            "reasons": [mask_text(r) for r in reasons],
+        }
+        for dataset, file, line, key, reasons in rows
+    ]
+
+
 def resolve_org(registry: Registry, org_code: str, day: dt.date) -> None:
     """Refuse an organisation the registry does not know or does not accept on `day`."""
     reason = registry.why_not_accepted(org_code, day)
@@ -168,4 +197,6 @@ def check(
         )
         results = ingestor.ingest_files(files, day)
         judged = judge_batches(ch, registry, day, org_code)
-    return Checked(path, layout, results, judged, round(time.perf_counter() - started, 3))
+        quarantined = quarantined_rows(ch)
+    seconds = round(time.perf_counter() - started, 3)
+    return Checked(path, layout, results, judged, quarantined, seconds)

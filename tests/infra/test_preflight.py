@@ -98,6 +98,8 @@ def test_check_gives_the_platform_results_of_batch_field_and_record_rules(rt, tm
         print(org, "checked", len(report["results"]), "failed", sorted(failed), report["seconds"])
         assert failed, "the default faults fail some rule of every organisation here"
         assert judged(report) == platform
+        if any(rule_id.endswith(".values_typed") for _, rule_id in failed):
+            assert report["quarantined"], "the quarantined rows are shown with their reasons"
         blocking = [r for r in report["results"] if r["status"] == "failed"]
         blocking = [r["rule_id"] for r in blocking if r["severity"] == "blocking"]
         assert report["blocking_failed"] == blocking
