@@ -25,7 +25,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --all-extras --quiet
 	touch $@
 
 install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)

@@ -39,12 +39,14 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-from minio import Minio
 
 from contracts.timezone import TZ as _TZ
 from contracts.upload import MANIFEST
+
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a listed folder may carry no time
 # Receive times the warehouse stores (ClickHouse DateTime: seconds since 1970 in a UInt32).

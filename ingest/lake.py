@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-
-from minio import Minio
+from typing import TYPE_CHECKING
 
 from ingest.outcomes import Upload
+
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
 
 _KEY_SAFE = frozenset("-_.()")
 MAX_SEGMENT = 120

@@ -26,10 +26,10 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
-from minio import Minio
 
 from contracts.loader import Contracts
 from contracts.registry import Registry
@@ -48,6 +48,9 @@ from ingest.policy import (
 from ingest.prepare import prepare
 from ingest.readers import ReadLimits, UnreadableFile, detect_format, too_large
 from ingest.versions import BatchCommit, Versions, fingerprint
+
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
 
 log = logging.getLogger(__name__)
 
