@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from contracts.registry import Registry
+    from expectations.rules.rulebase import RuleBase
     from infra.runtime import Runtime
     from ingest.outcomes import FileResult
     from ingest.pipeline import Ingestor
@@ -269,8 +270,11 @@ def late_stage(day: dt.date, inbox: str | None = None, days: int | None = None) 
 # ---- warehouse stages ----------------------------------------------------------------------
 
 
-def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
-    """Validate `day` (one run over every current batch of the date); Data Docs optional."""
+def validate_stage(
+    day: dt.date, datadocs: bool = True, rb: RuleBase | None = None
+) -> dict[str, Any]:
+    """Validate `day` (one run over every current batch of the date); Data Docs optional;
+    `rb` another rule base than the contracts' (the bench's comparison without v1.1's rules)."""
     from expectations.validate import validate_date
 
     started = time.perf_counter()
@@ -279,6 +283,7 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
         _warehouse(),
         org_registry(),
         day,
+        rb=rb,
         gx_dir=home / "gx" / day.isoformat() if datadocs else None,
         datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
     )
