@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import traceback
 import unicodedata
@@ -510,6 +511,98 @@ def feedback(
     from infra.pipeline import feedback_stage
 
     typer.echo(json.dumps(feedback_stage(_date(date), org), ensure_ascii=False, indent=2))
+
+
+class SuggestFormat(StrEnum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+rules_app = typer.Typer(
+    no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("suggest")
+def rules_suggest(
+    first: Annotated[str, typer.Option("--from", help="first business date YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="last business date YYYY-MM-DD")],
+    format: Annotated[SuggestFormat, typer.Option("--format")] = SuggestFormat.table,
+    out: Annotated[Path | None, typer.Option(help="write to this file instead")] = None,
+) -> None:
+    """Per rule over a period: organisations and days failed, rows kept out of the marts, the
+    indicators it reaches and a suggested weight with its reason. Changes nothing."""
+    from contracts.errors import OperatorError
+    from infra.pipeline import suggest_weights
+
+    day_from, day_to = _date(first), _date(last)
+    if day_from > day_to:
+        raise OperatorError(f"--from {day_from} is after --to {day_to}; give the earlier first")
+    answer = suggest_weights(day_from, day_to)
+    if format is SuggestFormat.json:
+        text = json.dumps(answer, ensure_ascii=False, indent=2)
+    elif format is SuggestFormat.html:
+        from expectations.publish.report import render_suggestions
+
+        text = render_suggestions(answer)
+    else:
+        text = suggestion_table(answer)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(str(out))
+
+
+# C0 and C1 control characters but newline: a value must not drive the terminal
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(value: object) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)).replace("\n", " ")
+
+
+def suggestion_table(answer: dict) -> str:
+    """The rules that failed in the period, raise and lower first, each with its reason; the
+    rules that never failed in one line (json lists them)."""
+    period = answer["period"]
+    lines = [
+        f"rules suggest {period['from']} .. {period['to']}: {len(answer['dates_validated'])}"
+        f" dates validated, {answer['organisations']} organisations, rule sets "
+        + _printable(", ".join(answer["rules_fingerprints"])),
+        "",
+        f"{'action':<6} {_pad('rule', 52)} {'sev':<8} {'weight':>13} {'orgs':>7}"
+        f" {'org-days':>9} {'kept out':>9} {'indic.':>6}",
+    ]
+    failed = [r for r in answer["rules"] if r["organisations_failed"]]
+    for r in failed:
+        s = r["suggestion"]
+        weight = f"{r['current_weight']:g} -> {s['weight']:g}"
+        kept = "-" if r["rows"] is None else str(r["rows"]["kept_out"])
+        lines.append(
+            f"{s['action']:<6} {_pad(_printable(r['rule_id']), 52)} {r['severity']:<8}"
+            f" {weight:>13} {r['organisations_failed']:>3}/{r['organisations_judged']:<3}"
+            f" {r['org_days_failed']:>4}/{r['org_days_judged']:<4} {kept:>9}"
+            f" {len(r['indicators']['columns']):>6}"
+        )
+        lines += [f"       {_printable(s['reason'][lang])}" for lang in ("zh", "en")]
+    if not failed:
+        lines.append("(no rule failed in the period)")
+    lines += [
+        "",
+        f"{len(answer['rules']) - len(failed)} rules never failed or were not judged in the"
+        " period: keep their weights (--format json lists them)",
+    ]
+    if answer["rules_not_in_rule_base"]:
+        unknown = ", ".join(_printable(r) for r in answer["rules_not_in_rule_base"])
+        lines.append(f"results name rules no longer in the rule base: {unknown}")
+    lines.append(
+        "a suggestion changes nothing: adopt one by editing contracts/rules.yaml or"
+        " contracts/rule_overrides.yaml (see README, Tuning weights)"
+    )
+    return "\n".join(lines)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -8,6 +8,7 @@
     build_stage(dates)                  dbt build of the marts
     report_stage(day)                   city and organisation HTML pages
     feedback_stage(day, org_code)       e-mails (or reminders), once per content
+    suggest_weights(first, last)        weight suggestions from a period's results (CLI only)
 
 Every stage returns a small JSON-able summary (an Airflow XCom, the CLI's output) with the
 wall time it took. Quality problems are data: they end up in dq tables, reports and e-mails
@@ -410,3 +411,22 @@ def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str
     from expectations.scoring.config import load_scoring_config
 
     return judge(_warehouse(), org_registry(), month, load_scoring_config(config_path))
+
+
+def suggest_weights(first: dt.date, last: dt.date) -> dict[str, Any]:
+    """Per rule over the business dates `first`..`last`: organisations and days failed, rows
+    kept out of the marts, the indicators it reaches and a suggested weight with its reason
+    (`hqlake rules suggest`; not a task of the daily DAG). Reads only."""
+    from expectations.rules.rulebase import rulebase
+    from expectations.tuning.config import load_suggestion_config
+    from expectations.tuning.suggest import suggest
+    from infra.dbtrun import indicator_sources
+
+    return suggest(
+        _warehouse(),
+        first,
+        last,
+        rule_base=rulebase(),
+        config=load_suggestion_config(),
+        indicators=indicator_sources(),
+    )
