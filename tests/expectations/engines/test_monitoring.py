@@ -90,7 +90,7 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
         day = START + dt.timedelta(days=i)
         ingestor(rt, registry).ingest(str(tmp_path), day)
         results = monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
-        assert len(results) == (5 + 2) * (5 * 8 + 1)  # org x (dataset x batch rule + org-day)
+        assert len(results) == (5 + 2) * (5 * 9 + 1)  # org x (dataset x batch rule + org-day)
         assert [r for r in results if r.status not in ("passed", "not_applicable")] == []
 
 
