@@ -352,7 +352,13 @@ def test_queries_come_from_parameters_only():
 
 START = dt.date(2026, 11, 9)
 CITY = {"hospitals": 6, "counties": 2, "scale": 0.005}
-CROSS_DEFECTS = {"visit_after_death", "sex_specific_dx", "followup_without_diagnosis"}
+CROSS_DEFECTS = {
+    "visit_after_death",
+    "sex_specific_dx",
+    "followup_without_diagnosis",
+    "copied_readings",
+    "implausible_workload",
+}
 
 
 def _identity_numbers(ch) -> set[str]:

@@ -16,6 +16,7 @@ BATCH_DEFECTS = {
     "late_file": "batch_on_time",
     "manifest_row_count_mismatch": "manifest_row_count",
     "volume_collapse": "volume_not_collapsed",
+    "volume_spike": "volume_not_spiked",
     "corrupt_gzip": "file_readable",
     "extra_column": "no_schema_drift",
     "missing_required_column": "columns_present",

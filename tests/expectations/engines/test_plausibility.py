@@ -276,8 +276,41 @@ def test_implausible_workload_60_passes_61_fails(ch):
     # the same doctor id in another county is another count
     load(ch, "chronic_followup", [followup("Z1", "U1", when, doctor="DR1")], org=COUNTY2)
     out = cross(ch, "implausible_workload")
-    checked, failed, keys, details = out[("chronic_followup", COUNTY)]
+    checked, _, keys, details = out[("chronic_followup", COUNTY)]
     assert checked == 64
     assert keys == ["P0", "X1", "X2"]  # DR2 on that date: 61 follow-ups; DR1: 60
     assert details[0] == f"doctor_id DR2: 61 rows on {when} (at most 60)"
     assert out[("chronic_followup", COUNTY2)][:2] == (1, 0)
+
+
+# --------------------------------------------------------------------------- the clean city
+
+
+@pytest.mark.integration
+def test_clean_city_fails_no_plausibility_rule_over_a_week(rt, tmp_path):
+    """Zero failed results of section 7.3 on --faults none over 7 days, and the history- and
+    peer-based rules are judged (not vacuously not_applicable)."""
+    from contracts.registry import load_registry
+    from expectations.engines.monitoring import monitor_date
+    from infra.pipeline import ingestor
+    from samplecity import generate
+
+    start = dt.date(2026, 11, 9)
+    generate(tmp_path, start, 7, hospitals=10, counties=2, scale=0.003, faults="none", seed=3)
+    reg = load_registry(tmp_path / "_registry.csv")
+    section = {r.id for r in RULES if rulebase().types[r.type].section == "7.3"}
+    judged, failed = set(), []
+    for i in range(7):
+        day = start + dt.timedelta(days=i)
+        ingestor(rt, reg).ingest(str(tmp_path), day)
+        rows = run_level(rt.ch, reg, day, RULES) + run_cross(rt.ch, day, RULES)
+        for r in rows:
+            if r["rule_id"] in section:
+                failed += [r] if r["failed"] else []
+                judged |= {r["rule_id"]} if r["checked"] else set()
+        for res in monitor_date(rt.ch, reg, rulebase(), day, run_id="t"):
+            if res.rule_id in section:
+                failed += [res] if res.status == "failed" else []
+                judged |= {res.rule_type} if res.status != "not_applicable" else set()
+    assert failed == [], failed[:3]
+    assert {"cross.money_level_shift", "cross.copied_readings", "volume_not_spiked"} <= judged

@@ -33,7 +33,13 @@ TZ = ZoneInfo("Asia/Shanghai")
 HOSPITAL, COUNTY = "12411500MB0000001X", "411502"
 RULES = rulebase().rules
 # Record-level defects only section 5 (cross-dataset rules) can see.
-CROSS_DATASET_DEFECTS = {"visit_after_death", "sex_specific_dx", "followup_without_diagnosis"}
+CROSS_DATASET_DEFECTS = {
+    "visit_after_death",
+    "sex_specific_dx",
+    "followup_without_diagnosis",
+    "copied_readings",
+    "implausible_workload",
+}
 
 
 def at(day: dt.date, hh: int = 10, mm: int = 0, ss: int = 0) -> dt.datetime:
