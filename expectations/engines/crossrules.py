@@ -462,9 +462,10 @@ def _implausible_workload(p: dict, day: dt.date) -> list[_Part]:
         ds = _dataset(item["dataset"])
         doctor, when = _col(ds, item["doctor_field"]), _as_date(ds, ds.event, "r")
         limit = int(item["max_per_day"])
+        of_day = current_rows(ds.dataset, f"= {_day(day)}")
         named = (
             f"(r.org_code, {doctor}, {when}) IN (SELECT r.org_code, {doctor}, {when}"
-            f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'= {_day(day)}')})"
+            f" FROM raw.{ident(ds.dataset)} AS r WHERE {of_day})"
         )
         rows = _latest_per_key(
             ds, f"{doctor} AS doctor, {when} AS event_date", f"<= {_day(day)}", named

@@ -14,7 +14,7 @@ from expectations.engines.crossrules import run_cross
 from expectations.engines.levelshift import comparable_days, run_level
 from expectations.engines.monitoring import spike_check
 from expectations.rules.rulebase import rulebase
-from tests.expectations.engines.test_sqlrules import COUNTY, at
+from tests.expectations.engines.test_sqlrules import COUNTY
 from tests.expectations.engines.test_sqlrules import load as load_batch
 
 D = dt.date(2026, 12, 9)  # a Wednesday
@@ -52,7 +52,7 @@ def test_volume_spike_needs_z_and_more_than_three_times_the_median():
     assert spike_check(300, friday, steady, params)[:2] == (1, 0)  # exactly 3 x: passes
     # more than 3 x the median 100, but within the ordinary swings: modified z 1.6
     swings = dict(
-        zip(sorted(steady) + [dt.date(2026, 11, 6)], (10, 100, 200, 300, 100), strict=True)
+        zip([*sorted(steady), dt.date(2026, 11, 6)], (10, 100, 200, 300, 100), strict=True)
     )
     checked, failed, note = spike_check(320, friday, swings, params)
     assert (checked, failed) == (1, 0) and "modified z 1.6" in note
@@ -118,7 +118,7 @@ def test_level_shift_against_own_history_ratio_10_fails_and_9_99_passes(ch):
     load_rx(ch, down, D, ["5.00", "10.00", "20.00"])  # ratio exactly 0.1
     load_rx(ch, few, D, ["100000.00"])
     out = level(ch, registry(org(up), org(almost), org(down), org(few, "secondary")))
-    checked, failed, keys, notes, details = out[(up, "prescription")]
+    checked, failed, keys, _, details = out[(up, "prescription")]
     assert (checked, failed) == (3, 3) and len(keys) == 3
     assert details[0] == "amount median 1000.00 vs 100.00 (own 28-day history), ratio 10"
     assert out[(almost, "prescription")][:2] == (1, 0)
@@ -146,7 +146,7 @@ def test_level_shift_against_peers_without_history(ch):
         org("H00000022", "primary"),
     )
     out = level(ch, reg)
-    checked, failed, _, notes, details = out[(new, "prescription")]
+    checked, failed, _, _, details = out[(new, "prescription")]
     assert (checked, failed) == (1, 1)
     assert details == ["amount median 1000.00 vs 100.00 (peer group tertiary, 3 peers), ratio 10"]
     assert out[(peers[0], "prescription")][:2] == (3, 0)  # 100 vs median(100, 100, 1000)
@@ -242,7 +242,7 @@ def test_copied_readings_three_fail_two_pass_a_different_reading_breaks(ch):
     load(ch, "chronic_followup", [followup("K1", "R2", days(-60), *bp)], org=COUNTY2, day=days(-5))
     load(ch, "chronic_followup", [], org=COUNTY2)
     out = cross(ch, "copied_readings")
-    checked, failed, keys, details = out[("chronic_followup", COUNTY)]
+    checked, _, keys, details = out[("chronic_followup", COUNTY)]
     assert checked == 7
     assert keys == ["A3", "E3"]
     assert details == [
