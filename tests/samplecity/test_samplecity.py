@@ -278,6 +278,7 @@ def check(loaded: dict) -> dict[tuple[str, str, dt.date, str], set[str]]:
                 if not _record_ok(c, r, org, day, lookup):
                     flag(c.id)
     _cross(batches, by_org, bad)
+    _plausibility(batches, bad)
     return {k: v for k, v in bad.items() if v}
 
 
@@ -437,6 +438,44 @@ def _cross(batches, by_org, bad) -> None:
             )
             if not ok:
                 bad[(org, name, day, r["followup_id"])].add("followup_without_diagnosis")
+
+
+def _plausibility(batches, bad) -> None:
+    """Section 7.3 on the follow-ups: copied readings and a doctor's daily workload, each
+    follow-up once (the latest batch that carries its key)."""
+    cons = contracts().cross_dataset
+    latest: dict[tuple[str, str], tuple[dt.date, dict]] = {}
+    for (org, name, day), rows in sorted(batches.items()):
+        if name == "chronic_followup":
+            for r in rows:
+                latest[(org, r["followup_id"])] = (day, r)
+    readings = {x["disease"]: x["fields"] for x in cons["copied_readings"]["readings"]}
+    need = cons["copied_readings"]["min_run"]
+    series: dict[tuple[str, str, str], list[tuple[dt.date, str, tuple | None, dt.date]]] = (
+        defaultdict(list)
+    )
+    for (org, key), (day, r) in latest.items():
+        fields = readings.get(r["disease_code"], [])
+        values = tuple(r.get(f) or None for f in fields)
+        reading = None if not fields or None in values else values
+        series[(org, r["record_id"], r["disease_code"])].append(
+            (_date_of(r["followup_date"]), key, reading, day)
+        )
+    for (org, _, _), items in series.items():
+        run, previous = 0, None
+        for _, key, reading, day in sorted(items):
+            run = run + 1 if reading is not None and reading == previous else 1
+            previous = reading
+            if reading is not None and run >= need:
+                bad[(org, "chronic_followup", day, key)].add("copied_readings")
+    (limit,) = [w["max_per_day"] for w in cons["implausible_workload"]["workload"]]
+    per_doctor: dict[tuple[str, str, dt.date], list[tuple[dt.date, str]]] = defaultdict(list)
+    for (org, key), (day, r) in latest.items():
+        per_doctor[(org, r["doctor_id"], _date_of(r["followup_date"]))].append((day, key))
+    for (org, _, _), rows in per_doctor.items():
+        for day, key in rows:
+            if sum(d <= day for d, _ in rows) > limit:
+                bad[(org, "chronic_followup", day, key)].add("implausible_workload")
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -660,6 +699,8 @@ def test_every_fault_kind_is_in_the_ground_truth(faulty):
         "elderly_under_65",
         "abnormal_flag_mismatch",
         "bad_phone",
+        "copied_readings",
+        "implausible_workload",
     }
     # Thursday to Saturday has no working day with 4 working days before it, so a volume
     # collapse could not be judged there: the generator skips it and says so.
