@@ -1192,7 +1192,9 @@ def inj_followup_workload(b: Batch) -> Truth | None:
     spec = _params(rulebase(), "cross.implausible_workload")["workload"]
     limit = next(int(w["max_per_day"]) for w in spec if w["dataset"] == FOLLOWUP)
     df = b.frames[FOLLOWUP]
-    sources = np.flatnonzero(_readable_bp(df))
+    clean = _readable_bp(df)
+    clean[list(b.used.get(FOLLOWUP, ()))] = False  # rows another defect was put into
+    sources = np.flatnonzero(clean)
     if not len(sources):
         return None
     doctor, day = f"GW{b.org.org_code}900", b.day

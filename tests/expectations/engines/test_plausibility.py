@@ -286,31 +286,83 @@ def test_implausible_workload_60_passes_61_fails(ch):
 # --------------------------------------------------------------------------- the clean city
 
 
-@pytest.mark.integration
-def test_clean_city_fails_no_plausibility_rule_over_a_week(rt, tmp_path):
-    """Zero failed results of section 7.3 on --faults none over 7 days, and the history- and
-    peer-based rules are judged (not vacuously not_applicable)."""
+START = dt.date(2026, 11, 9)  # a Monday: the week's Friday has 4 working days of history
+SECTION = {r.id for r in RULES if rulebase().types[r.type].section == "7.3"}
+# ground-truth defect -> the rule type of section 7.3 that must catch it
+DEFECTS = {
+    "money_unit_shift": "money_level_shift",
+    "copied_readings": "copied_readings",
+    "implausible_workload": "implausible_workload",
+    "volume_spike": "volume_not_spiked",
+}
+
+
+def _week(rt, tmp_path, faults, seed):
+    """Generate and ingest 7 days; per section-7.3 rule type: the failing (org, dataset,
+    date, key or None) and the rule ids judged at least once; and the ground truth."""
+    import json
+
     from contracts.registry import load_registry
     from expectations.engines.monitoring import monitor_date
     from infra.pipeline import ingestor
     from samplecity import generate
 
-    start = dt.date(2026, 11, 9)
-    generate(tmp_path, start, 7, hospitals=10, counties=2, scale=0.003, faults="none", seed=3)
+    generate(tmp_path, START, 7, hospitals=10, counties=2, scale=0.003, faults=faults, seed=seed)
     reg = load_registry(tmp_path / "_registry.csv")
-    section = {r.id for r in RULES if rulebase().types[r.type].section == "7.3"}
-    judged, failed = set(), []
+    failing, judged = set(), set()
     for i in range(7):
-        day = start + dt.timedelta(days=i)
+        day = START + dt.timedelta(days=i)
         ingestor(rt, reg).ingest(str(tmp_path), day)
-        rows = run_level(rt.ch, reg, day, RULES) + run_cross(rt.ch, day, RULES)
-        for r in rows:
-            if r["rule_id"] in section:
-                failed += [r] if r["failed"] else []
-                judged |= {r["rule_id"]} if r["checked"] else set()
+        for r in run_level(rt.ch, reg, day, RULES) + run_cross(rt.ch, day, RULES):
+            if r["rule_id"] not in SECTION:
+                continue
+            judged |= {r["rule_id"]} if r["checked"] else set()
+            where = (rule_type(r["rule_id"]), r["org_code"], r["dataset"], day.isoformat())
+            failing |= {(*where, k) for k in r["keys"]}
+            failing |= {(*where, None)} if r["failed"] and r["rule_id"] in LEVEL else set()
         for res in monitor_date(rt.ch, reg, rulebase(), day, run_id="t"):
-            if res.rule_id in section:
-                failed += [res] if res.status == "failed" else []
-                judged |= {res.rule_type} if res.status != "not_applicable" else set()
-    assert failed == [], failed[:3]
+            if res.rule_id in SECTION and res.status != "not_applicable":
+                judged.add(res.rule_type)
+                if res.status == "failed":
+                    failing.add((res.rule_type, res.org_code, res.dataset, day.isoformat(), None))
+    truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
+    return failing, judged, truth
+
+
+LEVEL = {r.id for r in RULES if r.type == "money_level_shift"}
+
+
+def rule_type(rule_id: str) -> str:
+    return next(r.type for r in RULES if r.id == rule_id)
+
+
+@pytest.mark.integration
+def test_clean_city_fails_no_plausibility_rule_over_a_week(rt, tmp_path):
+    """Zero failed results of section 7.3 on --faults none over 7 days, and the history- and
+    peer-based rules are judged (not vacuously not_applicable)."""
+    failing, judged, _ = _week(rt, tmp_path, "none", seed=3)
+    assert failing == set()
     assert {"cross.money_level_shift", "cross.copied_readings", "volume_not_spiked"} <= judged
+    assert "cross.implausible_workload" in judged
+
+
+@pytest.mark.integration
+def test_default_city_plausibility_defects_found_and_nothing_else(rt, tmp_path):
+    """Recall and precision of section 7.3 on the default faults over a week (which also
+    carry a volume collapse, late files, missing batches, ...)."""
+    failing, _, truth = _week(rt, tmp_path, "default", seed=11)
+    expected = {
+        (
+            DEFECTS[t["defect"]],
+            t["org_code"],
+            t["dataset"],
+            t["business_date"],
+            None if t["expected_ingest"] else t["record_key"],
+        )
+        for t in truth
+        if t["defect"] in DEFECTS
+    }
+    assert {e[0] for e in expected} == set(DEFECTS.values())  # every kind was injected
+    # a shifted batch fails with every one of its keys: compare batches for that rule
+    found = {f if f[0] != "money_level_shift" else (*f[:4], None) for f in failing}
+    assert found == expected, (expected - found, found - expected)
