@@ -297,6 +297,8 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
                     return False
                 if df == "money_unit_shift" and not _level_shift_judged(city, o, d, levels):
                     return False
+                if df == "copied_readings" and not is_workday(city.day(d)):
+                    return False  # a rest day has few follow-ups to copy from
                 if df == "implausible_workload" and spike_judged[d]:
                     return False  # its extra rows must not also be a volume spike
                 return not LOSSY & set(fp.batch.get((o, ds, d), [])) and not fp.volume_changed(o, d)
@@ -1142,6 +1144,17 @@ def _readable_bp(df: pl.DataFrame) -> np.ndarray:
     ).to_numpy()
 
 
+def _has_reading(df: pl.DataFrame, readings: list[dict]) -> np.ndarray:
+    """Follow-ups whose reading (the copied_readings parameter: disease -> fields) is filled."""
+    ok = np.zeros(df.height, dtype=bool)
+    for item in readings:
+        mask = df["disease_code"] == item["disease"]
+        for f in item["fields"]:
+            mask = mask & df[f].is_not_null()
+        ok |= mask.to_numpy()
+    return ok
+
+
 def _followup_copy(b: Batch, row: int, **values: object) -> pl.DataFrame:
     return b.frames[FOLLOWUP][row].with_columns(
         [pl.lit(v, dtype=pl.String).alias(k) for k, v in values.items()]
@@ -1151,15 +1164,21 @@ def _followup_copy(b: Batch, row: int, **values: object) -> pl.DataFrame:
 def inj_followup_copied(b: Batch) -> Truth | None:
     """Section 7.3: the reading of a follow-up copied into the two follow-ups before it; the
     original, the third of the run, fails. The copies stay within the record lag."""
+    from expectations.rules.rulebase import rulebase
+
     df = b.frames[FOLLOWUP]
     if df.height == 0:
         return None
     dates = [dt.date.fromisoformat(t) for t in df["followup_date"].to_list()]
     recent = np.array([(b.day - x).days <= late_after_days() - 2 for x in dates])
-    row = b.pick(FOLLOWUP, _readable_bp(df) & recent)
+    readings = _params(rulebase(), "cross.copied_readings")["readings"]
+    row = b.pick(FOLLOWUP, _has_reading(df, readings) & recent)
     if row is None:
         return None
     when = dates[row]
+    fields = next(
+        r["fields"] for r in readings if r["disease"] == b.get(FOLLOWUP, row, "disease_code")
+    )
     gap = (dt.date.fromisoformat(b.get(FOLLOWUP, row, "next_followup_date")) - when).days
     key = b.key(FOLLOWUP, row)
     copies = [
@@ -1173,13 +1192,13 @@ def inj_followup_copied(b: Batch) -> Truth | None:
         for k in (2, 1)
     ]
     b.append(FOLLOWUP, pl.concat(copies, how="vertical"))
+    reading = "/".join(str(b.get(FOLLOWUP, row, f)) for f in fields)
     return b.truth(
         FOLLOWUP,
         key,
         LOGIC,
         "copied_readings",
-        f"sbp/dbp {b.get(FOLLOWUP, row, 'sbp')}/{b.get(FOLLOWUP, row, 'dbp')} in the two"
-        " follow-ups before this one too",
+        f"{'/'.join(fields)} {reading} in the two follow-ups before this one too",
     )
 
 

@@ -313,6 +313,8 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
         "cross.sex_specific_diagnoses": ("outpatient_visit", "inpatient_discharge"),
         "cross.followup_disease_on_record": ("chronic_followup",),
         "cross.death_closes_health_record": ("death_registration",),
+        "cross.copied_readings": ("chronic_followup",),
+        "cross.implausible_workload": ("chronic_followup",),
     }
     batches = {
         "outpatient_visit": (HOSPITAL, HOSPITAL2),
