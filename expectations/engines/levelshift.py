@@ -73,9 +73,9 @@ def comparable_days(day: dt.date, window_days: int) -> list[dt.date]:
 
 def _medians(
     ch: Client, dataset: str, fields: list[str], days: list[dt.date]
-) -> tuple[dict[tuple[str, dt.date], list[Decimal | None]], dict[str, int]]:
+) -> tuple[dict[tuple[str, dt.date], list[Decimal | None]], dict[str, int], str]:
     """((org_code, business date) -> the batch median of each field (None: no value),
-    org_code -> rows of its batch on the last of `days`)."""
+    org_code -> rows of its batch on the last of `days`, the query)."""
     ds = contracts().dataset(dataset)
     for f in fields:
         if f not in ds.by_name:
@@ -101,7 +101,7 @@ def _medians(
             lo, hi = values[2 * i], values[2 * i + 1]
             meds.append(None if lo is None or hi is None else (Decimal(lo) + Decimal(hi)) / 2)
         out[(org, date)] = meds
-    return out, counts
+    return out, counts, query
 
 
 def _fmt(value: Decimal) -> str:
@@ -129,7 +129,7 @@ def _money_level_shift(ch: Client, registry: Registry, day: dt.date, rule: Rule)
     out = []
     for dataset, fields in sorted(by_dataset.items()):
         ds = contracts().dataset(dataset)
-        medians, counts = _medians(ch, dataset, fields, [*history_days, day])
+        medians, counts, query = _medians(ch, dataset, fields, [*history_days, day])
         batches = ch.query(
             "SELECT org_code, batch_version FROM raw.current_batch"
             " WHERE dataset = {ds:String} AND business_date = {d:Date} ORDER BY org_code",
@@ -182,7 +182,7 @@ def _money_level_shift(ch: Client, registry: Registry, day: dt.date, rule: Rule)
                     "sample_details": [detail] * min(len(keys), SAMPLE_KEYS),
                     "keys": keys,
                     "details": [detail] * len(keys),
-                    "query": f"hqlake level_sql: {rule.type} ({dataset})",
+                    "query": query,
                     "notes": "; ".join(notes),
                 }
             )

@@ -167,6 +167,28 @@ def test_level_shift_is_the_same_whenever_computed(ch):
     assert before[(code, "prescription")][:2] == (1, 1)
 
 
+def test_a_shifted_batch_is_kept_out_of_the_marts_row_by_row(ch):
+    """validate writes every record key of a shifted batch to dq.record_issue as blocking,
+    the rows staging leaves out."""
+    from expectations.validate import validate_date
+
+    code = "H00000040"
+    for day in WORKDAYS[-4:]:
+        load_rx(ch, code, day, ["100.00"])
+    load_rx(ch, code, D, ["10000.00", "12000.00"])
+    summary = validate_date(ch, registry(org(code)), D)
+    rows = ch.query(
+        "SELECT record_key, severity, dimension, detail FROM dq.record_issue"
+        " WHERE run_id = {r:String} AND rule_id = 'cross.money_level_shift' ORDER BY record_key",
+        parameters={"r": summary.run_id},
+    ).result_rows
+    detail = "amount median 11000.00 vs 100.00 (own 28-day history), ratio 110"
+    assert rows == [
+        (f"040{D:%m%d}-0", "blocking", "correctness", detail),
+        (f"040{D:%m%d}-1", "blocking", "correctness", detail),
+    ]
+
+
 # --------------------------------------------------------------------------- copied readings
 
 
