@@ -601,3 +601,32 @@ def test_inpatient_death_registered_judged_30_days_after_upload(ch):
     assert all(checked == 0 for checked, _ in before.values())
     with pytest.raises(RuleSQLError):
         run_cross(ch, D, [rule("inpatient_death_registered")])
+
+
+def test_generated_city_unregistered_in_hospital_death_is_the_countys(rt, tmp_path):
+    """inpatient_death_registered judges a discharge 30 days after its upload, which no city of
+    a week reaches (the generator skips the defect there and says so): a small city of 33 days
+    carries one in-hospital death of day 0 that no county registers. On days 30-32 the
+    discharges of days 0-2 are judged: the only failure is that death, reported to the
+    registering county with the hospital's record key; the city's own in-hospital deaths
+    (registered on the death date or up to two days later) pass."""
+    n = 33
+    generate(tmp_path, START, n, faults="default", seed=11, hospitals=3, counties=1, scale=0.001)
+    registry = load_registry(tmp_path / "_registry.csv")
+    for i in range(n):
+        ingestor(rt, registry).ingest(str(tmp_path), START + dt.timedelta(days=i))
+    truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
+    (item,) = [t for t in truth if t["defect"] == "death_not_registered"]
+    found, checked = set(), 0
+    for i in range(30, n):
+        for r in run_cross(
+            rt.ch, START + dt.timedelta(days=i), [rule("inpatient_death_registered")], registry
+        ):
+            checked += r["checked"]
+            found |= {
+                (r["org_code"], r["dataset"], r["business_date"].isoformat(), k) for k in r["keys"]
+            }
+    want = (item["org_code"], item["dataset"], item["business_date"], item["record_key"])
+    assert found == {want}
+    assert checked >= 1
+    print("in-hospital deaths judged on days 30-32:", checked)
