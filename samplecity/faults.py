@@ -367,6 +367,8 @@ class Batch:
     rng: np.random.Generator
     plan: FaultPlan
     used: dict[str, set[int]] = field(default_factory=dict)
+    # the frames as generated, before any defect: templates for added rows
+    generated: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def day(self) -> dt.date:
@@ -712,10 +714,61 @@ def _living_stays(b: Batch) -> np.ndarray:
     return ~b.frames[STAY]["_death"].to_numpy()
 
 
+def _extra_stay(b: Batch, suffix: int, min_drug_fee: float = 0) -> int | None:
+    """A new stay of a resident aged two or more whom this hospital does not see today: a
+    copy of one of today's living stays as generated (times, fees, operation) with a
+    principal diagnosis that is neither sex- nor age-specific and no other diagnoses. The
+    defects of section 7.1 go into such rows, so that they take no row from the other
+    injectors even when a small hospital discharges one or two patients a day. Returns the
+    new row."""
+    source = b.generated.get(STAY, b.frames[STAY])
+    if source.height == 0:
+        return None
+    drug = source["drug_fee"].cast(pl.Float64).fill_null(0).to_numpy()
+    rows = np.flatnonzero(~source["_death"].to_numpy() & (drug >= min_drug_fee))
+    if not len(rows):
+        return None
+    template = int(rows[b.rng.integers(0, len(rows))])
+    pop, city = b.city.pop, b.city
+    seen = set(b.frames[STAY]["_person"].to_list()) | set(b.frames[VISIT]["_person"].to_list())
+    region = city.hosp_region[b.org.org_code]
+    cand = pop.sample(b.rng, 50, pop.w_ip, region)
+    cand = cand[
+        pop.usable(cand, b.d)
+        & ~pop.foreign[cand]
+        & (pop.age_days(cand, b.day) >= 2 * 366)
+        & ~np.isin(cand, list(seen))
+    ]
+    if not len(cand):
+        return None
+    person = int(cand[0])
+    patient_id = city.patient_ids(b.org, [person])[0]
+    code, _ = refdata.NEUTRAL_IP_DX
+    row = source.slice(template, 1).with_columns(
+        pl.lit(f"ZY{b.day:%y%m%d}9{suffix:04d}").alias("admission_id"),
+        pl.lit(patient_id).alias("patient_id"),
+        pl.lit(code).alias("principal_dx_code"),
+        pl.lit(None, pl.String).alias("other_dx_codes"),
+        pl.lit(None, pl.String).alias("newborn_weight_g"),
+        pl.lit(person, pl.Int64).alias("_person"),
+        pl.lit(int(pop.sex[person]), pl.Int64).alias("_sex"),
+        pl.lit(int(pop.age_days(np.array([person]), b.day)[0]), pl.Int64).alias("_age_days"),
+    )
+    b.append(STAY, row)
+    if person not in set(b.frames[PATIENT]["_person"].to_list()) and person not in set(
+        city.uploaded[b.org.org_code].tolist()
+    ):
+        admitted = _naive(row["admit_time"][0]) - dt.timedelta(minutes=20)
+        secs = int((admitted - dt.datetime(1970, 1, 1)).total_seconds())
+        patient = patient_rows(city, b.org.org_code, np.array([person]), np.array([secs]))
+        b.append(PATIENT, to_text(patient, PATIENT))
+    return b.frames[STAY].height - 1
+
+
 def inj_stay_external_cause(b: Batch) -> Truth | None:
     """The external cause (a fall) coded as the principal diagnosis, the condition treated
     moved to the other diagnoses."""
-    row = b.pick(STAY, _living_stays(b))
+    row = _extra_stay(b, 1)
     if row is None:
         return None
     code, _ = refdata.EXTERNAL_CAUSE_DX
@@ -736,7 +789,7 @@ def inj_stay_external_cause(b: Batch) -> Truth | None:
 
 
 def inj_stay_repeated_dx(b: Batch) -> Truth | None:
-    row = b.pick(STAY, _living_stays(b))
+    row = _extra_stay(b, 2)
     if row is None:
         return None
     principal, other = b.get(STAY, row, "principal_dx_code"), b.get(STAY, row, "other_dx_codes")
@@ -753,7 +806,7 @@ def inj_stay_repeated_dx(b: Batch) -> Truth | None:
 def inj_stay_age_specific_dx(b: Batch) -> Truth | None:
     """A perinatal code (chapter XVI) for a patient aged two or more at discharge: at least
     one year old at admission, stays being at most 60 days."""
-    row = b.pick(STAY, _living_stays(b) & (b.frames[STAY]["_age_days"].to_numpy() >= 2 * 366))
+    row = _extra_stay(b, 3)
     if row is None:
         return None
     code, _ = refdata.PERINATAL_DX
@@ -770,9 +823,7 @@ def inj_stay_age_specific_dx(b: Batch) -> Truth | None:
 
 def inj_stay_drug_material_gt_total(b: Batch) -> Truth | None:
     """Each fee within the total, the two together above it."""
-    df = b.frames[STAY]
-    drug = df["drug_fee"].cast(pl.Float64).to_numpy() if df.height else np.zeros(0)
-    row = b.pick(STAY, _living_stays(b) & (drug >= 1))
+    row = _extra_stay(b, 4, min_drug_fee=1)
     if row is None:
         return None
     digits = scale(STAY, "material_fee")
@@ -1279,7 +1330,7 @@ def inject(
     kind = org.kind
     retry = [p for p in fp.pending if p[0] == kind]
     fp.pending = [p for p in fp.pending if p[0] != kind]
-    b = Batch(city, org, d, frames, city.rng("inject", org.org_code, d), fp)
+    b = Batch(city, org, d, frames, city.rng("inject", org.org_code, d), fp, generated=dict(frames))
     truths = []
     for dataset, defect in planned + [(ds, df) for _, ds, df in retry]:
         lossy = LOSSY & set(fp.batch_faults(org.org_code, dataset, d))

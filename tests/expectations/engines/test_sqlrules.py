@@ -32,7 +32,7 @@ D = dt.date(2026, 11, 9)
 TZ = ZoneInfo("Asia/Shanghai")
 HOSPITAL, COUNTY = "12411500MB0000001X", "411502"
 RULES = rulebase().rules
-# Record-level defects only section 5 (cross-dataset rules) can see.
+# Record-level defects only the cross_sql rules (sections 5 and 7.1) can see.
 CROSS_DATASET_DEFECTS = {
     "visit_after_death",
     "sex_specific_dx",
