@@ -812,12 +812,9 @@ def inj_stay_age_specific_dx(b: Batch) -> Truth | None:
     code, _ = refdata.PERINATAL_DX
     other = b.get(STAY, row, "other_dx_codes")
     b.set(STAY, row, other_dx_codes=f"{other};{code}" if other else code)
+    years = int(b.get(STAY, row, "_age_days")) // 365
     return b.row_truth(
-        STAY,
-        row,
-        LOGIC,
-        "age_specific_dx",
-        f"other_dx_codes holds {code} for a patient aged {int(b.get(STAY, row, '_age_days')) // 365}",
+        STAY, row, LOGIC, "age_specific_dx", f"other_dx_codes holds {code} at about {years} years"
     )
 
 

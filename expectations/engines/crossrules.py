@@ -49,6 +49,39 @@ death_closes_health_record (judged: death_registration)
     The result rows are those of the organisation's death_registration batch of D (version 0
     when it has a batch on D - within_days but none on D); checked is 0 without a batch on
     D - within_days.
+
+Section 7.1 (v1.1), the 病案首页 rules on inpatient_discharge (parameters in
+cross_dataset.yaml; the fee sum is a row_sql record check, sum_not_above):
+
+principal_dx_not_external_cause
+    Rows of D's batches whose principal diagnosis (the `judged` field among _row_diagnoses)
+    falls in an external-cause range ("V01-Y98", ICD-10 chapter XX, compared on the first
+    three characters, so V01.0 and Y98 are in it and U07, Y99 and Z00 are not). checked = rows
+    with a principal diagnosis; the detail names the field and code.
+
+diagnosis_not_repeated
+    Rows of D's batches with a code that occurs twice among _row_diagnoses (principal first,
+    then the other diagnoses in order): the detail names every repeated occurrence.
+    checked = rows with at least one diagnosis.
+
+age_specific_diagnosis
+    Rows of D's batches with a diagnosis in an age-specific range whose patient's age at
+    admission (completed years between the birth date of the latest patient row of the same
+    organisation, business date <= D, and the local date of the admission time) lies outside
+    the range's inclusive min_years..max_years. checked = rows with an age-specific code and
+    a known age; the detail names the field, code and age.
+
+inpatient_death_registered
+    On D the discharges of the batches of D - judged_after_days with the died-in-hospital
+    discharge method are judged: failed = the person (latest patient row of the hospital with
+    the resident identity type and a number) has no death registration (any county, current
+    batches, business date <= D) whose death date is within within_days of the discharge
+    date. Each judged row belongs to the registering county: the county of the organisation
+    registry (`run_cross(..., registry)`) whose county code is the first county_digits digits
+    of the patient's address division, or of the identity number when the address is blank;
+    rows without such a county are not judged. Results are filed under the county's
+    death_registration batch of D (version 0 when it has none); a failing key is
+    "<hospital org_code> <admission_id>", never the identity number.
 """
 
 # This module generates SQL text by design; every piece comes from the contracts and rule
