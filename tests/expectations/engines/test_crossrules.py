@@ -616,8 +616,9 @@ def test_generated_city_unregistered_in_hospital_death_is_the_countys(rt, tmp_pa
     a week reaches (the generator skips the defect there and says so): a small city of 33 days
     carries one in-hospital death of day 0 that no county registers. On days 30-32 the
     discharges of days 0-2 are judged: the only failure is that death, reported to the
-    registering county with the hospital's record key; the city's own in-hospital deaths
-    (registered on the death date or up to two days later) pass."""
+    registering county with the hospital's record key; any in-hospital death of the city's
+    own on those days (registered on the death date or up to two days later) passes
+    (tests/samplecity checks those registrations on a bigger city)."""
     n = 33
     generate(tmp_path, START, n, faults="default", seed=11, hospitals=3, counties=1, scale=0.001)
     registry = load_registry(tmp_path / "_registry.csv")
@@ -637,4 +638,3 @@ def test_generated_city_unregistered_in_hospital_death_is_the_countys(rt, tmp_pa
     want = (item["org_code"], item["dataset"], item["business_date"], item["record_key"])
     assert found == {want}
     assert checked >= 1
-    print("in-hospital deaths judged on days 30-32:", checked)
