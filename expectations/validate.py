@@ -265,14 +265,14 @@ def _row_rules(
 
 
 def _cross_rules(
-    ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str
+    ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str, registry: Registry
 ) -> tuple[list[RuleResult], list[pa.Table]]:
     try:
         from expectations.engines.crossrules import run_cross
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []
-    for row in run_cross(ch, day, rb.rules_for("cross_sql")):
+    for row in run_cross(ch, day, rb.rules_for("cross_sql"), registry):
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(
@@ -350,7 +350,7 @@ def validate_date(
         if table is not None:
             issues.append(table)
         lap("row_rules")
-    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id)
+    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id, registry)
     results += cross
     issues += cross_issues
     lap("cross_dataset")
