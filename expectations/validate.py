@@ -275,7 +275,7 @@ def _cross_rules(
     from expectations.engines.levelshift import run_level
 
     results, issues = [], []
-    rows = run_cross(ch, day, rb.rules_for("cross_sql")) + run_level(
+    rows = run_cross(ch, day, rb.rules_for("cross_sql"), registry) + run_level(
         ch, registry, day, rb.rules_for("level_sql")
     )
     for row in rows:

@@ -335,7 +335,7 @@ def _week(rt, tmp_path, faults, seed):
     for i in range(7):
         day = START + dt.timedelta(days=i)
         ingestor(rt, reg).ingest(str(tmp_path), day)
-        for r in run_level(rt.ch, reg, day, RULES) + run_cross(rt.ch, day, RULES):
+        for r in run_level(rt.ch, reg, day, RULES) + run_cross(rt.ch, day, RULES, reg):
             if r["rule_id"] not in SECTION:
                 continue
             judged |= {r["rule_id"]} if r["checked"] else set()
