@@ -49,6 +49,45 @@ death_closes_health_record (judged: death_registration)
     The result rows are those of the organisation's death_registration batch of D (version 0
     when it has a batch on D - within_days but none on D); checked is 0 without a batch on
     D - within_days.
+
+Section 7.2 (v1.1), one person across organisations. "Person": the resident identity number
+(patient.id_no with id_type 01, or the county datasets' id_no), normalised as above; a
+hospital row reaches it through the latest patient row (any batch <= D) of the same
+organisation and patient_id.
+
+person_demographics_agree (judged: patient for hospitals, health_record for counties)
+    Who holds a person: per organisation and person (id type, number), the latest values of
+    the compared fields and the first upload (business date, receipt). The person of a patient
+    row is its (id_type, id_no): a passport number is a person of its own, compared on
+    `compare_always` (name) and `compare_other_id_types` (birth date, sex); for id type 01
+    only the name is compared, as the number carries birth date and sex (id_agrees). The
+    reference value of a field: among the reference dataset's organisations (the counties)
+    when one holds the person, otherwise among all holders, the value most organisations
+    sent, ties to the earliest first upload (then the smaller value, so the choice is
+    total). Counties are therefore judged only against each other (a county with the person
+    alone is its own reference); hospitals against the counties, or against each other when
+    no county holds the person. Judged: D's rows whose person at least `min_organisations`
+    organisations hold (checked); failed = a compared field, filled on both sides, differs
+    from the reference. The detail names the field ("name differs from the reference
+    record"), never a value or another organisation. Only persons named by D's rows are read.
+
+stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
+    D's stays of patients with a resident identity number, against every current stay
+    (business date <= D, the latest row per organisation and admission) of the same person:
+    at the same hospital, or at another. failed = an overlap of [admit_time, discharge_time]
+    longer than max_overlap_hours (exactly that many passes); a stay is never compared with
+    itself (its own key re-sent). Stays with discharge not after admission are not checked
+    (discharge_before_admit is their rule). The detail names the hospital's own other stay,
+    or "a stay at another organisation" without its code or data. The hospital that uploads
+    the later stay is told on that date; both are told when both stays come on the same D
+    (an earlier upload was judged on its own date, without the later stay).
+
+record_not_resent (judged: every dataset except `updated_by_design`)
+    A record key of D's current batch that the same organisation loaded for an earlier
+    business date (its current version) is re-sent; blocking, so staging leaves the row out
+    (dbt/macros/staging.sql) while raw keeps it. A new version of D itself is a correction.
+    The master datasets (patient, health_record) are updated by design: their later rows
+    are the current state ("latest row wins" in `_latest` and the marts).
 """
 
 # This module generates SQL text by design; every piece comes from the contracts and rule
