@@ -461,27 +461,30 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" HAVING n_orgs >= {int(p['min_organisations'])}"
     )
 
-    def reference(name: str) -> str:
-        """Per person, the reference value of one field: the reference dataset's when it
-        holds the person, then the value most organisations sent, then the earliest."""
-        return (
-            f"SELECT person, {ident(name)} AS v, uniqExact(org_code) AS n,"
-            f" min(first_upload) AS first FROM ({held})"
-            f" WHERE {ident(name)} != '' AND person IN (SELECT person FROM ({holders_of}))"
-            f" GROUP BY person, is_reference, v"
-            f" ORDER BY person, is_reference DESC, n DESC, first, v LIMIT 1 BY person"
-        )
+    # Per person and field, the reference value: among the reference dataset's holders when
+    # one holds the person, the value most organisations sent, then the earliest upload.
+    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in always + others)
+    references = (
+        f"SELECT person, mapFromArrays(groupArray(f), groupArray(v)) AS values FROM ("
+        f"SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
+        f" min(first_upload) AS first FROM ({held}) ARRAY JOIN [{pairs}] AS fv"
+        f" WHERE v != '' AND person IN (SELECT person FROM ({holders_of}))"
+        f" GROUP BY person, f, is_reference, v"
+        f" ORDER BY person, f, is_reference DESC, n DESC, first, v LIMIT 1 BY person, f"
+        f") GROUP BY person"
+    )
 
     parts = []
     for ds, s in holders:
-        fields = [f for f in always + others if f in ds.by_name]
         person = _person_of(ds, s, resident, "t")
-        joins = f" LEFT JOIN ({holders_of}) AS h ON h.person = {person}"
+        joins = (
+            f" LEFT JOIN ({holders_of}) AS h ON h.person = {person}"
+            f" LEFT JOIN ({references}) AS ref ON ref.person = {person}"
+        )
         differs = []
-        for i, name in enumerate(fields):
-            joins += f" LEFT JOIN ({reference(name)}) AS ref{i} ON ref{i}.person = {person}"
-            value = _text(ds, name, "t")
-            wrong = f"({value} != '' AND ref{i}.v != '' AND {value} != ref{i}.v)"
+        for name in always + others:
+            value, expected = _text(ds, name, "t"), f"ref.values[{quote(name)}]"
+            wrong = f"({value} != '' AND {expected} != '' AND {value} != {expected})"
             if name in others:
                 wrong = f"(tupleElement({person}, 1) != {quote(resident)} AND {wrong})"
             differs.append((name, wrong))
