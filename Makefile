@@ -25,7 +25,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --all-extras --quiet
 	touch $@
 
 install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)
@@ -48,6 +48,9 @@ docs: install ## the data resource catalogue (dbt docs) of the demo warehouse; r
 backfill: install ## the daily run for START..END (YYYY-MM-DD) from INBOX, e.g. make backfill START=2026-11-09 END=2026-11-11 INBOX=.hqlake/demo/inbox
 	$(RUN)/hqlake backfill --start $(START) --end $(END) $(if $(INBOX),--inbox $(INBOX))
 
+wheel: install ## build the project's wheel into dist/ (what a hospital installs for hqlake check)
+	$(UV) build --wheel --out-dir dist
+
 bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); tables in bench/results
 	$(RUN)/python -m bench.run
 
@@ -67,4 +70,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo docs backfill bench test lint format clean
+.PHONY: help install browser demo docs backfill wheel bench test lint format clean

@@ -142,6 +142,16 @@ class DailyRun:
         out = pipeline.validate_stage(day, datadocs=False)
         return out["rows"], {"seconds": out["seconds"]}
 
+    def validate_v10(self, day: dt.date) -> tuple[int, dict]:
+        """Validation without Data Docs and without the rule types of section 7 (v1.1): the
+        rule base as it was before them, for the side-by-side cost of the new rules."""
+        from expectations.rules.rulebase import rulebase
+        from infra import pipeline
+
+        rb = rulebase().without_sections()
+        out = pipeline.validate_stage(day, datadocs=False, rb=rb)
+        return out["rows"], {"seconds": out["seconds"], "rules": len(rb.rules)}
+
     def score(self, day: dt.date) -> tuple[None, dict]:
         from infra import pipeline
 
@@ -371,6 +381,18 @@ def run_scale(
                 meter.stages.remove(stage)
         best_sql.note = "fastest of " + ", ".join(f"{t:.2f}s" for t in tries["sql"])
         say(_stage_line(scale, best_sql))
+        # Side by side: the rules of v1.0 (no section-7 types) and all rules, alternated, the
+        # fastest of each kept; the last run is a full one, so the day's results stay whole.
+        tries["validate_v10"] = []
+        for _ in range(repeats):
+            v10 = _timed(meter, "validate_v10", daily.validate_v10, day, day_rows)
+            tries["validate_v10"].append(v10.seconds)
+            again = _timed(meter, "validate_again", daily.validate_rules, day, day_rows)
+            tries["validate"].append(again.seconds)
+        say(
+            f"scale {scale:g}: validation v1.0 rules fastest {min(tries['validate_v10']):.1f}s,"
+            f" v1.1 rules fastest {min(tries['validate']):.1f}s"
+        )
         out["validation_tries"] = {k: [round(t, 3) for t in v] for k, v in tries.items()}
 
         if gx:
@@ -399,6 +421,8 @@ def run_scale(
     out["ratios"] = {
         "validate_over_sql": best["validate"] / best["sql"],
         "row_rules_over_sql": best["row_rules"] / best["sql"],
+        # issue 13's budget: validation with section 7's rules within 1.3x of without them
+        "validate_v11_over_v10": best["validate"] / best["validate_v10"],
         "validate_over_gx_pandas": (
             best["validate"] / gx_stage.seconds if gx_stage.available else None
         ),

@@ -225,6 +225,7 @@ def table(results: list[dict]) -> str:
     for key, title in (
         ("validate_over_gx_pandas", "validation (no Data Docs) ÷ GX-pandas"),
         ("validate_over_sql", "validation (no Data Docs) ÷ SQL lower bound"),
+        ("validate_v11_over_v10", "validation with section 7's rules ÷ without them"),
         ("row_rules_over_sql", "row-rule stage ÷ SQL lower bound"),
     ):
         cells = [title]

@@ -48,6 +48,7 @@ FIELD_RULES: dict[str, set[str]] = {
 RECORD_RULES: dict[str, set[str]] = {
     "compare": {"left", "right"},
     "sum_equals": {"total"},
+    "sum_not_above": {"total"},
     "required_if": {"field"},
     "only_if_present": {"field", "requires"},
     "los_days": {"field", "start", "end"},

@@ -150,17 +150,36 @@ def _issue_rows(
     )
 
 
-def _row_rules(
-    ch: Client,
-    gxv: GxValidator,
-    day: dt.date,
-    dataset: str,
-    batches: list[tuple[str, int]],
-    rules: list[Rule],
-    judge: _Judge,
-    run_id: str,
-) -> tuple[list[RuleResult], pa.Table | None, int]:
-    """Field and record rules of one dataset: (results, record issues, rows judged)."""
+@dataclass
+class RowCounts:
+    """What the single SQL pass over one dataset's current batches of a date found
+    (`sqlrules.violations_query`), before Great Expectations double-checks it: the pre-flight
+    check (expectations.preflight) judges with these counts alone."""
+
+    rule_ids: list[str]
+    frame: pl.DataFrame  # r{i}: a failing row's record key where it breaks rule i, else null
+    counts: dict[tuple[str, int], tuple]  # (org, version) -> c0..c{n-1}, f0..f{n-1}
+    failing: pl.DataFrame  # org_code, batch_version, rule_id, record_key of every failure
+    samples: dict[tuple[str, int, str], list[str]]
+    rows: int
+
+    def checked_failed(self, org: str, version: int, i: int) -> tuple[int, int]:
+        """(rows rule `i` applies to, rows breaking it) in one batch."""
+        row = self.counts.get((org, version))
+        n = len(self.rule_ids)
+        return (int(row[i]), int(row[n + i])) if row else (0, 0)
+
+    def totals(self) -> dict[str, int]:
+        """Failing rows per rule over every batch."""
+        n = len(self.rule_ids)
+        return {
+            rid: sum(int(row[n + i]) for row in self.counts.values())
+            for i, rid in enumerate(self.rule_ids)
+        }
+
+
+def row_counts(ch: Client, day: dt.date, dataset: str, rules: list[Rule]) -> RowCounts:
+    """Run the field and record rules of one dataset on the current batches of `day`."""
     sql, rule_ids = violations_query(dataset, day, rules)
     frame = pl.from_arrow(ch.query_arrow(sql, use_strings=True))
     assert isinstance(frame, pl.DataFrame)
@@ -172,7 +191,7 @@ def _row_rules(
         *[pl.col(f"f{i}").first() for i in range(n)],
     )
     counts = {(o, v): row for o, v, _rows, *row in per_batch.iter_rows()}
-    long = (
+    failing = (
         frame.select("org_code", "batch_version", *rcols)
         .unpivot(index=["org_code", "batch_version"], on=rcols, variable_name="col")
         .drop_nulls("value")
@@ -186,19 +205,32 @@ def _row_rules(
     )
     samples = {
         (o, v, r): keys
-        for o, v, r, keys in long.group_by("org_code", "batch_version", "rule_id")
+        for o, v, r, keys in failing.group_by("org_code", "batch_version", "rule_id")
         .agg(pl.col("record_key").head(SAMPLE_KEYS))
         .iter_rows()
     }
-    outcomes = gxv.validate(dataset, frame.select(rcols), rules)
-    totals = {rid: 0 for rid in rule_ids}
-    for row in counts.values():
-        for i, rid in enumerate(rule_ids):
-            totals[rid] += int(row[n + i])
+    return RowCounts(
+        rule_ids, frame.select(rcols), counts, failing, samples, int(per_batch["n"].sum())
+    )
+
+
+def _row_rules(
+    ch: Client,
+    gxv: GxValidator,
+    day: dt.date,
+    dataset: str,
+    batches: list[tuple[str, int]],
+    rules: list[Rule],
+    judge: _Judge,
+    run_id: str,
+) -> tuple[list[RuleResult], pa.Table | None, int]:
+    """Field and record rules of one dataset: (results, record issues, rows judged)."""
+    found = row_counts(ch, day, dataset, rules)
+    outcomes = gxv.validate(dataset, found.frame, rules)
+    totals = found.totals()
     results: list[RuleResult] = []
     for org, version in batches:
-        row = counts.get((org, version))
-        for i, rid in enumerate(rule_ids):
+        for i, rid in enumerate(found.rule_ids):
             rule = judge.rule(org, rid)
             outcome = outcomes[rid]
             where = {
@@ -217,30 +249,30 @@ def _row_rules(
                 )
                 results.append(RuleResult.error(rule, reason, **where))
                 continue
-            checked = int(row[i]) if row else 0
-            failed = int(row[n + i]) if row else 0
+            checked, failed = found.checked_failed(org, version, i)
             results.append(
                 RuleResult.of(
                     rule,
                     checked=checked,
                     failed=failed,
-                    sample_keys=samples.get((org, version, rid), []),
+                    sample_keys=found.samples.get((org, version, rid), []),
                     **where,
                 )
             )
-    issues = _issue_rows(run_id, day, dataset, long, judge) if long.height else None
-    return results, issues, int(per_batch["n"].sum())
+    failing = found.failing
+    issues = _issue_rows(run_id, day, dataset, failing, judge) if failing.height else None
+    return results, issues, found.rows
 
 
 def _cross_rules(
-    ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str
+    ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str, registry: Registry
 ) -> tuple[list[RuleResult], list[pa.Table]]:
     try:
         from expectations.engines.crossrules import run_cross
     except ImportError:  # pragma: no cover - until section 5 lands
         return [], []
     results, issues = [], []
-    for row in run_cross(ch, day, rb.rules_for("cross_sql")):
+    for row in run_cross(ch, day, rb.rules_for("cross_sql"), registry):
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(
@@ -318,7 +350,7 @@ def validate_date(
         if table is not None:
             issues.append(table)
         lap("row_rules")
-    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id)
+    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id, registry)
     results += cross
     issues += cross_issues
     lap("cross_dataset")

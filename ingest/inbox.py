@@ -39,12 +39,14 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-from minio import Minio
 
 from contracts.timezone import TZ as _TZ
 from contracts.upload import MANIFEST
+
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a listed folder may carry no time
 # Receive times the warehouse stores (ClickHouse DateTime: seconds since 1970 in a UInt32).
@@ -256,8 +258,14 @@ def _descend(
 
 
 def _batch_folder(
-    entries: list[tuple[str, os.stat_result]], parts: list[str], day: dt.date, root: str
+    entries: list[tuple[str, os.stat_result]],
+    parts: list[str],
+    day: dt.date,
+    root: str,
+    on_disk: list[str] | None = None,
 ) -> Iterator[InboxFile]:
+    """The entries of the batch folder `parts` (org, dataset, date), found at `on_disk`
+    below `root` (the same folders, unless `list_batch_folder` lists it)."""
     for name, info in entries:
         here = [*parts, name]
         mode = info.st_mode
@@ -285,8 +293,36 @@ def _batch_folder(
             path="/".join(here),
             size=info.st_size,
             received_at=_received(info.st_mtime),
-            read=_reader(root, here),
+            read=_reader(root, [*(parts if on_disk is None else on_disk), name]),
         )
+
+
+def list_batch_folder(folder: str, org_code: str, business_date: dt.date) -> list[InboxFile]:
+    """The files of one organisation's day kept as `<dataset>/<file>` (a hospital's folder
+    before it uploads, `hqlake check`), listed as `list_inbox` lists
+    `<org>/<dataset>/<date>/<file>`: the same refusals, links never followed, and every path
+    named as the inbox would name it."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"batch folder {root} does not exist")
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    found: list[InboxFile] = []
+    try:
+        for dataset, info in _entries(root_fd):
+            if _reserved(dataset) or not _folder_like(info):
+                continue
+            parts = [org_code, dataset, business_date.isoformat()]
+            opened = _open_folder(root_fd, dataset, info)
+            if isinstance(opened, str):
+                found.append(_refused(parts[:2], business_date, _stamp(info), opened))
+                continue
+            try:
+                found += _batch_folder(_entries(opened), parts, business_date, folder, [dataset])
+            finally:
+                os.close(opened)
+    finally:
+        os.close(root_fd)
+    return found
 
 
 def _reader(root: str, parts: list[str]) -> Callable[[], bytes]:

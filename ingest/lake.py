@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-
-from minio import Minio
+from typing import TYPE_CHECKING
 
 from ingest.outcomes import Upload
+
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
 
 _KEY_SAFE = frozenset("-_.()")
 MAX_SEGMENT = 120
@@ -84,3 +86,14 @@ class Lake:
             lake_name(part) for part in (str(src.business_date), src.org_code, src.dataset)
         )
         return self.put(f"rejected/{folder}/{u.sha256}/{lake_name(src.name)}", u.data)
+
+
+class NoLake(Lake):
+    """A lake that keeps nothing: the pre-flight check (`hqlake check`, infra.preflight)
+    judges a hospital's own files without object storage. Every address is empty."""
+
+    def __init__(self) -> None:
+        super().__init__(None, "")  # type: ignore[arg-type]
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        return ""

@@ -26,10 +26,10 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
-from minio import Minio
 
 from contracts.loader import Contracts
 from contracts.registry import Registry
@@ -49,13 +49,16 @@ from ingest.prepare import prepare
 from ingest.readers import ReadLimits, UnreadableFile, detect_format, too_large
 from ingest.versions import BatchCommit, Versions, fingerprint
 
+if TYPE_CHECKING:
+    from minio import Minio  # the platform's object store (hqlake[platform])
+
 log = logging.getLogger(__name__)
 
 
 class Ingestor:
     def __init__(
         self,
-        s3: Minio,
+        s3: Minio | None,
         ch: Client,
         *,
         lake_bucket: str,
@@ -63,6 +66,7 @@ class Ingestor:
         registry: Registry,
         contract_set: Contracts,
         run_id: str | None = None,
+        lake: Lake | None = None,
     ):
         self.s3 = s3
         self.limits = limits
@@ -70,7 +74,7 @@ class Ingestor:
         self.contracts = contract_set
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.tz = contract_set.timeliness.timezone
-        self.lake = Lake(s3, lake_bucket)
+        self.lake = lake or Lake(s3, lake_bucket)
         self.versions = Versions(ch)
         self.buffer = Buffer(ch, self.run_id, ZoneInfo(self.tz))
 
@@ -84,6 +88,11 @@ class Ingestor:
         if org_codes is not None:
             wanted = set(org_codes)
             files = [f for f in files if f.org_code in wanted]
+        return self.ingest_files(files, business_date)
+
+    def ingest_files(self, files: list[InboxFile], business_date: dt.date) -> list[FileResult]:
+        """Ingest listed inbox entries of `business_date` (`ingest` lists them; the pre-flight
+        check lists a hospital's batch folder with `ingest.inbox.list_batch_folder`)."""
         groups: dict[tuple[str, str], list[InboxFile]] = defaultdict(list)
         results: list[FileResult] = []
         for f in files:

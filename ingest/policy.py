@@ -21,7 +21,6 @@ import datetime as dt
 
 import urllib3.exceptions
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from minio.error import MinioException
 from polars.exceptions import PanicException
 
 from contracts.loader import Contracts
@@ -32,7 +31,17 @@ from ingest.inbox import printable
 # libraries, which are BaseExceptions. KeyboardInterrupt and SystemExit are not in it.
 DATA_FAILURES = (Exception, PanicException)
 # Trouble of the lake, the warehouse or the inbox storage: never a batch's recorded failure.
-INFRASTRUCTURE = (OSError, MinioException, urllib3.exceptions.HTTPError, ClickHouseError)
+INFRASTRUCTURE: tuple[type[BaseException], ...] = (
+    OSError,
+    urllib3.exceptions.HTTPError,
+    ClickHouseError,
+)
+try:
+    from minio.error import MinioException
+except ImportError:  # installed without hqlake[platform] (the pre-flight check): no object store
+    pass
+else:
+    INFRASTRUCTURE += (MinioException,)
 
 
 def batch_refusal(

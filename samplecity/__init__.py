@@ -50,6 +50,12 @@ to pass all of them, as follows:
   again; the ground truth lists a `volume_collapse` for exactly the batches that rule fails
   on as received: the injected collapse where it can be judged, and anything a new draw
   could not avoid, with the reason (volumes.py).
+* In-hospital deaths and their registration (section 7.1). The county of the person's
+  region registers the death on the death date or up to two days later, with the discharge
+  date as death date, so the reconciliation (judged 30 days after the discharge upload)
+  holds; the injected unregistered death is planned only in a window of more than 30 days.
+  The other 7.1 defects go into added stays of residents not seen that day (copies of a
+  generated stay), so they take no row from the other injectors.
 * op_level. The standard only requires op_level when there is an operation, so the injected
   defect is an operation code without op_level (a rule the contracts can check); clean data
   has op_level exactly when there is an operation code.

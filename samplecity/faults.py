@@ -22,7 +22,7 @@ from contracts.registry import Organisation
 from samplecity import refdata
 from samplecity.city import CHRONIC, City, Death
 from samplecity.clock import DAY, is_workday, late_after_days, naive_seconds
-from samplecity.counties import ELDERLY, FOLLOWUP, RECORD, VACCINATION, record_frame
+from samplecity.counties import DEATH, ELDERLY, FOLLOWUP, RECORD, VACCINATION, record_frame
 from samplecity.hospitals import LAB, PATIENT, RX, STAY, VISIT, patient_rows
 from samplecity.population import ALIVE, RESIDENT
 from samplecity.schema import key_field, scale, to_text
@@ -81,6 +81,8 @@ class FaultPlan:
         default_factory=list
     )  # (fault, org, dataset, d)
     dead_for_visit: list[int] = field(default_factory=list)
+    # in-hospital deaths no county registers: person -> the registering county
+    unregistered: dict[int, str] = field(default_factory=dict)
     bad_rows: dict[tuple[str, str, int], dict[int, str]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     # org -> (day, visit rows, keys with a defect) of its last injected day: what it re-sends
@@ -108,6 +110,10 @@ HOSPITAL_RECORD_DEFECTS = (
     (STAY, "los_days_mismatch"),
     (STAY, "op_without_op_level"),
     (STAY, "sex_specific_dx"),
+    (STAY, "external_cause_principal_dx"),
+    (STAY, "repeated_diagnosis"),
+    (STAY, "age_specific_dx"),
+    (STAY, "drug_material_gt_total"),
     (RX, "unknown_code"),
     (RX, "late_record"),
     (RX, "untypeable_value"),
@@ -273,6 +279,8 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
             else:
                 fp.dead_for_visit.append(person)
 
+    _plan_unregistered_death(city, fp, fh, big, rng)
+
     # uploads that ingestion must refuse
     fp.extras.append(("unregistered_org", city.orgs.unregistered, PATIENT, 0))
     if fh:
@@ -300,6 +308,58 @@ def _plan_dead_person(city: City, d: int, rng: np.random.Generator) -> int | Non
     return None
 
 
+def _death_judged_after() -> int:
+    from contracts.loader import contracts
+
+    return int(contracts().cross_dataset["inpatient_death_registered"]["judged_after_days"])
+
+
+def _registering_county(city: City, hospital: str, person: int) -> str | None:
+    """The county org that section 7.1 holds responsible for registering the person's death
+    (first six digits of the address on the hospital's patient row, else of the id_no)."""
+    row = patient_rows(city, hospital, np.array([person]), np.array([0]))
+    if row["id_type"][0] != "01":
+        return None
+    division = (row["address_division"][0] or "").strip() or row["id_no"][0]
+    counties = {o.county_code: o.org_code for o in city.orgs.counties}
+    return counties.get(division[:6])
+
+
+def _plan_unregistered_death(
+    city: City, fp: FaultPlan, fh: list[str], big: list[str], rng: np.random.Generator
+) -> None:
+    """An in-hospital death on day 0 that no county registers (inpatient_death_registered).
+
+    The rule judges a discharge on D + 30 of its upload, so the defect is only planned when
+    that day lies inside the generated window; a shorter city says so in `skipped`."""
+    after = _death_judged_after()
+    where = "inpatient_discharge.death_not_registered"
+    if city.days <= after:
+        fp.skipped.append(f"{where} (judged {after} days after upload, beyond the window)")
+        return
+    hospitals = [
+        h
+        for h in big
+        if h in fh and (h, 0) not in fp.collapse and not LOSSY & set(fp.batch.get((h, STAY, 0), []))
+    ]
+    pop = city.pop
+    for hospital in hospitals:
+        for region in sorted(city.county_region.values()):
+            cand = pop.sample(rng, 40, pop.w_mort, region)
+            cand = cand[(pop.death_day[cand] == ALIVE) & ~pop.foreign[cand] & ~pop.tainted[cand]]
+            for person in (int(p) for p in cand):
+                county = _registering_county(city, hospital, person)
+                if county is None:
+                    continue
+                pop.death_day[person] = 0
+                city.deaths[person] = Death(person, 0, None, "I63.9", "1", hospital)
+                city.ip_deaths.setdefault((hospital, 0), []).append(person)
+                fp.unregistered[person] = county
+                fp.records.setdefault((hospital, 0), []).insert(0, (STAY, "death_not_registered"))
+                return
+    fp.skipped.append(f"{where} (no faulty hospital with a county resident)")
+
+
 # --- record-level injection -----------------------------------------------------------------
 
 
@@ -314,6 +374,8 @@ class Batch:
     rng: np.random.Generator
     plan: FaultPlan
     used: dict[str, set[int]] = field(default_factory=dict)
+    # the frames as generated, before any defect: templates for added rows
+    generated: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @property
     def day(self) -> dt.date:
@@ -652,6 +714,159 @@ def inj_stay_sex_specific_other_dx(b: Batch) -> Truth | None:
         LOGIC,
         "sex_specific_dx",
         f"other_dx_codes holds {code} for a patient of sex {'1' if male else '2'}",
+    )
+
+
+def _living_stays(b: Batch) -> np.ndarray:
+    return ~b.frames[STAY]["_death"].to_numpy()
+
+
+def _extra_stay(b: Batch, suffix: int, min_drug_fee: float = 0) -> int | None:
+    """A new stay of a resident aged two or more whom this hospital does not see today: a
+    copy of one of today's living stays as generated (times, fees, operation) with a
+    principal diagnosis that is neither sex- nor age-specific and no other diagnoses. The
+    defects of section 7.1 go into such rows, so that they take no row from the other
+    injectors even when a small hospital discharges one or two patients a day. Returns the
+    new row."""
+    source = b.generated.get(STAY, b.frames[STAY])
+    if source.height == 0:
+        return None
+    drug = source["drug_fee"].cast(pl.Float64).fill_null(0).to_numpy()
+    rows = np.flatnonzero(~source["_death"].to_numpy() & (drug >= min_drug_fee))
+    if not len(rows):
+        return None
+    template = int(rows[b.rng.integers(0, len(rows))])
+    pop, city = b.city.pop, b.city
+    seen = set(b.frames[STAY]["_person"].to_list()) | set(b.frames[VISIT]["_person"].to_list())
+    region = city.hosp_region[b.org.org_code]
+    cand = pop.sample(b.rng, 50, pop.w_ip, region)
+    cand = cand[
+        pop.usable(cand, b.d)
+        & ~pop.foreign[cand]
+        & (pop.age_days(cand, b.day) >= 2 * 366)
+        & ~np.isin(cand, list(seen))
+    ]
+    if not len(cand):
+        return None
+    person = int(cand[0])
+    patient_id = city.patient_ids(b.org, [person])[0]
+    code, _ = refdata.NEUTRAL_IP_DX
+    row = source.slice(template, 1).with_columns(
+        pl.lit(f"ZY{b.day:%y%m%d}9{suffix:04d}").alias("admission_id"),
+        pl.lit(patient_id).alias("patient_id"),
+        pl.lit(code).alias("principal_dx_code"),
+        pl.lit(None, pl.String).alias("other_dx_codes"),
+        pl.lit(None, pl.String).alias("newborn_weight_g"),
+        pl.lit(person, pl.Int64).alias("_person"),
+        pl.lit(int(pop.sex[person]), pl.Int64).alias("_sex"),
+        pl.lit(int(pop.age_days(np.array([person]), b.day)[0]), pl.Int64).alias("_age_days"),
+    )
+    b.append(STAY, row)
+    if person not in set(b.frames[PATIENT]["_person"].to_list()) and person not in set(
+        city.uploaded[b.org.org_code].tolist()
+    ):
+        admitted = _naive(row["admit_time"][0]) - dt.timedelta(minutes=20)
+        secs = int((admitted - dt.datetime(1970, 1, 1)).total_seconds())
+        patient = patient_rows(city, b.org.org_code, np.array([person]), np.array([secs]))
+        b.append(PATIENT, to_text(patient, PATIENT))
+    return b.frames[STAY].height - 1
+
+
+def inj_stay_external_cause(b: Batch) -> Truth | None:
+    """The external cause (a fall) coded as the principal diagnosis, the condition treated
+    moved to the other diagnoses."""
+    row = _extra_stay(b, 1)
+    if row is None:
+        return None
+    code, _ = refdata.EXTERNAL_CAUSE_DX
+    principal, other = b.get(STAY, row, "principal_dx_code"), b.get(STAY, row, "other_dx_codes")
+    b.set(
+        STAY,
+        row,
+        principal_dx_code=code,
+        other_dx_codes=f"{principal};{other}" if other else principal,
+    )
+    return b.row_truth(
+        STAY,
+        row,
+        CORRECTNESS,
+        "external_cause_principal_dx",
+        f"principal_dx_code {code} is an external cause (chapter XX)",
+    )
+
+
+def inj_stay_repeated_dx(b: Batch) -> Truth | None:
+    row = _extra_stay(b, 2)
+    if row is None:
+        return None
+    principal, other = b.get(STAY, row, "principal_dx_code"), b.get(STAY, row, "other_dx_codes")
+    b.set(STAY, row, other_dx_codes=f"{other};{principal}" if other else principal)
+    return b.row_truth(
+        STAY,
+        row,
+        LOGIC,
+        "repeated_diagnosis",
+        f"other_dx_codes repeats the principal diagnosis {principal}",
+    )
+
+
+def inj_stay_age_specific_dx(b: Batch) -> Truth | None:
+    """A perinatal code (chapter XVI) for a patient aged two or more at discharge: at least
+    one year old at admission, stays being at most 60 days."""
+    row = _extra_stay(b, 3)
+    if row is None:
+        return None
+    code, _ = refdata.PERINATAL_DX
+    other = b.get(STAY, row, "other_dx_codes")
+    b.set(STAY, row, other_dx_codes=f"{other};{code}" if other else code)
+    years = int(b.get(STAY, row, "_age_days")) // 365
+    return b.row_truth(
+        STAY, row, LOGIC, "age_specific_dx", f"other_dx_codes holds {code} at about {years} years"
+    )
+
+
+def inj_stay_drug_material_gt_total(b: Batch) -> Truth | None:
+    """Each fee within the total, the two together above it."""
+    row = _extra_stay(b, 4, min_drug_fee=1)
+    if row is None:
+        return None
+    digits = scale(STAY, "material_fee")
+    total, drug_fee = _dec(b.get(STAY, row, "total_fee")), _dec(b.get(STAY, row, "drug_fee"))
+    over = min(drug_fee, Decimal(int(b.rng.integers(100, 5000))) / 100)
+    material = total - drug_fee + over
+    b.set(STAY, row, material_fee=_fmt(material, digits))
+    return b.row_truth(
+        STAY,
+        row,
+        LOGIC,
+        "drug_material_gt_total",
+        f"drug_fee {drug_fee} + material_fee {_fmt(material, digits)} exceed total_fee {total}",
+    )
+
+
+def inj_stay_death_not_registered(b: Batch) -> Truth | None:
+    """The planned in-hospital death: its county's truth, judged `judged_after_days` later."""
+    df = b.frames[STAY]
+    dying = [p for p in b.plan.unregistered if p in set(df.filter(pl.col("_death"))["_person"])]
+    if not dying:
+        return None
+    person = dying[0]
+    row = b.pick(STAY, (df["_person"] == person).to_numpy() & df["_death"].to_numpy())
+    if row is None:
+        return None
+    county = b.plan.unregistered.pop(person)
+    judged = b.day + dt.timedelta(days=_death_judged_after())
+    key = f"{b.org.org_code} {b.key(STAY, row)}"
+    return Truth(
+        county,
+        DEATH,
+        judged.isoformat(),
+        None,
+        key,
+        COMPLETENESS,
+        "death_not_registered",
+        f"in-hospital death discharged on {b.day} ({key}) has no death registration",
+        None,
     )
 
 
@@ -1215,6 +1430,11 @@ INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | list[Truth] | None]] 
     (STAY, "los_days_mismatch"): inj_stay_los,
     (STAY, "op_without_op_level"): inj_stay_op_level,
     (STAY, "sex_specific_dx"): inj_stay_sex_specific_other_dx,
+    (STAY, "external_cause_principal_dx"): inj_stay_external_cause,
+    (STAY, "repeated_diagnosis"): inj_stay_repeated_dx,
+    (STAY, "age_specific_dx"): inj_stay_age_specific_dx,
+    (STAY, "drug_material_gt_total"): inj_stay_drug_material_gt_total,
+    (STAY, "death_not_registered"): inj_stay_death_not_registered,
     (RX, "unknown_code"): inj_rx_unknown_code,
     (RX, "late_record"): inj_rx_late,
     (RX, "untypeable_value"): inj_rx_untypeable,
@@ -1255,7 +1475,7 @@ def inject(
     kind = org.kind
     retry = [p for p in fp.pending if p[0] == kind]
     fp.pending = [p for p in fp.pending if p[0] != kind]
-    b = Batch(city, org, d, frames, city.rng("inject", org.org_code, d), fp)
+    b = Batch(city, org, d, frames, city.rng("inject", org.org_code, d), fp, generated=dict(frames))
     truths = []
     for dataset, defect in planned + [(ds, df) for _, ds, df in retry]:
         lossy = LOSSY & set(fp.batch_faults(org.org_code, dataset, d))

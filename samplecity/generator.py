@@ -438,10 +438,14 @@ class Writer:
     def write_org_day(
         self, org, d: int, frames: dict[str, pl.DataFrame], truths: list[Truth]
     ) -> None:
-        for name in datasets_for(org.kind):
+        names = datasets_for(org.kind)
+        for name in names:
             if name in frames:
                 mine = [t for t in truths if t.dataset == name]
                 self.write_batch(org, name, d, frames[name], mine)
+        # what these rows prove against another organisation (a county that did not register
+        # an in-hospital death) is in no file of this one
+        self.truths += [t for t in truths if t.dataset not in names]
 
     def write_batch(
         self, org, name: str, d: int, text: pl.DataFrame, record_truths: list[Truth]

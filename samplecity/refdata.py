@@ -239,6 +239,9 @@ MALE_ONLY_DX = ("N40", "前列腺增生")
 FEMALE_ONLY_DX = ("N76.0", "急性阴道炎")
 INVALID_ICD10 = ("Z99.99", "其他依赖")
 NEUTRAL_DX = ("J06.9", "急性上呼吸道感染")
+NEUTRAL_IP_DX = ("J18.9", "肺炎")  # neither sex- nor age-specific
+EXTERNAL_CAUSE_DX = ("W19", "跌倒")  # chapter XX: how an injury happened, never the principal
+PERINATAL_DX = ("P59.9", "新生儿黄疸")  # chapter XVI: only for patients under one year
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,39 @@ death_closes_health_record (judged: death_registration)
     when it has a batch on D - within_days but none on D); checked is 0 without a batch on
     D - within_days.
 
+Section 7.1 (v1.1), the 病案首页 rules on inpatient_discharge (parameters in
+cross_dataset.yaml; the fee sum is a row_sql record check, sum_not_above):
+
+principal_dx_not_external_cause
+    Rows of D's batches whose principal diagnosis (the `judged` field among _row_diagnoses)
+    falls in an external-cause range ("V01-Y98", ICD-10 chapter XX, compared on the first
+    three characters, so V01.0 and Y98 are in it and U07, Y99 and Z00 are not). checked = rows
+    with a principal diagnosis; the detail names the field and code.
+
+diagnosis_not_repeated
+    Rows of D's batches with a code that occurs twice among _row_diagnoses (principal first,
+    then the other diagnoses in order): the detail names every repeated occurrence.
+    checked = rows with at least one diagnosis.
+
+age_specific_diagnosis
+    Rows of D's batches with a diagnosis in an age-specific range whose patient's age at
+    admission (completed years between the birth date of the latest patient row of the same
+    organisation, business date <= D, and the local date of the admission time) lies outside
+    the range's inclusive min_years..max_years. checked = rows with an age-specific code and
+    a known age; the detail names the field, code and age.
+
+inpatient_death_registered
+    On D the discharges of the batches of D - judged_after_days with the died-in-hospital
+    discharge method are judged: failed = the person (latest patient row of the hospital with
+    the resident identity type and a number) has no death registration (any county, current
+    batches, business date <= D) whose death date is within within_days of the discharge
+    date. Each judged row belongs to the registering county: the county of the organisation
+    registry (`run_cross(..., registry)`) whose county code is the first county_digits digits
+    of the patient's address division, or of the identity number when the address is blank;
+    rows without such a county are not judged. Results are filed under the county's
+    death_registration batch of D (version 0 when it has none); a failing key is
+    "<hospital org_code> <admission_id>", never the identity number.
+
 Section 7.2 (v1.1), one person across organisations. "Person": the resident identity number
 (patient.id_no with id_type 01, or the county datasets' id_no), normalised as above; a
 hospital row reaches it through the latest patient row (any batch <= D) of the same
@@ -105,9 +138,11 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.loader import contracts
 from contracts.model import Dataset
+from contracts.registry import Registry
 from expectations.engines.sqlrules import (
     SAMPLE_KEYS,
     RuleSQLError,
+    _age_years,
     current_rows,
     ident,
     quote,
@@ -190,22 +225,30 @@ class _Part:
     joins: str = ""
     judged_day_offset: int = 0  # judge the batches of D - offset (death_closes_health_record)
     detail: str = "''"  # what of a failing row failed, e.g. the field and code; '' for none
+    # Whose result a row is, when not the uploader's (inpatient_death_registered: the county
+    # an expression names, '' for none): the org_code expression, the dataset the result is
+    # filed under and the record key of a failing row.
+    org: str = "t.org_code"
+    result_dataset: Dataset | None = None
+    key: str | None = None
 
 
 def _part_query(part: _Part, day: dt.date) -> str:
     """rows, checked, failed and every failing key per organisation; one row per current
     batch of D of the judged dataset (and, for a judged day before D, per organisation with
     a batch that day: batch_version 0 when it has none on D)."""
-    ds = part.dataset
+    ds, owner = part.dataset, part.result_dataset or part.dataset
     d, judged_day = _day(day), _day(day - dt.timedelta(days=part.judged_day_offset))
     rows = (
-        f"SELECT t.org_code AS org_code, {record_key(ds)} AS _key,"
+        f"SELECT {part.org} AS org_code, {part.key or record_key(ds)} AS _key,"
         f" ifNull({part.checked}, 0) AS is_checked,"
         f" is_checked AND ifNull({part.failed}, 0) AS is_failed,"
         f" if(is_failed, {part.detail}, '') AS _detail"
         f" FROM (SELECT * FROM raw.{ident(ds.dataset)} AS r"
         f" WHERE {current_rows(ds.dataset, f'= {judged_day}')}) AS t {part.joins}"
     )
+    if part.org != "t.org_code":
+        rows = f"SELECT * FROM ({rows}) WHERE org_code != ''"
     judged = (
         f"SELECT org_code, count() AS n_rows, countIf(is_checked) AS n_checked,"
         f" countIf(is_failed) AS n_failed,"
@@ -215,11 +258,16 @@ def _part_query(part: _Part, day: dt.date) -> str:
     )
     batches = (
         f"SELECT org_code, maxIf(batch_version, business_date = {d}) AS batch_version"
-        f" FROM raw.current_batch WHERE dataset = {quote(ds.dataset)}"
+        f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
+    if owner is not ds:  # the owners judged: their batch of D, else version 0
+        batches = (
+            f"SELECT org_code, max(batch_version) AS batch_version FROM ({batches}"
+            f" UNION ALL SELECT org_code, toUInt32(0) FROM ({judged})) GROUP BY org_code"
+        )
     return (
-        f"SELECT {quote(ds.dataset)} AS dataset, c.org_code AS org_code,"
+        f"SELECT {quote(owner.dataset)} AS dataset, c.org_code AS org_code,"
         f" c.batch_version AS batch_version, ifNull(a.n_rows, 0) AS rows,"
         f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys,"
         f" a.details AS details"
@@ -413,6 +461,140 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
             judged_day_offset=int(p["within_days"]),
         )
     ]
+
+
+def _listed(found: str) -> str:
+    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined."""
+    return f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {found}), '; ')"
+
+
+def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
+    judged = p["judged"]
+    ds, name = _dataset(judged["dataset"]), judged["field"]
+    if name not in {f.name for f in ds.diagnosis_fields}:
+        raise RuleSQLError(f"{ds.dataset}.{name} is not a diagnosis field")
+    principal = f"arrayFilter(d -> d.1 = {quote(name)}, {_row_diagnoses(ds, 't')})"
+    external = " OR ".join(_code_condition("d.2", c) for c in p["codes"])
+    wrong = f"arrayFilter(d -> {external}, {principal})"
+    return [_Part(ds, f"notEmpty({principal})", f"notEmpty({wrong})", detail=_listed(wrong))]
+
+
+def _diagnosis_not_repeated(p: dict, day: dt.date) -> list[_Part]:
+    ds = _dataset(p["judged"]["dataset"])
+    dx = _row_diagnoses(ds, "t")
+    # an occurrence whose code already appeared earlier in the row (principal first)
+    repeated = (
+        f"arrayFilter((d, i) -> indexOf(arrayMap(x -> x.2, {dx}), d.2) < i,"
+        f" {dx}, arrayEnumerate({dx}))"
+    )
+    return [_Part(ds, f"notEmpty({dx})", f"notEmpty({repeated})", detail=_listed(repeated))]
+
+
+def _age_specific_diagnosis(p: dict, day: dt.date) -> list[_Part]:
+    judged, link = p["judged"], p["person_link"]
+    ds, master, key = _dataset(judged["dataset"]), _dataset(link["dataset"]), link["key"]
+    birth = _latest(
+        master,
+        key,
+        _as_date(master, link["birth_field"], "r"),
+        f"<= {_day(day)}",
+        _named(ds, key, day),
+    )
+    at = _as_date(ds, judged["at_field"])
+    age = _age_years("p.v", at)
+    specific, outside = [], []
+    for r in p["rules"]:
+        codes = " OR ".join(_code_condition("d.2", c) for c in r["codes"])
+        bounds = [f"{age} >= {int(r['min_years'])}"] if "min_years" in r else []
+        bounds += [f"{age} <= {int(r['max_years'])}"] if "max_years" in r else []
+        if not bounds:
+            raise RuleSQLError(f"age rule for {r['codes']} has neither min_years nor max_years")
+        specific.append(codes)
+        outside += [codes, f"NOT ({' AND '.join(bounds)})"]
+    dx = _row_diagnoses(ds, "t")
+    found = f"arrayFilter(d -> {' OR '.join(f'({c})' for c in specific)}, {dx})"
+    wrong = f"arrayFilter(d -> multiIf({', '.join(outside)}, 0), {found})"
+    joins = f"LEFT JOIN ({birth}) AS p ON p.org_code = t.org_code AND p.k = {_col(ds, key, 't')}"
+    return [
+        _Part(
+            ds,
+            f"notEmpty({found}) AND p.v IS NOT NULL AND {at} IS NOT NULL",
+            f"notEmpty({wrong})",
+            joins,
+            detail=f"concat({_listed(wrong)}, '; age ', toString({age}))",
+        )
+    ]
+
+
+def _inpatient_death_registered(p: dict, day: dt.date, registry: Registry) -> list[_Part]:
+    spec, death, link = p["discharge"], p["death"], p["person_link"]
+    ds, deaths_ds = _dataset(spec["dataset"]), _dataset(death["dataset"])
+    master, key = _dataset(link["dataset"]), link["key"]
+    upto, offset = f"<= {_day(day)}", int(p["judged_after_days"])
+    digits = int(p["county_digits"])
+    arrival = _ARRIVAL
+    persons = (
+        f"SELECT r.org_code AS org_code, {_col(master, key)} AS k,"
+        f" argMax({_col(master, link['id_type_field'])}, {arrival}) AS id_type,"
+        f" argMax({_norm(_col(master, link['id_field']))}, {arrival}) AS id_no,"
+        f" argMax(trimBoth(ifNull({_col(master, link['division_field'])}, '')), {arrival})"
+        f" AS division"
+        f" FROM raw.{ident(master.dataset)} AS r WHERE {current_rows(master.dataset, upto)}"
+        f" AND {_col(master, key)} IS NOT NULL"
+        f" AND (r.org_code, {_col(master, key)}) IN"
+        f" ({_named(ds, key, day - dt.timedelta(days=offset))})"
+        f" GROUP BY org_code, k"
+    )
+    death_id, death_date = _col(deaths_ds, death["id_field"]), _col(deaths_ds, death["date_field"])
+    deaths = (
+        f"SELECT {_norm(death_id)} AS id_no, groupArray({death_date}) AS dates"
+        f" FROM raw.{ident(deaths_ds.dataset)} AS r WHERE {current_rows(deaths_ds.dataset, upto)}"
+        f" AND {death_id} IS NOT NULL AND {death_date} IS NOT NULL GROUP BY id_no"
+    )
+    counties: dict[str, str] = {}
+    for org in sorted(registry.organisations.values(), key=lambda o: o.org_code):
+        if org.kind == "county":
+            counties.setdefault(org.county_code[:digits], org.org_code)
+    division = f"substring(if(pp.division != '', pp.division, pp.id_no), 1, {digits})"
+    county = (
+        f"transform({division}, [{', '.join(map(quote, counties))}],"
+        f" [{', '.join(map(quote, counties.values()))}], '')"
+        if counties
+        else "''"
+    )
+    joins = (
+        f"LEFT JOIN ({persons}) AS pp ON pp.org_code = t.org_code"
+        f" AND pp.k = {_col(ds, key, 't')}"
+        f" LEFT JOIN ({deaths}) AS dd ON dd.id_no = pp.id_no"
+    )
+    discharged = _as_date(ds, spec["time_field"])
+    method = _col(ds, spec["method_field"], "t")
+    hospital_key = f"concat(t.org_code, ' ', {record_key(ds)})"
+    return [
+        _Part(
+            ds,
+            f"{method} = {quote(str(spec['died']))}"
+            f" AND pp.id_type = {quote(str(link['id_type']))} AND pp.id_no != ''"
+            f" AND {discharged} IS NOT NULL",
+            f"NOT arrayExists(x -> abs(dateDiff('day', x, {discharged}))"
+            f" <= {int(p['within_days'])}, dd.dates)",
+            joins,
+            judged_day_offset=offset,
+            detail=f"concat({hospital_key}, ' discharged ', toString({discharged}))",
+            org=f"ifNull({county}, '')",
+            result_dataset=deaths_ds,
+            key=hospital_key,
+        )
+    ]
+
+
+def _death_registered_notes(p: dict, day: dt.date, rows: int, checked: int) -> str:
+    judged = day - dt.timedelta(days=int(p["judged_after_days"]))
+    return (
+        f"judged {p['judged_after_days']} days after upload: {checked} in-hospital deaths"
+        f" discharged in batches of {judged} whose person and registering county are known;"
+        f" death registrations up to {day}"
+    )
 
 
 # --------------------------------------------------------------------------- section 7.2
@@ -630,8 +812,9 @@ class CrossRule:
     (from the rule's parameters and D), and the notes of a result (parameters, D, rows of
     the judged batch, rows checked)."""
 
-    parts: Callable[[dict, dt.date], list[_Part]]
+    parts: Callable[..., list[_Part]]  # (params, D), and the registry with `registry`
     notes: Callable[[dict, dt.date, int, int], str]
+    registry: bool = False  # the rule needs the organisation registry (counties)
 
 
 # The `cross_sql` engine: rule type -> how its rules are run.
@@ -649,6 +832,21 @@ CROSS_RULES: dict[str, CrossRule] = {
         _counted("follow-ups linked to a person; diagnoses up to"),
     ),
     "death_closes_health_record": CrossRule(_death_closes_health_record, _death_notes),
+    # section 7.1 (v1.1): 病案首页 rules on inpatient_discharge
+    "principal_dx_not_external_cause": CrossRule(
+        _principal_dx_not_external_cause,
+        _counted("rows with a principal diagnosis; as of"),
+    ),
+    "diagnosis_not_repeated": CrossRule(
+        _diagnosis_not_repeated, _counted("rows with a diagnosis; as of")
+    ),
+    "age_specific_diagnosis": CrossRule(
+        _age_specific_diagnosis,
+        _counted("rows with an age-specific diagnosis and a known age; birth dates up to"),
+    ),
+    "inpatient_death_registered": CrossRule(
+        _inpatient_death_registered, _death_registered_notes, registry=True
+    ),
     # section 7.2 (v1.1): one person across organisations
     "person_demographics_agree": CrossRule(
         _person_demographics_agree,
@@ -669,11 +867,16 @@ CROSS_RULES: dict[str, CrossRule] = {
 }
 
 
-def _parts(rule: Rule, day: dt.date) -> list[_Part]:
+def _parts(rule: Rule, day: dt.date, registry: Registry | None) -> list[_Part]:
     if rule.type not in CROSS_RULES:
         raise RuleSQLError(f"{rule.id}: not a cross-dataset rule this module knows")
+    spec = CROSS_RULES[rule.type]
+    if spec.registry and registry is None:
+        raise RuleSQLError(f"{rule.id}: needs the organisation registry")
     try:
-        return CROSS_RULES[rule.type].parts(rule.params, day)
+        if spec.registry:
+            return spec.parts(rule.params, day, registry)
+        return spec.parts(rule.params, day)
     except (KeyError, TypeError) as exc:
         raise RuleSQLError(f"{rule.id}: parameter missing or malformed: {exc}") from None
 
@@ -681,16 +884,22 @@ def _parts(rule: Rule, day: dt.date) -> list[_Part]:
 # --------------------------------------------------------------------------- public API
 
 
-def cross_query(rule: Rule, business_date: dt.date) -> str:
+def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = None) -> str:
     """ONE query for a cross-dataset rule and business date D: per judged dataset and
     organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
-    failed and every failing record key, sorted."""
+    failed and every failing record key, sorted. `registry`: the organisation registry, for
+    rules that attribute a result to a county (inpatient_death_registered)."""
     day = dt.date.fromisoformat(str(business_date))
-    union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day))
+    union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day, registry))
     return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS join_use_nulls = 1"
 
 
-def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list[dict]:
+def run_cross(
+    ch: Client,
+    business_date: dt.date,
+    rules: Sequence[Rule],
+    registry: Registry | None = None,
+) -> list[dict]:
     """Evaluate every rule among `rules` whose type this engine runs for business date D.
 
     One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
@@ -700,7 +909,7 @@ def run_cross(ch: Client, business_date: dt.date, rules: Sequence[Rule]) -> list
     day = dt.date.fromisoformat(str(business_date))
     out = []
     for rule in (r for r in rules if r.type in CROSS_RULES):
-        query = cross_query(rule, day)
+        query = cross_query(rule, day, registry)
         for dataset, org, version, rows, checked, failed, keys, details in ch.query(
             query
         ).result_rows:

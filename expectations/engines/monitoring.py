@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -303,6 +303,12 @@ BATCH_RULES: dict[str, BatchRule] = {
     "no_schema_drift": _no_schema_drift,
     "values_typed": _values_typed,
 }
+# The batch rules judged from the batch's own files (what ingestion recorded of them), not
+# from receive times, deadlines or earlier dates: the pre-flight check runs these on a
+# hospital's machine (expectations.preflight); the platform checks the others.
+LOCAL_BATCH_RULES = frozenset(
+    {"file_readable", "manifest_row_count", "columns_present", "no_schema_drift", "values_typed"}
+)
 # The `org_day` engine: rule type -> its result for one organisation and date.
 ORG_DAY_RULES: dict[str, OrgDayRule] = {
     "uploads_recognised": _uploads_recognised,
@@ -310,12 +316,22 @@ ORG_DAY_RULES: dict[str, OrgDayRule] = {
 
 
 def monitor_date(
-    ch: Client, registry: Registry, rulebase: RuleBase, day: dt.date, run_id: str
+    ch: Client,
+    registry: Registry,
+    rulebase: RuleBase,
+    day: dt.date,
+    run_id: str,
+    *,
+    org_code: str | None = None,
+    batch_types: Collection[str] | None = None,
 ) -> list[RuleResult]:
     """Results of every rule of the `org_day` engine for every organisation active on `day`,
-    and of the `monitoring` engine for every batch they owe that day."""
+    and of the `monitoring` engine for every batch they owe that day; with `org_code` and
+    `batch_types` (the pre-flight check), only that organisation's batch rules of those
+    types."""
     read = _Day(ch, registry, day)
-    org_day_types, batch_types = rulebase.types_of("org_day"), rulebase.types_of("monitoring")
+    org_day_types = rulebase.types_of("org_day") if batch_types is None else []
+    types = [t for t in rulebase.types_of("monitoring") if batch_types is None or t in batch_types]
     results: list[RuleResult] = []
 
     def add(
@@ -345,6 +361,8 @@ def monitor_date(
         )
 
     for org in sorted(registry.active(day), key=lambda o: o.org_code):
+        if org_code is not None and org.org_code != org_code:
+            continue
         rules, fingerprint = rulebase.effective_rules(org.org_code, org.peer_group)
         by_id = {r.id: r for r in rules}
         for rule_type in org_day_types:
@@ -357,7 +375,7 @@ def monitor_date(
             expected = _ExpectedBatch(
                 read, org, dataset, read.batches.get((org.org_code, dataset)), due
             )
-            for rule_type in batch_types:
+            for rule_type in types:
                 rule = by_id[f"{dataset}.{rule_type}"]
                 outcome = BATCH_RULES[rule_type](expected, rule)
                 add(rule, outcome, org, dataset, expected.batch, fingerprint)

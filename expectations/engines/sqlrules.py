@@ -419,6 +419,17 @@ def _sum_equals(rule: Rule, ctx: _Ctx) -> _Row:
     return _Row(ctx.nn(p["total"]), f"abs(({parts}) - {total}) > {tol}")
 
 
+def _sum_not_above(rule: Rule, ctx: _Ctx) -> _Row:
+    """The parts together are at most the total plus the tolerance; a row where one part alone
+    is above the total fails that part's own compare check and is not judged again here."""
+    p = rule.params
+    parts, total = list(p["parts"]), ctx.col(p["total"])
+    tol = _decimal_literal(p.get("tolerance", 0), ctx.spec(p["total"]).decimal[1])
+    each = " AND ".join(f"{ctx.col(x)} <= {total}" for x in parts)
+    together = " + ".join(ctx.col(x) for x in parts)
+    return _Row(f"{ctx.nn(p['total'], *parts)} AND {each}", f"({together}) - {total} > {tol}")
+
+
 def _required_if(rule: Rule, ctx: _Ctx) -> _Row:
     p = rule.params
     target = p["field"]
@@ -564,6 +575,7 @@ ROW_RULES: dict[str, RowRule] = {
     "event_not_future": _event_not_future,
     "compare": _compare,
     "sum_equals": _sum_equals,
+    "sum_not_above": _sum_not_above,
     "required_if": _required_if,
     "only_if_present": _only_if_present,
     "los_days": _los_days,

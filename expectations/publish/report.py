@@ -546,3 +546,18 @@ def screenshot(
         tail = "\n".join(stderr.splitlines()[-5:])
         raise RuntimeError(f"chromium exited {proc.returncode} without {png_path}:\n{tail}")
     return png_path
+
+
+def render_suggestions(answer: Mapping[str, Any]) -> str:
+    """The weight suggestions of a period (`expectations.tuning.suggest.suggest`'s answer) as
+    one self-contained page; every value is escaped."""
+    rules = answer["rules"]
+    return (
+        _environment()
+        .get_template("suggestions.html")
+        .render(
+            **answer,
+            failed=[r for r in rules if r["organisations_failed"]],
+            kept=[r for r in rules if not r["organisations_failed"]],
+        )
+    )

@@ -132,6 +132,13 @@ class RuleBase:
         """The rule types that name `engine`, in the order of rules.yaml."""
         return _of_engine(self.types, engine)
 
+    def without_sections(self) -> RuleBase:
+        """The rule base without the types a section of the standard states beyond the field
+        rules (`section:` in rules.yaml, section 7 of v1.1): what validation ran before v1.1,
+        for measuring what those rules cost."""
+        types = {n: t for n, t in self.types.items() if t.section is None}
+        return RuleBase(types, tuple(r for r in self.rules if r.type in types), self.overrides)
+
     def rules_for(self, engine: str) -> tuple[Rule, ...]:
         """The rules whose type names `engine`."""
         return tuple(r for r in self.rules if self.types[r.type].engine == engine)

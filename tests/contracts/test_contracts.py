@@ -233,3 +233,30 @@ def test_registry_errors_and_activity():
     assert registry.why_not_accepted(good, dt.date(2026, 6, 30)) is None
     assert "not active on 2026-07-01" in registry.why_not_accepted(good, dt.date(2026, 7, 1))
     assert "not in the registry" in registry.why_not_accepted("411502", dt.date(2026, 7, 1))
+
+
+def _texts(node, where):
+    """Every mapping that holds a `zh` or `en` key in a YAML tree, with its path."""
+    if isinstance(node, dict):
+        if "zh" in node or "en" in node:
+            yield where, node
+        for key, value in node.items():
+            yield from _texts(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _texts(value, f"{where}[{i}]")
+
+
+def test_every_bilingual_text_is_exactly_zh_and_en():
+    """A comma in an unquoted flow-mapping text splits it into more keys (and cuts the text);
+    every {zh, en} text of the contracts' YAML has exactly those two non-empty strings."""
+    import yaml
+
+    seen = 0
+    for path in sorted(CONTRACTS_DIR.rglob("*.yaml")):
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for where, text in _texts(tree, path.name):
+            seen += 1
+            assert set(text) == {"zh", "en"}, f"{where}: keys {sorted(text)}"
+            assert all(isinstance(v, str) and v.strip() for v in text.values()), where
+    assert seen > 100

@@ -199,3 +199,22 @@ def test_unknown_failure_is_two_lines_and_verbose_shows_the_traceback(tmp_path):
     assert len(lines) == 2 and lines[1] == "run with --verbose for the traceback"
     verbose = hqlake(tmp_path, "--verbose", "results", "--date", DAY)
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_rules_suggest_operator_mistakes(tmp_path):
+    suggest = ("rules", "suggest", "--from")
+    out = hqlake(tmp_path, *suggest, "2026-11-31", "--to", DAY)
+    assert_operator_error(out, "'2026-11-31' is not a date YYYY-MM-DD", "rules suggest --help")
+    out = hqlake(tmp_path, *suggest, "2026-11-12", "--to", DAY)
+    assert_operator_error(out, "--from 2026-11-12 is after --to 2026-11-09")
+    url = f"http://127.0.0.1:{closed_port()}"
+    out = hqlake(tmp_path, *suggest, DAY, "--to", DAY, HQLAKE_CLICKHOUSE_URL=url)
+    assert_operator_error(out, f"cannot reach ClickHouse at {url} (connection refused)")
+
+
+@pytest.mark.integration
+def test_rules_suggest_on_a_warehouse_without_validation(tmp_path):
+    out = hqlake(tmp_path, "rules", "suggest", "--from", DAY, "--to", "2026-11-15")
+    assert_operator_error(
+        out, "nothing validated from 2026-11-09 to 2026-11-15", "hqlake validate --date"
+    )

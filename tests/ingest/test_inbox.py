@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.pipeline import ingestor
-from ingest.inbox import list_inbox, object_problem, printable
+from ingest.inbox import list_batch_folder, list_inbox, object_problem, printable
 from tests.ingest.test_pipeline import DAY, HOSPITAL, OTHER, REGISTRY, VISITS, put
 
 pytestmark = pytest.mark.integration
@@ -262,3 +262,24 @@ def test_refused_entries_are_not_new_on_every_late_arrivals_pass(rt, tmp_path):
     (inbox / BATCH / "sub").mkdir()
     ingest(rt, inbox)
     assert not _has_unseen_files(rt, str(inbox), DAY)
+
+
+def test_a_batch_folder_is_listed_as_the_inbox_lists_it(tmp_path):
+    """`list_batch_folder` (hqlake check): `<dataset>/<file>` listed with the inbox's paths
+    and refusals; a linked file or dataset folder is refused and never read."""
+    marker, target = secret(tmp_path)
+    folder = tmp_path / "batch"
+    (folder / "outpatient_visit").mkdir(parents=True)
+    (folder / "outpatient_visit" / "visits.csv").write_text(VISITS, encoding="utf-8")
+    (folder / "outpatient_visit" / "linked.csv").symlink_to(target)
+    (folder / "patient").symlink_to(target.parent, target_is_directory=True)
+    (folder / "_notes").mkdir()  # reserved, as at the top of an inbox
+    listed = {f.path: f for f in list_batch_folder(str(folder), HOSPITAL, DAY)}
+    assert sorted(listed) == [f"{BATCH}/linked.csv", f"{BATCH}/visits.csv", f"{HOSPITAL}/patient"]
+    assert listed[f"{BATCH}/visits.csv"].read() == VISITS.encode()
+    assert listed[f"{BATCH}/visits.csv"].refusal is None
+    for path in (f"{BATCH}/linked.csv", f"{HOSPITAL}/patient"):
+        assert listed[path].refusal == LINK
+        with pytest.raises(Exception, match="symbolic link") as raised:
+            listed[path].read()
+        assert marker not in str(raised.value)

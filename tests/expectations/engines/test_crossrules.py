@@ -24,8 +24,6 @@ pytestmark = pytest.mark.integration
 D = dt.date(2026, 12, 9)
 RULES = rulebase().rules
 CROSS = [r for r in RULES if r.level == "cross_dataset"]
-# the rules of section 5; section 7's have their own tests (test_crossrules_persons.py, ...)
-SECTION5 = [r for r in RULES if rulebase().types[r.type].section is None]
 HOSPITAL2, COUNTY2 = "12411500MB0000002X", "411503"
 # identity numbers of the hand-made persons
 A = rid(dt.date(1950, 3, 1), "1", seq=11)
@@ -305,7 +303,8 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
     load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
     load(ch, "outpatient_visit", [visit("V1", "P1", at(D), "O80.0")])
     load(ch, "death_registration", [death("SW1", A, days(-1))], org=COUNTY, day=days(-1))
-    first = run_cross(ch, D, SECTION5)
+    registry = load_registry()
+    first = run_cross(ch, D, RULES, registry)
     judged = {
         "cross.no_activity_after_death": (
             "outpatient_visit",
@@ -315,6 +314,20 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
         "cross.sex_specific_diagnoses": ("outpatient_visit", "inpatient_discharge"),
         "cross.followup_disease_on_record": ("chronic_followup",),
         "cross.death_closes_health_record": ("death_registration",),
+        "cross.principal_dx_not_external_cause": ("inpatient_discharge",),
+        "cross.diagnosis_not_repeated": ("inpatient_discharge",),
+        "cross.age_specific_diagnosis": ("inpatient_discharge",),
+        "cross.inpatient_death_registered": ("death_registration",),
+        # section 7.2: no patient or health_record batch on D, so no demographics result
+        "cross.stay_overlap_same_org": ("inpatient_discharge",),
+        "cross.stay_overlap_other_org": ("inpatient_discharge",),
+        "cross.record_not_resent": (
+            "outpatient_visit",
+            "inpatient_discharge",
+            "prescription",
+            "chronic_followup",
+            "death_registration",
+        ),
     }
     batches = {
         "outpatient_visit": (HOSPITAL, HOSPITAL2),
@@ -329,7 +342,7 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
     # later uploads (a newer patient row, a death registered after D) change nothing for D
     load(ch, "patient", [patient("P1", B, "2")], day=days(1))
     load(ch, "death_registration", [death("SW9", B, days(-5))], org=COUNTY, day=days(1))
-    assert run_cross(ch, D, SECTION5) == first
+    assert run_cross(ch, D, RULES, registry) == first
     failing = {(r["rule_id"], k) for r in first for k in r["keys"]}
     assert failing == {
         ("cross.no_activity_after_death", "V1"),
@@ -354,7 +367,14 @@ def test_queries_come_from_parameters_only():
 
 START = dt.date(2026, 11, 9)
 CITY = {"hospitals": 6, "counties": 2, "scale": 0.005}
-CROSS_DEFECTS = {"visit_after_death", "sex_specific_dx", "followup_without_diagnosis"}
+CROSS_DEFECTS = {
+    "visit_after_death",
+    "sex_specific_dx",
+    "followup_without_diagnosis",
+    "external_cause_principal_dx",
+    "repeated_diagnosis",
+    "age_specific_dx",
+}
 
 
 def _identity_numbers(ch) -> set[str]:
@@ -380,7 +400,7 @@ def _city(rt, tmp_path, days, faults, seed):
     assert len(numbers) > 100
     found, checked = defaultdict(set), Counter()
     for i in range(days):
-        for r in run_cross(rt.ch, START + dt.timedelta(days=i), RULES):
+        for r in run_cross(rt.ch, START + dt.timedelta(days=i), RULES, registry):
             parts = {p.strip().upper() for k in r["keys"] for p in k.split("|")}
             assert not parts & numbers  # record keys never carry an identity number
             checked[r["rule_id"]] += r["checked"]
@@ -409,7 +429,222 @@ def test_generated_city_defects_are_found(rt, tmp_path):
 def test_clean_city_has_no_cross_dataset_failure(rt, tmp_path):
     found, checked, _ = _city(rt, tmp_path, 4, "none", seed=3)
     assert not found
-    # the clean city does exercise the rules (no death is 30 days old within four days)
+    # the clean city does exercise the rules (no death or discharge is 30 days old within four days)
     assert {r.id for r in CROSS if checked[r.id]} == {r.id for r in CROSS} - {
-        "cross.death_closes_health_record"
+        "cross.death_closes_health_record",
+        "cross.inpatient_death_registered",
     }
+
+
+# ----------------------------------------------------------------------------- section 7.1
+
+
+def abstract(aid, pid="P1", principal="J18.9", other=None, **kw):
+    return {
+        "admission_id": aid,
+        "patient_id": pid,
+        "admit_time": at(days(-3)),
+        "discharge_time": at(D),
+        "principal_dx_code": principal,
+        "other_dx_codes": other,
+        "discharge_method": "1",
+        **kw,
+    }
+
+
+def details(ch, type_name, day=D, registry=None):
+    """(dataset, org) -> (checked, {key: detail}) for one rule."""
+    out = {}
+    for r in run_cross(ch, day, [rule(type_name)], registry):
+        assert r["failed"] == len(r["keys"]) == len(r["details"])
+        out[(r["dataset"], r["org_code"])] = (
+            r["checked"],
+            dict(zip(r["keys"], r["details"], strict=True)),
+        )
+    return out
+
+
+def test_principal_dx_not_external_cause(ch):
+    cases = {
+        "X1": ("V01", None, "principal_dx_code V01"),  # first category of chapter XX
+        "X2": (" y98.9 ", None, "principal_dx_code Y98.9"),  # last category, any spelling
+        "X3": ("W19", "I10", "principal_dx_code W19"),
+        "X4": ("U07.1", None, None),  # chapter XXII, just below V
+        "X5": ("Y99", None, None),  # not in WHO ICD-10 (ICD-10-CM only): outside V01-Y98
+        "X6": ("Z00.0", None, None),
+        "X7": ("S72.0", "W19;X59.9", None),  # external causes among the other diagnoses: fine
+        "X8": (None, "V01", "not checked"),  # no principal diagnosis
+        "X9": ("V00", None, None),  # below V01 (and no ICD-10 code)
+    }
+    load(
+        ch,
+        "inpatient_discharge",
+        [abstract(k, principal=p, other=o) for k, (p, o, _) in cases.items()],
+    )
+    (((dataset, org), (checked, failing)),) = details(ch, "principal_dx_not_external_cause").items()
+    assert (dataset, org) == ("inpatient_discharge", HOSPITAL)
+    assert checked == 8
+    assert failing == {k: d for k, (_, _, d) in cases.items() if d and d != "not checked"}
+    assert rule("principal_dx_not_external_cause").severity == "blocking"
+
+
+def test_diagnosis_not_repeated(ch):
+    cases = {
+        "R1": ("I10", "E11.9;I10", "other_dx_codes I10"),  # the principal again
+        "R2": ("J18.9", "E11.9; e11.9 ", "other_dx_codes E11.9"),  # case and blanks
+        "R3": ("i10 ", "I10.x00;E11.9", None),  # I10 and I10.x00 are different codes
+        "R4": ("J18.9", "E11.9;;I10;", None),  # empty list items are no codes
+        "R5": (None, "J18.9;J18.9;j18.9", "other_dx_codes J18.9; other_dx_codes J18.9"),
+        "R6": (None, None, "not checked"),
+        "R7": ("S72.0", "S72.0;S72.0", "other_dx_codes S72.0; other_dx_codes S72.0"),
+        "R8": ("K35.8", None, None),
+    }
+    load(
+        ch,
+        "inpatient_discharge",
+        [abstract(k, principal=p, other=o) for k, (p, o, _) in cases.items()],
+    )
+    ((_, (checked, failing)),) = details(ch, "diagnosis_not_repeated").items()
+    assert checked == 7
+    assert failing == {k: d for k, (_, _, d) in cases.items() if d and d != "not checked"}
+
+
+def test_age_specific_diagnosis_at_its_boundaries(ch):
+    admitted = days(-3)  # 2026-12-06
+
+    def born(years: int, shift: int = 0) -> dt.date:
+        return admitted.replace(year=admitted.year - years) + dt.timedelta(days=shift)
+
+    births = {
+        "A10": born(10),  # tenth birthday on the admission date: 10
+        "A9": born(10, 1),  # tenth birthday the day after: 9
+        "A60": born(60),
+        "A61": born(61),
+        "A60b": born(61, 1),  # 61st birthday tomorrow: still 60
+        "N364": admitted - dt.timedelta(days=364),
+        "N1": born(1),  # first birthday on the admission date
+    }
+    load(
+        ch,
+        "patient",
+        [{**patient(p, None), "birth_date": b} for p, b in births.items()],
+        day=days(-10),
+    )
+    # the latest patient row counts: A70 was first sent with a wrong birth date
+    load(ch, "patient", [{**patient("A70", None), "birth_date": born(30)}], day=days(-9))
+    load(ch, "patient", [{**patient("A70", None), "birth_date": born(70)}], day=days(-1))
+    cases = {
+        "Z1": ("A10", "O80", None, None),
+        "Z2": ("A9", "O80", None, "principal_dx_code O80; age 9"),
+        "Z3": ("A60", "O82", None, None),
+        "Z4": ("A61", "O82", None, "principal_dx_code O82; age 61"),
+        "Z5": ("A60b", "J18.9", "o99.8", None),
+        "Z6": ("A61", "J18.9", "I10;O99.8", "other_dx_codes O99.8; age 61"),
+        "Z7": ("N364", "P07.3", None, None),
+        "Z8": ("N1", "P07.3", None, "principal_dx_code P07.3; age 1"),
+        "Z9": ("A10", "J18.9", "P59.9", "other_dx_codes P59.9; age 10"),
+        "Z10": ("A70", "O80", None, "principal_dx_code O80; age 70"),
+        "Z11": ("A61", "J18.9", "I10", "not checked"),  # no age-specific diagnosis
+        "Z12": ("P404", "O80", None, "not checked"),  # unknown patient: age unknown
+    }
+    rows = [abstract(k, pid, principal=p, other=o) for k, (pid, p, o, _) in cases.items()]
+    # admitted at 00:30 Beijing time (16:30 UTC the day before): age is taken on the local date
+    rows.append(abstract("Z13", "A10", principal="O80", admit_time=at(admitted, 0, 30)))
+    load(ch, "inpatient_discharge", rows)
+    ((_, (checked, failing)),) = details(ch, "age_specific_diagnosis").items()
+    assert checked == len(rows) - 2
+    assert failing == {k: d for k, (*_, d) in cases.items() if d and d != "not checked"}
+
+
+H = HOSPITAL
+
+
+def test_inpatient_death_registered_judged_30_days_after_upload(ch):
+    registry = load_registry()  # the sample city's counties: 411502, 411503, ...
+    judged = days(-30)
+    e, f, g = (rid(dt.date(1940, 1, 1), "1", seq=s) for s in (21, 22, 23))
+    beijing = rid(dt.date(1941, 1, 1), "2", area="110101", seq=24)
+    persons = [
+        {**patient("P1", A), "address_division": "411502001001"},
+        {**patient("P2", B), "address_division": "411503"},
+        {**patient("P3", C), "address_division": "  "},  # blank: the id_no's area, 411502
+        {**patient("P4", e), "id_type": "03", "address_division": "411502"},  # not a resident id
+        {**patient("P5", beijing), "address_division": None},  # no county of the registry
+        {**patient("P6", f), "address_division": "411503101201"},
+        {**patient("P7", g), "address_division": "411502"},
+    ]
+    load(ch, "patient", persons, day=days(-32))
+
+    def died(aid, pid, method="5"):
+        return abstract(aid, pid, discharge_method=method, discharge_time=at(judged, 10))
+
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            died("Z1", "P1"),  # registered the next day by another county: passes
+            died("Z2", "P2"),  # registered, but dead two days before the discharge date
+            died("Z3", "P3"),  # never registered
+            died("Z4", "P4"),  # not checked
+            died("Z5", "P5"),  # not judged: no registering county
+            died("Z6", "P6"),  # registered the day before
+            died("Z7", "P7"),  # registered only after D
+            died("Z8", "P2", method="1"),  # not a death
+            died("Z9", "P9"),  # unknown patient
+        ],
+        day=judged,
+    )
+    load(ch, "death_registration", [death("SW1", A, days(-29))], org=COUNTY2, day=days(-29))
+    load(ch, "death_registration", [death("SW2", B, days(-32))], org=COUNTY, day=days(-28))
+    load(ch, "death_registration", [death("SW6", f, days(-31))], org=COUNTY, day=days(-20))
+    load(ch, "death_registration", [death("SW7", g, days(-30))], org=COUNTY, day=days(1))
+    load(ch, "death_registration", [], org=COUNTY2, day=D)
+    got = details(ch, "inpatient_death_registered", registry=registry)
+    assert got == {
+        # no batch of its own on D: version 0, as death_closes_health_record
+        ("death_registration", COUNTY): (
+            3,
+            {f"{H} Z3": f"{H} Z3 discharged {judged}", f"{H} Z7": f"{H} Z7 discharged {judged}"},
+        ),
+        ("death_registration", COUNTY2): (2, {f"{H} Z2": f"{H} Z2 discharged {judged}"}),
+    }
+    versions = {
+        r["org_code"]: r["batch_version"]
+        for r in run_cross(ch, D, [rule("inpatient_death_registered")], registry)
+    }
+    assert versions == {COUNTY: 0, COUNTY2: 1}
+    # on any other day the discharges of `judged` are not judged
+    assert details(ch, "inpatient_death_registered", days(-1), registry) == {}
+    before = details(ch, "inpatient_death_registered", judged, registry)
+    assert all(checked == 0 for checked, _ in before.values())
+    with pytest.raises(RuleSQLError):
+        run_cross(ch, D, [rule("inpatient_death_registered")])
+
+
+def test_generated_city_unregistered_in_hospital_death_is_the_countys(rt, tmp_path):
+    """inpatient_death_registered judges a discharge 30 days after its upload, which no city of
+    a week reaches (the generator skips the defect there and says so): a small city of 33 days
+    carries one in-hospital death of day 0 that no county registers. On days 30-32 the
+    discharges of days 0-2 are judged: the only failure is that death, reported to the
+    registering county with the hospital's record key; any in-hospital death of the city's
+    own on those days (registered on the death date or up to two days later) passes
+    (tests/samplecity checks those registrations on a bigger city)."""
+    n = 33
+    generate(tmp_path, START, n, faults="default", seed=11, hospitals=3, counties=1, scale=0.001)
+    registry = load_registry(tmp_path / "_registry.csv")
+    for i in range(n):
+        ingestor(rt, registry).ingest(str(tmp_path), START + dt.timedelta(days=i))
+    truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
+    (item,) = [t for t in truth if t["defect"] == "death_not_registered"]
+    found, checked = set(), 0
+    for i in range(30, n):
+        for r in run_cross(
+            rt.ch, START + dt.timedelta(days=i), [rule("inpatient_death_registered")], registry
+        ):
+            checked += r["checked"]
+            found |= {
+                (r["org_code"], r["dataset"], r["business_date"].isoformat(), k) for k in r["keys"]
+            }
+    want = (item["org_code"], item["dataset"], item["business_date"], item["record_key"])
+    assert found == {want}
+    assert checked >= 1

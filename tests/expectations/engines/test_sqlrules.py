@@ -32,8 +32,15 @@ D = dt.date(2026, 11, 9)
 TZ = ZoneInfo("Asia/Shanghai")
 HOSPITAL, COUNTY = "12411500MB0000001X", "411502"
 RULES = rulebase().rules
-# Record-level defects only section 5 (cross-dataset rules) can see.
-CROSS_DATASET_DEFECTS = {"visit_after_death", "sex_specific_dx", "followup_without_diagnosis"}
+# Record-level defects only the cross_sql rules (sections 5 and 7.1) can see.
+CROSS_DATASET_DEFECTS = {
+    "visit_after_death",
+    "sex_specific_dx",
+    "followup_without_diagnosis",
+    "external_cause_principal_dx",
+    "repeated_diagnosis",
+    "age_specific_dx",
+}
 
 
 def at(day: dt.date, hh: int = 10, mm: int = 0, ss: int = 0) -> dt.datetime:
@@ -661,3 +668,24 @@ def test_clean_city_has_no_failures(rt, tmp_path):
         rule for rule, n in checked.items() if n
     }
     print("rules never checked by the clean city:", sorted(unchecked))
+
+
+def test_drug_and_material_fees_together_within_the_total(ch):
+    """Section 7.1: drug_fee + material_fee <= total_fee + 0.01 (total 1000.00 below)."""
+    load(ch, "patient", [patient("P1")])
+
+    def fees(aid, drug, material):
+        return stay(aid, drug_fee=Decimal(drug), material_fee=material and Decimal(material))
+
+    rows = [
+        fees("F1", "600.00", "400.01"),  # exactly total + 0.01: passes
+        fees("F2", "600.00", "400.02"),  # total + 0.02: fails
+        fees("F3", "1000.00", "0.00"),  # exactly the total
+        fees("F4", "999.99", "0.03"),
+        fees("F5", "1000.01", "0.00"),  # drug alone above the total: drug_le_total_fee's
+        fees("F6", "900.00", None),  # no material fee: not judged
+    ]
+    load(ch, "inpatient_discharge", rows)
+    result = outcome(ch, "inpatient_discharge")
+    assert result["inpatient_discharge.drug_material_le_total_fee"] == (4, 2, ["F2", "F4"])
+    assert failures(result)["inpatient_discharge.drug_le_total_fee"] == ["F5"]

@@ -403,3 +403,54 @@ def test_org_page_names_the_field_of_a_failing_key():
     html = render_org(DAY, b, TREND, [failure], ORGS["B"], False)
     assert "<code>ZY0001 (other_dx_codes N40)</code>" in html
     assert "<code>ZY0002 (principal_dx_code C61)</code>" in html
+
+
+def test_suggestions_page_escapes_every_value_and_fetches_nothing():
+    hostile = "<script>alert('x')</script>"
+    rule = {
+        "rule_id": f"outpatient_visit.{hostile}",
+        "severity": "blocking",
+        "dimension": "logic",
+        "description": {"zh": hostile, "en": '"><img src=x onerror=alert(1)>'},
+        "current_weight": 3.0,
+        "organisations_failed": 1,
+        "organisations_judged": 4,
+        "org_days_failed": 1,
+        "org_days_judged": 12,
+        "rows": {"failed": 2, "kept_out": 2, "kept_out_by_this_rule_alone": 2},
+        "datasets": [
+            {"dataset": hostile, "rows_in_period": 9, "rows_failed": 2, "failed_pct": 22.2}
+        ],
+        "indicators": {
+            "reach": "rows",
+            "columns": [
+                {
+                    "column": f"ind_x.{hostile}",
+                    "through": [hostile],
+                    "input_rows": 9,
+                    "rows_failed": 2,
+                    "failed_pct": 22.2,
+                }
+            ],
+        },
+        "suggestion": {"action": "keep", "weight": 3.0, "reason": {"zh": hostile, "en": hostile}},
+    }
+    kept = rule | {"rule_id": "kept.<b>rule</b>", "organisations_failed": 0}
+    answer = {
+        "period": {"from": "2026-11-09", "to": "2026-11-11"},
+        "dates_validated": ["2026-11-09"],
+        "organisations": 4,
+        "rules_fingerprints": [hostile],
+        "summary": {"rules": 2, "raise": 0, "lower": 0, "keep": 2},
+        "meaning": {hostile: hostile},
+        "rules": [rule, kept],
+        "rules_not_in_rule_base": [hostile],
+    }
+    html = report.render_suggestions(answer)
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<script" not in html and "<img" not in html and "<b>rule" not in html
+    assert html.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") >= 8
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "kept.&lt;b&gt;rule&lt;/b&gt;" in html
+    for forbidden in ("http://", "https://", "src=", "<link", "@import", "url("):
+        assert forbidden not in html.replace("src=x", ""), forbidden
