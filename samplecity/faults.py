@@ -21,10 +21,10 @@ from contracts.codesystems import resident_id_problem
 from contracts.registry import Organisation
 from samplecity import refdata
 from samplecity.city import CHRONIC, City, Death
-from samplecity.clock import is_workday, late_after_days
+from samplecity.clock import DAY, is_workday, late_after_days, naive_seconds
 from samplecity.counties import DEATH, ELDERLY, FOLLOWUP, RECORD, VACCINATION, record_frame
 from samplecity.hospitals import LAB, PATIENT, RX, STAY, VISIT, patient_rows
-from samplecity.population import ALIVE
+from samplecity.population import ALIVE, RESIDENT
 from samplecity.schema import key_field, scale, to_text
 from samplecity.writers import CSV_FORMATS
 
@@ -87,6 +87,8 @@ class FaultPlan:
     unregistered: dict[int, str] = field(default_factory=dict)
     bad_rows: dict[tuple[str, str, int], dict[int, str]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # org -> (day, visit rows, keys with a defect) of its last injected day: what it re-sends
+    sent_visits: dict[str, tuple[int, pl.DataFrame, set[str]]] = field(default_factory=dict)
 
     def batch_faults(self, org: str, dataset: str, d: int) -> list[str]:
         return self.batch.get((org, dataset, d), [])
@@ -125,6 +127,12 @@ HOSPITAL_RECORD_DEFECTS = (
     (LAB, "duplicate_key"),
     (LAB, "event_after_business_date"),
     (LAB, "wrong_field_count"),
+    # section 7.2 (v1.1): one person across organisations
+    (PATIENT, "name_differs_from_record"),
+    (STAY, "stay_overlap_same_org"),
+    (STAY, "stay_overlap_other_org"),
+    (VISIT, "resent_records"),
+    # section 7.3 (v1.1): plausibility over time and against peers
     (RX, "money_unit_shift"),
 )
 COUNTY_RECORD_DEFECTS = (
@@ -139,6 +147,7 @@ COUNTY_RECORD_DEFECTS = (
     (VACCINATION, "bad_check_digit"),
     (VACCINATION, "late_record"),
     (VACCINATION, "untypeable_value"),
+    # section 7.3 (v1.1): plausibility over time
     (FOLLOWUP, "copied_readings"),
     (FOLLOWUP, "implausible_workload"),
 )
@@ -427,7 +436,6 @@ class Batch:
     used: dict[str, set[int]] = field(default_factory=dict)
     # the frames as generated, before any defect: templates for added rows
     generated: dict[str, pl.DataFrame] = field(default_factory=dict)
-    extra_truths: list[Truth] = field(default_factory=list)  # more rows of one defect
 
     @property
     def day(self) -> dt.date:
@@ -1328,6 +1336,144 @@ def inj_vacc_untypeable(b: Batch) -> Truth | None:
     )
 
 
+# --- section 7.2 (v1.1): one person across organisations ----------------------------------
+
+
+def inj_patient_name_differs(b: Batch) -> Truth | None:
+    """A hospital writes a resident's name differently from the county health record."""
+    recorded = np.concatenate([np.zeros(0, np.int64), *b.city.records.values()])
+    df = b.frames[PATIENT]
+    persons = df["_person"].to_numpy()
+    ok = _safe_identity_rows(b) & np.isin(persons, recorded) & ~b.city.pop.tainted[persons]
+    row = b.pick(PATIENT, ok)
+    if row is None:
+        return None
+    name = b.get(PATIENT, row, "name")
+    wrong = name[:-1] + ("明" if name[-1] != "明" else "亮")
+    b.set(PATIENT, row, name=wrong)
+    return b.row_truth(
+        PATIENT, row, LOGIC, "name_differs_from_record", "name differs from the health record"
+    )
+
+
+_OVERLAP_HOURS = 26  # more than the rule's 24 h
+
+
+def _overlapping_stay(b: Batch, same_org: bool) -> Truth | None:
+    """A new stay, discharged today, admitted 26 h before the end of the person's latest
+    stay (uploaded earlier, at this hospital or another): that stay was judged without it,
+    so only the new row overlaps. The clinical content is neutral (no operation, a
+    respiratory diagnosis), so no other rule is about it."""
+    pop, org, day0 = b.city.pop, b.org.org_code, naive_seconds(b.day)
+    df = b.frames[STAY]
+    if df.height == 0:
+        return None
+    today = set(df["_person"].to_list())
+    candidates = [
+        person
+        for person, (where, admit, end) in sorted(b.city.last_stay.items())
+        if (where == org) == same_org
+        and end < day0
+        and end - admit >= 3 * DAY
+        and end >= day0 - 3 * DAY
+        and pop.death_day[person] == ALIVE
+        and not pop.tainted[person]
+        and pop.id_type[person] == RESIDENT
+        and person not in today
+    ]
+    ok = (
+        ~df["_death"].to_numpy()
+        & df["newborn_weight_g"].is_null().to_numpy()
+        & (df["discharge_method"] != refdata.DEATH_DISCHARGE_METHOD).to_numpy()
+    )
+    if not candidates:
+        return None
+    template = b.pick(STAY, ok)
+    if template is None:
+        return None
+    b.used[STAY].discard(template)
+    person = candidates[int(b.rng.integers(0, len(candidates)))]
+    _, _, end = b.city.last_stay[person]
+    admit = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=end - _OVERLAP_HOURS * 3600)
+    discharge = _naive(b.get(STAY, template, "discharge_time"))
+    patient_id = b.city.patient_ids(b.org, np.array([person]))[0]
+    admission_id = f"ZY{b.day:%y%m%d}8{1 if same_org else 2:04d}"
+    code, _ = refdata.NEUTRAL_DX
+    rows = df.slice(template, 1).with_columns(
+        pl.lit(admission_id).alias("admission_id"),
+        pl.lit(patient_id).alias("patient_id"),
+        pl.lit(admit.strftime("%Y-%m-%d %H:%M:%S")).alias("admit_time"),
+        pl.lit(str(max((discharge.date() - admit.date()).days, 1))).alias("los_days"),
+        pl.lit(code).alias("principal_dx_code"),
+        pl.lit(None, pl.String).alias("other_dx_codes"),
+        pl.lit(None, pl.String).alias("principal_op_code"),
+        pl.lit(None, pl.String).alias("op_level"),
+        pl.lit("0").alias("minimally_invasive"),
+        pl.lit(person, pl.Int64).alias("_person"),
+        pl.lit(int(pop.sex[person]), pl.Int64).alias("_sex"),
+        pl.lit(int(pop.age_days(np.array([person]), b.day)[0]), pl.Int64).alias("_age_days"),
+    )
+    b.append(STAY, rows)
+    if person not in b.city.uploaded[org] and person not in b.frames[PATIENT]["_person"]:
+        secs = int((admit - dt.datetime(1970, 1, 1)).total_seconds()) - 600
+        patient = patient_rows(b.city, org, np.array([person]), np.array([secs]))
+        b.append(PATIENT, to_text(patient, PATIENT))
+    where = "the same hospital" if same_org else "another hospital"
+    return b.truth(
+        STAY,
+        admission_id,
+        LOGIC,
+        "stay_overlap_same_org" if same_org else "stay_overlap_other_org",
+        f"overlaps the person's stay at {where} by {_OVERLAP_HOURS} h",
+    )
+
+
+def inj_stay_overlap_same_org(b: Batch) -> Truth | None:
+    return _overlapping_stay(b, same_org=True)
+
+
+def inj_stay_overlap_other_org(b: Batch) -> Truth | None:
+    return _overlapping_stay(b, same_org=False)
+
+
+_RESENT = 3
+
+
+def inj_visit_resent(b: Batch) -> Truth | list[Truth] | None:
+    """A hospital sends a few of yesterday's visits again, unchanged: rows without a defect
+    of their own, of living persons."""
+    sent = b.plan.sent_visits.get(b.org.org_code)
+    if sent is None or sent[0] != b.d - 1 or sent[1].height == 0:
+        return None
+    if LOSSY & set(b.plan.batch_faults(b.org.org_code, VISIT, b.d - 1)):
+        return None
+    _, visits, defective = sent
+    pop = b.city.pop
+    persons = visits["_person"].to_numpy()
+    ok = (
+        ~visits["visit_id"].is_in(sorted(defective)).to_numpy()
+        & (persons >= 0)
+        & (pop.death_day[np.maximum(persons, 0)] == ALIVE)
+        & ~pop.tainted[np.maximum(persons, 0)]
+    )
+    rows = np.flatnonzero(ok)[:_RESENT]
+    if len(rows) == 0:
+        return None
+    again = visits[rows.tolist()]
+    b.append(VISIT, again)
+    return [
+        b.truth(
+            VISIT,
+            key,
+            LOGIC,
+            "resent_record",
+            f"visit {key} was already sent for {b.city.day(b.d - 1)}",
+        )
+        for key in again["visit_id"].to_list()
+    ]
+
+
+# --- section 7.3 (v1.1): plausibility over time and against peers -----------------------
 def inj_rx_money_unit_shift(b: Batch) -> Truth | None:
     """Section 7.3: one day of a hospital's prescription amounts in fen (x 100)."""
     df = b.frames[RX]
@@ -1417,7 +1563,7 @@ def inj_followup_copied(b: Batch) -> Truth | None:
     )
 
 
-def inj_followup_workload(b: Batch) -> Truth | None:
+def inj_followup_workload(b: Batch) -> list[Truth] | None:
     """Section 7.3: one doctor id with one follow-up more than the rule allows on the
     business date (copies of this batch's hypertension follow-ups, each with its own
     blood pressure so no reading is copied); every such row fails."""
@@ -1449,7 +1595,7 @@ def inj_followup_workload(b: Batch) -> Truth | None:
         )
     frame = pl.concat(copies, how="vertical")
     b.append(FOLLOWUP, frame)
-    b.extra_truths += [
+    return [
         b.truth(
             FOLLOWUP,
             key,
@@ -1457,18 +1603,11 @@ def inj_followup_workload(b: Batch) -> Truth | None:
             "implausible_workload",
             f"doctor {doctor}: {limit + 1} follow-ups on {day}",
         )
-        for key in frame["followup_id"].to_list()[1:]
+        for key in frame["followup_id"].to_list()
     ]
-    return b.truth(
-        FOLLOWUP,
-        frame["followup_id"][0],
-        LOGIC,
-        "implausible_workload",
-        f"doctor {doctor}: {limit + 1} follow-ups on {day}",
-    )
 
 
-INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | None]] = {
+INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | list[Truth] | None]] = {
     (PATIENT, "bad_check_digit"): inj_patient_bad_check_digit,
     (PATIENT, "birth_id_mismatch"): inj_patient_birth_id_mismatch,
     (PATIENT, "bad_phone"): inj_patient_bad_phone,
@@ -1508,6 +1647,11 @@ INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | None]] = {
     (VACCINATION, "bad_check_digit"): inj_vacc_check_digit,
     (VACCINATION, "late_record"): inj_vacc_late,
     (VACCINATION, "untypeable_value"): inj_vacc_untypeable,
+    (PATIENT, "name_differs_from_record"): inj_patient_name_differs,
+    (STAY, "stay_overlap_same_org"): inj_stay_overlap_same_org,
+    (STAY, "stay_overlap_other_org"): inj_stay_overlap_other_org,
+    (VISIT, "resent_records"): inj_visit_resent,
+    # section 7.3 (v1.1)
     (RX, "money_unit_shift"): inj_rx_money_unit_shift,
     (FOLLOWUP, "copied_readings"): inj_followup_copied,
     (FOLLOWUP, "implausible_workload"): inj_followup_workload,
@@ -1541,8 +1685,12 @@ def inject(
         )
         if result is None:
             fp.pending.append((kind, dataset, defect))
+        elif isinstance(result, list):
+            truths += result
         else:
             truths.append(result)
-    truths += b.extra_truths
     frames.update(b.frames)
+    if VISIT in frames:
+        defective = {t.record_key for t in truths if t.dataset == VISIT and t.record_key}
+        fp.sent_visits[org.org_code] = (d, frames[VISIT], defective)
     return truths

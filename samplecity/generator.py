@@ -316,6 +316,16 @@ def _as_text(frames: dict[str, pl.DataFrame], known: set[str]) -> dict[str, pl.D
 def _update_hospital(city: City, org: str, text: dict[str, pl.DataFrame]) -> None:
     persons = text[PATIENT]["_person"].to_numpy()
     city.uploaded[org] = np.union1d(city.uploaded[org], persons[persons >= 0])
+    if STAY in text:
+        times = [
+            pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.epoch("s")
+            for c in ("admit_time", "discharge_time")
+        ]
+        stays = text[STAY].select("_person", *times).drop_nulls()
+        for person, admit, discharge in stays.iter_rows():
+            last = city.last_stay.get(person)
+            if person >= 0 and (last is None or discharge >= last[2]):
+                city.last_stay[person] = (org, admit, discharge)
     for disease in CHRONIC:
         hits = []
         if VISIT in text:

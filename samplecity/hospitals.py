@@ -581,6 +581,7 @@ def _stay_arrays(city: City, org: Organisation, d: int, n: int, rng: np.random.G
     discharge = np.maximum(discharge, admit + 1800)
     discharge = np.minimum(discharge, day0 + DAY - 1)
     admit = np.minimum(admit, discharge)
+    _after_earlier_stays(city, persons, death, admit, discharge)
     order = np.argsort(discharge, kind="stable")
     return {
         "person": persons[order],
@@ -595,6 +596,23 @@ def _stay_arrays(city: City, org: Organisation, d: int, n: int, rng: np.random.G
         "seq": np.arange(1, n + 1),
         "n": n,
     }
+
+
+def _after_earlier_stays(
+    city: City, persons: np.ndarray, death: np.ndarray, admit: np.ndarray, discharge: np.ndarray
+) -> None:
+    """A person is in one hospital at a time: a stay is admitted once the person's earlier
+    stays (any hospital, `City.last_stay`, and earlier stays of this draw) are discharged, or
+    half an hour before its own discharge when that is earlier, so no two stays overlap by
+    more than that (the standard's rule tolerates 24 h). Stays ending in death keep their
+    admission (their last orders lie the day before the death)."""
+    seen: dict[int, int] = {}
+    for i, person in enumerate(persons.tolist()):
+        last = city.last_stay.get(person)
+        before = seen.get(person, last[2] if last else None)
+        if before is not None and before > admit[i] and not death[i]:
+            admit[i] = min(before, discharge[i] - 1800)
+        seen[person] = max(int(discharge[i]), before or 0)
 
 
 def _stay_frame(

@@ -83,6 +83,45 @@ inpatient_death_registered
     death_registration batch of D (version 0 when it has none); a failing key is
     "<hospital org_code> <admission_id>", never the identity number.
 
+Section 7.2 (v1.1), one person across organisations. "Person": the resident identity number
+(patient.id_no with id_type 01, or the county datasets' id_no), normalised as above; a
+hospital row reaches it through the latest patient row (any batch <= D) of the same
+organisation and patient_id.
+
+person_demographics_agree (judged: patient for hospitals, health_record for counties)
+    Who holds a person: per organisation and person (id type, number), the latest values of
+    the compared fields and the first upload (business date, receipt). The person of a patient
+    row is its (id_type, id_no): a passport number is a person of its own, compared on
+    `compare_always` (name) and `compare_other_id_types` (birth date, sex); for id type 01
+    only the name is compared, as the number carries birth date and sex (id_agrees). The
+    reference value of a field: among the reference dataset's organisations (the counties)
+    when one holds the person, otherwise among all holders, the value most organisations
+    sent, ties to the earliest first upload (then the smaller value, so the choice is
+    total). Counties are therefore judged only against each other (a county with the person
+    alone is its own reference); hospitals against the counties, or against each other when
+    no county holds the person. Judged: D's rows whose person at least `min_organisations`
+    organisations hold (checked); failed = a compared field, filled on both sides, differs
+    from the reference. The detail names the field ("name differs from the reference
+    record"), never a value or another organisation. Only persons named by D's rows are read.
+
+stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
+    D's stays of patients with a resident identity number, against every current stay
+    (business date <= D, the latest row per organisation and admission) of the same person:
+    at the same hospital, or at another. failed = an overlap of [admit_time, discharge_time]
+    longer than max_overlap_hours (exactly that many passes); a stay is never compared with
+    itself (its own key re-sent). Stays with discharge not after admission are not checked
+    (discharge_before_admit is their rule). The detail names the hospital's own other stay,
+    or "a stay at another organisation" without its code or data. The hospital that uploads
+    the later stay is told on that date; both are told when both stays come on the same D
+    (an earlier upload was judged on its own date, without the later stay).
+
+record_not_resent (judged: every dataset except `updated_by_design`)
+    A record key of D's current batch that the same organisation loaded for an earlier
+    business date (its current version) is re-sent; blocking, so staging leaves the row out
+    (dbt/macros/staging.sql) while raw keeps it. A new version of D itself is a correction.
+    The master datasets (patient, health_record) are updated by design: their later rows
+    are the current state ("latest row wins" in `_latest` and the marts).
+
 Section 7.3 (v1.1), plausibility over time (parameters in cross_dataset.yaml; the money
 level shift needs peers and the calendar and runs in levelshift.py, the volume spike in
 monitoring.py):
@@ -580,6 +619,202 @@ def _death_registered_notes(p: dict, day: dt.date, rows: int, checked: int) -> s
     )
 
 
+# --------------------------------------------------------------------------- section 7.2
+
+
+def _person_of(ds: Dataset, spec: dict, resident: str, alias: str) -> str:
+    """The person a row of `ds` names: (id type, identity number normalised); a dataset
+    without an id type field holds resident identity numbers."""
+    number = _norm(f"ifNull({_col(ds, spec['id_field'], alias)}, '')")
+    if "id_type_field" in spec:
+        kind = f"ifNull(trimBoth({_col(ds, spec['id_type_field'], alias)}), '')"
+    else:
+        kind = quote(resident)
+    return f"tuple({kind}, {number})"
+
+
+def _text(ds: Dataset, name: str, alias: str) -> str:
+    """A demographic value as compared: text, spaces trimmed, '' for NULL."""
+    return f"trimBoth(ifNull(toString({_col(ds, name, alias)}), ''))"
+
+
+def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
+    resident, upto, d = str(p["resident_id_type"]), f"<= {_day(day)}", _day(day)
+    always, others = list(p["compare_always"]), list(p["compare_other_id_types"])
+    holders = [(_dataset(s["dataset"]), s) for s in p["persons"]]
+    named = " UNION ALL ".join(
+        f"SELECT {_person_of(ds, s, resident, 'r')} AS person FROM raw.{ident(ds.dataset)} AS r"
+        f" WHERE r.business_date = {d}"
+        for ds, s in holders
+    )
+    # one row per organisation and person: its latest values and its first upload
+    held = " UNION ALL ".join(
+        f"SELECT r.org_code AS org_code, {_person_of(ds, s, resident, 'r')} AS person,"
+        f" {1 if s.get('reference') else 0} AS is_reference,"
+        + "".join(
+            f" argMax({_text(ds, f, 'r')}, {_ARRIVAL}) AS {ident(f)}," for f in always + others
+        )
+        + f" min((r.business_date, r.received_at)) AS first_upload"
+        f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, upto)}"
+        f" AND {_person_of(ds, s, resident, 'r')} IN ({named})"
+        f" GROUP BY org_code, person"
+        for ds, s in holders
+    )
+    holders_of = (
+        f"SELECT person, uniqExact(org_code) AS n_orgs FROM ({held}) GROUP BY person"
+        f" HAVING n_orgs >= {int(p['min_organisations'])}"
+    )
+
+    # Per person and field, the reference value: among the reference dataset's holders when
+    # one holds the person, the value most organisations sent, then the earliest upload.
+    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in always + others)
+    references = (
+        f"SELECT person, mapFromArrays(groupArray(f), groupArray(v)) AS values FROM ("
+        f"SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
+        f" min(first_upload) AS first FROM ({held}) ARRAY JOIN [{pairs}] AS fv"
+        f" WHERE v != '' AND person IN (SELECT person FROM ({holders_of}))"
+        f" GROUP BY person, f, is_reference, v"
+        f" ORDER BY person, f, is_reference DESC, n DESC, first, v LIMIT 1 BY person, f"
+        f") GROUP BY person"
+    )
+
+    parts = []
+    for ds, s in holders:
+        person = _person_of(ds, s, resident, "t")
+        joins = (
+            f" LEFT JOIN ({holders_of}) AS h ON h.person = {person}"
+            f" LEFT JOIN ({references}) AS ref ON ref.person = {person}"
+        )
+        differs = []
+        for name in always + others:
+            value, expected = _text(ds, name, "t"), f"ref.values[{quote(name)}]"
+            wrong = f"({value} != '' AND {expected} != '' AND {value} != {expected})"
+            if name in others:
+                wrong = f"(tupleElement({person}, 1) != {quote(resident)} AND {wrong})"
+            differs.append((name, wrong))
+        failed = " OR ".join(w for _, w in differs)
+        detail = (
+            "arrayStringConcat(arrayFilter(x -> x != '', ["
+            + ", ".join(
+                f"if({w}, {quote(name + ' differs from the reference record')}, '')"
+                for name, w in differs
+            )
+            + "]), '; ')"
+        )
+        parts.append(
+            _Part(
+                ds,
+                f"tupleElement({person}, 2) != '' AND h.n_orgs > 0",
+                failed,
+                joins,
+                detail=detail,
+            )
+        )
+    return parts
+
+
+def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
+    """Per stay of D: the longest overlap (seconds) with another current stay of the same
+    person, at the same hospital or at another one."""
+    spec, link = p["stays"], p["person_link"]
+    ds, master = _dataset(spec["dataset"]), _dataset(link["dataset"])
+    if len(ds.key) != 1:
+        raise RuleSQLError(f"{ds.dataset}: a stay needs a single key field")
+    upto, d, key = f"<= {_day(day)}", _day(day), link["key"]
+    resident = quote(str(p["resident_id_type"]))
+    number = _norm(f"ifNull({_col(master, link['id_field'])}, '')")
+    resident_row = f"ifNull(trimBoth({_col(master, link['id_type_field'])}), '') = {resident}"
+    person = f"if({resident_row}, {number}, '')"
+    judged_persons = _latest(master, key, person, upto, _named(ds, key, day))
+    numbers = f"SELECT v FROM ({judged_persons}) WHERE v != ''"
+    among = (
+        f"SELECT r.org_code, {_col(master, key)} FROM raw.{ident(master.dataset)} AS r"
+        f" WHERE {current_rows(master.dataset, upto)} AND {number} IN ({numbers})"
+    )
+    persons = f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})"
+    stay_key, start, end = (
+        _col(ds, ds.key[0]),
+        _col(ds, spec["start_field"]),
+        _col(ds, spec["end_field"]),
+    )
+    stays = (
+        f"SELECT r.org_code AS org_code, {stay_key} AS k,"
+        f" argMax({_col(ds, key)}, {_ARRIVAL}) AS pid,"
+        f" argMax({start}, {_ARRIVAL}) AS start_at, argMax({end}, {_ARRIVAL}) AS end_at"
+        f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, upto)}"
+        f" AND (r.org_code, {_col(ds, key)}) IN (SELECT org_code, k FROM ({persons}))"
+        f" GROUP BY org_code, k"
+    )
+    located = (
+        f"SELECT s.org_code AS org_code, s.k AS k, pp.v AS person, s.start_at AS start_at,"
+        f" s.end_at AS end_at FROM ({stays}) AS s INNER JOIN ({persons}) AS pp"
+        f" ON pp.org_code = s.org_code AND pp.k = s.pid"
+        f" WHERE s.start_at IS NOT NULL AND s.end_at > s.start_at"
+    )
+    judged = (
+        f"SELECT r.org_code AS org_code, {stay_key} AS k, jp.v AS person, {start} AS start_at,"
+        f" {end} AS end_at FROM raw.{ident(ds.dataset)} AS r INNER JOIN ({judged_persons}) AS jp"
+        f" ON jp.org_code = r.org_code AND jp.k = {_col(ds, key)}"
+        f" WHERE {current_rows(ds.dataset, f'= {d}')} AND jp.v != ''"
+        f" AND r.{ident(spec['start_field'])} IS NOT NULL AND end_at > start_at"
+    )
+    where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
+    overlap = "dateDiff('second', greatest(j.start_at, o.start_at), least(j.end_at, o.end_at))"
+    overlaps = (
+        f"SELECT j.org_code AS org_code, j.k AS k, max({overlap}) AS seconds,"
+        f" argMax(o.k, {overlap}) AS other FROM ({judged}) AS j"
+        f" INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" WHERE {where} AND NOT (o.org_code = j.org_code AND o.k = j.k)"
+        f" GROUP BY org_code, k"
+    )
+    limit = round(float(p["max_overlap_hours"]) * 3600)
+    t_key = _col(ds, ds.key[0], "t")
+    joins = (
+        f"LEFT JOIN ({judged_persons}) AS tp ON tp.org_code = t.org_code"
+        f" AND tp.k = {_col(ds, key, 't')}"
+        f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
+    )
+    hours = quote(f"{p['max_overlap_hours']:g}")
+    if same_org:
+        detail = f"concat('overlaps stay ', ov.other, ' by more than ', {hours}, ' h')"
+    else:
+        detail = f"concat('overlaps a stay at another organisation by more than ', {hours}, ' h')"
+    checked = (
+        f"tp.v != '' AND {_col(ds, spec['start_field'], 't')} IS NOT NULL"
+        f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
+    )
+    return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+
+
+def _stay_overlap_same_org(p: dict, day: dt.date) -> list[_Part]:
+    return _stay_overlaps(p, day, same_org=True)
+
+
+def _stay_overlap_other_org(p: dict, day: dt.date) -> list[_Part]:
+    return _stay_overlaps(p, day, same_org=False)
+
+
+def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
+    exempt = set(p["updated_by_design"])
+    unknown = exempt - set(contracts().datasets)
+    if unknown:
+        raise RuleSQLError(f"updated_by_design names unknown datasets {sorted(unknown)}")
+    d = _day(day)
+    parts = []
+    for name in sorted(contracts().datasets):
+        if name in exempt:
+            continue
+        ds = _dataset(name)
+        table, key = f"raw.{ident(name)}", record_key(ds, "r.")
+        sent = (
+            f"SELECT r.org_code, {key} FROM {table} AS r"
+            f" WHERE {current_rows(name, f'< {d}')} AND (r.org_code, {key}) IN"
+            f" (SELECT r.org_code, {key} FROM {table} AS r WHERE r.business_date = {d})"
+        )
+        parts.append(_Part(ds, "1", f"(t.org_code, {record_key(ds)}) IN ({sent})"))
+    return parts
+
+
 def _latest_per_key(ds: Dataset, columns: str, upto: str, among: str) -> str:
     """`columns` (expressions on alias r, each `AS` a name) of the current rows of `ds` with
     business_date `upto`, restricted by `among` (a condition on r), one row per organisation
@@ -733,6 +968,23 @@ CROSS_RULES: dict[str, CrossRule] = {
     ),
     "inpatient_death_registered": CrossRule(
         _inpatient_death_registered, _death_registered_notes, registry=True
+    ),
+    # section 7.2 (v1.1): one person across organisations
+    "person_demographics_agree": CrossRule(
+        _person_demographics_agree,
+        _counted("rows of a person held by two or more organisations; as of"),
+    ),
+    "stay_overlap_same_org": CrossRule(
+        _stay_overlap_same_org,
+        _counted("stays linked to a person; stays of the same hospital up to"),
+    ),
+    "stay_overlap_other_org": CrossRule(
+        _stay_overlap_other_org,
+        _counted("stays linked to a person; stays of other hospitals up to"),
+    ),
+    "record_not_resent": CrossRule(
+        _record_not_resent,
+        _counted("records; keys loaded for business dates before"),
     ),
     # section 7.3 (v1.1): plausibility over time
     "copied_readings": CrossRule(

@@ -248,6 +248,7 @@ def city(config, seaweed, tmp_path_factory):
     print("\ndbt timings:", timings)
     return {
         "ch": ch,
+        "rt": rt,
         "inbox": inbox,
         "registry": registry,
         "full": full,
@@ -450,3 +451,59 @@ def test_catalogue_documents_every_model_without_the_salt(city, tmp_path):
     salt = dbtrun._pii_salt(settings())
     files = [p for p in page.parent.rglob("*") if p.is_file()]
     assert files and not any(salt in p.read_text(errors="ignore") for p in files)
+
+
+# Last in the module: it changes the shared city (a new version of day 8).
+def test_resent_visits_change_no_indicator_and_stay_in_raw(city):
+    """A hospital re-sends the day before's visits inside day 8's batch (section 7.2): the
+    rows are loaded to raw, blocked by cross.record_not_resent with their record key, and
+    no indicator of the hospital moves."""
+    ch, inbox, registry = city["ch"], city["inbox"], city["registry"]
+    before_day = DAY8 - dt.timedelta(days=1)
+    folder = sorted(p for p in inbox.glob(f"*/outpatient_visit/{DAY8}") if p.is_dir())[-1]
+    org = folder.parts[-3]
+    old_visits = pl.concat(
+        [
+            _read_upload(p)
+            for p in sorted((folder.parent / str(before_day)).iterdir())
+            if not p.name.startswith("_")
+        ],
+        how="diagonal",
+    )
+    assert old_visits.height > 0
+    indicator = (
+        "SELECT * FROM indicators.ind_hospital_monthly"
+        f" WHERE area_level = 'organization' AND area_code = '{org}' ORDER BY period_month"
+    )
+    before = ch.query(indicator).result_rows
+    files = [p for p in folder.iterdir() if not p.name.startswith("_")]
+    today = pl.concat([_read_upload(p) for p in files], how="diagonal")
+    for path in folder.iterdir():
+        path.unlink()
+    pl.concat([today, old_visits], how="diagonal").write_csv(folder / "with_resent.csv")
+    _ingest(city["rt"], inbox, registry, DAY8)
+    _timed_build(registry)
+
+    resent = sorted(old_visits["visit_id"].to_list())
+    in_raw = ch.query(
+        "SELECT count() FROM raw.outpatient_visit WHERE org_code = {o:String}"
+        " AND business_date = {d:Date} AND visit_id IN {k:Array(String)} AND batch_version ="
+        " (SELECT batch_version FROM raw.current_batch WHERE dataset = 'outpatient_visit'"
+        " AND org_code = {o:String} AND business_date = {d:Date})",
+        parameters={"o": org, "d": DAY8, "k": resent},
+    ).result_rows[0][0]
+    assert in_raw == len(resent)  # nothing lost
+    issues = ch.query(
+        "SELECT record_key, severity FROM dq.record_issue WHERE rule_id = 'cross.record_not_resent'"
+        " AND org_code = {o:String} AND business_date = {d:Date}"
+        " AND run_id = (SELECT run_id FROM dq.current_run WHERE business_date = {d:Date})",
+        parameters={"o": org, "d": DAY8},
+    ).result_rows
+    assert sorted(k for k, _ in issues) == resent and {s for _, s in issues} == {"blocking"}
+    staged = ch.query(
+        "SELECT count() FROM staging.stg_raw__outpatient_visit WHERE org_code = {o:String}"
+        " AND business_date = {d:Date} AND record_key IN {k:Array(String)}",
+        parameters={"o": org, "d": DAY8, "k": resent},
+    ).result_rows[0][0]
+    assert staged == 0
+    assert ch.query(indicator).result_rows == before

@@ -278,6 +278,7 @@ def check(loaded: dict) -> dict[tuple[str, str, dt.date, str], set[str]]:
                 if not _record_ok(c, r, org, day, lookup):
                     flag(c.id)
     _cross(batches, by_org, bad)
+    _persons(batches, by_org, bad)
     _plausibility(batches, bad)
     return {k: v for k, v in bad.items() if v}
 
@@ -471,6 +472,75 @@ def _cross(batches, by_org, bad) -> None:
             )
             if not ok:
                 bad[(org, name, day, r["followup_id"])].add("followup_without_diagnosis")
+
+
+def _persons(batches, by_org, bad) -> None:
+    """Section 7.2: one person across organisations (names against the county records or
+    the majority, overlapping stays, records sent again for a later date)."""
+    cons = contracts().cross_dataset
+    resident = cons["person_demographics_agree"]["resident_id_type"]
+
+    def number(r: dict) -> str:
+        return (r.get("id_no") or "").strip().upper()
+
+    held_by = defaultdict(list)  # number -> (day, org, is_county, name)
+    for (org, name), held in by_org.items():
+        for d, r in held:
+            if name == "health_record" or (name == "patient" and r.get("id_type") == resident):
+                held_by[number(r)].append((d, org, name == "health_record", r["name"].strip()))
+    for (org, name, day), rows in batches.items():
+        if name != "patient":
+            continue
+        for r in rows:
+            if r.get("id_type") != resident:
+                continue
+            others = [h for h in held_by[number(r)] if h[0] <= day]
+            names = {n for _, _, county, n in others if county}
+            if not names:
+                votes = defaultdict(set)
+                for _, o, _, n in others:
+                    votes[n].add(o)
+                most = max((len(v) for v in votes.values()), default=0)
+                names = {n for n, v in votes.items() if len(v) == most}
+            if len({o for _, o, _, _ in others}) > 1 and r["name"].strip() not in names:
+                bad[(org, name, day, r["patient_id"])].add("name_differs")
+
+    patients = {}
+    for (org, name), held in sorted(by_org.items()):
+        if name == "patient":
+            for _, r in sorted(held, key=lambda x: x[0]):
+                patients[(org, r["patient_id"])] = r
+    limit = dt.timedelta(hours=cons["stay_overlap_same_org"]["max_overlap_hours"])
+    stays = {}
+    for (org, name), held in by_org.items():
+        if name == "inpatient_discharge":
+            for d, r in held:
+                p = patients.get((org, r["patient_id"]))
+                if p and p["id_type"] == resident:
+                    stays[(org, r["admission_id"])] = (d, number(p), r)
+    by_person = defaultdict(list)
+    for (org, key), (day, person, r) in stays.items():
+        by_person[person].append((org, key, day, r))
+    for (org, key), (day, person, r) in stays.items():
+        start, end = _dt(r["admit_time"]), _dt(r["discharge_time"])
+        for o, k, d, rr in by_person[person]:
+            if d > day or (o, k) == (org, key):
+                continue
+            overlap = min(end, _dt(rr["discharge_time"])) - max(start, _dt(rr["admit_time"]))
+            if overlap > limit:
+                rule = "overlap_same_org" if o == org else "overlap_other_org"
+                bad[(org, "inpatient_discharge", day, key)].add(rule)
+
+    exempt = set(cons["record_not_resent"]["updated_by_design"])
+    for (org, name), held in by_org.items():
+        if name in exempt:
+            continue
+        key = contracts().datasets[name].key[0]
+        first = {}
+        for d, r in sorted(held, key=lambda x: x[0]):
+            first.setdefault(r[key], d)
+            if first[r[key]] < d:
+                bad[(org, name, d, r[key])].add("resent")
 
 
 def _plausibility(batches, bad) -> None:
@@ -762,6 +832,10 @@ def test_every_fault_kind_is_in_the_ground_truth(faulty):
         "repeated_diagnosis",
         "age_specific_dx",
         "drug_material_gt_total",
+        "name_differs_from_record",
+        "stay_overlap_same_org",
+        "stay_overlap_other_org",
+        "resent_record",
         "copied_readings",
         "implausible_workload",
     }

@@ -318,6 +318,16 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
         "cross.diagnosis_not_repeated": ("inpatient_discharge",),
         "cross.age_specific_diagnosis": ("inpatient_discharge",),
         "cross.inpatient_death_registered": ("death_registration",),
+        # section 7.2: no patient or health_record batch on D, so no demographics result
+        "cross.stay_overlap_same_org": ("inpatient_discharge",),
+        "cross.stay_overlap_other_org": ("inpatient_discharge",),
+        "cross.record_not_resent": (
+            "outpatient_visit",
+            "inpatient_discharge",
+            "prescription",
+            "chronic_followup",
+            "death_registration",
+        ),
         "cross.copied_readings": ("chronic_followup",),
         "cross.implausible_workload": ("chronic_followup",),
     }
