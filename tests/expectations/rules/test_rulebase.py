@@ -156,3 +156,15 @@ def test_section_7_types_are_tagged_and_can_be_left_out():
     assert not set(before.types) & set(tagged)
     assert {r.id for r in before.rules} == {r.id for r in rb.rules if r.type not in tagged}
     assert len(before.rules) < len(rb.rules)
+
+
+def test_the_readme_counts_the_rule_types_and_rules_of_the_rule_base():
+    import re
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8").split())
+    rb = rulebase()
+    types = re.search(r"`contracts/rules\.yaml` defines (\d+) rule types", text)
+    rules = re.search(r"(\d+) concrete rules are generated", text)
+    assert types and rules, "the README's rule counts moved; keep this test pointing at them"
+    assert (int(types[1]), int(rules[1])) == (len(rb.types), len(rb.rules))
