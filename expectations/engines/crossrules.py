@@ -261,7 +261,9 @@ def _part_query(part: _Part, day: dt.date) -> str:
         f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
-    if owner is not ds:  # the owners judged: their batch of D, else version 0
+    if owner is not ds or part.org != "t.org_code":
+        # the owners judged (also those other than the uploaders): their batch of D, else
+        # version 0
         batches = (
             f"SELECT org_code, max(batch_version) AS batch_version FROM ({batches}"
             f" UNION ALL SELECT org_code, toUInt32(0) FROM ({judged})) GROUP BY org_code"
@@ -691,6 +693,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
     return parts
 
 
+def _overlap(a: str, b: str) -> str:
+    """Seconds the stays (start_at, end_at) of aliases a and b overlap (negative: apart)."""
+    return (
+        f"dateDiff('second', greatest({a}.start_at, {b}.start_at), least({a}.end_at, {b}.end_at))"
+    )
+
+
 def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     """Per stay of D: the longest overlap (seconds) with another current stay of the same
     person, at the same hospital or at another one."""
@@ -731,13 +740,14 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     judged = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k, jp.v AS person, {start} AS start_at,"
-        f" {end} AS end_at FROM raw.{ident(ds.dataset)} AS r INNER JOIN ({judged_persons}) AS jp"
+        f" {end} AS end_at, r.source_file AS file, r.source_line AS line"
+        f" FROM raw.{ident(ds.dataset)} AS r INNER JOIN ({judged_persons}) AS jp"
         f" ON jp.org_code = r.org_code AND jp.k = {_col(ds, key)}"
         f" WHERE {current_rows(ds.dataset, f'= {d}')} AND jp.v != ''"
         f" AND r.{ident(spec['start_field'])} IS NOT NULL AND end_at > start_at"
     )
     where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
-    overlap = "dateDiff('second', greatest(j.start_at, o.start_at), least(j.end_at, o.end_at))"
+    overlap = _overlap("j", "o")
     overlaps = (
         f"SELECT j.org_code AS org_code, j.k AS k, max({overlap}) AS seconds,"
         f" argMax(o.k, {overlap}) AS other FROM ({judged}) AS j"
@@ -752,6 +762,12 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" AND tp.k = {_col(ds, key, 't')}"
         f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
     )
+    told = "ifNull(tw.told, 0) = 1"
+    if not same_org:
+        joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
+            f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
+            " AND tw.file = t.source_file AND tw.line = t.source_line"
+        )
     hours = quote(f"{p['max_overlap_hours']:g}")
     if same_org:
         detail = f"concat('overlaps stay ', ov.other, ' by more than ', {hours}, ' h')"
@@ -761,7 +777,68 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f"tp.v != '' AND {_col(ds, spec['start_field'], 't')} IS NOT NULL"
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
-    return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+    if same_org:
+        return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+    # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
+    # first to overlap: each is that hospital's failing record, under its own key.
+    return [
+        _Part(
+            ds,
+            f"{told} OR ({checked})",
+            f"{told} OR ov.seconds > {limit}",
+            joins,
+            detail=detail,
+            org=f"if({told}, tw.whose, t.org_code)",
+            key=f"if({told}, tw.whose_key, {record_key(ds)})",
+        )
+    ]
+
+
+def _told_earlier(
+    ds: Dataset,
+    spec: dict,
+    judged: str,
+    located: str,
+    limit: int,
+    day: dt.date,
+) -> str:
+    """The earlier hospital's side of stay_overlap_other_org, as rows to join to D's rows on
+    (org_code, k, file, line): per stay of another hospital that the row is the first to
+    overlap, (whose, whose_key) with told = 1, and one told = 0 row for the row itself.
+
+    An earlier stay is told on D when it is not in its hospital's batch of D (a stay of D is
+    judged itself), a stay of D of another hospital overlaps it by more than `limit` seconds
+    and that stay's current version before D (if any) did not: so an overlap reaches the
+    earlier hospital once, on the date it becomes knowable. Several rows of D overlapping one
+    earlier stay tell it once, on the smallest (org_code, k, file, line)."""
+    d, stay_key = _day(day), _col(ds, ds.key[0])
+    of_d = (
+        f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
+        f" WHERE {current_rows(ds.dataset, f'= {d}')}"
+    )
+    before = (
+        f"SELECT r.org_code AS org_code, {stay_key} AS k,"
+        f" argMax({_col(ds, spec['start_field'])}, {_ARRIVAL}) AS start_at,"
+        f" argMax({_col(ds, spec['end_field'])}, {_ARRIVAL}) AS end_at"
+        f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'< {d}')}"
+        f" AND (r.org_code, {stay_key}) IN ({of_d}) GROUP BY org_code, k"
+    )
+    pairs = (
+        f"SELECT o.org_code AS whose, ifNull(toString(o.k), '') AS whose_key,"
+        f" min((j.org_code, j.k, j.file, j.line)) AS first_row FROM ({judged}) AS j"
+        f" INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
+        f" WHERE o.org_code != j.org_code AND {_overlap('j', 'o')} > {limit}"
+        f" AND (o.org_code, o.k) NOT IN ({of_d})"
+        f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
+        f" GROUP BY whose, whose_key"
+    )
+    return (
+        f"SELECT first_row.1 AS org_code, first_row.2 AS k, first_row.3 AS file,"
+        f" first_row.4 AS line, 1 AS told, whose, whose_key FROM ({pairs})"
+        f" UNION ALL SELECT DISTINCT first_row.1, first_row.2, first_row.3, first_row.4, 0,"
+        f" first_row.1, '' FROM ({pairs})"
+    )
 
 
 def _stay_overlap_same_org(p: dict, day: dt.date) -> list[_Part]:
