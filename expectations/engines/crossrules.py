@@ -111,9 +111,16 @@ stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     longer than max_overlap_hours (exactly that many passes); a stay is never compared with
     itself (its own key re-sent). Stays with discharge not after admission are not checked
     (discharge_before_admit is their rule). The detail names the hospital's own other stay,
-    or "a stay at another organisation" without its code or data. The hospital that uploads
-    the later stay is told on that date; both are told when both stays come on the same D
-    (an earlier upload was judged on its own date, without the later stay).
+    or "a stay at another organisation" without its code or data. Across hospitals both are
+    told on the date the overlap becomes knowable: when both stays come on the same D, each
+    with its own batch; when they come on different dates, on D (the later stay's date) the
+    later hospital with its batch and the earlier hospital under its earlier stay's own key
+    (its result filed under its inpatient_discharge batch of D, version 0 when it has none;
+    the row of D carries it through _Part org/key, as inpatient_death_registered does). The
+    earlier stay is told once: not when it is itself in its hospital's batch of D (then it is
+    judged there), nor when the later stay's current version before D already overlapped it
+    (a re-send, or a correction that keeps the overlap); several stays of D overlapping it
+    tell it once. Its key, never in its hospital's batch of D, marks no row of the marts.
 
 record_not_resent (judged: every dataset except `updated_by_design`)
     A record key of D's current batch that the same organisation loaded for an earlier
@@ -226,8 +233,9 @@ class _Part:
     judged_day_offset: int = 0  # judge the batches of D - offset (death_closes_health_record)
     detail: str = "''"  # what of a failing row failed, e.g. the field and code; '' for none
     # Whose result a row is, when not the uploader's (inpatient_death_registered: the county
-    # an expression names, '' for none): the org_code expression, the dataset the result is
-    # filed under and the record key of a failing row.
+    # an expression names, '' for none; stay_overlap_other_org: the earlier hospital of a
+    # stay the row overlaps): the org_code expression, the dataset the result is filed under
+    # and the record key of a failing row.
     org: str = "t.org_code"
     result_dataset: Dataset | None = None
     key: str | None = None
