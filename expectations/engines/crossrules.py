@@ -943,7 +943,10 @@ CROSS_RULES: dict[str, CrossRule] = {
     ),
     "stay_overlap_other_org": CrossRule(
         _stay_overlap_other_org,
-        _counted("stays linked to a person; stays of other hospitals up to"),
+        _counted(
+            "stays linked to a person (D's, and this hospital's earlier stays that a stay of D"
+            " at another organisation is the first to overlap); stays of other hospitals up to"
+        ),
     ),
     "record_not_resent": CrossRule(
         _record_not_resent,
