@@ -841,11 +841,15 @@ def _told_earlier(
         f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
         f" GROUP BY whose, whose_key"
     )
+    # per row of D: itself (told 0), then each earlier stay it tells (told 1)
+    told = (
+        f"SELECT first_row, arrayPushFront(groupArray((toUInt8(1), whose, whose_key)),"
+        f" (toUInt8(0), first_row.1, '')) AS tells FROM ({pairs}) GROUP BY first_row"
+    )
     return (
         f"SELECT first_row.1 AS org_code, first_row.2 AS k, first_row.3 AS file,"
-        f" first_row.4 AS line, 1 AS told, whose, whose_key FROM ({pairs})"
-        f" UNION ALL SELECT DISTINCT first_row.1, first_row.2, first_row.3, first_row.4, 0,"
-        f" first_row.1, '' FROM ({pairs})"
+        f" first_row.4 AS line, w.1 AS told, w.2 AS whose, w.3 AS whose_key"
+        f" FROM ({told}) ARRAY JOIN tells AS w"
     )
 
 
