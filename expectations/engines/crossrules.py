@@ -768,10 +768,11 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     joins = (
         f"LEFT JOIN ({judged_persons}) AS tp ON tp.org_code = t.org_code"
         f" AND tp.k = {_col(ds, key, 't')}"
-        f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
     )
     told = "ifNull(tw.told, 0) = 1"
-    if not same_org:
+    if same_org:
+        joins += f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
+    else:
         joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
             f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
             " AND tw.file = t.source_file AND tw.line = t.source_line"
@@ -793,7 +794,7 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         _Part(
             ds,
             f"{told} OR ({checked})",
-            f"{told} OR ov.seconds > {limit}",
+            f"{told} OR tw.seconds > {limit}",
             joins,
             detail=detail,
             org=f"if({told}, tw.whose, t.org_code)",
@@ -810,15 +811,16 @@ def _told_earlier(
     limit: int,
     day: dt.date,
 ) -> str:
-    """The earlier hospital's side of stay_overlap_other_org, as rows to join to D's rows on
-    (org_code, k, file, line): per stay of another hospital that the row is the first to
-    overlap, (whose, whose_key) with told = 1, and one told = 0 row for the row itself.
+    """stay_overlap_other_org per row of D, to join on (org_code, k, file, line): the row
+    itself (told = 0) with its longest overlap (`seconds`) with a stay of another hospital,
+    then (told = 1) each earlier stay of another hospital it tells, as (whose, whose_key).
 
     An earlier stay is told on D when it is not in its hospital's batch of D (a stay of D is
     judged itself), a stay of D of another hospital overlaps it by more than `limit` seconds
     and that stay's current version before D (if any) did not: so an overlap reaches the
     earlier hospital once, on the date it becomes knowable. Several rows of D overlapping one
-    earlier stay tell it once, on the smallest (org_code, k, file, line)."""
+    earlier stay tell it once, on the smallest (org_code, k, file, line). The pairs of stays
+    are read once (one pass, then a window per earlier stay)."""
     d, stay_key = _day(day), _col(ds, ds.key[0])
     of_d = (
         f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
@@ -831,25 +833,29 @@ def _told_earlier(
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'< {d}')}"
         f" AND (r.org_code, {stay_key}) IN ({of_d}) GROUP BY org_code, k"
     )
-    pairs = (
-        f"SELECT o.org_code AS whose, ifNull(toString(o.k), '') AS whose_key,"
-        f" min((j.org_code, j.k, j.file, j.line)) AS first_row FROM ({judged}) AS j"
-        f" INNER JOIN ({located}) AS o ON o.person = j.person"
-        f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
-        f" WHERE o.org_code != j.org_code AND {_overlap('j', 'o')} > {limit}"
-        f" AND (o.org_code, o.k) NOT IN ({of_d})"
+    tells = (
+        f"{_overlap('j', 'o')} > {limit} AND (o.org_code, o.k) NOT IN ({of_d})"
         f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
-        f" GROUP BY whose, whose_key"
     )
-    # per row of D: itself (told 0), then each earlier stay it tells (told 1)
-    told = (
-        f"SELECT first_row, arrayPushFront(groupArray((toUInt8(1), whose, whose_key)),"
-        f" (toUInt8(0), first_row.1, '')) AS tells FROM ({pairs}) GROUP BY first_row"
+    per_row = (
+        f"SELECT (j.org_code, j.k, j.file, j.line) AS jrow, max({_overlap('j', 'o')}) AS seconds,"
+        f" groupArrayIf((o.org_code, ifNull(toString(o.k), '')), {tells}) AS cand"
+        f" FROM ({judged}) AS j INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
+        f" WHERE o.org_code != j.org_code GROUP BY jrow"
+    )
+    first = (
+        f"SELECT jrow, seconds, c, min(jrow) OVER (PARTITION BY c) AS first_row"
+        f" FROM ({per_row}) LEFT ARRAY JOIN cand AS c"
+    )
+    rows = (
+        f"SELECT jrow, any(seconds) AS seconds, arrayPushFront(groupArrayIf((toUInt8(1), c.1,"
+        f" c.2), c.1 != '' AND first_row = jrow), (toUInt8(0), '', '')) AS tells"
+        f" FROM ({first}) GROUP BY jrow"
     )
     return (
-        f"SELECT first_row.1 AS org_code, first_row.2 AS k, first_row.3 AS file,"
-        f" first_row.4 AS line, w.1 AS told, w.2 AS whose, w.3 AS whose_key"
-        f" FROM ({told}) ARRAY JOIN tells AS w"
+        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, seconds,"
+        f" w.1 AS told, w.2 AS whose, w.3 AS whose_key FROM ({rows}) ARRAY JOIN tells AS w"
     )
 
 
