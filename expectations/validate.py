@@ -7,7 +7,9 @@ A run of business date D:
    (`sqlrules.violations_query`) returning per-batch counts and the key-or-NULL frame of the
    failing rows only, and ONE Great Expectations suite over that frame (`gxrun`); sample
    keys and every failing record key come from the same frame;
-3. cross-dataset rules of section 5 of the standard in ClickHouse (`crossrules.run_cross`);
+3. cross-dataset rules of section 5 of the standard in ClickHouse (`crossrules.run_cross`),
+   and the money level shifts of section 7.3 against history or peers
+   (`levelshift.run_level`, which needs the registry's peer groups);
 4. results are judged with each organisation's effective rules (overrides of weight,
    threshold and severity), written to `dq.rule_result` and the failing keys to
    `dq.record_issue`; the run is committed by writing its `dq.run` row last, so readers of
@@ -267,12 +269,16 @@ def _row_rules(
 def _cross_rules(
     ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str, registry: Registry
 ) -> tuple[list[RuleResult], list[pa.Table]]:
-    try:
-        from expectations.engines.crossrules import run_cross
-    except ImportError:  # pragma: no cover - until section 5 lands
-        return [], []
+    """Results and record issues of the `cross_sql` and `level_sql` engines (the same
+    shape: one dict per organisation, judged dataset and batch, with its failing keys)."""
+    from expectations.engines.crossrules import run_cross
+    from expectations.engines.levelshift import run_level
+
     results, issues = [], []
-    for row in run_cross(ch, day, rb.rules_for("cross_sql"), registry):
+    rows = run_cross(ch, day, rb.rules_for("cross_sql"), registry) + run_level(
+        ch, registry, day, rb.rules_for("level_sql")
+    )
+    for row in rows:
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
         results.append(

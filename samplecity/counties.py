@@ -130,6 +130,16 @@ def record_frame(
     )
 
 
+# A county's follow-up doctors: at least 59, and enough that a doctor has about
+# FOLLOWUPS_PER_DOCTOR follow-ups a day at any scale (the standard's plausible workload is
+# at most 60 a day, section 7.3).
+MIN_DOCTORS, FOLLOWUPS_PER_DOCTOR = 59, 20
+
+
+def _doctors(n: int) -> int:
+    return max(MIN_DOCTORS, -(-n // FOLLOWUPS_PER_DOCTOR))
+
+
 def followup_frame(
     city: City,
     county: str,
@@ -167,7 +177,7 @@ def followup_frame(
                 pl.Date
             ),
             "doctor_id": f"GW{county}"
-            + pl.Series(rng.integers(1, 60, n)).cast(pl.String).str.zfill(3),
+            + pl.Series(rng.integers(1, _doctors(n) + 1, n)).cast(pl.String).str.zfill(3),
             "_person": persons.astype(np.int64),
         },
         schema_overrides={"followup_date": pl.Date, "next_followup_date": pl.Date},

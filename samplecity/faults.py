@@ -59,6 +59,7 @@ FILE_FAULTS = {
     "extra_column": (CORRECTNESS, "loaded_drift"),
     "missing_required_column": (COMPLETENESS, "loaded_missing_column"),
     "volume_collapse": (COMPLETENESS, "loaded"),
+    "volume_spike": (COMPLETENESS, "loaded"),
     "unregistered_org": (CORRECTNESS, "rejected"),
     "unknown_dataset": (CORRECTNESS, "rejected"),
     "wrong_org_kind": (CORRECTNESS, "rejected"),
@@ -74,6 +75,7 @@ class FaultPlan:
     enabled: bool
     faulty: set[str] = field(default_factory=set)
     collapse: dict[tuple[str, int], float] = field(default_factory=dict)
+    spike: dict[tuple[str, int], float] = field(default_factory=dict)
     batch: dict[tuple[str, str, int], list[str]] = field(default_factory=dict)
     records: dict[tuple[str, int], list[tuple[str, str]]] = field(default_factory=dict)
     pending: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, dataset, defect)
@@ -90,6 +92,10 @@ class FaultPlan:
 
     def batch_faults(self, org: str, dataset: str, d: int) -> list[str]:
         return self.batch.get((org, dataset, d), [])
+
+    def volume_changed(self, org: str, d: int) -> bool:
+        """A collapse or a spike: no record-level defect goes to that organisation-day."""
+        return (org, d) in self.collapse or (org, d) in self.spike
 
 
 # record-level defects: (dataset, defect) per organisation kind, in planning order
@@ -126,6 +132,8 @@ HOSPITAL_RECORD_DEFECTS = (
     (STAY, "stay_overlap_same_org"),
     (STAY, "stay_overlap_other_org"),
     (VISIT, "resent_records"),
+    # section 7.3 (v1.1): plausibility over time and against peers
+    (RX, "money_unit_shift"),
 )
 COUNTY_RECORD_DEFECTS = (
     (RECORD, "sex_id_mismatch"),
@@ -139,6 +147,9 @@ COUNTY_RECORD_DEFECTS = (
     (VACCINATION, "bad_check_digit"),
     (VACCINATION, "late_record"),
     (VACCINATION, "untypeable_value"),
+    # section 7.3 (v1.1): plausibility over time
+    (FOLLOWUP, "copied_readings"),
+    (FOLLOWUP, "implausible_workload"),
 )
 HOSPITAL_FILE_FAULTS = (
     ("volume_collapse", None),
@@ -171,6 +182,40 @@ def _collapse_day(city: City) -> int | None:
         if workdays[d] and sum(workdays[:d]) >= need:
             return d
     return None
+
+
+# rows of an injected volume spike against a usual day (section 7.3: z >= 3.5 and > 3 x)
+SPIKE_VOLUME = 6.0
+
+
+def _comparable_before(city: City, d: int) -> int:
+    """Days of the city before day d of the same weekday type (working day or not)."""
+    from contracts.calendar import is_workday
+
+    kind = is_workday(city.day(d))[0]
+    return sum(is_workday(city.day(k))[0] == kind for k in range(d))
+
+
+def _params(rb, rule_id: str) -> dict:
+    return next(r.params for r in rb.rules if r.id == rule_id)
+
+
+def _spike_judged(city: City) -> list[bool]:
+    """Per day: whether the volume spike rule has enough history to judge it."""
+    from expectations.rules.rulebase import rulebase
+
+    need = rulebase().types["volume_not_spiked"].params["min_history"]
+    return [_comparable_before(city, d) >= need for d in range(city.days)]
+
+
+def _level_shift_judged(city: City, org: str, d: int, levels: dict[str, str]) -> bool:
+    """Whether the money level shift has a reference for this hospital-day: enough own
+    history of the same weekday type, or enough peers (other hospitals of its level)."""
+    from expectations.rules.rulebase import rulebase
+
+    params = _params(rulebase(), "cross.money_level_shift")
+    peers = sum(1 for o, level in levels.items() if level == levels.get(org) and o != org)
+    return _comparable_before(city, d) >= params["min_history"] or peers >= params["min_peers"] + 1
 
 
 def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
@@ -207,7 +252,7 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
         return None
 
     def free(org: str, dataset: str, d: int) -> bool:
-        return not fp.batch.get((org, dataset, d)) and (org, d) not in fp.collapse
+        return not fp.batch.get((org, dataset, d)) and not fp.volume_changed(org, d)
 
     counter_h, counter_c, counter_file = [0], [0], [0]
     for fault, dataset in HOSPITAL_FILE_FAULTS if fh else ():
@@ -219,6 +264,14 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
             fp.collapse[(big[0], day)] = 0.1
             for ds in hospital_sets:
                 fp.batch.setdefault((big[0], ds, day), []).append(fault)
+            # a spike (section 7.3, typically a re-sent history) on another hospital that day
+            others = [h for h in big if h != big[0]] or [h for h in fh if h != big[0]]
+            if others:
+                fp.spike[(others[0], day)] = SPIKE_VOLUME
+                for ds in hospital_sets:
+                    fp.batch.setdefault((others[0], ds, day), []).append("volume_spike")
+            else:
+                fp.skipped.append("volume_spike (a single faulty hospital)")
             continue
         # file faults go to the bigger hospitals: their batches are never empty
         slot = spread(big, counter_file, lambda o, d, ds=dataset: free(o, ds, d)) or spread(
@@ -242,6 +295,7 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
             fp.batch.setdefault((slot[0], dataset, slot[1]), []).append(fault)
     # the manifest fault needs a manifest: the writer always writes one for that batch
 
+    spike_judged = _spike_judged(city)
     counter_big = [0]
     for all_orgs, counter, defects in (
         (fh, counter_h, HOSPITAL_RECORD_DEFECTS),
@@ -256,7 +310,13 @@ def plan(city: City, formats: dict[str, str], enabled: bool) -> FaultPlan:
             def ok(o: str, d: int, ds: str = dataset, df: str = defect) -> bool:
                 if df == "wrong_field_count" and formats.get(o) not in CSV_FORMATS:
                     return False
-                return not LOSSY & set(fp.batch.get((o, ds, d), [])) and (o, d) not in fp.collapse
+                if df == "money_unit_shift" and not _level_shift_judged(city, o, d, levels):
+                    return False
+                if df == "copied_readings" and not is_workday(city.day(d)):
+                    return False  # a rest day has few follow-ups to copy from
+                if df == "implausible_workload" and spike_judged[d]:
+                    return False  # its extra rows must not also be a volume spike
+                return not LOSSY & set(fp.batch.get((o, ds, d), [])) and not fp.volume_changed(o, d)
 
             # record defects avoid the last day: one that finds no suitable row moves on to
             # the next organisation-day, and the last day is left for those
@@ -1425,6 +1485,140 @@ def inj_visit_resent(b: Batch) -> Truth | list[Truth] | None:
     ]
 
 
+# --- section 7.3 (v1.1): plausibility over time and against peers -----------------------
+def inj_rx_money_unit_shift(b: Batch) -> Truth | None:
+    """Section 7.3: one day of a hospital's prescription amounts in fen (x 100)."""
+    df = b.frames[RX]
+    if df.height < 3:
+        return None
+
+    def fen(text: str | None) -> str | None:
+        try:
+            return _fmt(_dec(text) * 100, 2) if text is not None else None
+        except ArithmeticError:
+            return text  # an untypeable value put in by another defect stays as it is
+
+    amounts = [fen(t) for t in df["amount"].to_list()]
+    b.frames[RX] = df.with_columns(amount=pl.Series(amounts, dtype=pl.String))
+    return b.truth(
+        RX,
+        None,
+        CORRECTNESS,
+        "money_unit_shift",
+        "every amount of the batch x 100 (fen instead of yuan)",
+        "loaded",
+    )
+
+
+def _readable_bp(df: pl.DataFrame) -> np.ndarray:
+    """Hypertension follow-ups with both blood pressures (as text) filled."""
+    return (
+        (df["disease_code"] == "I10") & df["sbp"].is_not_null() & df["dbp"].is_not_null()
+    ).to_numpy()
+
+
+def _has_reading(df: pl.DataFrame, readings: list[dict]) -> np.ndarray:
+    """Follow-ups whose reading (the copied_readings parameter: disease -> fields) is filled."""
+    ok = np.zeros(df.height, dtype=bool)
+    for item in readings:
+        mask = df["disease_code"] == item["disease"]
+        for f in item["fields"]:
+            mask = mask & df[f].is_not_null()
+        ok |= mask.to_numpy()
+    return ok
+
+
+def _followup_copy(b: Batch, row: int, **values: object) -> pl.DataFrame:
+    return b.frames[FOLLOWUP][row].with_columns(
+        [pl.lit(v, dtype=pl.String).alias(k) for k, v in values.items()]
+    )
+
+
+def inj_followup_copied(b: Batch) -> Truth | None:
+    """Section 7.3: the reading of a follow-up copied into the two follow-ups before it; the
+    original, the third of the run, fails. The copies stay within the record lag."""
+    from expectations.rules.rulebase import rulebase
+
+    df = b.frames[FOLLOWUP]
+    if df.height == 0:
+        return None
+    dates = [dt.date.fromisoformat(t) for t in df["followup_date"].to_list()]
+    recent = np.array([(b.day - x).days <= late_after_days() - 2 for x in dates])
+    readings = _params(rulebase(), "cross.copied_readings")["readings"]
+    row = b.pick(FOLLOWUP, _has_reading(df, readings) & recent)
+    if row is None:
+        return None
+    when = dates[row]
+    fields = next(
+        r["fields"] for r in readings if r["disease"] == b.get(FOLLOWUP, row, "disease_code")
+    )
+    gap = (dt.date.fromisoformat(b.get(FOLLOWUP, row, "next_followup_date")) - when).days
+    key = b.key(FOLLOWUP, row)
+    copies = [
+        _followup_copy(
+            b,
+            row,
+            followup_id=f"{key}C{k}",
+            followup_date=(when - dt.timedelta(days=k)).isoformat(),
+            next_followup_date=(when - dt.timedelta(days=k - gap)).isoformat(),
+        )
+        for k in (2, 1)
+    ]
+    b.append(FOLLOWUP, pl.concat(copies, how="vertical"))
+    reading = "/".join(str(b.get(FOLLOWUP, row, f)) for f in fields)
+    return b.truth(
+        FOLLOWUP,
+        key,
+        LOGIC,
+        "copied_readings",
+        f"{'/'.join(fields)} {reading} in the two follow-ups before this one too",
+    )
+
+
+def inj_followup_workload(b: Batch) -> list[Truth] | None:
+    """Section 7.3: one doctor id with one follow-up more than the rule allows on the
+    business date (copies of this batch's hypertension follow-ups, each with its own
+    blood pressure so no reading is copied); every such row fails."""
+    from expectations.rules.rulebase import rulebase
+
+    spec = _params(rulebase(), "cross.implausible_workload")["workload"]
+    limit = next(int(w["max_per_day"]) for w in spec if w["dataset"] == FOLLOWUP)
+    df = b.frames[FOLLOWUP]
+    clean = _readable_bp(df)
+    clean[list(b.used.get(FOLLOWUP, ()))] = False  # rows another defect was put into
+    sources = np.flatnonzero(clean)
+    if not len(sources):
+        return None
+    doctor, day = f"GW{b.org.org_code}900", b.day
+    copies = []
+    for k in range(limit + 1):
+        row = int(sources[k % len(sources)])
+        sbp = int(b.get(FOLLOWUP, row, "sbp")) + 1 + k  # still above dbp and below 300
+        copies.append(
+            _followup_copy(
+                b,
+                row,
+                followup_id=f"{b.key(FOLLOWUP, row)}W{k:03d}",
+                followup_date=day.isoformat(),
+                next_followup_date=(day + dt.timedelta(days=90)).isoformat(),
+                sbp=str(sbp),
+                doctor_id=doctor,
+            )
+        )
+    frame = pl.concat(copies, how="vertical")
+    b.append(FOLLOWUP, frame)
+    return [
+        b.truth(
+            FOLLOWUP,
+            key,
+            LOGIC,
+            "implausible_workload",
+            f"doctor {doctor}: {limit + 1} follow-ups on {day}",
+        )
+        for key in frame["followup_id"].to_list()
+    ]
+
+
 INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | list[Truth] | None]] = {
     (PATIENT, "bad_check_digit"): inj_patient_bad_check_digit,
     (PATIENT, "birth_id_mismatch"): inj_patient_birth_id_mismatch,
@@ -1469,6 +1663,10 @@ INJECTORS: dict[tuple[str, str], Callable[[Batch], Truth | list[Truth] | None]] 
     (STAY, "stay_overlap_same_org"): inj_stay_overlap_same_org,
     (STAY, "stay_overlap_other_org"): inj_stay_overlap_other_org,
     (VISIT, "resent_records"): inj_visit_resent,
+    # section 7.3 (v1.1)
+    (RX, "money_unit_shift"): inj_rx_money_unit_shift,
+    (FOLLOWUP, "copied_readings"): inj_followup_copied,
+    (FOLLOWUP, "implausible_workload"): inj_followup_workload,
 }
 
 
@@ -1494,7 +1692,7 @@ def inject(
         csv_needed = defect == "wrong_field_count" and formats.get(org.org_code) not in CSV_FORMATS
         result = (
             None
-            if lossy or csv_needed or (org.org_code, d) in fp.collapse
+            if lossy or csv_needed or fp.volume_changed(org.org_code, d)
             else INJECTORS[(dataset, defect)](b)
         )
         if result is None:

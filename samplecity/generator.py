@@ -110,7 +110,7 @@ def generate(
     for d in range(days):
         day = city.day(d)
         for org in orgs.hospitals:
-            volume = fp.collapse.get((org.org_code, d), 1.0)
+            volume = fp.collapse.get((org.org_code, d), fp.spike.get((org.org_code, d), 1.0))
             if volume == 1.0:
                 frames = volumes.steady(
                     org.org_code,
@@ -143,6 +143,10 @@ def generate(
     for org_code, d in sorted(fp.collapse):
         if (org_code, city.day(d).isoformat()) not in claimed:
             fp.skipped.append("volume_collapse (cannot be told from the organisation's history)")
+    spiked = {(t.org_code, t.business_date) for t in writer.truths if t.defect == "volume_spike"}
+    for org_code, d in sorted(fp.spike):
+        if (org_code, city.day(d).isoformat()) not in spiked:
+            fp.skipped.append("volume_spike (cannot be told from the organisation's history)")
     for _, ds, defect in fp.pending:
         fp.skipped.append(f"{ds}.{defect}")
 
@@ -585,7 +589,15 @@ class Writer:
         received; a collapse that cannot be told from this organisation's history is not
         claimed (see volumes.py)."""
         _, failed, note = self.volumes.judge(code, name, day, received)
+        _, spiked, spike_note = self.volumes.judge_spike(code, name, day, received)
         self.volumes.record(code, name, day, received)
+        if spiked:
+            detail = (
+                f"{received} rows, several times this organisation's usual volume"
+                if "volume_spike" in faults
+                else f"{received} rows on an unusually busy day"
+            )
+            self._truth(code, name, day, None, "volume_spike", f"{detail}: {spike_note}")
         if not failed:
             return
         if "volume_collapse" in faults:

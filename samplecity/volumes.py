@@ -1,4 +1,5 @@
-"""Row volumes of the sample city judged as validation judges them (rule volume_not_collapsed).
+"""Row volumes of the sample city judged as validation judges them (volume_not_collapsed and
+volume_not_spiked).
 
 A small hospital at a small scale has a handful of encounters a day; lab results and
 prescription items come in clusters per encounter, so such a day can fall to a few rows by
@@ -36,6 +37,9 @@ class Volumes:
         from expectations.rules.rulebase import rulebase
 
         self.params = dict(rulebase().types["volume_not_collapsed"].params)
+        self.spike_params = dict(rulebase().types["volume_not_spiked"].params)
+        if self.spike_params["window_days"] != self.params["window_days"]:
+            raise ValueError("volume_not_spiked and volume_not_collapsed need one window_days")
         self.received: dict[tuple[str, str], dict[dt.date, int]] = defaultdict(dict)
 
     def history(self, org: str, dataset: str, day: dt.date) -> dict[dt.date, int]:
@@ -51,9 +55,21 @@ class Volumes:
 
         return volume_check(rows, day, self.history(org, dataset, day), self.params)
 
+    def judge_spike(self, org: str, dataset: str, day: dt.date, rows: int) -> tuple[int, int, str]:
+        """(checked, failed, note) of the volume spike rule (section 7.3); its window is
+        the collapse rule's (both read the same history)."""
+        from expectations.engines.monitoring import spike_check
+
+        return spike_check(rows, day, self.history(org, dataset, day), self.spike_params)
+
     def drops(self, org: str, day: dt.date, rows: Mapping[str, int]) -> list[str]:
-        """Datasets on which the volume rule would fail with these row counts."""
-        return [ds for ds, n in rows.items() if self.judge(org, ds, day, n)[1]]
+        """Datasets on which the volume rule (a collapse or a spike) would fail with these
+        row counts."""
+        return [
+            ds
+            for ds, n in rows.items()
+            if self.judge(org, ds, day, n)[1] or self.judge_spike(org, ds, day, n)[1]
+        ]
 
     def steady(
         self,

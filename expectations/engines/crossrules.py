@@ -128,6 +128,28 @@ record_not_resent (judged: every dataset except `updated_by_design`)
     (dbt/macros/staging.sql) while raw keeps it. A new version of D itself is a correction.
     The master datasets (patient, health_record) are updated by design: their later rows
     are the current state ("latest row wins" in `_latest` and the marts).
+
+Section 7.3 (v1.1), plausibility over time (parameters in cross_dataset.yaml; the money
+level shift needs peers and the calendar and runs in levelshift.py, the volume spike in
+monitoring.py):
+
+copied_readings (judged: chronic_followup; upload standard 7.3)
+    A follow-up's reading is (sbp, dbp) for I10 or fasting_glucose for E11 (the `readings`
+    parameter: disease -> fields). The follow-ups of one organisation, record_id and disease
+    (current batches, business date <= D, one row per key: the latest arrival, so a re-sent
+    follow-up is not a copy of itself) are ordered by followup_date, then key; a run is a
+    stretch of consecutive follow-ups with the same reading (a blank reading breaks it).
+    checked = D's rows with a reading filled; failed = those that are the min_run-th (3rd)
+    or later follow-up of a run. The detail names the fields and the run length so far,
+    never a value.
+
+implausible_workload (judged: each dataset of the `workload` parameter; standard 7.3)
+    Rows per (organisation = county, doctor, event date of the dataset's contract, e.g.
+    followup_date), counted over current batches with business date <= D, one row per key
+    (the latest arrival), for the doctor-dates that D's rows name. checked = D's rows with a
+    doctor and an event date; failed = those of a doctor-date with more than max_per_day
+    rows. The detail names the doctor id (not personal data in the contracts), the date and
+    the count.
 """
 
 # This module generates SQL text by design; every piece comes from the contracts and rule
@@ -888,6 +910,106 @@ def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
     return parts
 
 
+def _latest_per_key(ds: Dataset, columns: str, upto: str, among: str) -> str:
+    """`columns` (expressions on alias r, each `AS` a name) of the current rows of `ds` with
+    business_date `upto`, restricted by `among` (a condition on r), one row per organisation
+    and record key: the latest arrival, so a record sent again is counted once."""
+    return (
+        f"SELECT r.org_code AS org_code, {record_key(ds, 'r.')} AS k, {columns}"
+        f" FROM raw.{ident(ds.dataset)} AS r"
+        f" WHERE {current_rows(ds.dataset, upto)} AND {among}"
+        f" ORDER BY {_ARRIVAL} DESC LIMIT 1 BY org_code, k"
+    )
+
+
+def _copied_readings(p: dict, day: dt.date) -> list[_Part]:
+    spec = p["followup"]
+    ds = _dataset(spec["dataset"])
+    record, disease = _col(ds, spec["record_field"]), _norm(_col(ds, spec["disease_field"]))
+    order, min_run = _col(ds, spec["order_field"]), int(p["min_run"])
+    readings, labels = [], []
+    for item in p["readings"]:
+        cols = [_col(ds, f) for f in item["fields"]]
+        filled = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+        text = ", '/', ".join(f"toString({c})" for c in cols)
+        code = quote(str(item["disease"]).strip().upper())
+        readings.append(f"{disease} = {code}, if({filled}, concat({text}), NULL)")
+        labels.append(f"{disease} = {code}, {quote(', '.join(item['fields']))}")
+    if not readings:
+        raise RuleSQLError("copied_readings: no readings")
+    named = f"(r.org_code, {record}) IN ({_named(ds, spec['record_field'], day)})"
+    rows = _latest_per_key(
+        ds,
+        f"{record} AS rid, {disease} AS dis, {order} AS ord,"
+        f" multiIf({', '.join(readings)}, NULL) AS reading,"
+        f" multiIf({', '.join(labels)}, '') AS label",
+        f"<= {_day(day)}",
+        named,
+    )
+    frame = "PARTITION BY org_code, rid, dis ORDER BY ord, k"
+    unbounded = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    starts = (
+        f"SELECT *, reading IS NULL OR prev IS NULL OR reading != prev AS is_start FROM"
+        f" (SELECT *, lagInFrame(reading) OVER ({frame} {unbounded}) AS prev FROM ({rows}))"
+    )
+    numbered = f"SELECT *, sum(is_start) OVER ({frame} {unbounded}) AS run_no FROM ({starts})"
+    runs = (
+        f"SELECT org_code, k, reading, label,"
+        f" row_number() OVER (PARTITION BY org_code, rid, dis, run_no ORDER BY ord, k) AS pos"
+        f" FROM ({numbered})"
+    )
+    joins = f"LEFT JOIN ({runs}) AS cr ON cr.org_code = t.org_code AND cr.k = {record_key(ds)}"
+    return [
+        _Part(
+            ds,
+            "cr.reading IS NOT NULL",
+            f"cr.pos >= {min_run}",
+            joins,
+            detail=(
+                "concat(cr.label, ' identical in ', toString(cr.pos), ' consecutive follow-ups')"
+            ),
+        )
+    ]
+
+
+def _implausible_workload(p: dict, day: dt.date) -> list[_Part]:
+    parts = []
+    for item in p["workload"]:
+        ds = _dataset(item["dataset"])
+        doctor, when = _col(ds, item["doctor_field"]), _as_date(ds, ds.event, "r")
+        limit = int(item["max_per_day"])
+        of_day = current_rows(ds.dataset, f"= {_day(day)}")
+        named = (
+            f"(r.org_code, {doctor}, {when}) IN (SELECT r.org_code, {doctor}, {when}"
+            f" FROM raw.{ident(ds.dataset)} AS r WHERE {of_day})"
+        )
+        rows = _latest_per_key(
+            ds, f"{doctor} AS doctor, {when} AS event_date", f"<= {_day(day)}", named
+        )
+        counts = (
+            f"SELECT org_code, doctor, event_date, count() AS n FROM ({rows})"
+            f" GROUP BY org_code, doctor, event_date"
+        )
+        t_doctor, t_when = _col(ds, item["doctor_field"], "t"), _as_date(ds, ds.event, "t")
+        joins = (
+            f"LEFT JOIN ({counts}) AS w ON w.org_code = t.org_code AND w.doctor = {t_doctor}"
+            f" AND w.event_date = {t_when}"
+        )
+        parts.append(
+            _Part(
+                ds,
+                f"{t_doctor} != '' AND {t_when} IS NOT NULL",
+                f"w.n > {limit}",
+                joins,
+                detail=(
+                    f"concat({quote(item['doctor_field'] + ' ')}, w.doctor, ': ', toString(w.n),"
+                    f" ' rows on ', toString(w.event_date), ' (at most {limit})')"
+                ),
+            )
+        )
+    return parts
+
+
 def _counted(what: str) -> Callable[[dict, dt.date, int, int], str]:
     """Notes "<checked> of <rows> <what> <D>"."""
     return lambda _p, day, rows, checked: f"{checked} of {rows} {what} {day}"
@@ -961,6 +1083,15 @@ CROSS_RULES: dict[str, CrossRule] = {
     "record_not_resent": CrossRule(
         _record_not_resent,
         _counted("records; keys loaded for business dates before"),
+    ),
+    # section 7.3 (v1.1): plausibility over time
+    "copied_readings": CrossRule(
+        _copied_readings,
+        _counted("follow-ups with a reading; earlier follow-ups up to"),
+    ),
+    "implausible_workload": CrossRule(
+        _implausible_workload,
+        _counted("rows with a doctor and an event date; rows counted up to"),
     ),
 }
 

@@ -95,10 +95,15 @@ def modified_z(value: float, history: list[float]) -> float:
     return 0.0 if value == median else (float("-inf") if value < median else float("inf"))
 
 
-def volume_check(
-    rows: int, day: dt.date, history: dict[dt.date, int], params: dict
+def _volume_against_history(
+    rows: int,
+    day: dt.date,
+    history: dict[dt.date, int],
+    params: dict,
+    unusual: Callable[[float, float], bool],
 ) -> tuple[int, int, str]:
-    """(checked, failed, note) for volume_not_collapsed."""
+    """(checked, failed, note): `rows` against the same weekday type (working day or not) of
+    `history`; `unusual(z, median)` says whether a modified z-score and median fail."""
     working = is_workday(day)[0]
     comparable = [n for d, n in sorted(history.items()) if is_workday(d)[0] == working]
     kind = "working days" if working else "rest days"
@@ -114,8 +119,36 @@ def volume_check(
     z = modified_z(rows, comparable)
     median = statistics.median(comparable)
     note = f"{rows} rows vs median {median:g} of {len(comparable)} {kind} (modified z {z:.1f})"
-    dropped = rows < median * (1 - params["min_drop_pct"] / 100)
-    return 1, int(z < params["z_threshold"] and dropped), note
+    return 1, int(unusual(z, median)), note
+
+
+def volume_check(
+    rows: int, day: dt.date, history: dict[dt.date, int], params: dict
+) -> tuple[int, int, str]:
+    """(checked, failed, note) for volume_not_collapsed."""
+    return _volume_against_history(
+        rows,
+        day,
+        history,
+        params,
+        lambda z, median: (
+            z < params["z_threshold"] and rows < median * (1 - params["min_drop_pct"] / 100)
+        ),
+    )
+
+
+def spike_check(
+    rows: int, day: dt.date, history: dict[dt.date, int], params: dict
+) -> tuple[int, int, str]:
+    """(checked, failed, note) for volume_not_spiked (upload standard 7.3): a modified
+    z-score of at least z_threshold AND more than min_ratio times the median."""
+    return _volume_against_history(
+        rows,
+        day,
+        history,
+        params,
+        lambda z, median: z >= params["z_threshold"] and rows > params["min_ratio"] * median,
+    )
 
 
 def _unrecognised_uploads(
@@ -255,6 +288,18 @@ def _volume_not_collapsed(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -
     return _Outcome(checked, failed, note, applicable=checked > 0)
 
 
+@_arrived
+def _volume_not_spiked(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -> _Outcome:
+    history = expected.read.history(rule.params["window_days"])
+    checked, failed, note = spike_check(
+        batch.rows_read,
+        expected.read.day,
+        history.get((expected.org.org_code, expected.dataset), {}),
+        rule.params,
+    )
+    return _Outcome(checked, failed, note, applicable=checked > 0)
+
+
 def _loaded(batch: _Batch) -> list[tuple[str, str, list[str], list[str]]]:
     return [f for f in batch.files if f[1] == "loaded"]
 
@@ -299,6 +344,7 @@ BATCH_RULES: dict[str, BatchRule] = {
     "file_readable": _file_readable,
     "manifest_row_count": _manifest_row_count,
     "volume_not_collapsed": _volume_not_collapsed,
+    "volume_not_spiked": _volume_not_spiked,
     "columns_present": _columns_present,
     "no_schema_drift": _no_schema_drift,
     "values_typed": _values_typed,

@@ -7,6 +7,7 @@ rules.yaml that names its engine plus one function registered in that engine's t
 |--------------|----------------------------|--------------------------------------------------|
 | `row_sql`    | `sqlrules.ROW_RULES`       | field/record rules, one ClickHouse pass a dataset |
 | `cross_sql`  | `crossrules.CROSS_RULES`   | cross-dataset rules, one ClickHouse query a rule  |
+| `level_sql`  | `levelshift.LEVEL_RULES`   | money level shifts against history or peers (7.3) |
 | `monitoring` | `monitoring.BATCH_RULES`   | per expected batch, from what ingestion committed |
 | `org_day`    | `monitoring.ORG_DAY_RULES` | per organisation and business date                |
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contracts.loader import ContractError
-from expectations.engines import crossrules, monitoring, sqlrules
+from expectations.engines import crossrules, levelshift, monitoring, sqlrules
 
 if TYPE_CHECKING:
     from expectations.rules.rulebase import RuleType
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 ENGINES: Mapping[str, Mapping[str, object]] = {
     "row_sql": sqlrules.ROW_RULES,
     "cross_sql": crossrules.CROSS_RULES,
+    "level_sql": levelshift.LEVEL_RULES,
     "monitoring": monitoring.BATCH_RULES,
     "org_day": monitoring.ORG_DAY_RULES,
 }

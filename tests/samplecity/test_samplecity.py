@@ -279,6 +279,7 @@ def check(loaded: dict) -> dict[tuple[str, str, dt.date, str], set[str]]:
                     flag(c.id)
     _cross(batches, by_org, bad)
     _persons(batches, by_org, bad)
+    _plausibility(batches, bad)
     return {k: v for k, v in bad.items() if v}
 
 
@@ -547,6 +548,44 @@ def _persons(batches, by_org, bad) -> None:
                 bad[(org, name, d, r[key])].add("resent")
 
 
+def _plausibility(batches, bad) -> None:
+    """Section 7.3 on the follow-ups: copied readings and a doctor's daily workload, each
+    follow-up once (the latest batch that carries its key)."""
+    cons = contracts().cross_dataset
+    latest: dict[tuple[str, str], tuple[dt.date, dict]] = {}
+    for (org, name, day), rows in sorted(batches.items()):
+        if name == "chronic_followup":
+            for r in rows:
+                latest[(org, r["followup_id"])] = (day, r)
+    readings = {x["disease"]: x["fields"] for x in cons["copied_readings"]["readings"]}
+    need = cons["copied_readings"]["min_run"]
+    series: dict[tuple[str, str, str], list[tuple[dt.date, str, tuple | None, dt.date]]] = (
+        defaultdict(list)
+    )
+    for (org, key), (day, r) in latest.items():
+        fields = readings.get(r["disease_code"], [])
+        values = tuple(r.get(f) or None for f in fields)
+        reading = None if not fields or None in values else values
+        series[(org, r["record_id"], r["disease_code"])].append(
+            (_date_of(r["followup_date"]), key, reading, day)
+        )
+    for (org, _, _), items in series.items():
+        run, previous = 0, None
+        for _, key, reading, day in sorted(items):
+            run = run + 1 if reading is not None and reading == previous else 1
+            previous = reading
+            if reading is not None and run >= need:
+                bad[(org, "chronic_followup", day, key)].add("copied_readings")
+    (limit,) = [w["max_per_day"] for w in cons["implausible_workload"]["workload"]]
+    per_doctor: dict[tuple[str, str, dt.date], list[tuple[dt.date, str]]] = defaultdict(list)
+    for (org, key), (day, r) in latest.items():
+        per_doctor[(org, r["doctor_id"], _date_of(r["followup_date"]))].append((day, key))
+    for (org, _, _), rows in per_doctor.items():
+        for day, key in rows:
+            if sum(d <= day for d, _ in rows) > limit:
+                bad[(org, "chronic_followup", day, key)].add("implausible_workload")
+
+
 # --- tests -------------------------------------------------------------------------------------
 
 
@@ -802,15 +841,20 @@ def test_every_fault_kind_is_in_the_ground_truth(faulty):
         "stay_overlap_same_org",
         "stay_overlap_other_org",
         "resent_record",
+        "copied_readings",
+        "implausible_workload",
     }
     # Thursday to Saturday has no working day with 4 working days before it, so a volume
-    # collapse could not be judged there: the generator skips it and says so.
+    # collapse (or spike) could not be judged there: the generator skips it and says so;
+    # nor has any of its six hospitals 3 peers of its level or 4 comparable days of its
+    # own, so a money level shift could not be judged either.
     assert wanted - {"volume_collapse"} <= defects, wanted - defects
     assert "volume_collapse" not in defects
     # and the unregistered in-hospital death is judged 30 days after its upload (section 7.1):
     # tests/expectations/engines/test_crossrules.py generates a city long enough for it
     assert summary["skipped_defects"] == [
         "volume_collapse (too few comparable days before any day)",
+        "prescription.money_unit_shift",
         "inpatient_discharge.death_not_registered (judged 30 days after upload, beyond the window)",
     ]
 

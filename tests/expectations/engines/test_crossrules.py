@@ -328,6 +328,8 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
             "chronic_followup",
             "death_registration",
         ),
+        "cross.copied_readings": ("chronic_followup",),
+        "cross.implausible_workload": ("chronic_followup",),
     }
     batches = {
         "outpatient_visit": (HOSPITAL, HOSPITAL2),
@@ -374,6 +376,8 @@ CROSS_DEFECTS = {
     "external_cause_principal_dx",
     "repeated_diagnosis",
     "age_specific_dx",
+    "copied_readings",
+    "implausible_workload",
 }
 
 

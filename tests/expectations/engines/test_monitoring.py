@@ -16,6 +16,7 @@ BATCH_DEFECTS = {
     "late_file": "batch_on_time",
     "manifest_row_count_mismatch": "manifest_row_count",
     "volume_collapse": "volume_not_collapsed",
+    "volume_spike": "volume_not_spiked",
     "corrupt_gzip": "file_readable",
     "extra_column": "no_schema_drift",
     "missing_required_column": "columns_present",
@@ -90,7 +91,7 @@ def test_clean_city_has_no_failed_batch_rule(rt, tmp_path):
         day = START + dt.timedelta(days=i)
         ingestor(rt, registry).ingest(str(tmp_path), day)
         results = monitor_date(rt.ch, registry, rulebase(), day, run_id="t")
-        assert len(results) == (5 + 2) * (5 * 8 + 1)  # org x (dataset x batch rule + org-day)
+        assert len(results) == (5 + 2) * (5 * 9 + 1)  # org x (dataset x batch rule + org-day)
         assert [r for r in results if r.status not in ("passed", "not_applicable")] == []
 
 

@@ -32,7 +32,7 @@ D = dt.date(2026, 11, 9)
 TZ = ZoneInfo("Asia/Shanghai")
 HOSPITAL, COUNTY = "12411500MB0000001X", "411502"
 RULES = rulebase().rules
-# Record-level defects only the cross_sql rules (sections 5 and 7.1) can see.
+# Record-level defects only the cross_sql rules (sections 5 and 7.1-7.3) can see.
 CROSS_DATASET_DEFECTS = {
     "visit_after_death",
     "sex_specific_dx",
@@ -40,6 +40,12 @@ CROSS_DATASET_DEFECTS = {
     "external_cause_principal_dx",
     "repeated_diagnosis",
     "age_specific_dx",
+    "name_differs_from_record",
+    "stay_overlap_same_org",
+    "stay_overlap_other_org",
+    "resent_record",
+    "copied_readings",
+    "implausible_workload",
 }
 
 

@@ -142,3 +142,17 @@ def test_rule_type_implemented_by_two_engines_is_named(monkeypatch):
     monkeypatch.setitem(crossrules.CROSS_RULES, "bmi", sqlrules.ROW_RULES["bmi"])
     with pytest.raises(ContractError, match=r"rule type 'bmi': names engine 'row_sql' but \["):
         load_rulebase()
+
+
+def test_section_7_types_are_tagged_and_can_be_left_out():
+    """Every rule type stated by section 7 of the standard (v1.1) names its subsection, and
+    `without_sections` is the rule base without exactly those (what the bench compares)."""
+    rb = rulebase()
+    tagged = {name: t.section for name, t in rb.types.items() if t.section}
+    assert set(tagged.values()) == {"7.1", "7.2", "7.3"}
+    for section in ("7.1", "7.2", "7.3"):
+        assert sum(s == section for s in tagged.values()) >= 4, section
+    before = rb.without_sections()
+    assert not set(before.types) & set(tagged)
+    assert {r.id for r in before.rules} == {r.id for r in rb.rules if r.type not in tagged}
+    assert len(before.rules) < len(rb.rules)
