@@ -52,9 +52,10 @@ class City:
     followed: dict[str, np.ndarray] = field(default_factory=dict)
     checked: np.ndarray | None = None
     deaths: dict[int, Death] = field(default_factory=dict)
-    # person -> (hospital, admit, discharge) of the latest stay uploaded, naive local seconds
-    # (a person is in one hospital at a time: hospitals.py admits a new stay after it)
-    last_stay: dict[int, tuple[str, int, int]] = field(default_factory=dict)
+    # person -> (hospital, admit, discharge, admission_id) of the latest stay uploaded, times
+    # in naive local seconds (a person is in one hospital at a time: hospitals.py admits a new
+    # stay after it)
+    last_stay: dict[int, tuple[str, int, int, str]] = field(default_factory=dict)
     ip_deaths: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     death_regs: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -1359,11 +1359,13 @@ def inj_patient_name_differs(b: Batch) -> Truth | None:
 _OVERLAP_HOURS = 26  # more than the rule's 24 h
 
 
-def _overlapping_stay(b: Batch, same_org: bool) -> Truth | None:
+def _overlapping_stay(b: Batch, same_org: bool) -> Truth | list[Truth] | None:
     """A new stay, discharged today, admitted 26 h before the end of the person's latest
     stay (uploaded earlier, at this hospital or another): that stay was judged without it,
-    so only the new row overlaps. The clinical content is neutral (no operation, a
-    respiratory diagnosis), so no other rule is about it."""
+    so the new row overlaps; at another hospital, that hospital is told today too, under its
+    earlier stay's key (section 7.2: both hospitals are told), so the other hospital's batch
+    of today is one validation reads in full (no lossy fault). The clinical content is
+    neutral (no operation, a respiratory diagnosis), so no other rule is about it."""
     pop, org, day0 = b.city.pop, b.org.org_code, naive_seconds(b.day)
     df = b.frames[STAY]
     if df.height == 0:
@@ -1371,8 +1373,9 @@ def _overlapping_stay(b: Batch, same_org: bool) -> Truth | None:
     today = set(df["_person"].to_list())
     candidates = [
         person
-        for person, (where, admit, end) in sorted(b.city.last_stay.items())
+        for person, (where, admit, end, _) in sorted(b.city.last_stay.items())
         if (where == org) == same_org
+        and (same_org or not LOSSY & set(b.plan.batch_faults(where, STAY, b.d)))
         and end < day0
         and end - admit >= 3 * DAY
         and end >= day0 - 3 * DAY
@@ -1393,7 +1396,7 @@ def _overlapping_stay(b: Batch, same_org: bool) -> Truth | None:
         return None
     b.used[STAY].discard(template)
     person = candidates[int(b.rng.integers(0, len(candidates)))]
-    _, _, end = b.city.last_stay[person]
+    earlier_org, _, end, earlier_key = b.city.last_stay[person]
     admit = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=end - _OVERLAP_HOURS * 3600)
     discharge = _naive(b.get(STAY, template, "discharge_time"))
     patient_id = b.city.patient_ids(b.org, np.array([person]))[0]
@@ -1419,20 +1422,29 @@ def _overlapping_stay(b: Batch, same_org: bool) -> Truth | None:
         patient = patient_rows(b.city, org, np.array([person]), np.array([secs]))
         b.append(PATIENT, to_text(patient, PATIENT))
     where = "the same hospital" if same_org else "another hospital"
-    return b.truth(
+    truth = b.truth(
         STAY,
         admission_id,
         LOGIC,
         "stay_overlap_same_org" if same_org else "stay_overlap_other_org",
         f"overlaps the person's stay at {where} by {_OVERLAP_HOURS} h",
     )
+    if same_org:
+        return truth
+    told = replace(
+        truth,
+        org_code=earlier_org,
+        record_key=earlier_key,
+        detail=f"a stay another hospital sent today overlaps this stay by {_OVERLAP_HOURS} h",
+    )
+    return [truth, told]
 
 
-def inj_stay_overlap_same_org(b: Batch) -> Truth | None:
+def inj_stay_overlap_same_org(b: Batch) -> Truth | list[Truth] | None:
     return _overlapping_stay(b, same_org=True)
 
 
-def inj_stay_overlap_other_org(b: Batch) -> Truth | None:
+def inj_stay_overlap_other_org(b: Batch) -> Truth | list[Truth] | None:
     return _overlapping_stay(b, same_org=False)
 
 

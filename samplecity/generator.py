@@ -321,11 +321,11 @@ def _update_hospital(city: City, org: str, text: dict[str, pl.DataFrame]) -> Non
             pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False).dt.epoch("s")
             for c in ("admit_time", "discharge_time")
         ]
-        stays = text[STAY].select("_person", *times).drop_nulls()
-        for person, admit, discharge in stays.iter_rows():
+        stays = text[STAY].select("_person", *times, "admission_id").drop_nulls()
+        for person, admit, discharge, key in stays.iter_rows():
             last = city.last_stay.get(person)
             if person >= 0 and (last is None or discharge >= last[2]):
-                city.last_stay[person] = (org, admit, discharge)
+                city.last_stay[person] = (org, admit, discharge, key)
     for disease in CHRONIC:
         hits = []
         if VISIT in text:

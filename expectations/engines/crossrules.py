@@ -111,9 +111,16 @@ stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     longer than max_overlap_hours (exactly that many passes); a stay is never compared with
     itself (its own key re-sent). Stays with discharge not after admission are not checked
     (discharge_before_admit is their rule). The detail names the hospital's own other stay,
-    or "a stay at another organisation" without its code or data. The hospital that uploads
-    the later stay is told on that date; both are told when both stays come on the same D
-    (an earlier upload was judged on its own date, without the later stay).
+    or "a stay at another organisation" without its code or data. Across hospitals both are
+    told on the date the overlap becomes knowable: when both stays come on the same D, each
+    with its own batch; when they come on different dates, on D (the later stay's date) the
+    later hospital with its batch and the earlier hospital under its earlier stay's own key
+    (its result filed under its inpatient_discharge batch of D, version 0 when it has none;
+    the row of D carries it through _Part org/key, as inpatient_death_registered does). The
+    earlier stay is told once: not when it is itself in its hospital's batch of D (then it is
+    judged there), nor when the later stay's current version before D already overlapped it
+    (a re-send, or a correction that keeps the overlap); several stays of D overlapping it
+    tell it once. Its key, never in its hospital's batch of D, marks no row of the marts.
 
 record_not_resent (judged: every dataset except `updated_by_design`)
     A record key of D's current batch that the same organisation loaded for an earlier
@@ -248,8 +255,9 @@ class _Part:
     judged_day_offset: int = 0  # judge the batches of D - offset (death_closes_health_record)
     detail: str = "''"  # what of a failing row failed, e.g. the field and code; '' for none
     # Whose result a row is, when not the uploader's (inpatient_death_registered: the county
-    # an expression names, '' for none): the org_code expression, the dataset the result is
-    # filed under and the record key of a failing row.
+    # an expression names, '' for none; stay_overlap_other_org: the earlier hospital of a
+    # stay the row overlaps): the org_code expression, the dataset the result is filed under
+    # and the record key of a failing row.
     org: str = "t.org_code"
     result_dataset: Dataset | None = None
     key: str | None = None
@@ -283,7 +291,9 @@ def _part_query(part: _Part, day: dt.date) -> str:
         f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
-    if owner is not ds:  # the owners judged: their batch of D, else version 0
+    if owner is not ds or part.org != "t.org_code":
+        # the owners judged (also those other than the uploaders): their batch of D, else
+        # version 0
         batches = (
             f"SELECT org_code, max(batch_version) AS batch_version FROM ({batches}"
             f" UNION ALL SELECT org_code, toUInt32(0) FROM ({judged})) GROUP BY org_code"
@@ -713,6 +723,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
     return parts
 
 
+def _overlap(a: str, b: str) -> str:
+    """Seconds the stays (start_at, end_at) of aliases a and b overlap (negative: apart)."""
+    return (
+        f"dateDiff('second', greatest({a}.start_at, {b}.start_at), least({a}.end_at, {b}.end_at))"
+    )
+
+
 def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     """Per stay of D: the longest overlap (seconds) with another current stay of the same
     person, at the same hospital or at another one."""
@@ -753,13 +770,14 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     judged = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k, jp.v AS person, {start} AS start_at,"
-        f" {end} AS end_at FROM raw.{ident(ds.dataset)} AS r INNER JOIN ({judged_persons}) AS jp"
+        f" {end} AS end_at, r.source_file AS file, r.source_line AS line"
+        f" FROM raw.{ident(ds.dataset)} AS r INNER JOIN ({judged_persons}) AS jp"
         f" ON jp.org_code = r.org_code AND jp.k = {_col(ds, key)}"
         f" WHERE {current_rows(ds.dataset, f'= {d}')} AND jp.v != ''"
         f" AND r.{ident(spec['start_field'])} IS NOT NULL AND end_at > start_at"
     )
     where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
-    overlap = "dateDiff('second', greatest(j.start_at, o.start_at), least(j.end_at, o.end_at))"
+    overlap = _overlap("j", "o")
     overlaps = (
         f"SELECT j.org_code AS org_code, j.k AS k, max({overlap}) AS seconds,"
         f" argMax(o.k, {overlap}) AS other FROM ({judged}) AS j"
@@ -772,8 +790,15 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     joins = (
         f"LEFT JOIN ({judged_persons}) AS tp ON tp.org_code = t.org_code"
         f" AND tp.k = {_col(ds, key, 't')}"
-        f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
     )
+    told = "ifNull(tw.told, 0) = 1"
+    if same_org:
+        joins += f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
+    else:
+        joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
+            f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
+            " AND tw.file = t.source_file AND tw.line = t.source_line"
+        )
     hours = quote(f"{p['max_overlap_hours']:g}")
     if same_org:
         detail = f"concat('overlaps stay ', ov.other, ' by more than ', {hours}, ' h')"
@@ -783,7 +808,77 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f"tp.v != '' AND {_col(ds, spec['start_field'], 't')} IS NOT NULL"
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
-    return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+    if same_org:
+        return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+    # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
+    # first to overlap: each is that hospital's failing record, under its own key.
+    return [
+        _Part(
+            ds,
+            f"{told} OR ({checked})",
+            f"{told} OR tw.seconds > {limit}",
+            joins,
+            detail=detail,
+            org=f"if({told}, tw.whose, t.org_code)",
+            key=f"if({told}, tw.whose_key, {record_key(ds)})",
+        )
+    ]
+
+
+def _told_earlier(
+    ds: Dataset,
+    spec: dict,
+    judged: str,
+    located: str,
+    limit: int,
+    day: dt.date,
+) -> str:
+    """stay_overlap_other_org per row of D, to join on (org_code, k, file, line): the row
+    itself (told = 0) with its longest overlap (`seconds`) with a stay of another hospital,
+    then (told = 1) each earlier stay of another hospital it tells, as (whose, whose_key).
+
+    An earlier stay is told on D when it is not in its hospital's batch of D (a stay of D is
+    judged itself), a stay of D of another hospital overlaps it by more than `limit` seconds
+    and that stay's current version before D (if any) did not: so an overlap reaches the
+    earlier hospital once, on the date it becomes knowable. Several rows of D overlapping one
+    earlier stay tell it once, on the smallest (org_code, k, file, line). The pairs of stays
+    are read once (one pass, then a window per earlier stay)."""
+    d, stay_key = _day(day), _col(ds, ds.key[0])
+    of_d = (
+        f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
+        f" WHERE {current_rows(ds.dataset, f'= {d}')}"
+    )
+    before = (
+        f"SELECT r.org_code AS org_code, {stay_key} AS k,"
+        f" argMax({_col(ds, spec['start_field'])}, {_ARRIVAL}) AS start_at,"
+        f" argMax({_col(ds, spec['end_field'])}, {_ARRIVAL}) AS end_at"
+        f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'< {d}')}"
+        f" AND (r.org_code, {stay_key}) IN ({of_d}) GROUP BY org_code, k"
+    )
+    tells = (
+        f"{_overlap('j', 'o')} > {limit} AND (o.org_code, o.k) NOT IN ({of_d})"
+        f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
+    )
+    per_row = (
+        f"SELECT (j.org_code, j.k, j.file, j.line) AS jrow, max({_overlap('j', 'o')}) AS seconds,"
+        f" groupArrayIf((o.org_code, ifNull(toString(o.k), '')), {tells}) AS cand"
+        f" FROM ({judged}) AS j INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
+        f" WHERE o.org_code != j.org_code GROUP BY jrow"
+    )
+    first = (
+        f"SELECT jrow, seconds, c, min(jrow) OVER (PARTITION BY c) AS first_row"
+        f" FROM ({per_row}) LEFT ARRAY JOIN cand AS c"
+    )
+    rows = (
+        f"SELECT jrow, any(seconds) AS seconds, arrayPushFront(groupArrayIf((toUInt8(1), c.1,"
+        f" c.2), c.1 != '' AND first_row = jrow), (toUInt8(0), '', '')) AS tells"
+        f" FROM ({first}) GROUP BY jrow"
+    )
+    return (
+        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, seconds,"
+        f" w.1 AS told, w.2 AS whose, w.3 AS whose_key FROM ({rows}) ARRAY JOIN tells AS w"
+    )
 
 
 def _stay_overlap_same_org(p: dict, day: dt.date) -> list[_Part]:
@@ -980,7 +1075,10 @@ CROSS_RULES: dict[str, CrossRule] = {
     ),
     "stay_overlap_other_org": CrossRule(
         _stay_overlap_other_org,
-        _counted("stays linked to a person; stays of other hospitals up to"),
+        _counted(
+            "stays linked to a person (D's, and this hospital's earlier stays that a stay of D"
+            " at another organisation is the first to overlap); stays of other hospitals up to"
+        ),
     ),
     "record_not_resent": CrossRule(
         _record_not_resent,

@@ -58,6 +58,7 @@ def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp
     loader = ingestor(rt, registry)
     failed = defaultdict(set)  # (org, dataset, date) -> dimensions of failed rules
     issue_keys = defaultdict(set)  # (org, dataset, date, dimension) -> failing record keys
+    overlaps = set()  # (org, date, key) failing a stay-overlap rule (section 7.2)
     seconds, results = [], {}
     for i in range(DAYS):
         day = START + dt.timedelta(days=i)
@@ -73,12 +74,14 @@ def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp
             assert r["failed"] <= r["checked"]
             if r["status"] == "failed":
                 failed[(r["org_code"], r["dataset"], r["business_date"])].add(r["dimension"])
-        for org, ds, key, dim in rt.ch.query(
-            "SELECT org_code, dataset, record_key, dimension FROM dq.record_issue"
+        for org, ds, key, dim, rule_id in rt.ch.query(
+            "SELECT org_code, dataset, record_key, dimension, rule_id FROM dq.record_issue"
             " WHERE run_id = {r:String}",
             parameters={"r": summary.run_id},
         ).result_rows:
             issue_keys[(org, ds, day.isoformat(), dim)].add(key)
+            if "stay_overlap" in rule_id:
+                overlaps.add((org, day.isoformat(), key))
 
     hits, totals, missed = Counter(), Counter(), []
     for t in truth:
@@ -102,6 +105,15 @@ def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp
     assert not missed, [
         (t["defect"], t["dimension"], t["expected_ingest"], t["detail"]) for t in missed
     ]
+    # precision of the overlap rules: across hospitals both are told, and nothing else is
+    injected = {
+        (t["org_code"], t["business_date"], t["record_key"])
+        for t in truth
+        if t["defect"].startswith("stay_overlap")
+    }
+    assert overlaps == injected, overlaps ^ injected
+    told = {(t["org_code"], t["business_date"]) for t in truth if t["defect"].endswith("other_org")}
+    assert len(told) >= 2, told  # the later hospital and the earlier one, on the same date
 
     # a re-run of a day writes a new run with identical numbers, and becomes the current one
     day = START + dt.timedelta(days=3)

@@ -530,6 +530,11 @@ def _persons(batches, by_org, bad) -> None:
             if overlap > limit:
                 rule = "overlap_same_org" if o == org else "overlap_other_org"
                 bad[(org, "inpatient_discharge", day, key)].add(rule)
+                # the earlier hospital is told on the later stay's date, under its own key,
+                # unless that stay is in its batch of the date (then it is judged there)
+                sent = {x["admission_id"] for x in batches.get((o, "inpatient_discharge", day), [])}
+                if o != org and d < day and k not in sent:
+                    bad[(o, "inpatient_discharge", day, k)].add(rule)
 
     exempt = set(cons["record_not_resent"]["updated_by_design"])
     for (org, name), held in by_org.items():

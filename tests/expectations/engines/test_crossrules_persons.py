@@ -194,13 +194,22 @@ def test_overlap_across_hospitals_names_no_one(ch):
         1,
         {"Z1": "overlaps a stay at another organisation by more than 24 h"},
     )
+    # the earlier hospital is told on D too, under its own key (it has no batch on D)
+    assert got[("inpatient_discharge", HOSPITAL2)] == (
+        1,
+        1,
+        {"Y1": "overlaps a stay at another organisation by more than 24 h"},
+    )
     assert outcome(ch, "stay_overlap_same_org")[("inpatient_discharge", HOSPITAL)] == (1, 0, {})
-    # the other hospital is told too when it uploads a stay that overlaps (on D)
+    # the other hospital's own stay of D that overlaps is judged with its batch
     load(ch, "inpatient_discharge", [stay("Y3", "Q7", at(days(-3)), at(D, 12))], org=HOSPITAL2)
     got = outcome(ch, "stay_overlap_other_org")
     assert got[("inpatient_discharge", HOSPITAL2)][1:] == (
-        1,
-        {"Y3": "overlaps a stay at another organisation by more than 24 h"},
+        2,
+        {
+            "Y1": "overlaps a stay at another organisation by more than 24 h",
+            "Y3": "overlaps a stay at another organisation by more than 24 h",
+        },
     )
     assert HOSPITAL not in str(got[("inpatient_discharge", HOSPITAL2)])
 
@@ -238,3 +247,153 @@ def test_resent_record_versus_corrected_reupload(ch):
     got = outcome(ch, "record_not_resent")
     assert got[("outpatient_visit", HOSPITAL)] == (2, 1, {"V1": ""})
     assert ("patient", HOSPITAL) not in got
+
+
+OTHER = "overlaps a stay at another organisation by more than 24 h"
+
+
+def two_hospitals(ch):
+    """Person A at HOSPITAL (P1) and at HOSPITAL2 (Q1)."""
+    load(ch, "patient", [person("P1", A, "甲")], day=days(-9))
+    load(ch, "patient", [person("Q1", A, "甲")], org=HOSPITAL2, day=days(-9))
+
+
+def test_overlap_across_hospitals_tells_the_earlier_hospital_with_its_own_key(ch):
+    two_hospitals(ch)
+    # HOSPITAL2 sent Y1 on D-2 (judged then, alone); HOSPITAL's Z1 arrives on D
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y1", "Q1", at(days(-6)), at(days(-2)))],
+        org=HOSPITAL2,
+        day=days(-2),
+    )
+    assert outcome(ch, "stay_overlap_other_org", days(-2))[("inpatient_discharge", HOSPITAL2)] == (
+        1,
+        0,
+        {},
+    )
+    load(ch, "inpatient_discharge", [stay("Z1", "P1", at(days(-4)), at(D))])
+    got = outcome(ch, "stay_overlap_other_org")
+    assert got[("inpatient_discharge", HOSPITAL)] == (1, 1, {"Z1": OTHER})
+    # HOSPITAL2 has no batch on D: version 0, its own key, nothing of HOSPITAL's
+    assert got[("inpatient_discharge", HOSPITAL2)] == (1, 1, {"Y1": OTHER})
+    (r,) = [
+        r for r in run_cross(ch, D, [rule("stay_overlap_other_org")]) if r["org_code"] == HOSPITAL2
+    ]
+    assert r["batch_version"] == 0
+    assert HOSPITAL not in str(r["keys"] + r["details"]) and "Z1" not in str(r["details"])
+    # the same-hospital rule does not see it
+    assert outcome(ch, "stay_overlap_same_org")[("inpatient_discharge", HOSPITAL)] == (1, 0, {})
+
+
+def test_overlap_told_to_the_earlier_hospital_once(ch):
+    two_hospitals(ch)
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y1", "Q1", at(days(-6)), at(days(-2)))],
+        org=HOSPITAL2,
+        day=days(-2),
+    )
+    load(ch, "inpatient_discharge", [stay("Z1", "P1", at(days(-4)), at(D))])
+    # D+1: both hospitals upload other stays, HOSPITAL re-sends Z1 unchanged
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y2", "Q1", at(days(1), 1), at(days(1), 2))],
+        org=HOSPITAL2,
+        day=days(1),
+    )
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Z1", "P1", at(days(-4)), at(D)), stay("Z2", "P1", at(days(1), 3), at(days(1), 4))],
+        day=days(1),
+    )
+    got = outcome(ch, "stay_overlap_other_org", days(1))
+    # the re-sent Z1 is judged again for its uploader; HOSPITAL2 is not told Y1 a second time
+    assert got[("inpatient_discharge", HOSPITAL)] == (2, 1, {"Z1": OTHER})
+    assert got[("inpatient_discharge", HOSPITAL2)] == (1, 0, {})
+    # D is still the same whenever computed
+    assert outcome(ch, "stay_overlap_other_org")[("inpatient_discharge", HOSPITAL2)] == (
+        1,
+        1,
+        {"Y1": OTHER},
+    )
+
+
+def test_overlap_corrected_into_existence_tells_the_earlier_hospital_then(ch):
+    two_hospitals(ch)
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y1", "Q1", at(days(-6)), at(days(-2)))],
+        org=HOSPITAL2,
+        day=days(-3),
+    )
+    # Z1 first arrives on D-1 apart from Y1, then its times are corrected on D to overlap
+    load(ch, "inpatient_discharge", [stay("Z1", "P1", at(days(-1)), at(D))], day=days(-1))
+    load(ch, "inpatient_discharge", [stay("Z1", "P1", at(days(-4)), at(D))])
+    assert ("inpatient_discharge", HOSPITAL2) not in outcome(ch, "stay_overlap_other_org", days(-1))
+    assert outcome(ch, "stay_overlap_other_org")[("inpatient_discharge", HOSPITAL2)] == (
+        1,
+        1,
+        {"Y1": OTHER},
+    )
+
+
+def test_overlap_across_hospitals_same_day_tells_both_once(ch):
+    two_hospitals(ch)
+    load(ch, "patient", [person("R1", A, "甲")], org=HOSPITAL3, day=days(-9))
+    load(ch, "inpatient_discharge", [stay("Y1", "Q1", at(days(-6)), at(days(-2)))], org=HOSPITAL2)
+    load(ch, "inpatient_discharge", [stay("Z1", "P1", at(days(-4)), at(D))])
+    # HOSPITAL3's earlier X1 overlaps both stays of D: told once, under X1
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("X1", "R1", at(days(-5)), at(days(-1)))],
+        org=HOSPITAL3,
+        day=days(-1),
+    )
+    got = outcome(ch, "stay_overlap_other_org")
+    assert got[("inpatient_discharge", HOSPITAL)] == (1, 1, {"Z1": OTHER})
+    assert got[("inpatient_discharge", HOSPITAL2)] == (1, 1, {"Y1": OTHER})
+    assert got[("inpatient_discharge", HOSPITAL3)] == (1, 1, {"X1": OTHER})
+
+
+def test_overlap_across_hospitals_of_exactly_24_hours_tells_no_one(ch):
+    two_hospitals(ch)
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y1", "Q1", at(days(-6), 8), at(days(-1), 8))],
+        org=HOSPITAL2,
+        day=days(-1),
+    )
+    load(
+        ch,
+        "patient",
+        [person("Q2", B, "乙")],
+        org=HOSPITAL2,
+        day=days(-9),
+    )
+    load(ch, "patient", [person("P2", B, "乙")], day=days(-9))
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay("Y2", "Q2", at(days(-6), 8), at(days(-1), 8))],
+        org=HOSPITAL2,
+        day=days(-1),
+    )
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            stay("Z1", "P1", at(days(-2), 8), at(D, 8)),  # overlaps Y1 by exactly 24 h
+            stay("Z2", "P2", at(days(-2), 7, 59, 59), at(D, 8)),  # Y2 by 24 h + 1 s
+        ],
+    )
+    got = outcome(ch, "stay_overlap_other_org")
+    assert got[("inpatient_discharge", HOSPITAL)] == (2, 1, {"Z2": OTHER})
+    assert got[("inpatient_discharge", HOSPITAL2)] == (1, 1, {"Y2": OTHER})
