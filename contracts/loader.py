@@ -74,6 +74,12 @@ def _parse(model: type, raw: Any, path: Path, name: str | None = None):
         raise ContractError(prefix + _describe(exc, raw)) from None
 
 
+def load_model(path: Path, model: type):
+    """One YAML configuration file validated by a pydantic `model`; a problem is a
+    ContractError naming the file and the field (the scoring and suggestion configs)."""
+    return _parse(model, _read_yaml(path), path)
+
+
 def load_contracts(root: Path | None = None) -> Contracts:
     root = Path(root) if root else CONTRACTS_DIR
     codes_raw = _read_yaml(root / "codes.yaml") or {}

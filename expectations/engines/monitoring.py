@@ -276,28 +276,22 @@ def _manifest_row_count(_expected: _ExpectedBatch, batch: _Batch, _rule: Rule) -
     return _Outcome(1, int(batch.manifest_problem is not None), batch.manifest_problem or "")
 
 
-@_arrived
-def _volume_not_collapsed(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -> _Outcome:
-    history = expected.read.history(rule.params["window_days"])
-    checked, failed, note = volume_check(
-        batch.rows_read,
-        expected.read.day,
-        history.get((expected.org.org_code, expected.dataset), {}),
-        rule.params,
-    )
-    return _Outcome(checked, failed, note, applicable=checked > 0)
+def _volume(check: Callable[[int, dt.date, dict[dt.date, int], dict], tuple[int, int, str]]):
+    """A batch rule judging the rows received against the organisation's own history of
+    the dataset (`volume_check`, `spike_check`); not_applicable without enough history."""
 
+    @_arrived
+    def judge(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -> _Outcome:
+        history = expected.read.history(rule.params["window_days"])
+        checked, failed, note = check(
+            batch.rows_read,
+            expected.read.day,
+            history.get((expected.org.org_code, expected.dataset), {}),
+            rule.params,
+        )
+        return _Outcome(checked, failed, note, applicable=checked > 0)
 
-@_arrived
-def _volume_not_spiked(expected: _ExpectedBatch, batch: _Batch, rule: Rule) -> _Outcome:
-    history = expected.read.history(rule.params["window_days"])
-    checked, failed, note = spike_check(
-        batch.rows_read,
-        expected.read.day,
-        history.get((expected.org.org_code, expected.dataset), {}),
-        rule.params,
-    )
-    return _Outcome(checked, failed, note, applicable=checked > 0)
+    return judge
 
 
 def _loaded(batch: _Batch) -> list[tuple[str, str, list[str], list[str]]]:
@@ -343,8 +337,8 @@ BATCH_RULES: dict[str, BatchRule] = {
     "batch_on_time": _batch_on_time,
     "file_readable": _file_readable,
     "manifest_row_count": _manifest_row_count,
-    "volume_not_collapsed": _volume_not_collapsed,
-    "volume_not_spiked": _volume_not_spiked,
+    "volume_not_collapsed": _volume(volume_check),
+    "volume_not_spiked": _volume(spike_check),
     "columns_present": _columns_present,
     "no_schema_drift": _no_schema_drift,
     "values_typed": _values_typed,

@@ -7,11 +7,10 @@ import hashlib
 from fractions import Fraction
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts import labels
-from contracts.loader import CONTRACTS_DIR, ContractError
+from contracts.loader import CONTRACTS_DIR, load_model
 from contracts.registry import LEVELS
 
 DIMENSIONS = tuple(labels.DIMENSIONS)
@@ -60,14 +59,4 @@ class ScoringConfig(_Strict):
 def load_scoring_config(path: Path | str | None = None) -> ScoringConfig:
     """The scoring configuration at `path` (default contracts/scoring.yaml), validated."""
     path = Path(path) if path else SCORING_CONFIG
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
-    try:
-        return ScoringConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ContractError(f"{path}: {problems}") from None
+    return load_model(path, ScoringConfig)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.loader import CONTRACTS_DIR, ContractError
+from contracts.loader import CONTRACTS_DIR, load_model
 
 SUGGESTIONS_CONFIG = CONTRACTS_DIR / "weight_suggestions.yaml"
 HEURISTICS = ("not_judged", "never_failed", "widespread", "keeps_rows_out", "separates")
@@ -93,14 +92,4 @@ class SuggestionConfig(_Strict):
 def load_suggestion_config(path: Path | str | None = None) -> SuggestionConfig:
     """The configuration at `path` (default contracts/weight_suggestions.yaml), validated."""
     path = Path(path) if path else SUGGESTIONS_CONFIG
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
-    try:
-        return SuggestionConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ContractError(f"{path}: {problems}") from None
+    return load_model(path, SuggestionConfig)
