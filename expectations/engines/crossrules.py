@@ -1120,7 +1120,10 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
     rules that attribute a result to a county (inpatient_death_registered)."""
     day = dt.date.fromisoformat(str(business_date))
     union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day, registry))
-    return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS join_use_nulls = 1"
+    return (
+        f"SELECT * FROM ({union}) ORDER BY dataset, org_code"
+        " SETTINGS join_use_nulls = 1, query_plan_filter_push_down = 0"
+    )
 
 
 def run_cross(
