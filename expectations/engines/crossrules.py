@@ -261,6 +261,9 @@ class _Part:
     org: str = "t.org_code"
     result_dataset: Dataset | None = None
     key: str | None = None
+    # Subqueries several places of the rule read, as (name, SELECT): computed once per query
+    # (a materialized WITH of cross_query) and read by name; parts may share one by name.
+    shared: tuple[tuple[str, str], ...] = ()
 
 
 def _part_query(part: _Part, day: dt.date) -> str:
@@ -670,6 +673,8 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" GROUP BY org_code, person"
         for ds, s in holders
     )
+    shared = [("demographics_held", held)]
+    held = "SELECT * FROM demographics_held"
     holders_of = (
         f"SELECT person, uniqExact(org_code) AS n_orgs FROM ({held}) GROUP BY person"
         f" HAVING n_orgs >= {int(p['min_organisations'])}"
@@ -688,12 +693,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f") GROUP BY person"
     )
 
+    shared += [("demographics_holders", holders_of), ("demographics_references", references)]
     parts = []
     for ds, s in holders:
         person = _person_of(ds, s, resident, "t")
         joins = (
-            f" LEFT JOIN ({holders_of}) AS h ON h.person = {person}"
-            f" LEFT JOIN ({references}) AS ref ON ref.person = {person}"
+            f" LEFT JOIN demographics_holders AS h ON h.person = {person}"
+            f" LEFT JOIN demographics_references AS ref ON ref.person = {person}"
         )
         differs = []
         for name in always + others:
@@ -718,6 +724,7 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
                 failed,
                 joins,
                 detail=detail,
+                shared=tuple(shared),
             )
         )
     return parts
@@ -742,13 +749,20 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     number = _norm(f"ifNull({_col(master, link['id_field'])}, '')")
     resident_row = f"ifNull(trimBoth({_col(master, link['id_type_field'])}), '') = {resident}"
     person = f"if({resident_row}, {number}, '')"
-    judged_persons = _latest(master, key, person, upto, _named(ds, key, day))
+    shared = [("stay_judged_persons", _latest(master, key, person, upto, _named(ds, key, day)))]
+    judged_persons = "SELECT * FROM stay_judged_persons"
     numbers = f"SELECT v FROM ({judged_persons}) WHERE v != ''"
     among = (
         f"SELECT r.org_code, {_col(master, key)} FROM raw.{ident(master.dataset)} AS r"
         f" WHERE {current_rows(master.dataset, upto)} AND {number} IN ({numbers})"
     )
-    persons = f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})"
+    shared.append(
+        (
+            "stay_persons",
+            f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})",
+        )
+    )
+    persons = "SELECT * FROM stay_persons"
     stay_key, start, end = (
         _col(ds, ds.key[0]),
         _col(ds, spec["start_field"]),
@@ -768,6 +782,8 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" ON pp.org_code = s.org_code AND pp.k = s.pid"
         f" WHERE s.start_at IS NOT NULL AND s.end_at > s.start_at"
     )
+    shared.append(("stay_located", located))
+    located = "SELECT * FROM stay_located"
     judged = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k, jp.v AS person, {start} AS start_at,"
         f" {end} AS end_at, r.source_file AS file, r.source_line AS line"
@@ -776,6 +792,8 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" WHERE {current_rows(ds.dataset, f'= {d}')} AND jp.v != ''"
         f" AND r.{ident(spec['start_field'])} IS NOT NULL AND end_at > start_at"
     )
+    shared.append(("stay_judged", judged))
+    judged = "SELECT * FROM stay_judged"
     where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
     overlap = _overlap("j", "o")
     overlaps = (
@@ -809,7 +827,9 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
     if same_org:
-        return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+        return [
+            _Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail, shared=tuple(shared))
+        ]
     # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
     # first to overlap: each is that hospital's failing record, under its own key.
     return [
@@ -821,6 +841,7 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
             detail=detail,
             org=f"if({told}, tw.whose, t.org_code)",
             key=f"if({told}, tw.whose_key, {record_key(ds)})",
+            shared=tuple(shared),
         )
     ]
 
@@ -1119,10 +1140,22 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
     failed and every failing record key, sorted. `registry`: the organisation registry, for
     rules that attribute a result to a county (inpatient_death_registered)."""
     day = dt.date.fromisoformat(str(business_date))
-    union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day, registry))
+    parts = _parts(rule, day, registry)
+    union = " UNION ALL ".join(_part_query(part, day) for part in parts)
+    shared: dict[str, str] = {}
+    for name, select in (item for part in parts for item in part.shared):
+        if shared.setdefault(name, select) != select:
+            raise RuleSQLError(f"{rule.id}: two parts share {name!r} as different queries")
+    # ClickHouse evaluates every textual occurrence of a subquery on its own; a materialized
+    # WITH is computed once per query.
+    with_ = (
+        "WITH " + ", ".join(f"{ident(n)} AS MATERIALIZED ({q})" for n, q in shared.items()) + " "
+        if shared
+        else ""
+    )
     return (
-        f"SELECT * FROM ({union}) ORDER BY dataset, org_code"
-        " SETTINGS join_use_nulls = 1, query_plan_filter_push_down = 0"
+        f"{with_}SELECT * FROM ({union}) ORDER BY dataset, org_code"
+        " SETTINGS join_use_nulls = 1, query_plan_filter_push_down = 0, enable_materialized_cte = 1"
     )
 
 
