@@ -922,11 +922,15 @@ def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
             continue
         ds = _dataset(name)
         table, key = f"raw.{ident(name)}", record_key(ds, "r.")
-        sent = (
-            f"SELECT r.org_code, {key} FROM {table} AS r"
-            f" WHERE {current_rows(name, f'< {d}')} AND (r.org_code, {key}) IN"
-            f" (SELECT r.org_code, {key} FROM {table} AS r WHERE r.business_date = {d})"
-        )
+        of_d = f"FROM {table} AS r WHERE r.business_date = {d}"
+        sent = f"SELECT r.org_code, {key} FROM {table} AS r WHERE {current_rows(name, f'< {d}')}"
+        if len(ds.key) == 1:
+            # Only the earlier rows whose raw key D's rows also have (a cheap set; a blank key,
+            # NULL or '', is compared as ''): the row of D itself matches organisation and key.
+            col = _col(ds, ds.key[0])
+            sent += f" AND (ifNull(toString({col}), '') = '' OR {col} IN (SELECT {col} {of_d}))"
+        else:
+            sent += f" AND (r.org_code, {key}) IN (SELECT r.org_code, {key} {of_d})"
         parts.append(_Part(ds, "1", f"(t.org_code, {record_key(ds)}) IN ({sent})"))
     return parts
 

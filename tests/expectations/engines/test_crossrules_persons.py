@@ -249,6 +249,25 @@ def test_resent_record_versus_corrected_reupload(ch):
     assert ("patient", HOSPITAL) not in got
 
 
+def test_resent_blank_key_is_compared_as_blank(ch):
+    """The key as compared is the record key text: NULL and '' are one key (the query first
+    narrows the earlier rows by the raw key column, which must not lose them)."""
+    load(
+        ch,
+        "outpatient_visit",
+        [{**visit("V1", "P1", at(days(-2))), "visit_id": None}],
+        day=days(-2),
+    )
+    load(ch, "outpatient_visit", [visit("V5", "P1", at(days(-1)))], org=HOSPITAL2, day=days(-1))
+    load(
+        ch,
+        "outpatient_visit",
+        [{**visit("V1", "P1", at(D)), "visit_id": ""}, visit("V5", "P1", at(D))],
+    )
+    got = outcome(ch, "record_not_resent")
+    assert got[("outpatient_visit", HOSPITAL)] == (2, 1, {"": ""})
+
+
 OTHER = "overlaps a stay at another organisation by more than 24 h"
 
 
