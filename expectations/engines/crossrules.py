@@ -660,13 +660,14 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" WHERE r.business_date = {d}"
         for ds, s in holders
     )
-    # one row per organisation and person: its latest values and its first upload
+    # one row per organisation and person: its latest values (one argMax of them all) and
+    # its first upload
+    fields = always + others
     held = " UNION ALL ".join(
         f"SELECT r.org_code AS org_code, {_person_of(ds, s, resident, 'r')} AS person,"
         f" {1 if s.get('reference') else 0} AS is_reference,"
-        + "".join(
-            f" argMax({_text(ds, f, 'r')}, {_ARRIVAL}) AS {ident(f)}," for f in always + others
-        )
+        f" argMax(tuple({', '.join(_text(ds, f, 'r') for f in fields)}), {_ARRIVAL}) AS _latest,"
+        + "".join(f" _latest.{i} AS {ident(f)}," for i, f in enumerate(fields, 1))
         + f" min((r.business_date, r.received_at)) AS first_upload"
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, upto)}"
         f" AND {_person_of(ds, s, resident, 'r')} IN ({named})"
@@ -682,14 +683,16 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
 
     # Per person and field, the reference value: among the reference dataset's holders when
     # one holds the person, the value most organisations sent, then the earliest upload.
-    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in always + others)
+    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in fields)
+    # (the first of ORDER BY is_reference DESC, n DESC, first, v: argMin, not a sort)
     references = (
-        f"SELECT person, mapFromArrays(groupArray(f), groupArray(v)) AS values FROM ("
-        f"SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
-        f" min(first_upload) AS first FROM ({held}) ARRAY JOIN [{pairs}] AS fv"
-        f" WHERE v != '' AND person IN (SELECT person FROM ({holders_of}))"
-        f" GROUP BY person, f, is_reference, v"
-        f" ORDER BY person, f, is_reference DESC, n DESC, first, v LIMIT 1 BY person, f"
+        f"SELECT person, mapFromArrays(groupArray(f), groupArray(chosen)) AS values FROM ("
+        f"SELECT person, f, argMin(v, (-toInt16(is_reference), -toInt64(n), first, v)) AS chosen"
+        f" FROM (SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
+        f" min(first_upload) AS first FROM ({held}"
+        f" WHERE person IN (SELECT person FROM demographics_holders))"
+        f" ARRAY JOIN [{pairs}] AS fv WHERE v != ''"
+        f" GROUP BY person, f, is_reference, v) GROUP BY person, f"
         f") GROUP BY person"
     )
 
