@@ -668,7 +668,9 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" {1 if s.get('reference') else 0} AS is_reference,"
         f" argMax(tuple({', '.join(_text(ds, f, 'r') for f in fields)}), {_ARRIVAL}) AS _latest,"
         + "".join(f" _latest.{i} AS {ident(f)}," for i, f in enumerate(fields, 1))
-        + f" min((r.business_date, r.received_at)) AS first_upload"
+        # (business date, receipt) as one number in the same order: a tuple's min is slow
+        + f" min(bitShiftLeft(toUInt64(r.business_date), 32) + toUInt32(r.received_at))"
+        f" AS first_upload"
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, upto)}"
         f" AND {_person_of(ds, s, resident, 'r')} IN ({named})"
         f" GROUP BY org_code, person"
@@ -684,11 +686,15 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
     # Per person and field, the reference value: among the reference dataset's holders when
     # one holds the person, the value most organisations sent, then the earliest upload.
     pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in fields)
-    # (the first of ORDER BY is_reference DESC, n DESC, first, v: argMin, not a sort)
+    # (the first of ORDER BY is_reference DESC, n DESC, first, v: argMin, not a sort). Rows
+    # of held are one per organisation and person of one dataset: where no two datasets share
+    # the reference flag, the organisations of a group are counted by count().
+    flags = [bool(s.get("reference")) for _, s in holders]
+    orgs = "count()" if len(set(flags)) == len(flags) else "uniqExact(org_code)"
     references = (
         f"SELECT person, mapFromArrays(groupArray(f), groupArray(chosen)) AS values FROM ("
         f"SELECT person, f, argMin(v, (-toInt16(is_reference), -toInt64(n), first, v)) AS chosen"
-        f" FROM (SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
+        f" FROM (SELECT person, fv.1 AS f, fv.2 AS v, is_reference, {orgs} AS n,"
         f" min(first_upload) AS first FROM ({held}"
         f" WHERE person IN (SELECT person FROM demographics_holders))"
         f" ARRAY JOIN [{pairs}] AS fv WHERE v != ''"
