@@ -5,7 +5,9 @@ contracts/cross_dataset.yaml) judges the rows of ONE dataset (the judged dataset
 other datasets. `cross_query` builds the query of a rule for business date D; `run_cross` runs
 them and returns one result per (organisation, judged dataset, batch version, rule) in the
 shape of `sqlrules.run_dataset`, plus every failing record key (`keys`, for dq.record_issue),
-the SQL (`query`) and a short explanation (`notes`).
+the SQL (`query`) and a short explanation (`notes`). ClickHouse evaluates every textual
+occurrence of a subquery on its own: what a rule reads in several places (e.g. the persons of
+D's rows) is a `_Part.shared` subquery, computed once per query as a materialized WITH.
 
 What the rules read is fixed so that a business date gets the same answer whenever it is
 judged: only current batch versions (`raw.current_batch`) and only business dates <= D, never
