@@ -179,6 +179,13 @@ from expectations.engines.sqlrules import (
 )
 from expectations.rules.rulebase import Rule
 
+# join_use_nulls: a row without a match reads NULL, not the type's default ('' or 0), so
+# "no such person" is never mistaken for a value. query_plan_filter_push_down = 0: pushing a
+# WHERE into these nested subqueries made ClickHouse 26.9 evaluate the pushed side again;
+# measured on the bench's 1 M-row day, the join of 7,306 judged stays with 7,566 stays of the
+# same persons took 16.0 s with it and 2.2 s without, and every cross rule was as fast or faster
+# (all rules: 50.9 s -> 14.9 s on a busy machine).
+_SETTINGS = "join_use_nulls = 1, query_plan_filter_push_down = 0"
 _ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 _ICD10_PREFIX = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]+)?$")
 # Rows of a history table in the order of their arrival: the last one is the current state.
@@ -1120,7 +1127,7 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
     rules that attribute a result to a county (inpatient_death_registered)."""
     day = dt.date.fromisoformat(str(business_date))
     union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day, registry))
-    return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS join_use_nulls = 1"
+    return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS {_SETTINGS}"
 
 
 def run_cross(
