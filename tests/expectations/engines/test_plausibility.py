@@ -148,10 +148,43 @@ def test_level_shift_against_peers_without_history(ch):
     out = level(ch, reg)
     checked, failed, _, _, details = out[(new, "prescription")]
     assert (checked, failed) == (1, 1)
-    assert details == ["amount median 1000.00 vs 100.00 (peer group tertiary, 3 peers), ratio 10"]
+    assert details == [
+        "amount median 1000.00 is at least 10 times the median of peer group tertiary, 3 peers"
+    ]
     assert out[(peers[0], "prescription")][:2] == (3, 0)  # 100 vs median(100, 100, 1000)
     assert out[(lonely, "prescription")][:2] == (0, 0)  # not_applicable, never failed
     assert "fewer than 4 comparable days and fewer than 3 peers" in out[(lonely, "prescription")][3]
+
+
+def test_level_shift_never_shows_a_peers_median(ch):
+    """With three peers their median is one other organisation's batch median: neither it nor
+    a ratio to it (the own median / ratio would give it back) is in the notes or details."""
+    up, same, zero = "H00000040", "H00000044", "H00000050"
+    peers = {"H00000041": "80.00", "H00000042": "123.45", "H00000043": "130.00"}
+    for code, amount in peers.items():
+        load_rx(ch, code, D, [amount])
+    load_rx(ch, up, D, ["5000.00"])  # 39.46 x its peers' median 126.73 (same's 200 too)
+    load_rx(ch, same, D, ["200.00"])  # 1.62 x its peers' median 123.45: passes
+    for code in ("H00000051", "H00000052", "H00000053"):
+        load_rx(ch, code, D, ["0.00"])  # the peers' median is 0: not comparable
+    load_rx(ch, zero, D, ["100.00"])
+    reg = registry(
+        *(org(c) for c in (up, same, *peers)),
+        *(org(c, "primary") for c in (zero, "H00000051", "H00000052", "H00000053")),
+    )
+    out = level(ch, reg)
+    for code in (up, same, zero):
+        _, _, _, notes, details = out[(code, "prescription")]
+        shown = notes + " ".join(details)
+        assert not any(x in shown for x in ("123.45", "126.7", "39.46", "1.62")), shown
+        assert "ratio" not in shown and "reference median" not in shown, shown
+    assert out[(up, "prescription")][:2] == (1, 1)
+    assert out[(up, "prescription")][4] == [
+        "amount median 5000.00 is at least 10 times the median of peer group tertiary, 4 peers"
+    ]
+    assert out[(same, "prescription")][:2] == (1, 0)
+    assert "between 0.1 and 10 times the median of peer group" in out[(same, "prescription")][3]
+    assert out[(zero, "prescription")][:2] == (0, 0)  # not_applicable, never failed
 
 
 def test_level_shift_is_the_same_whenever_computed(ch):
