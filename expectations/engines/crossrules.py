@@ -100,9 +100,12 @@ person_demographics_agree (judged: patient for hospitals, health_record for coun
     total). Counties are therefore judged only against each other (a county with the person
     alone is its own reference); hospitals against the counties, or against each other when
     no county holds the person. Judged: D's rows whose person at least `min_organisations`
-    organisations hold (checked); failed = a compared field, filled on both sides, differs
-    from the reference. The detail names the field ("name differs from the reference
-    record"), never a value or another organisation. Only persons named by D's rows are read.
+    organisations hold; failed = a compared field, filled on both sides, differs from the
+    reference. checked = D's rows with an identity number, whether or not another
+    organisation holds the person (a count of held rows would tell the uploader which of
+    its persons another organisation holds). The detail names the field ("name differs
+    from the reference record"), never a value or another organisation. Only persons named
+    by D's rows are read.
 
 stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     D's stays of patients with a resident identity number, against every current stay
@@ -701,11 +704,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
             )
             + "]), '; ')"
         )
+        # checked does not depend on other organisations: a count of rows "held elsewhere"
+        # would tell the uploader which of its persons another organisation holds
         parts.append(
             _Part(
                 ds,
-                f"tupleElement({person}, 2) != '' AND h.n_orgs > 0",
-                failed,
+                f"tupleElement({person}, 2) != ''",
+                f"h.n_orgs > 0 AND ({failed})",
                 joins,
                 detail=detail,
             )
@@ -972,7 +977,7 @@ CROSS_RULES: dict[str, CrossRule] = {
     # section 7.2 (v1.1): one person across organisations
     "person_demographics_agree": CrossRule(
         _person_demographics_agree,
-        _counted("rows of a person held by two or more organisations; as of"),
+        _counted("rows with an identity number; persons held by two or more organisations up to"),
     ),
     "stay_overlap_same_org": CrossRule(
         _stay_overlap_same_org,
