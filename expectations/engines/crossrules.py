@@ -488,9 +488,18 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
     ]
 
 
+_LISTED = 20  # (field, code) pairs a detail names; a longer list ends "; and N more"
+
+
 def _listed(found: str) -> str:
-    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined."""
-    return f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {found}), '; ')"
+    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined,
+    the first _LISTED of them (an upload's list of codes may be 64 KiB long)."""
+    return (
+        f"concat(arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2),"
+        f" arraySlice({found}, 1, {_LISTED})), '; '),"
+        f" if(length({found}) > {_LISTED},"
+        f" concat('; and ', toString(length({found}) - {_LISTED}), ' more'), ''))"
+    )
 
 
 def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
@@ -507,11 +516,10 @@ def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
 def _diagnosis_not_repeated(p: dict, day: dt.date) -> list[_Part]:
     ds = _dataset(p["judged"]["dataset"])
     dx = _row_diagnoses(ds, "t")
-    # an occurrence whose code already appeared earlier in the row (principal first)
-    repeated = (
-        f"arrayFilter((d, i) -> indexOf(arrayMap(x -> x.2, {dx}), d.2) < i,"
-        f" {dx}, arrayEnumerate({dx}))"
-    )
+    # an occurrence whose code already appeared earlier in the row (principal first): its
+    # occurrence number among equal codes is above 1. Linear in the list, as a lambda that
+    # captured the whole list would copy it for every element (64 KiB of codes: 32 GiB).
+    repeated = f"arrayFilter((d, n) -> n > 1, {dx}, arrayEnumerateUniq(arrayMap(x -> x.2, {dx})))"
     return [_Part(ds, f"notEmpty({dx})", f"notEmpty({repeated})", detail=_listed(repeated))]
 
 
