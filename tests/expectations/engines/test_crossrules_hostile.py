@@ -3,17 +3,26 @@ stop the day's validation nor make a rule fail for another organisation."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
 
+from contracts.registry import load_registry
+from expectations.engines.crossrules import run_cross
 from tests.expectations.engines.test_crossrules import (
+    CROSS,
     HOSPITAL2,
+    IDS,
+    A,
+    D,
     abstract,
+    days,
     details,
     load,
 )
-from tests.expectations.engines.test_sqlrules import HOSPITAL
+from tests.expectations.engines.test_crossrules_persons import outcome, person, stay
+from tests.expectations.engines.test_sqlrules import HOSPITAL, at
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +50,39 @@ def test_a_diagnosis_list_as_long_as_ingest_admits_is_judged_quickly(ch):
     more = FIELD_BYTES // 2 - 1 - 20
     assert failing["Z0"] == "; ".join(["other_dx_codes A"] * 20) + f"; and {more} more"
     assert got[("inpatient_discharge", HOSPITAL2)] == (1, {"Y1": "other_dx_codes E11.9"})
+
+
+def test_extreme_times_and_blanks_in_stays_stop_no_rule(ch):
+    """A stay from 1970 to 2106 (the ends of DateTime), blank times and a birth date in the
+    future, inserted as they are (past any ingest check): every cross rule still runs, and
+    the other hospital is told only "another organisation"."""
+    load(ch, "patient", [person("P1", A, "甲", birth=dt.date(2105, 12, 31))], day=days(-9))
+    load(ch, "patient", [person("Q1", A, "甲")], org=HOSPITAL2, day=days(-9))
+    ends = (dt.datetime(1970, 1, 2), dt.datetime(2106, 1, 1))
+    load(
+        ch,
+        "inpatient_discharge",
+        [
+            {**stay("Y1", "Q1", *ends), "principal_dx_code": "P07.3", "discharge_method": "5"},
+            {**stay("Y2", "Q1", None, None), "other_dx_codes": ";;;"},
+        ],
+        org=HOSPITAL2,
+    )
+    load(
+        ch,
+        "inpatient_discharge",
+        [{**stay("Z1", "P1", at(days(-4)), at(D)), "principal_dx_code": "O80"}],
+    )
+    for r in run_cross(ch, D, CROSS, load_registry()):  # no rule raises
+        assert not set(r["keys"]) & set(IDS)
+    got = outcome(ch, "stay_overlap_other_org")
+    assert got[("inpatient_discharge", HOSPITAL)] == (
+        1,
+        1,
+        {"Z1": "overlaps a stay at another organisation by more than 24 h"},
+    )
+    assert got[("inpatient_discharge", HOSPITAL2)] == (
+        1,
+        1,
+        {"Y1": "overlaps a stay at another organisation by more than 24 h"},
+    )

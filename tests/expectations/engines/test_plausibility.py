@@ -421,3 +421,29 @@ def test_default_city_plausibility_defects_found_and_nothing_else(rt, tmp_path):
     # a shifted batch fails with every one of its keys: compare batches for that rule
     found = {f if f[0] != "money_level_shift" else (*f[:4], None) for f in failing}
     assert found == expected, (expected - found, found - expected)
+
+
+def test_level_shift_on_hostile_amounts(ch):
+    """Blank, negative, zero and the largest amounts stop nothing: a history median of 0 is
+    not comparable (no division), all-blank is no value, and another organisation's odd
+    amounts change nobody else's result."""
+    blank, zero_hist, negative, huge, plain = (f"H0000006{i}" for i in range(5))
+    for day in WORKDAYS[-4:]:
+        load_rx(ch, zero_hist, day, ["0.00"])
+        load_rx(ch, negative, day, ["100.00"])
+        load_rx(ch, huge, day, ["0.01"])
+        load_rx(ch, plain, day, ["100.00"])
+    rows = [{"rx_item_id": f"B{i}", "amount": None} for i in range(3)]
+    load(ch, "prescription", rows, org=blank)
+    load_rx(ch, zero_hist, D, ["100.00"])
+    load_rx(ch, negative, D, ["-100.00", "-50.00"])
+    load_rx(ch, huge, D, ["9999999999.99"])
+    load_rx(ch, plain, D, ["100.00"])
+    out = level(ch, registry(*(org(c) for c in (blank, zero_hist, negative, huge, plain))))
+    assert out[(blank, "prescription")][:2] == (0, 0)
+    assert "amount: no value" in out[(blank, "prescription")][3]
+    assert out[(zero_hist, "prescription")][:2] == (0, 0)  # not_applicable, never failed
+    assert out[(negative, "prescription")][:2] == (2, 2)  # ratio -0.75: at most 0.1
+    assert out[(huge, "prescription")][:2] == (1, 1)
+    assert "ratio 999999999999" in out[(huge, "prescription")][4][0]
+    assert out[(plain, "prescription")][:2] == (1, 0)
