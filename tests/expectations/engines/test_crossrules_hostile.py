@@ -10,6 +10,7 @@ import pytest
 
 from contracts.registry import load_registry
 from expectations.engines.crossrules import run_cross
+from expectations.publish.feedback import compose
 from tests.expectations.engines.test_crossrules import (
     CROSS,
     HOSPITAL2,
@@ -20,9 +21,11 @@ from tests.expectations.engines.test_crossrules import (
     days,
     details,
     load,
+    rule,
 )
 from tests.expectations.engines.test_crossrules_persons import outcome, person, stay
 from tests.expectations.engines.test_sqlrules import HOSPITAL, at
+from tests.expectations.publish.test_feedback import _csv_rows, _feedback, _parsed
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +89,44 @@ def test_extreme_times_and_blanks_in_stays_stop_no_rule(ch):
         1,
         {"Y1": "overlaps a stay at another organisation by more than 24 h"},
     )
+
+
+def test_a_detail_quoting_an_identifier_is_masked_in_the_e_mail(ch):
+    """A hospital that uses identity numbers as admission ids: the overlap rule's detail
+    names its other stay by that key; the e-mail (both parts) and the CSV mask it as they
+    mask the failing key itself. A doctor id that is a mobile number likewise."""
+    ident = "110101199003074519"  # a valid resident identity number
+    load(ch, "patient", [person("P1", A, "甲")], day=days(-9))
+    load(ch, "inpatient_discharge", [stay(ident, "P1", at(days(-5)), at(days(-1)))], day=days(-1))
+    load(ch, "inpatient_discharge", [stay("Z2", "P1", at(days(-3)), at(D))])
+    (r,) = [r for r in run_cross(ch, D, [rule("stay_overlap_same_org")]) if r["failed"]]
+    assert r["sample_details"] == [f"overlaps stay {ident} by more than 24 h"]
+    failure = {
+        "dataset": r["dataset"],
+        "rule_id": r["rule_id"],
+        "dimension": "logic",
+        "severity": "warning",
+        "failed": 1,
+        "checked": 1,
+        "failed_pct": 100.0,
+        "change": "new",
+        "sample_keys": r["sample_keys"],
+        "sample_details": [*r["sample_details"], "doctor_id 13812345678: 61 rows"],
+    }
+    failure["sample_keys"] = [*r["sample_keys"], "F1"]
+    issue = {
+        "dataset": r["dataset"],
+        "rule_id": r["rule_id"],
+        "dimension": "logic",
+        "severity": "warning",
+        "record_key": r["keys"][0],
+        "detail": r["details"][0],
+    }
+    fb = _feedback(failures=[failure], issues=[issue], issues_total=1)
+    msg = _parsed(compose(fb, "qc@wjw.example.cn"))
+    for kind in ("html", "plain"):
+        body = msg.get_body((kind,)).get_content()
+        assert ident not in body and "13812345678" not in body
+        assert "overlaps stay 110*************19" in body and "138****5678" in body
+    text = _csv_rows(msg)[0]
+    assert ident not in text and "110*************19" in text
