@@ -100,9 +100,12 @@ person_demographics_agree (judged: patient for hospitals, health_record for coun
     total). Counties are therefore judged only against each other (a county with the person
     alone is its own reference); hospitals against the counties, or against each other when
     no county holds the person. Judged: D's rows whose person at least `min_organisations`
-    organisations hold (checked); failed = a compared field, filled on both sides, differs
-    from the reference. The detail names the field ("name differs from the reference
-    record"), never a value or another organisation. Only persons named by D's rows are read.
+    organisations hold; failed = a compared field, filled on both sides, differs from the
+    reference. checked = D's rows with an identity number, whether or not another
+    organisation holds the person (a count of held rows would tell the uploader which of
+    its persons another organisation holds). The detail names the field ("name differs
+    from the reference record"), never a value or another organisation. Only persons named
+    by D's rows are read.
 
 stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     D's stays of patients with a resident identity number, against every current stay
@@ -502,9 +505,18 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
     ]
 
 
+_LISTED = 20  # (field, code) pairs a detail names; a longer list ends "; and N more"
+
+
 def _listed(found: str) -> str:
-    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined."""
-    return f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {found}), '; ')"
+    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined,
+    the first _LISTED of them (an upload's list of codes may be 64 KiB long)."""
+    return (
+        f"concat(arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2),"
+        f" arraySlice({found}, 1, {_LISTED})), '; '),"
+        f" if(length({found}) > {_LISTED},"
+        f" concat('; and ', toString(length({found}) - {_LISTED}), ' more'), ''))"
+    )
 
 
 def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
@@ -521,11 +533,10 @@ def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
 def _diagnosis_not_repeated(p: dict, day: dt.date) -> list[_Part]:
     ds = _dataset(p["judged"]["dataset"])
     dx = _row_diagnoses(ds, "t")
-    # an occurrence whose code already appeared earlier in the row (principal first)
-    repeated = (
-        f"arrayFilter((d, i) -> indexOf(arrayMap(x -> x.2, {dx}), d.2) < i,"
-        f" {dx}, arrayEnumerate({dx}))"
-    )
+    # an occurrence whose code already appeared earlier in the row (principal first): its
+    # occurrence number among equal codes is above 1. Linear in the list, as a lambda that
+    # captured the whole list would copy it for every element (64 KiB of codes: 32 GiB).
+    repeated = f"arrayFilter((d, n) -> n > 1, {dx}, arrayEnumerateUniq(arrayMap(x -> x.2, {dx})))"
     return [_Part(ds, f"notEmpty({dx})", f"notEmpty({repeated})", detail=_listed(repeated))]
 
 
@@ -718,11 +729,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
             )
             + "]), '; ')"
         )
+        # checked does not depend on other organisations: a count of rows "held elsewhere"
+        # would tell the uploader which of its persons another organisation holds
         parts.append(
             _Part(
                 ds,
-                f"tupleElement({person}, 2) != '' AND h.n_orgs > 0",
-                failed,
+                f"tupleElement({person}, 2) != ''",
+                f"h.n_orgs > 0 AND ({failed})",
                 joins,
                 detail=detail,
             )
@@ -1074,7 +1087,7 @@ CROSS_RULES: dict[str, CrossRule] = {
     # section 7.2 (v1.1): one person across organisations
     "person_demographics_agree": CrossRule(
         _person_demographics_agree,
-        _counted("rows of a person held by two or more organisations; as of"),
+        _counted("rows with an identity number; persons held by two or more organisations up to"),
     ),
     "stay_overlap_same_org": CrossRule(
         _stay_overlap_same_org,
