@@ -41,9 +41,13 @@ def test_hostile_batch_folder_is_reported_file_by_file(tmp_path):
     os.mkfifo(rx / "pipe.csv")  # reading it would block the check forever
     (rx / os.fsdecode(b"bad-\xff\xfe.csv")).write_bytes(b"rx_item_id\nR1\n")
     out = check(tmp_path, str(batch), "--org", HOSPITAL, "--date", str(DAY), "--format", "json")
-    assert out.returncode in (0, 1), out.stdout + out.stderr
+    assert out.returncode == 1, out.stdout + out.stderr  # nothing of it would be accepted
     assert "Traceback" not in out.stderr and SECRET not in out.stdout
     report = json.loads(out.stdout)
+    assert (
+        report["verdict"]
+        == f"FAIL: {len(report['files'])} of {len(report['files'])} files would be refused"
+    )
     reasons = {Path(f["file"]).name: f["reason"] for f in report["files"]}
     assert "symbolic link" in reasons["link.csv"] and "symbolic link" in reasons["patient"]
     assert "HQLAKE_MAX_COMPRESSION_RATIO" in reasons["bomb.csv.gz"]
@@ -53,6 +57,19 @@ def test_hostile_batch_folder_is_reported_file_by_file(tmp_path):
     assert bad == "bad-\\xff\\xfe.csv" and "not valid UTF-8" in reasons[bad]  # shown escaped
     assert all(f["status"] == "rejected" for f in report["files"])
     assert not list((tmp_path / "tmp").iterdir())  # the throwaway warehouse is gone
+
+
+def test_a_day_whose_only_file_is_refused_does_not_pass(tmp_path):
+    """A link is refused before it joins a batch, so no rule fails; the check still says the
+    upload would not be accepted (exit 1), instead of "OK" for a day with nothing checked."""
+    outside = _outside(tmp_path)
+    rx = tmp_path / "batch" / "prescription"
+    rx.mkdir(parents=True)
+    (rx / "link.csv").symlink_to(outside / "rx.csv")
+    out = check(tmp_path, str(tmp_path / "batch"), "--org", HOSPITAL, "--date", str(DAY))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FAIL: 1 of 1 files would be refused; no file could be checked (exit 1)" in out.stdout
+    assert SECRET not in out.stdout
 
 
 def test_hostile_inbox_tree_and_options_exit_2_in_a_line(tmp_path):
