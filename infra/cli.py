@@ -163,7 +163,7 @@ def check(
     config = settings()
     orgs = load_registry(registry or config.org_registry)
     checked = run_check(path, org, _date(date), orgs, config.read_limits)
-    code = 1 if checked.judged.blocking else 0
+    code, _ = checked.verdict()
     if format is OutputFormat.json:
         typer.echo(json.dumps(check_json(checked, code), ensure_ascii=False, indent=2))
     else:
@@ -192,6 +192,7 @@ def check_json(checked, code: int) -> dict:
         "checked_by_platform": judged.checked_by_platform,
         "not_run": judged.not_run,
         "exit_code": code,
+        "verdict": checked.verdict()[1],
         "seconds": checked.seconds,
     }
 
@@ -248,8 +249,7 @@ def check_table(checked, registry, code: int) -> str:
         f"not run (they need other organisations' data or the platform's history): "
         f"{', '.join(judged.not_run) or '-'}"
     )
-    verdict = "FAIL: a blocking rule fails" if code else "OK: no blocking rule fails"
-    lines.append(f"{verdict} (exit {code})")
+    lines.append(f"{checked.verdict()[1]} (exit {code})")
     return "\n".join(lines)
 
 

@@ -60,6 +60,22 @@ class Checked:
     quarantined: list[dict]  # the first rows each file sent to quarantine, with the reasons
     seconds: float
 
+    def verdict(self) -> tuple[int, str]:
+        """(exit code, why): 1 when the upload would not be accepted as it is — a blocking
+        rule fails, a file would be refused (its rows would be lost), or no file could be
+        checked at all; else 0."""
+        refused = sum(f.status == "rejected" for f in self.files)
+        why = [
+            text
+            for text, holds in (
+                ("a blocking rule fails", self.judged.blocking),
+                (f"{refused} of {len(self.files)} files would be refused", refused),
+                ("no file could be checked", not self.judged.datasets_checked),
+            )
+            if holds
+        ]
+        return (1, "FAIL: " + "; ".join(why)) if why else (0, "OK: no blocking rule fails")
+
 
 def _folders(path: Path) -> list[str]:
     """The sub-folders of `path` that can hold uploads (links are never followed; names

@@ -102,9 +102,12 @@ person_demographics_agree (judged: patient for hospitals, health_record for coun
     total). Counties are therefore judged only against each other (a county with the person
     alone is its own reference); hospitals against the counties, or against each other when
     no county holds the person. Judged: D's rows whose person at least `min_organisations`
-    organisations hold (checked); failed = a compared field, filled on both sides, differs
-    from the reference. The detail names the field ("name differs from the reference
-    record"), never a value or another organisation. Only persons named by D's rows are read.
+    organisations hold; failed = a compared field, filled on both sides, differs from the
+    reference. checked = D's rows with an identity number, whether or not another
+    organisation holds the person (a count of held rows would tell the uploader which of
+    its persons another organisation holds). The detail names the field ("name differs
+    from the reference record"), never a value or another organisation. Only persons named
+    by D's rows are read.
 
 stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     D's stays of patients with a resident identity number, against every current stay
@@ -181,6 +184,13 @@ from expectations.engines.sqlrules import (
 )
 from expectations.rules.rulebase import Rule
 
+# join_use_nulls: a row without a match reads NULL, not the type's default ('' or 0), so
+# "no such person" is never mistaken for a value. query_plan_filter_push_down = 0: pushing a
+# WHERE into these nested subqueries made ClickHouse 26.9 evaluate the pushed side again;
+# measured on the bench's 1 M-row day, the join of 7,306 judged stays with 7,566 stays of the
+# same persons took 16.0 s with it and 2.2 s without, and every cross rule was as fast or faster
+# (all rules: 50.9 s -> 14.9 s on a busy machine).
+_SETTINGS = "join_use_nulls = 1, query_plan_filter_push_down = 0"
 _ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 _ICD10_PREFIX = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]+)?$")
 # Rows of a history table in the order of their arrival: the last one is the current state.
@@ -500,9 +510,18 @@ def _death_closes_health_record(p: dict, day: dt.date) -> list[_Part]:
     ]
 
 
+_LISTED = 20  # (field, code) pairs a detail names; a longer list ends "; and N more"
+
+
 def _listed(found: str) -> str:
-    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined."""
-    return f"arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2), {found}), '; ')"
+    """A failing row's detail: each (field, code) of `found` as "field code", '; '-joined,
+    the first _LISTED of them (an upload's list of codes may be 64 KiB long)."""
+    return (
+        f"concat(arrayStringConcat(arrayMap(d -> concat(d.1, ' ', d.2),"
+        f" arraySlice({found}, 1, {_LISTED})), '; '),"
+        f" if(length({found}) > {_LISTED},"
+        f" concat('; and ', toString(length({found}) - {_LISTED}), ' more'), ''))"
+    )
 
 
 def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
@@ -519,11 +538,10 @@ def _principal_dx_not_external_cause(p: dict, day: dt.date) -> list[_Part]:
 def _diagnosis_not_repeated(p: dict, day: dt.date) -> list[_Part]:
     ds = _dataset(p["judged"]["dataset"])
     dx = _row_diagnoses(ds, "t")
-    # an occurrence whose code already appeared earlier in the row (principal first)
-    repeated = (
-        f"arrayFilter((d, i) -> indexOf(arrayMap(x -> x.2, {dx}), d.2) < i,"
-        f" {dx}, arrayEnumerate({dx}))"
-    )
+    # an occurrence whose code already appeared earlier in the row (principal first): its
+    # occurrence number among equal codes is above 1. Linear in the list, as a lambda that
+    # captured the whole list would copy it for every element (64 KiB of codes: 32 GiB).
+    repeated = f"arrayFilter((d, n) -> n > 1, {dx}, arrayEnumerateUniq(arrayMap(x -> x.2, {dx})))"
     return [_Part(ds, f"notEmpty({dx})", f"notEmpty({repeated})", detail=_listed(repeated))]
 
 
@@ -728,11 +746,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
             )
             + "]), '; ')"
         )
+        # checked does not depend on other organisations: a count of rows "held elsewhere"
+        # would tell the uploader which of its persons another organisation holds
         parts.append(
             _Part(
                 ds,
-                f"tupleElement({person}, 2) != '' AND h.n_orgs > 0",
-                failed,
+                f"tupleElement({person}, 2) != ''",
+                f"h.n_orgs > 0 AND ({failed})",
                 joins,
                 detail=detail,
                 shared=tuple(shared),
@@ -1103,7 +1123,7 @@ CROSS_RULES: dict[str, CrossRule] = {
     # section 7.2 (v1.1): one person across organisations
     "person_demographics_agree": CrossRule(
         _person_demographics_agree,
-        _counted("rows of a person held by two or more organisations; as of"),
+        _counted("rows with an identity number; persons held by two or more organisations up to"),
     ),
     "stay_overlap_same_org": CrossRule(
         _stay_overlap_same_org,
@@ -1170,7 +1190,7 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
     )
     return (
         f"{with_}SELECT * FROM ({union}) ORDER BY dataset, org_code"
-        " SETTINGS join_use_nulls = 1, query_plan_filter_push_down = 0, enable_materialized_cte = 1"
+        f" SETTINGS {_SETTINGS}, enable_materialized_cte = 1"
     )
 
 

@@ -27,7 +27,11 @@ money_level_shift (judged: every dataset of the `fields` parameter)
     arithmetic, so a ratio of exactly 10 fails and 9.99 passes. A dataset with several
     money fields fails when any of them shifted; each failing key's detail names the
     shifted fields, e.g. "amount median 12345.00 vs 123.45 (own 28-day history), ratio 100"
-    (medians are not personal data). Everything read is current batches with business date
+    (medians are not personal data). A peer reference is never shown, nor a ratio to it: with
+    three peers their median is one other organisation's batch median, so the text says
+    only on which side of the bounds the batch median lies ("amount median 1000.00 is at
+    least 10 times the median of peer group tertiary, 3 peers"). Everything read is current
+    batches with business date
     <= D, so the result does not depend on the day it is computed.
 """
 
@@ -62,6 +66,7 @@ def _day(day: dt.date) -> str:
 class _Reference:
     median: Decimal
     source: str  # "own 28-day history" / "peer group tertiary, 4 peers"
+    own: bool = True  # the organisation's own history, which it may see; peers' it may not
 
 
 def comparable_days(day: dt.date, window_days: int) -> list[dt.date]:
@@ -148,13 +153,23 @@ def _money_level_shift(ch: Client, registry: Registry, day: dt.date, rule: Rule)
                     notes.append(f"{f}: {why} ({_why_no_reference(ref, min_history, min_peers)})")
                     continue
                 checked_fields += 1
-                ratio = value / ref.median
-                text = (
-                    f"{f} median {_fmt(value)} vs {_fmt(ref.median)} ({ref.source}),"
-                    f" ratio {_ratio_text(ratio)}"
-                )
+                is_high, is_low = value >= high * ref.median, value <= low * ref.median
+                if ref.own:
+                    text = (
+                        f"{f} median {_fmt(value)} vs {_fmt(ref.median)} ({ref.source}),"
+                        f" ratio {_ratio_text(value / ref.median)}"
+                    )
+                else:  # another organisation's median: only the side of the bounds
+                    side = (
+                        f"at least {high:f}"
+                        if is_high
+                        else f"at most {low:f}"
+                        if is_low
+                        else f"between {low:f} and {high:f}"
+                    )
+                    text = f"{f} median {_fmt(value)} is {side} times the median of {ref.source}"
                 notes.append(text)
-                if value >= high * ref.median or value <= low * ref.median:
+                if is_high or is_low:
                     shifted.append(text)
             keys: list[str] = []
             if shifted:
@@ -211,13 +226,17 @@ def _reference(
         if m[i] is not None
     ]
     if len(peers) >= min_peers:
-        return _Reference(statistics.median(peers), f"peer group {group}, {len(peers)} peers")
+        return _Reference(
+            statistics.median(peers), f"peer group {group}, {len(peers)} peers", own=False
+        )
     return None
 
 
 def _why_no_reference(ref: _Reference | None, min_history: int, min_peers: int) -> str:
     if ref is None:
         return f"fewer than {min_history} comparable days and fewer than {min_peers} peers"
+    if not ref.own:  # another organisation's median is not shown, not even that it is 0
+        return f"{ref.source}: no comparable median"
     return f"reference median {_fmt(ref.median)} ({ref.source})"
 
 

@@ -170,13 +170,13 @@ _KEY = ATTACHMENT_COLUMNS.index("record_key")
 
 
 def _attachment_rows(issues: list[dict[str, str]]) -> list[list[str]]:
-    """The rows of the CSV of failing keys, keys masked (the CSV itself is neutralised by
-    `neutralise.spreadsheet_csv`)."""
+    """The rows of the CSV of failing keys, keys and details masked (the CSV itself is
+    neutralised by `neutralise.spreadsheet_csv`)."""
     return [
         [
             *(i[c] for c in ATTACHMENT_COLUMNS[:_KEY]),
             mask_key(i["dataset"], i["record_key"]),
-            i.get("detail") or "",
+            mask_text(i.get("detail") or ""),  # a detail may quote an uploaded identifier
         ]
         for i in issues
     ]

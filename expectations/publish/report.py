@@ -72,10 +72,13 @@ _ORG_CODE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # an org code is also a file n
 
 def shown_keys(dataset: str | Dataset | None, keys: list, details: list | None = None) -> list:
     """Masked record keys as pages and e-mails show them, each followed by what of the row
-    failed where the rule says (e.g. "ZY001 (other_dx_codes N40.X00)")."""
+    failed where the rule says (e.g. "ZY001 (other_dx_codes N40.X00)"). A detail may quote
+    uploaded identifiers (another stay's key, a doctor id, a code), so identity and mobile
+    numbers in it are masked as in notes."""
     details = list(details or [])
     return [
-        mask_key(dataset, str(k)) + (f" ({details[i]})" if i < len(details) and details[i] else "")
+        mask_key(dataset, str(k))
+        + (f" ({mask_text(str(details[i]))})" if i < len(details) and details[i] else "")
         for i, k in enumerate(keys)
     ]
 

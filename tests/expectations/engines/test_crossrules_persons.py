@@ -72,8 +72,9 @@ def test_demographics_health_record_beats_the_majority(ch):
     load(ch, "patient", [person("Q1", A, " 张叁 ")], org=HOSPITAL3, day=days(-2))
     load(ch, "patient", [person("R1", f" {A.lower()} ", " 张三  "), person("R2", B, "李四")])
     got = outcome(ch, "person_demographics_agree")
-    # the judged hospital agrees with the reference (spaces trimmed); B is held by one only
-    assert got[("patient", HOSPITAL)] == (1, 0, {})
+    # the judged hospital agrees with the reference (spaces trimmed); B is held by one only,
+    # checked all the same (the count must not tell which persons others hold)
+    assert got[("patient", HOSPITAL)] == (2, 0, {})
     load(ch, "patient", [person("P9", A, "张叁")], org=HOSPITAL2)
     (checked, failed, keys) = outcome(ch, "person_demographics_agree")[("patient", HOSPITAL2)]
     assert (checked, failed, keys) == (1, 1, {"P9": "name differs from the reference record"})
@@ -416,6 +417,26 @@ def test_overlap_across_hospitals_of_exactly_24_hours_tells_no_one(ch):
     got = outcome(ch, "stay_overlap_other_org")
     assert got[("inpatient_discharge", HOSPITAL)] == (2, 1, {"Z2": OTHER})
     assert got[("inpatient_discharge", HOSPITAL2)] == (1, 1, {"Y2": OTHER})
+
+
+def test_demographics_checked_does_not_tell_who_else_holds_a_person(ch):
+    """A hospital probing identity numbers learns nothing from the counts of a passing
+    batch: checked is the same whether another organisation holds the person or not, for a
+    resident identity number and for a passport."""
+    load(ch, "health_record", [health("H1", A, "张三")], org=COUNTY, day=days(-5))
+    load(ch, "patient", [person("P1", "E7654321", "JANE DOE", "03")], org=HOSPITAL2, day=days(-2))
+    probes = [
+        person("R1", A, "张三"),  # held by the county, same name
+        person("R2", B, "李四"),  # held by nobody else
+        person("R3", "E7654321", "JANE DOE", "03"),  # a passport another hospital holds
+        person("R4", "E0000000", "NOBODY", "03"),  # a passport nobody else holds
+    ]
+    load(ch, "patient", probes)
+    got = outcome(ch, "person_demographics_agree")
+    assert got[("patient", HOSPITAL)] == (4, 0, {})
+    # a person alone with two rows of its own (two patient ids, two names) does not fail
+    load(ch, "patient", [person("S1", C, "孙七"), person("S2", C, "孙柒")], org=HOSPITAL3)
+    assert outcome(ch, "person_demographics_agree")[("patient", HOSPITAL3)] == (2, 0, {})
 
 
 @pytest.mark.parametrize(

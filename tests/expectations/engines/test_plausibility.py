@@ -148,10 +148,43 @@ def test_level_shift_against_peers_without_history(ch):
     out = level(ch, reg)
     checked, failed, _, _, details = out[(new, "prescription")]
     assert (checked, failed) == (1, 1)
-    assert details == ["amount median 1000.00 vs 100.00 (peer group tertiary, 3 peers), ratio 10"]
+    assert details == [
+        "amount median 1000.00 is at least 10 times the median of peer group tertiary, 3 peers"
+    ]
     assert out[(peers[0], "prescription")][:2] == (3, 0)  # 100 vs median(100, 100, 1000)
     assert out[(lonely, "prescription")][:2] == (0, 0)  # not_applicable, never failed
     assert "fewer than 4 comparable days and fewer than 3 peers" in out[(lonely, "prescription")][3]
+
+
+def test_level_shift_never_shows_a_peers_median(ch):
+    """With three peers their median is one other organisation's batch median: neither it nor
+    a ratio to it (the own median / ratio would give it back) is in the notes or details."""
+    up, same, zero = "H00000040", "H00000044", "H00000050"
+    peers = {"H00000041": "80.00", "H00000042": "123.45", "H00000043": "130.00"}
+    for code, amount in peers.items():
+        load_rx(ch, code, D, [amount])
+    load_rx(ch, up, D, ["5000.00"])  # 39.46 x its peers' median 126.73 (same's 200 too)
+    load_rx(ch, same, D, ["200.00"])  # 1.62 x its peers' median 123.45: passes
+    for code in ("H00000051", "H00000052", "H00000053"):
+        load_rx(ch, code, D, ["0.00"])  # the peers' median is 0: not comparable
+    load_rx(ch, zero, D, ["100.00"])
+    reg = registry(
+        *(org(c) for c in (up, same, *peers)),
+        *(org(c, "primary") for c in (zero, "H00000051", "H00000052", "H00000053")),
+    )
+    out = level(ch, reg)
+    for code in (up, same, zero):
+        _, _, _, notes, details = out[(code, "prescription")]
+        shown = notes + " ".join(details)
+        assert not any(x in shown for x in ("123.45", "126.7", "39.46", "1.62")), shown
+        assert "ratio" not in shown and "reference median" not in shown, shown
+    assert out[(up, "prescription")][:2] == (1, 1)
+    assert out[(up, "prescription")][4] == [
+        "amount median 5000.00 is at least 10 times the median of peer group tertiary, 4 peers"
+    ]
+    assert out[(same, "prescription")][:2] == (1, 0)
+    assert "between 0.1 and 10 times the median of peer group" in out[(same, "prescription")][3]
+    assert out[(zero, "prescription")][:2] == (0, 0)  # not_applicable, never failed
 
 
 def test_level_shift_is_the_same_whenever_computed(ch):
@@ -388,3 +421,29 @@ def test_default_city_plausibility_defects_found_and_nothing_else(rt, tmp_path):
     # a shifted batch fails with every one of its keys: compare batches for that rule
     found = {f if f[0] != "money_level_shift" else (*f[:4], None) for f in failing}
     assert found == expected, (expected - found, found - expected)
+
+
+def test_level_shift_on_hostile_amounts(ch):
+    """Blank, negative, zero and the largest amounts stop nothing: a history median of 0 is
+    not comparable (no division), all-blank is no value, and another organisation's odd
+    amounts change nobody else's result."""
+    blank, zero_hist, negative, huge, plain = (f"H0000006{i}" for i in range(5))
+    for day in WORKDAYS[-4:]:
+        load_rx(ch, zero_hist, day, ["0.00"])
+        load_rx(ch, negative, day, ["100.00"])
+        load_rx(ch, huge, day, ["0.01"])
+        load_rx(ch, plain, day, ["100.00"])
+    rows = [{"rx_item_id": f"B{i}", "amount": None} for i in range(3)]
+    load(ch, "prescription", rows, org=blank)
+    load_rx(ch, zero_hist, D, ["100.00"])
+    load_rx(ch, negative, D, ["-100.00", "-50.00"])
+    load_rx(ch, huge, D, ["9999999999.99"])
+    load_rx(ch, plain, D, ["100.00"])
+    out = level(ch, registry(*(org(c) for c in (blank, zero_hist, negative, huge, plain))))
+    assert out[(blank, "prescription")][:2] == (0, 0)
+    assert "amount: no value" in out[(blank, "prescription")][3]
+    assert out[(zero_hist, "prescription")][:2] == (0, 0)  # not_applicable, never failed
+    assert out[(negative, "prescription")][:2] == (2, 2)  # ratio -0.75: at most 0.1
+    assert out[(huge, "prescription")][:2] == (1, 1)
+    assert "ratio 999999999999" in out[(huge, "prescription")][4][0]
+    assert out[(plain, "prescription")][:2] == (1, 0)
