@@ -5,7 +5,9 @@ contracts/cross_dataset.yaml) judges the rows of ONE dataset (the judged dataset
 other datasets. `cross_query` builds the query of a rule for business date D; `run_cross` runs
 them and returns one result per (organisation, judged dataset, batch version, rule) in the
 shape of `sqlrules.run_dataset`, plus every failing record key (`keys`, for dq.record_issue),
-the SQL (`query`) and a short explanation (`notes`).
+the SQL (`query`) and a short explanation (`notes`). ClickHouse evaluates every textual
+occurrence of a subquery on its own: what a rule reads in several places (e.g. the persons of
+D's rows) is a `_Part.shared` subquery, computed once per query as a materialized WITH.
 
 What the rules read is fixed so that a business date gets the same answer whenever it is
 judged: only current batch versions (`raw.current_batch`) and only business dates <= D, never
@@ -271,6 +273,9 @@ class _Part:
     org: str = "t.org_code"
     result_dataset: Dataset | None = None
     key: str | None = None
+    # Subqueries several places of the rule read, as (name, SELECT): computed once per query
+    # (a materialized WITH of cross_query) and read by name; parts may share one by name.
+    shared: tuple[tuple[str, str], ...] = ()
 
 
 def _part_query(part: _Part, day: dt.date) -> str:
@@ -675,19 +680,24 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" WHERE r.business_date = {d}"
         for ds, s in holders
     )
-    # one row per organisation and person: its latest values and its first upload
+    # one row per organisation and person: its latest values (one argMax of them all) and
+    # its first upload
+    fields = always + others
     held = " UNION ALL ".join(
         f"SELECT r.org_code AS org_code, {_person_of(ds, s, resident, 'r')} AS person,"
         f" {1 if s.get('reference') else 0} AS is_reference,"
-        + "".join(
-            f" argMax({_text(ds, f, 'r')}, {_ARRIVAL}) AS {ident(f)}," for f in always + others
-        )
-        + f" min((r.business_date, r.received_at)) AS first_upload"
+        f" argMax(tuple({', '.join(_text(ds, f, 'r') for f in fields)}), {_ARRIVAL}) AS _latest,"
+        + "".join(f" _latest.{i} AS {ident(f)}," for i, f in enumerate(fields, 1))
+        # (business date, receipt) as one number in the same order: a tuple's min is slow
+        + f" min(bitShiftLeft(toUInt64(r.business_date), 32) + toUInt32(r.received_at))"
+        f" AS first_upload"
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, upto)}"
         f" AND {_person_of(ds, s, resident, 'r')} IN ({named})"
         f" GROUP BY org_code, person"
         for ds, s in holders
     )
+    shared = [("demographics_held", held)]
+    held = "SELECT * FROM demographics_held"
     holders_of = (
         f"SELECT person, uniqExact(org_code) AS n_orgs FROM ({held}) GROUP BY person"
         f" HAVING n_orgs >= {int(p['min_organisations'])}"
@@ -695,23 +705,30 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
 
     # Per person and field, the reference value: among the reference dataset's holders when
     # one holds the person, the value most organisations sent, then the earliest upload.
-    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in always + others)
+    pairs = ", ".join(f"({quote(f)}, {ident(f)})" for f in fields)
+    # (the first of ORDER BY is_reference DESC, n DESC, first, v: argMin, not a sort). Rows
+    # of held are one per organisation and person of one dataset: where no two datasets share
+    # the reference flag, the organisations of a group are counted by count().
+    flags = [bool(s.get("reference")) for _, s in holders]
+    orgs = "count()" if len(set(flags)) == len(flags) else "uniqExact(org_code)"
     references = (
-        f"SELECT person, mapFromArrays(groupArray(f), groupArray(v)) AS values FROM ("
-        f"SELECT person, fv.1 AS f, fv.2 AS v, is_reference, uniqExact(org_code) AS n,"
-        f" min(first_upload) AS first FROM ({held}) ARRAY JOIN [{pairs}] AS fv"
-        f" WHERE v != '' AND person IN (SELECT person FROM ({holders_of}))"
-        f" GROUP BY person, f, is_reference, v"
-        f" ORDER BY person, f, is_reference DESC, n DESC, first, v LIMIT 1 BY person, f"
+        f"SELECT person, mapFromArrays(groupArray(f), groupArray(chosen)) AS values FROM ("
+        f"SELECT person, f, argMin(v, (-toInt16(is_reference), -toInt64(n), first, v)) AS chosen"
+        f" FROM (SELECT person, fv.1 AS f, fv.2 AS v, is_reference, {orgs} AS n,"
+        f" min(first_upload) AS first FROM ({held}"
+        f" WHERE person IN (SELECT person FROM demographics_holders))"
+        f" ARRAY JOIN [{pairs}] AS fv WHERE v != ''"
+        f" GROUP BY person, f, is_reference, v) GROUP BY person, f"
         f") GROUP BY person"
     )
 
+    shared += [("demographics_holders", holders_of), ("demographics_references", references)]
     parts = []
     for ds, s in holders:
         person = _person_of(ds, s, resident, "t")
         joins = (
-            f" LEFT JOIN ({holders_of}) AS h ON h.person = {person}"
-            f" LEFT JOIN ({references}) AS ref ON ref.person = {person}"
+            f" LEFT JOIN demographics_holders AS h ON h.person = {person}"
+            f" LEFT JOIN demographics_references AS ref ON ref.person = {person}"
         )
         differs = []
         for name in always + others:
@@ -738,6 +755,7 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
                 f"h.n_orgs > 0 AND ({failed})",
                 joins,
                 detail=detail,
+                shared=tuple(shared),
             )
         )
     return parts
@@ -762,13 +780,20 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     number = _norm(f"ifNull({_col(master, link['id_field'])}, '')")
     resident_row = f"ifNull(trimBoth({_col(master, link['id_type_field'])}), '') = {resident}"
     person = f"if({resident_row}, {number}, '')"
-    judged_persons = _latest(master, key, person, upto, _named(ds, key, day))
+    shared = [("stay_judged_persons", _latest(master, key, person, upto, _named(ds, key, day)))]
+    judged_persons = "SELECT * FROM stay_judged_persons"
     numbers = f"SELECT v FROM ({judged_persons}) WHERE v != ''"
     among = (
         f"SELECT r.org_code, {_col(master, key)} FROM raw.{ident(master.dataset)} AS r"
         f" WHERE {current_rows(master.dataset, upto)} AND {number} IN ({numbers})"
     )
-    persons = f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})"
+    shared.append(
+        (
+            "stay_persons",
+            f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})",
+        )
+    )
+    persons = "SELECT * FROM stay_persons"
     stay_key, start, end = (
         _col(ds, ds.key[0]),
         _col(ds, spec["start_field"]),
@@ -788,6 +813,8 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" ON pp.org_code = s.org_code AND pp.k = s.pid"
         f" WHERE s.start_at IS NOT NULL AND s.end_at > s.start_at"
     )
+    shared.append(("stay_located", located))
+    located = "SELECT * FROM stay_located"
     judged = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k, jp.v AS person, {start} AS start_at,"
         f" {end} AS end_at, r.source_file AS file, r.source_line AS line"
@@ -796,6 +823,8 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" WHERE {current_rows(ds.dataset, f'= {d}')} AND jp.v != ''"
         f" AND r.{ident(spec['start_field'])} IS NOT NULL AND end_at > start_at"
     )
+    shared.append(("stay_judged", judged))
+    judged = "SELECT * FROM stay_judged"
     where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
     overlap = _overlap("j", "o")
     overlaps = (
@@ -829,7 +858,9 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
     if same_org:
-        return [_Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail)]
+        return [
+            _Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail, shared=tuple(shared))
+        ]
     # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
     # first to overlap: each is that hospital's failing record, under its own key.
     return [
@@ -841,6 +872,7 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
             detail=detail,
             org=f"if({told}, tw.whose, t.org_code)",
             key=f"if({told}, tw.whose_key, {record_key(ds)})",
+            shared=tuple(shared),
         )
     ]
 
@@ -921,11 +953,15 @@ def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
             continue
         ds = _dataset(name)
         table, key = f"raw.{ident(name)}", record_key(ds, "r.")
-        sent = (
-            f"SELECT r.org_code, {key} FROM {table} AS r"
-            f" WHERE {current_rows(name, f'< {d}')} AND (r.org_code, {key}) IN"
-            f" (SELECT r.org_code, {key} FROM {table} AS r WHERE r.business_date = {d})"
-        )
+        of_d = f"FROM {table} AS r WHERE r.business_date = {d}"
+        sent = f"SELECT r.org_code, {key} FROM {table} AS r WHERE {current_rows(name, f'< {d}')}"
+        if len(ds.key) == 1:
+            # Only the earlier rows whose raw key D's rows also have (a cheap set; a blank key,
+            # NULL or '', is compared as ''): the row of D itself matches organisation and key.
+            col = _col(ds, ds.key[0])
+            sent += f" AND (ifNull(toString({col}), '') = '' OR {col} IN (SELECT {col} {of_d}))"
+        else:
+            sent += f" AND (r.org_code, {key}) IN (SELECT r.org_code, {key} {of_d})"
         parts.append(_Part(ds, "1", f"(t.org_code, {record_key(ds)}) IN ({sent})"))
     return parts
 
@@ -1139,8 +1175,23 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
     failed and every failing record key, sorted. `registry`: the organisation registry, for
     rules that attribute a result to a county (inpatient_death_registered)."""
     day = dt.date.fromisoformat(str(business_date))
-    union = " UNION ALL ".join(_part_query(part, day) for part in _parts(rule, day, registry))
-    return f"SELECT * FROM ({union}) ORDER BY dataset, org_code SETTINGS {_SETTINGS}"
+    parts = _parts(rule, day, registry)
+    union = " UNION ALL ".join(_part_query(part, day) for part in parts)
+    shared: dict[str, str] = {}
+    for name, select in (item for part in parts for item in part.shared):
+        if shared.setdefault(name, select) != select:
+            raise RuleSQLError(f"{rule.id}: two parts share {name!r} as different queries")
+    # ClickHouse evaluates every textual occurrence of a subquery on its own; a materialized
+    # WITH is computed once per query.
+    with_ = (
+        "WITH " + ", ".join(f"{ident(n)} AS MATERIALIZED ({q})" for n, q in shared.items()) + " "
+        if shared
+        else ""
+    )
+    return (
+        f"{with_}SELECT * FROM ({union}) ORDER BY dataset, org_code"
+        f" SETTINGS {_SETTINGS}, enable_materialized_cte = 1"
+    )
 
 
 def run_cross(
