@@ -174,11 +174,11 @@ from contracts.loader import contracts
 from contracts.model import Dataset
 from contracts.registry import Registry
 from expectations.engines.sqlrules import (
-    SAMPLE_KEYS,
     RuleSQLError,
     _age_years,
     current_rows,
     ident,
+    keyed_result,
     quote,
     record_key,
 )
@@ -1213,23 +1213,10 @@ def run_cross(
         for dataset, org, version, rows, checked, failed, keys, details in ch.query(
             query
         ).result_rows:
+            notes = CROSS_RULES[rule.type].notes(rule.params, day, int(rows), int(checked))
             out.append(
-                {
-                    "org_code": org,
-                    "dataset": dataset,
-                    "business_date": day,
-                    "batch_version": int(version),
-                    "rule_id": rule.id,
-                    "checked": int(checked),
-                    "failed": int(failed),
-                    "sample_keys": list(keys[:SAMPLE_KEYS]),
-                    "sample_details": list(details[:SAMPLE_KEYS]),
-                    "keys": list(keys),
-                    "details": list(details),
-                    "query": query,
-                    "notes": CROSS_RULES[rule.type].notes(
-                        rule.params, day, int(rows), int(checked)
-                    ),
-                }
+                keyed_result(
+                    rule, org, dataset, day, version, (checked, failed), keys, details, query, notes
+                )
             )
     return out

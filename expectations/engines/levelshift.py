@@ -53,7 +53,7 @@ from clickhouse_connect.driver.client import Client
 from contracts.calendar import is_workday
 from contracts.loader import contracts
 from contracts.registry import Registry
-from expectations.engines.sqlrules import SAMPLE_KEYS, RuleSQLError, current_rows, ident, quote
+from expectations.engines.sqlrules import RuleSQLError, current_rows, ident, keyed_result, quote
 from expectations.engines.sqlrules import record_key as _record_key
 from expectations.rules.rulebase import Rule
 
@@ -184,22 +184,20 @@ def _money_level_shift(ch: Client, registry: Registry, day: dt.date, rule: Rule)
             rows = counts.get(org, 0)
             checked = rows if checked_fields else 0
             detail = "; ".join(shifted)
+            failed = checked if shifted else 0
             out.append(
-                {
-                    "org_code": org,
-                    "dataset": dataset,
-                    "business_date": day,
-                    "batch_version": int(version),
-                    "rule_id": rule.id,
-                    "checked": checked,
-                    "failed": checked if shifted else 0,
-                    "sample_keys": keys[:SAMPLE_KEYS],
-                    "sample_details": [detail] * min(len(keys), SAMPLE_KEYS),
-                    "keys": keys,
-                    "details": [detail] * len(keys),
-                    "query": query,
-                    "notes": "; ".join(notes),
-                }
+                keyed_result(
+                    rule,
+                    org,
+                    dataset,
+                    day,
+                    version,
+                    (checked, failed),
+                    keys,
+                    [detail] * len(keys),
+                    query,
+                    "; ".join(notes),
+                )
             )
     return out
 

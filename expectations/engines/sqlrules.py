@@ -48,6 +48,40 @@ from expectations.rules.rulebase import Rule
 PHONE_PATTERN = r"^(1[3-9][0-9]{9}|0[1-9][0-9]{1,2}-?[1-9][0-9]{6,7})$"
 SAMPLE_KEYS = 20
 
+
+def keyed_result(
+    rule: Rule,
+    org: str,
+    dataset: str,
+    day: dt.date,
+    version: int,
+    counts: tuple[int, int],
+    keys: Sequence[str],
+    details: Sequence[str],
+    query: str,
+    notes: str,
+) -> dict:
+    """A result of an engine that names every failing record (cross_sql, level_sql): the
+    fields of `run_dataset`'s results ((checked, failed) = `counts`; the first SAMPLE_KEYS
+    keys and details as samples) plus all failing `keys`, their `details`, `query` and
+    `notes`."""
+    return {
+        "org_code": org,
+        "dataset": dataset,
+        "business_date": day,
+        "batch_version": int(version),
+        "rule_id": rule.id,
+        "checked": int(counts[0]),
+        "failed": int(counts[1]),
+        "sample_keys": list(keys[:SAMPLE_KEYS]),
+        "sample_details": list(details[:SAMPLE_KEYS]),
+        "keys": list(keys),
+        "details": list(details),
+        "query": query,
+        "notes": notes,
+    }
+
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "="}
 
