@@ -768,9 +768,43 @@ def _overlap(a: str, b: str) -> str:
     )
 
 
+def _longer(alias: str, limit: int) -> str:
+    """The stay of `alias` lasts more than `limit` seconds (NULL times: no)."""
+    return f"ifNull(dateDiff('second', {alias}.start_at, {alias}.end_at) > {limit}, 0)"
+
+
+def _sweep(events: str, queries: str, top: str) -> str:
+    """The sorted pass that finds overlaps without comparing every pair of stays.
+
+    Two stays overlap by more than L seconds exactly when each lasts more than L, the one
+    (event) starts more than L before the other (query) ends, and it ends more than L after
+    the other starts. So per partition (person, part), events (columns pos = start, reach =
+    end) and queries (pos = end - L, need = start + L) are read in order of pos, queries
+    before events at an equal pos; `top` is a window aggregate over the events read so far
+    (an -If aggregate on is_event): the query rows come out with it as `top`. Sorting is
+    n log n per person, however many stays one person has (a hostile upload of 20,000
+    stays of one person, which a pair join makes 400 million pairs)."""
+    frame = (
+        "PARTITION BY person, part ORDER BY pos, is_event"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    )
+    return (
+        f"SELECT * FROM (SELECT *, {top} OVER ({frame}) AS top"
+        f" FROM ({events} UNION ALL {queries})) WHERE NOT is_event"
+    )
+
+
+def _event_row(person: str, part: str, start: str, end: str, tag: str) -> str:
+    """The columns of a sweep row for a stay read as an event."""
+    return (
+        f"{person} AS person, {part} AS part, toInt64({start}) AS pos, toUInt8(1) AS is_event,"
+        f" toInt64({end}) AS reach, {tag} AS tag"
+    )
+
+
 def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
-    """Per stay of D: the longest overlap (seconds) with another current stay of the same
-    person, at the same hospital or at another one."""
+    """Per stay of D: whether it overlaps another current stay of the same person by more
+    than max_overlap_hours, at the same hospital or at another one (a sorted pass, _sweep)."""
     spec, link = p["stays"], p["person_link"]
     ds, master = _dataset(spec["dataset"]), _dataset(link["dataset"])
     if len(ds.key) != 1:
@@ -825,15 +859,6 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     shared.append(("stay_judged", judged))
     judged = "SELECT * FROM stay_judged"
-    where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
-    overlap = _overlap("j", "o")
-    overlaps = (
-        f"SELECT j.org_code AS org_code, j.k AS k, max({overlap}) AS seconds,"
-        f" argMax(o.k, {overlap}) AS other FROM ({judged}) AS j"
-        f" INNER JOIN ({located}) AS o ON o.person = j.person"
-        f" WHERE {where} AND NOT (o.org_code = j.org_code AND o.k = j.k)"
-        f" GROUP BY org_code, k"
-    )
     limit = round(float(p["max_overlap_hours"]) * 3600)
     t_key = _col(ds, ds.key[0], "t")
     joins = (
@@ -842,7 +867,10 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     told = "ifNull(tw.told, 0) = 1"
     if same_org:
-        joins += f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
+        joins += (
+            f" LEFT JOIN ({_same_org_overlaps(judged, located, limit)}) AS ov"
+            f" ON ov.org_code = t.org_code AND ov.k = {t_key}"
+        )
     else:
         joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
             f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
@@ -858,16 +886,14 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
     if same_org:
-        return [
-            _Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail, shared=tuple(shared))
-        ]
+        return [_Part(ds, checked, "ov.overlapping", joins, detail=detail, shared=tuple(shared))]
     # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
     # first to overlap: each is that hospital's failing record, under its own key.
     return [
         _Part(
             ds,
             f"{told} OR ({checked})",
-            f"{told} OR tw.seconds > {limit}",
+            f"{told} OR tw.overlapping",
             joins,
             detail=detail,
             org=f"if({told}, tw.whose, t.org_code)",
@@ -875,6 +901,33 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
             shared=tuple(shared),
         )
     ]
+
+
+def _same_org_overlaps(judged: str, located: str, limit: int) -> str:
+    """stay_overlap_same_org per (org_code, k) of D: `overlapping` (1: another stay of the
+    same hospital and person, not its own key, overlaps a row of D with that key by more than
+    `limit` seconds) and `other`, the key of such a stay: of those starting more than `limit`
+    before the row's discharge, the one discharged last (then the smallest key)."""
+    events = (
+        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', 'k')},"
+        f" NULL AS own, toInt64(0) AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)} AND k IS NOT NULL"
+    )
+    queries = (
+        f"SELECT person, org_code AS part, toInt64(end_at) - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, NULL AS tag, k AS own,"
+        f" toInt64(start_at) + {limit} AS need FROM ({judged}) AS j"
+        f" WHERE {_longer('j', limit)} AND k IS NOT NULL"
+    )
+    # the two discharged last: one of them is not the row's own key (keys are unique per
+    # hospital among the located stays)
+    found = _sweep(events, queries, "groupArraySortedIf(2)((-reach, tag), is_event)")
+    return (
+        f"SELECT part AS org_code, own AS k, toUInt8(1) AS overlapping,"
+        f" min(arrayFirst(x -> x.2 != own, top).2) AS other"
+        f" FROM ({found}) WHERE -arrayFirst(x -> x.2 != own, top).1 > need"
+        f" AND arrayExists(x -> x.2 != own, top) GROUP BY org_code, k"
+    )
 
 
 def _told_earlier(
@@ -886,15 +939,17 @@ def _told_earlier(
     day: dt.date,
 ) -> str:
     """stay_overlap_other_org per row of D, to join on (org_code, k, file, line): the row
-    itself (told = 0) with its longest overlap (`seconds`) with a stay of another hospital,
-    then (told = 1) each earlier stay of another hospital it tells, as (whose, whose_key).
+    itself (told = 0) with `overlapping` (1: a stay of another hospital overlaps it by more
+    than `limit` seconds), then (told = 1) the earlier stays of other hospitals told on D, as
+    (whose, whose_key), each once, carried by the smallest row of D of the same person.
 
     An earlier stay is told on D when it is not in its hospital's batch of D (a stay of D is
     judged itself), a stay of D of another hospital overlaps it by more than `limit` seconds
     and that stay's current version before D (if any) did not: so an overlap reaches the
-    earlier hospital once, on the date it becomes knowable. Several rows of D overlapping one
-    earlier stay tell it once, on the smallest (org_code, k, file, line). The pairs of stays
-    are read once (one pass, then a window per earlier stay)."""
+    earlier hospital once, on the date it becomes knowable. Both questions are sorted passes
+    (_sweep) over each person's stays, one partition per other hospital; only stays of D
+    whose version before D could itself have overlapped (it lasted more than `limit`: a
+    correction) are compared pair by pair with the other hospitals' stays."""
     d, stay_key = _day(day), _col(ds, ds.key[0])
     of_d = (
         f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
@@ -907,29 +962,76 @@ def _told_earlier(
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'< {d}')}"
         f" AND (r.org_code, {stay_key}) IN ({of_d}) GROUP BY org_code, k"
     )
-    tells = (
-        f"{_overlap('j', 'o')} > {limit} AND (o.org_code, o.k) NOT IN ({of_d})"
-        f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
+    # the hospitals holding stays of each person: a stay is compared with another hospital's
+    # in that hospital's partition
+    orgs = f"SELECT person, groupUniqArray(org_code) AS orgs FROM ({located}) GROUP BY person"
+    jrow = "(j.org_code, j.k, j.file, j.line)"
+    # (1) the row of D against the other hospitals' stays
+    # (the events carry a jrow of the same type as a placeholder: located stays have no line)
+    events = (
+        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', 'k')},"
+        f" (j.org_code, j.k, '', toUInt32(0)) AS jrow, toInt64(0) AS need FROM ({located}) AS j"
+        f" WHERE {_longer('j', limit)}"
     )
-    per_row = (
-        f"SELECT (j.org_code, j.k, j.file, j.line) AS jrow, max({_overlap('j', 'o')}) AS seconds,"
-        f" groupArrayIf((o.org_code, ifNull(toString(o.k), '')), {tells}) AS cand"
-        f" FROM ({judged}) AS j INNER JOIN ({located}) AS o ON o.person = j.person"
+    queries = (
+        f"SELECT j.person AS person, g AS part, toInt64(j.end_at) - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, j.k AS tag, {jrow} AS jrow,"
+        f" toInt64(j.start_at) + {limit} AS need"
+        f" FROM ({judged}) AS j INNER JOIN ({orgs}) AS h ON h.person = j.person"
+        f" ARRAY JOIN h.orgs AS g WHERE g != j.org_code AND {_longer('j', limit)}"
+    )
+    own = (
+        f"SELECT jrow, toUInt8(max(top > need)) AS overlapping"
+        f" FROM ({_sweep(events, queries, 'maxIf(reach, is_event)')}) GROUP BY jrow"
+    )
+    # (2) the earlier stays told: by a row of D whose version before D cannot have
+    # overlapped them (none, blank times, or not longer than the limit) ...
+    marked = (
+        f"SELECT j.*, {_longer('b', limit)} AS corrected, b.start_at AS b_start,"
+        f" b.end_at AS b_end FROM ({judged}) AS j"
         f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
-        f" WHERE o.org_code != j.org_code GROUP BY jrow"
     )
-    first = (
-        f"SELECT jrow, seconds, c, min(jrow) OVER (PARTITION BY c) AS first_row"
-        f" FROM ({per_row}) LEFT ARRAY JOIN cand AS c"
+    telling = (
+        f"SELECT {_event_row('j.person', 'g', 'j.start_at', 'j.end_at', 'j.k')},"
+        f" toInt64(0) AS need FROM ({marked}) AS j INNER JOIN ({orgs}) AS h"
+        f" ON h.person = j.person ARRAY JOIN h.orgs AS g"
+        f" WHERE g != j.org_code AND NOT j.corrected AND {_longer('j', limit)}"
+    )
+    earlier = (
+        f"SELECT o.person AS person, o.org_code AS part, toInt64(o.end_at) - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, o.k AS tag,"
+        f" toInt64(o.start_at) + {limit} AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)} AND (o.org_code, o.k) NOT IN ({of_d})"
+    )
+    by_new = (
+        f"SELECT person, part AS whose, tag AS k"
+        f" FROM ({_sweep(telling, earlier, 'maxIf(reach, is_event)')}) WHERE top > need"
+    )
+    # ... or by a corrected row of D whose version before D did not overlap them
+    by_corrected = (
+        f"SELECT o.person AS person, o.org_code AS whose, o.k AS k"
+        f" FROM (SELECT * FROM ({marked}) WHERE corrected) AS j"
+        f" INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" WHERE o.org_code != j.org_code AND {_overlap('j', 'o')} > {limit}"
+        f" AND (o.org_code, o.k) NOT IN ({of_d})"
+        f" AND NOT ifNull(dateDiff('second', greatest(j.b_start, o.start_at),"
+        f" least(j.b_end, o.end_at)) > {limit}, 0)"
+    )
+    carriers = f"SELECT person, min({jrow}) AS jrow FROM ({judged}) AS j GROUP BY person"
+    told = (
+        f"SELECT c.jrow AS jrow, toUInt8(0) AS overlapping, toUInt8(1) AS told, w.whose AS whose,"
+        f" ifNull(toString(w.k), '') AS whose_key"
+        f" FROM (SELECT DISTINCT * FROM ({by_new} UNION ALL {by_corrected})) AS w"
+        f" INNER JOIN ({carriers}) AS c ON c.person = w.person"
     )
     rows = (
-        f"SELECT jrow, any(seconds) AS seconds, arrayPushFront(groupArrayIf((toUInt8(1), c.1,"
-        f" c.2), c.1 != '' AND first_row = jrow), (toUInt8(0), '', '')) AS tells"
-        f" FROM ({first}) GROUP BY jrow"
+        f"SELECT {jrow} AS jrow, ifNull(s.overlapping, 0) AS overlapping, toUInt8(0) AS told,"
+        f" '' AS whose, '' AS whose_key FROM ({judged}) AS j"
+        f" LEFT JOIN ({own}) AS s ON s.jrow = {jrow} UNION ALL {told}"
     )
     return (
-        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, seconds,"
-        f" w.1 AS told, w.2 AS whose, w.3 AS whose_key FROM ({rows}) ARRAY JOIN tells AS w"
+        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, overlapping,"
+        f" told, whose, whose_key FROM ({rows})"
     )
 
 
