@@ -115,17 +115,20 @@ stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     at the same hospital, or at another. failed = an overlap of [admit_time, discharge_time]
     longer than max_overlap_hours (exactly that many passes); a stay is never compared with
     itself (its own key re-sent). Stays with discharge not after admission are not checked
-    (discharge_before_admit is their rule). The detail names the hospital's own other stay,
-    or "a stay at another organisation" without its code or data. Across hospitals both are
-    told on the date the overlap becomes knowable: when both stays come on the same D, each
-    with its own batch; when they come on different dates, on D (the later stay's date) the
-    later hospital with its batch and the earlier hospital under its earlier stay's own key
-    (its result filed under its inpatient_discharge batch of D, version 0 when it has none;
-    the row of D carries it through _Part org/key, as inpatient_death_registered does). The
-    earlier stay is told once: not when it is itself in its hospital's batch of D (then it is
-    judged there), nor when the later stay's current version before D already overlapped it
-    (a re-send, or a correction that keeps the overlap); several stays of D overlapping it
-    tell it once. Its key, never in its hospital's batch of D, marks no row of the marts.
+    (discharge_before_admit is their rule). The detail names the hospital's own other stay
+    (of those overlapping by more than the limit, the one discharged last, then the largest
+    key), or "a stay at another organisation" without its code or data. Overlaps are found by
+    a sorted pass per person (`_sweep`), n log n however many stays one person has. Across
+    hospitals both are told on the date the overlap becomes knowable: when both stays come on
+    the same D, each with its own batch; when they come on different dates, on D (the later
+    stay's date) the later hospital with its batch and the earlier hospital under its earlier
+    stay's own key (its result filed under its inpatient_discharge batch of D, version 0 when
+    it has none; the row of D carries it through _Part org/key, as inpatient_death_registered
+    does). The earlier stay is told once: not when it is itself in its hospital's batch of D
+    (then it is judged there), nor when the later stay's current version before D already
+    overlapped it (a re-send, or a correction that keeps the overlap); several stays of D
+    overlapping it tell it once. Its key, never in its hospital's batch of D, marks no row of
+    the marts.
 
 record_not_resent (judged: every dataset except `updated_by_design`)
     A record key of D's current batch that the same organisation loaded for an earlier
@@ -306,19 +309,18 @@ def _part_query(part: _Part, day: dt.date) -> str:
         f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
-    if owner is not ds or part.org != "t.org_code":
-        # the owners judged (also those other than the uploaders): their batch of D, else
-        # version 0
-        batches = (
-            f"SELECT org_code, max(batch_version) AS batch_version FROM ({batches}"
-            f" UNION ALL SELECT org_code, toUInt32(0) FROM ({judged})) GROUP BY org_code"
-        )
+    # the owners judged (also those other than the uploaders, when a part names the owner):
+    # their batch of D, else version 0. A full join, not a union with the judged owners: a
+    # second textual occurrence of `judged` would be evaluated again.
+    other_owners = owner is not ds or part.org != "t.org_code"
     return (
-        f"SELECT {quote(owner.dataset)} AS dataset, c.org_code AS org_code,"
-        f" c.batch_version AS batch_version, ifNull(a.n_rows, 0) AS rows,"
+        f"SELECT {quote(owner.dataset)} AS dataset,"
+        f" {'ifNull(c.org_code, a.org_code)' if other_owners else 'c.org_code'} AS org_code,"
+        f" ifNull(c.batch_version, 0) AS batch_version, ifNull(a.n_rows, 0) AS rows,"
         f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys,"
         f" a.details AS details"
-        f" FROM ({batches}) AS c LEFT JOIN ({judged}) AS a ON a.org_code = c.org_code"
+        f" FROM ({batches}) AS c {'FULL' if other_owners else 'LEFT'} JOIN ({judged}) AS a"
+        f" ON a.org_code = c.org_code"
     )
 
 
@@ -773,6 +775,12 @@ def _longer(alias: str, limit: int) -> str:
     return f"ifNull(dateDiff('second', {alias}.start_at, {alias}.end_at) > {limit}, 0)"
 
 
+def _secs(at: str) -> str:
+    """A time as seconds, not Nullable (the stays compared have both times): a comparison
+    with NULL would be NULL, and a window's maxIf of no row is 0."""
+    return f"ifNull(toInt64({at}), 0)"
+
+
 def _sweep(events: str, queries: str, top: str) -> str:
     """The sorted pass that finds overlaps without comparing every pair of stays.
 
@@ -797,8 +805,8 @@ def _sweep(events: str, queries: str, top: str) -> str:
 def _event_row(person: str, part: str, start: str, end: str, tag: str) -> str:
     """The columns of a sweep row for a stay read as an event."""
     return (
-        f"{person} AS person, {part} AS part, toInt64({start}) AS pos, toUInt8(1) AS is_event,"
-        f" toInt64({end}) AS reach, {tag} AS tag"
+        f"{person} AS person, {part} AS part, {_secs(start)} AS pos, toUInt8(1) AS is_event,"
+        f" {_secs(end)} AS reach, {tag} AS tag"
     )
 
 
@@ -872,9 +880,12 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
             f" ON ov.org_code = t.org_code AND ov.k = {t_key}"
         )
     else:
-        joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
-            f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
-            " AND tw.file = t.source_file AND tw.line = t.source_line"
+        joins += (
+            f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day, shared)}) AS tw"
+            + (
+                f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
+                " AND tw.file = t.source_file AND tw.line = t.source_line"
+            )
         )
     hours = quote(f"{p['max_overlap_hours']:g}")
     if same_org:
@@ -906,27 +917,53 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
 def _same_org_overlaps(judged: str, located: str, limit: int) -> str:
     """stay_overlap_same_org per (org_code, k) of D: `overlapping` (1: another stay of the
     same hospital and person, not its own key, overlaps a row of D with that key by more than
-    `limit` seconds) and `other`, the key of such a stay: of those starting more than `limit`
-    before the row's discharge, the one discharged last (then the smallest key)."""
+    `limit` seconds) and `other`, the key of such a stay: of those, the one discharged last
+    (then the largest key).
+
+    The sorted pass of _sweep, where the event discharged last so far (the leader) may be the
+    row's own key: so the pass also keeps the best event other than the leader, as the
+    leader before the current one took over (`before_lead` of the row where it did) or the
+    best event since then. Keys are unique per hospital among the located stays."""
+    tag = "ifNull(toString(k), '')"  # not Nullable: a comparison with NULL would be NULL
     events = (
-        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', 'k')},"
+        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', tag)},"
         f" NULL AS own, toInt64(0) AS need FROM ({located}) AS o"
         f" WHERE {_longer('o', limit)} AND k IS NOT NULL"
     )
     queries = (
-        f"SELECT person, org_code AS part, toInt64(end_at) - {limit} AS pos,"
-        f" toUInt8(0) AS is_event, toInt64(0) AS reach, NULL AS tag, k AS own,"
-        f" toInt64(start_at) + {limit} AS need FROM ({judged}) AS j"
+        f"SELECT person, org_code AS part, ifNull(toInt64(end_at), 0) - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, '' AS tag, k AS own,"
+        f" ifNull(toInt64(start_at), 0) + {limit} AS need FROM ({judged}) AS j"
         f" WHERE {_longer('j', limit)} AND k IS NOT NULL"
     )
-    # the two discharged last: one of them is not the row's own key (keys are unique per
-    # hospital among the located stays)
-    found = _sweep(events, queries, "groupArraySortedIf(2)((-reach, tag), is_event)")
+    order = "ORDER BY pos, is_event, tag"
+    upto = before = "ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    frame = f"PARTITION BY person, part {order}"
+    best = "maxIf((reach, tag), is_event)"
+    leads = (
+        f"SELECT *, {best} OVER ({frame} {upto} CURRENT ROW) AS lead,"
+        f" {best} OVER ({frame} {before} 1 PRECEDING) AS before_lead,"
+        f" is_event AND lead != before_lead AS takes_over"
+        f" FROM ({events} UNION ALL {queries})"
+    )
+    reigns = f"SELECT *, sum(takes_over) OVER ({frame} {upto} CURRENT ROW) AS reign FROM ({leads})"
+    reign = f"PARTITION BY person, part, reign {order}"
+    seconds = (
+        f"SELECT *, maxIf((reach, tag), is_event AND NOT takes_over)"
+        f" OVER ({reign} {upto} CURRENT ROW) AS rest,"
+        f" first_value(before_lead) OVER ({reign} {upto} CURRENT ROW) AS deposed"
+        f" FROM ({reigns})"
+    )
+    partners = (
+        f"SELECT part, own, need,"
+        f" if(lead.2 != {tag.replace('k', 'own')}, lead, if(deposed > rest, deposed, rest))"
+        f" AS partner"
+        f" FROM ({seconds}) WHERE NOT is_event"
+    )
     return (
         f"SELECT part AS org_code, own AS k, toUInt8(1) AS overlapping,"
-        f" min(arrayFirst(x -> x.2 != own, top).2) AS other"
-        f" FROM ({found}) WHERE -arrayFirst(x -> x.2 != own, top).1 > need"
-        f" AND arrayExists(x -> x.2 != own, top) GROUP BY org_code, k"
+        f" max(partner.2) AS other FROM ({partners}) WHERE partner.1 > need"
+        f" GROUP BY org_code, k"
     )
 
 
@@ -937,6 +974,7 @@ def _told_earlier(
     located: str,
     limit: int,
     day: dt.date,
+    shared: list[tuple[str, str]],
 ) -> str:
     """stay_overlap_other_org per row of D, to join on (org_code, k, file, line): the row
     itself (told = 0) with `overlapping` (1: a stay of another hospital overlaps it by more
@@ -955,6 +993,8 @@ def _told_earlier(
         f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
         f" WHERE {current_rows(ds.dataset, f'= {d}')}"
     )
+    shared.append(("stay_of_d", of_d))
+    of_d = "SELECT * FROM stay_of_d"
     before = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k,"
         f" argMax({_col(ds, spec['start_field'])}, {_ARRIVAL}) AS start_at,"
@@ -965,6 +1005,8 @@ def _told_earlier(
     # the hospitals holding stays of each person: a stay is compared with another hospital's
     # in that hospital's partition
     orgs = f"SELECT person, groupUniqArray(org_code) AS orgs FROM ({located}) GROUP BY person"
+    shared.append(("stay_orgs", orgs))
+    orgs = "SELECT * FROM stay_orgs"
     jrow = "(j.org_code, j.k, j.file, j.line)"
     # (1) the row of D against the other hospitals' stays
     # (the events carry a jrow of the same type as a placeholder: located stays have no line)
@@ -974,9 +1016,9 @@ def _told_earlier(
         f" WHERE {_longer('j', limit)}"
     )
     queries = (
-        f"SELECT j.person AS person, g AS part, toInt64(j.end_at) - {limit} AS pos,"
+        f"SELECT j.person AS person, g AS part, ifNull(toInt64(j.end_at), 0) - {limit} AS pos,"
         f" toUInt8(0) AS is_event, toInt64(0) AS reach, j.k AS tag, {jrow} AS jrow,"
-        f" toInt64(j.start_at) + {limit} AS need"
+        f" ifNull(toInt64(j.start_at), 0) + {limit} AS need"
         f" FROM ({judged}) AS j INNER JOIN ({orgs}) AS h ON h.person = j.person"
         f" ARRAY JOIN h.orgs AS g WHERE g != j.org_code AND {_longer('j', limit)}"
     )
@@ -991,6 +1033,8 @@ def _told_earlier(
         f" b.end_at AS b_end FROM ({judged}) AS j"
         f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
     )
+    shared.append(("stay_marked", marked))
+    marked = "SELECT * FROM stay_marked"
     telling = (
         f"SELECT {_event_row('j.person', 'g', 'j.start_at', 'j.end_at', 'j.k')},"
         f" toInt64(0) AS need FROM ({marked}) AS j INNER JOIN ({orgs}) AS h"
@@ -998,9 +1042,9 @@ def _told_earlier(
         f" WHERE g != j.org_code AND NOT j.corrected AND {_longer('j', limit)}"
     )
     earlier = (
-        f"SELECT o.person AS person, o.org_code AS part, toInt64(o.end_at) - {limit} AS pos,"
+        f"SELECT o.person AS person, o.org_code AS part, {_secs('o.end_at')} - {limit} AS pos,"
         f" toUInt8(0) AS is_event, toInt64(0) AS reach, o.k AS tag,"
-        f" toInt64(o.start_at) + {limit} AS need FROM ({located}) AS o"
+        f" {_secs('o.start_at')} + {limit} AS need FROM ({located}) AS o"
         f" WHERE {_longer('o', limit)} AND (o.org_code, o.k) NOT IN ({of_d})"
     )
     by_new = (
@@ -1271,18 +1315,18 @@ def _parts(rule: Rule, day: dt.date, registry: Registry | None) -> list[_Part]:
 # --------------------------------------------------------------------------- public API
 
 
-def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = None) -> str:
-    """ONE query for a cross-dataset rule and business date D: per judged dataset and
-    organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
-    failed and every failing record key, sorted. `registry`: the organisation registry, for
-    rules that attribute a result to a county (inpatient_death_registered)."""
-    day = dt.date.fromisoformat(str(business_date))
+def _union(rule: Rule, day: dt.date, registry: Registry | None) -> tuple[str, dict[str, str]]:
+    """The parts of a rule as one UNION ALL, and the subqueries they share by name."""
     parts = _parts(rule, day, registry)
     union = " UNION ALL ".join(_part_query(part, day) for part in parts)
     shared: dict[str, str] = {}
     for name, select in (item for part in parts for item in part.shared):
         if shared.setdefault(name, select) != select:
             raise RuleSQLError(f"{rule.id}: two parts share {name!r} as different queries")
+    return union, shared
+
+
+def _query(select: str, order: str, shared: dict[str, str]) -> str:
     # ClickHouse evaluates every textual occurrence of a subquery on its own; a materialized
     # WITH is computed once per query.
     with_ = (
@@ -1291,9 +1335,39 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
         else ""
     )
     return (
-        f"{with_}SELECT * FROM ({union}) ORDER BY dataset, org_code"
+        f"{with_}SELECT * FROM ({select}) ORDER BY {order}"
         f" SETTINGS {_SETTINGS}, enable_materialized_cte = 1"
     )
+
+
+def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = None) -> str:
+    """ONE query for a cross-dataset rule and business date D: per judged dataset and
+    organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
+    failed and every failing record key, sorted. `registry`: the organisation registry, for
+    rules that attribute a result to a county (inpatient_death_registered)."""
+    day = dt.date.fromisoformat(str(business_date))
+    union, shared = _union(rule, day, registry)
+    return _query(union, "dataset, org_code", shared)
+
+
+def _together(
+    rules: Sequence[Rule], day: dt.date, registry: Registry | None
+) -> list[list[tuple[Rule, str, dict[str, str]]]]:
+    """The rules in groups that run as one query: rules whose parts share a subquery by name
+    (and as the same SELECT), e.g. the two overlap rules reading the same stays, which one
+    query computes once for both."""
+    groups: list[tuple[dict[str, str], list[tuple[Rule, str, dict[str, str]]]]] = []
+    for rule in rules:
+        union, shared = _union(rule, day, registry)
+        for names, members in groups:
+            common = names.keys() & shared.keys()
+            if common and all(names[n] == shared[n] for n in common):
+                names.update(shared)
+                members.append((rule, union, shared))
+                break
+        else:
+            groups.append((dict(shared), [(rule, union, shared)]))
+    return [members for _, members in groups]
 
 
 def run_cross(
@@ -1307,14 +1381,27 @@ def run_cross(
     One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
     it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
     `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
-    names nothing more), `sample_details`, `query` and `notes`."""
+    names nothing more), `sample_details`, `query` (the rule's own query, cross_query) and
+    `notes`. Rules that share subqueries run as one query (_together); the results come in
+    the order of `rules`."""
     day = dt.date.fromisoformat(str(business_date))
+    mine = [r for r in rules if r.type in CROSS_RULES]
+    found: dict[int, list[tuple]] = {i: [] for i in range(len(mine))}
+    index = {id(rule): i for i, rule in enumerate(mine)}
+    for members in _together(mine, day, registry):
+        shared: dict[str, str] = {}
+        for _, _, names in members:
+            shared.update(names)
+        select = " UNION ALL ".join(
+            f"SELECT toUInt32({index[id(rule)]}) AS _rule, * FROM ({union})"
+            for rule, union, _ in members
+        )
+        for nr, *row in ch.query(_query(select, "_rule, dataset, org_code", shared)).result_rows:
+            found[int(nr)].append(tuple(row))
     out = []
-    for rule in (r for r in rules if r.type in CROSS_RULES):
+    for i, rule in enumerate(mine):
         query = cross_query(rule, day, registry)
-        for dataset, org, version, rows, checked, failed, keys, details in ch.query(
-            query
-        ).result_rows:
+        for dataset, org, version, rows, checked, failed, keys, details in found[i]:
             notes = CROSS_RULES[rule.type].notes(rule.params, day, int(rows), int(checked))
             out.append(
                 keyed_result(
