@@ -21,6 +21,8 @@ dq.record_issue        failing record keys per rule per run.
 dq.rule_set            effective rule sets by fingerprint.
 dq.feedback_sent       the feedback e-mail ledger.
 dq.score_* ...         the scoring's tables and their current-scoring views.
+dq.appeal_event,       section 8's append-only histories: appeals and their decisions,
+dq.waiver_event        waivers added and ended.
 reference.*            code lists the rules read (icd10_code, division_code, filled here from
                        the installed packages) and the tables the dbt models read
                        (organization, calendar, code_value, icd10_chapter, icd10_category,
@@ -434,6 +436,48 @@ SCORE_TABLES = (
 )
 
 
+# The quality programme of section 8: append-only histories. Nothing here is ever updated in
+# place or deleted; the state of an appeal or a waiver is its events in order
+# (expectations/programme/history.py reads them).
+PROGRAMME_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS dq.appeal_event (
+      appeal_id String,
+      event LowCardinality(String),
+      org_code LowCardinality(String),
+      business_date Date,
+      dataset LowCardinality(String),
+      rule_id LowCardinality(String),
+      batch_version UInt32,
+      run_id String,
+      actor String,
+      text String,
+      at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    ORDER BY (org_code, business_date, appeal_id, at)
+    COMMENT 'Appeals of failed results and their decisions (submitted, approved, rejected):
+      who (actor), when (at), what (the result) and why (text); append-only'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dq.waiver_event (
+      waiver_id String,
+      event LowCardinality(String),
+      rule String,
+      org_code String,
+      peer_group String,
+      start_date Date,
+      end_date Nullable(Date),
+      actor String,
+      text String,
+      at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    ORDER BY (waiver_id, at)
+    COMMENT 'Waivers of a rule or rule type for an organisation or peer group over dates
+      (added, ended): who, when, what and why; append-only'
+    """,
+)
+
+
 def statements(contract_set: Contracts | None = None, cluster: str | None = None) -> list[str]:
     """Every statement of a migration, in order (single-node, or the cluster form)."""
     contract_set = contract_set or contracts()
@@ -445,6 +489,7 @@ def statements(contract_set: Contracts | None = None, cluster: str | None = None
     single += ADDED_COLUMNS
     single += VIEWS.values()
     single += SCORE_TABLES
+    single += PROGRAMME_TABLES
     # `$TZ` in the statements above: the standard's time zone (contracts/timeliness.yaml)
     single = [s.replace("$TZ", TZ_NAME) for s in single]
     return [s.strip() for s in single] if cluster is None else clustered(single, cluster)
