@@ -66,8 +66,9 @@ class ResultCount(NamedTuple):
     """The rule results of one rule of one batch, as ClickHouse groups them (usually one).
 
     `status` is the status scoring counts: the stored one, or `waived` when an approved appeal
-    or a waiver covers the result (expectations/scoring/exemptions.py); `failed_rows` sums the
-    results' failing records (rows, keys or persons, as each rule counts them)."""
+    or a waiver covers the result (expectations/scoring/exemptions.py); `failed_rows` and
+    `checked_rows` sum the results' failing and checked records (rows, keys or persons, as
+    each rule counts them): what a changed threshold is judged on again."""
 
     business_date: dt.date
     org_code: str
@@ -81,6 +82,7 @@ class ResultCount(NamedTuple):
     batch_version: int
     results: int = 1
     failed_rows: int = 0
+    checked_rows: int = 0
 
 
 def round_score(value: float | None, decimals: int) -> Decimal | None:

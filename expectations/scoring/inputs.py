@@ -49,7 +49,8 @@ def result_counts(
     rows = ch.query(
         """
         SELECT business_date, org_code, dataset, rule_id, rule_type, dimension, status,
-               severity, weight, batch_version, count() AS results, sum(failed) AS failed_rows
+               severity, weight, batch_version, count() AS results, sum(failed) AS failed_rows,
+               sum(checked) AS checked_rows
         FROM dq.rule_result
         WHERE business_date IN {dates:Array(Date)}
           AND (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
