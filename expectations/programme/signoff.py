@@ -80,8 +80,10 @@ SUBSIDY_COLUMNS = (
 REOPENING_COLUMNS = ("month", "version", "actor", "reason", "at")
 _TIMES = ("signed_at", "computed_at", "at")
 # The committed versions: a row of a frozen table counts only with its signature.
-_SIGNED = "(month, version, signed_at) IN (SELECT month, version, signed_at FROM {sig})"
-_COMMITTED = _SIGNED.format(sig="dq.acceptance_signature")
+_SIGNED = "(month, version, signed_at) IN (SELECT * FROM {sig})"
+_COMMITTED = _SIGNED.format(
+    sig="(SELECT month, version, signed_at FROM dq.acceptance_signature)"
+)
 _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)"
 
 
@@ -113,18 +115,20 @@ class Signature:
 
 
 def _select(columns: tuple[str, ...]) -> str:
-    # zoned timestamps as epoch milliseconds (the driver would return naive UTC datetimes)
-    return ", ".join(f"toUnixTimestamp64Milli({c}) AS {c}" if c in _TIMES else c for c in columns)
+    # Zoned timestamps as epoch milliseconds (the driver would return naive UTC datetimes),
+    # under another name: an alias would replace the column in WHERE.
+    return ", ".join(f"toUnixTimestamp64Milli({c}) AS {c}_ms" if c in _TIMES else c for c in columns)
 
 
 def _rows(ch: Client, columns: tuple[str, ...], table_sql: str, params: dict) -> list[dict]:
     result = ch.query(f"SELECT {_select(columns)} {table_sql}", parameters=params)
-    rows = [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
-    for row in rows:
-        for c in _TIMES:
-            if c in row:
-                row[c] = from_millis(row[c])
-    return rows
+    return [
+        {
+            c: from_millis(v) if c in _TIMES else v
+            for c, v in zip(columns, r, strict=True)
+        }
+        for r in result.result_rows
+    ]
 
 
 def _text(value: str, what: str) -> str:
@@ -189,7 +193,7 @@ def read_signature(ch: Client, month: dt.date) -> Signature | None:
 def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date]:
     """org_code -> the first other month of `phase` whose latest signed version paid it."""
     latest = (
-        "(SELECT month, max(version) AS version, argMax(signed_at, version) AS signed_at"
+        "(SELECT month, max(version) AS latest, argMax(signed_at, version) AS latest_at"
         " FROM dq.acceptance_signature GROUP BY month)"
     )
     rows = ch.query(
