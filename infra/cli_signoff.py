@@ -107,9 +107,7 @@ def acceptance(
     ] = None,
     by: Annotated[str | None, typer.Option(help="who signs or reopens")] = None,
     reason: Annotated[str | None, typer.Option(help="why the month is reopened")] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="scoring config (default: bundled)")
-    ] = None,
+    config: Annotated[Path | None, typer.Option(help="scoring config (default: bundled)")] = None,
     format: Annotated[AcceptanceFormat, typer.Option("--format")] = AcceptanceFormat.table,
 ) -> None:
     """Monthly acceptance per organisation with the evidence; sign, reopen or export it."""

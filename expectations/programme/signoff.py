@@ -13,6 +13,10 @@ signed version. A signed month is signed again only after a recorded reopening
 version is kept. Readers show the latest signed version, and whether it has been reopened.
 """
 
+# SQL text here is formatted from module constants only (column lists, the committed-version
+# condition); every value is a bound query parameter.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import datetime as dt
@@ -81,9 +85,7 @@ REOPENING_COLUMNS = ("month", "version", "actor", "reason", "at")
 _TIMES = ("signed_at", "computed_at", "at")
 # The committed versions: a row of a frozen table counts only with its signature.
 _SIGNED = "(month, version, signed_at) IN (SELECT * FROM {sig})"
-_COMMITTED = _SIGNED.format(
-    sig="(SELECT month, version, signed_at FROM dq.acceptance_signature)"
-)
+_COMMITTED = _SIGNED.format(sig="(SELECT month, version, signed_at FROM dq.acceptance_signature)")
 _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)"
 
 
@@ -117,16 +119,15 @@ class Signature:
 def _select(columns: tuple[str, ...]) -> str:
     # Zoned timestamps as epoch milliseconds (the driver would return naive UTC datetimes),
     # under another name: an alias would replace the column in WHERE.
-    return ", ".join(f"toUnixTimestamp64Milli({c}) AS {c}_ms" if c in _TIMES else c for c in columns)
+    return ", ".join(
+        f"toUnixTimestamp64Milli({c}) AS {c}_ms" if c in _TIMES else c for c in columns
+    )
 
 
 def _rows(ch: Client, columns: tuple[str, ...], table_sql: str, params: dict) -> list[dict]:
     result = ch.query(f"SELECT {_select(columns)} {table_sql}", parameters=params)
     return [
-        {
-            c: from_millis(v) if c in _TIMES else v
-            for c, v in zip(columns, r, strict=True)
-        }
+        {c: from_millis(v) if c in _TIMES else v for c, v in zip(columns, r, strict=True)}
         for r in result.result_rows
     ]
 

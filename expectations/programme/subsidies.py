@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ class SubsidyConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("phase names must be unique")
         ordered = sorted(self.phases, key=lambda p: p.first_month)
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in pairwise(ordered):
             if after.first_month <= before.last_month:
                 raise ValueError(f"phases {before.name!r} and {after.name!r} overlap")
         return self

@@ -151,6 +151,8 @@ def write_acceptance_sheet(signature: Signature, path: Path) -> Path:
                     totals = name == SUMMARY_SHEET and i == len(rows)
                     sheet.write_string(i, col, cell, bold if totals else None)
                 else:
-                    sheet.write_number(i, col, cell, money if header[col] == "补助金额(元)" else None)
+                    sheet.write_number(
+                        i, col, cell, money if header[col] == "补助金额(元)" else None
+                    )
     book.close()
     return path

@@ -40,8 +40,10 @@ def test_sign_refuse_reopen_sign_again_export(rt, capsys, tmp_path):
         complete(rt.ch, day)
     write_results(rt.ch, results)
 
-    refused(hqlake(capsys, "--month", "2026-11", "--export", str(tmp_path / "a.xlsx")),
-            "2026-11 is not signed")
+    refused(
+        hqlake(capsys, "--month", "2026-11", "--export", str(tmp_path / "a.xlsx")),
+        "2026-11 is not signed",
+    )
     refused(hqlake(capsys, "--month", "2026-11", "--sign"), "--sign needs --by NAME")
     refused(hqlake(capsys, "--month", "2026-13"), "'2026-13' is not a month YYYY-MM")
 

@@ -56,9 +56,9 @@ def month_of_results(ch, days, h2_low_days=()):
 
 def approve_appeal(ch, appeal_id, day):
     at = dt.datetime(2026, 11, 12, 9, tzinfo=_TZ)
+    result = [appeal_id, "H2", day, "outpatient_visit", "outpatient_visit.b.required", 1, "r1"]
     rows = [
-        [appeal_id, event, "H2", day, "outpatient_visit", "outpatient_visit.b.required", 1, "r1"]
-        + [actor, text, at + dt.timedelta(minutes=minutes)]
+        [result[0], event, *result[1:], actor, text, at + dt.timedelta(minutes=minutes)]
         for event, actor, text, minutes in (
             ("submitted", "H2 信息科", "系统故障", 0),
             ("approved", "质控科", "属实", 30),
@@ -140,7 +140,7 @@ def test_signed_month_is_frozen_reopened_and_signed_again(rt):
 
     with pytest.raises(SignoffRefused, match="reopen it first"):
         sign(ch, NOV[0])
-    with pytest.raises(SignoffRefused, match="the reason .* is empty"):
+    with pytest.raises(SignoffRefused, match=r"the reason .* is empty"):
         reopen_month(ch, NOV[0], "李主任", " \n")
     decision = reopen_month(ch, NOV[0], "李主任", "申诉 A-1、A-2 已批准，3日数据已更正")
     assert (decision["version"], decision["actor"]) == (1, "李主任")

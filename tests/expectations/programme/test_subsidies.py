@@ -63,5 +63,8 @@ def test_lines_by_kind_once_per_phase(tmp_path):
         ("H", "一期", 50000, None),
         ("C", "一期", 0, dt.date(2026, 2, 1)),
     ]
-    assert subsidy_lines(dt.date(2026, 3, 1), [{"org_code": "H", "passed": 0}], registry, config, {}) == []
+    assert (
+        subsidy_lines(dt.date(2026, 3, 1), [{"org_code": "H", "passed": 0}], registry, config, {})
+        == []
+    )
     assert subsidy_lines(dt.date(2027, 1, 1), rows, registry, config, {}) == []

@@ -35,9 +35,7 @@ def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
             results += completeness_only("C1", day, 1, 0, ds="health_record")
         complete(rt.ch, day)
     write_results(rt.ch, results)
-    signed = sign_month(
-        rt.ch, orgs, NOV[0], "王质控", load_scoring_config(), load_subsidy_config()
-    )
+    signed = sign_month(rt.ch, orgs, NOV[0], "王质控", load_scoring_config(), load_subsidy_config())
     path = write_acceptance_sheet(signed, tmp_path / "sheets" / "2026-11.xlsx")
 
     book = openpyxl.load_workbook(path)
@@ -45,11 +43,13 @@ def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
     summary = [[c.value for c in row] for row in book["验收结果"].iter_rows()]
     signed_at = f"{signed.signature['signed_at']:%Y-%m-%d %H:%M:%S}"
     assert summary[0] == list(SUMMARY_HEADER)
+    county = "浉河区 (411502)"
+    by = ["王质控", signed_at]
     assert summary[1:] == [
-        ["H1", "H1 医院", "三级医院", "浉河区 (411502)", 4, 4, 0, "合格", 50000, "王质控", signed_at],
-        ["H2", "'" + HOSTILE, "二级医院", "浉河区 (411502)", 4, 3, 0, "不合格", 0, "王质控", signed_at],
-        ["C1", "C1 医院", "县区公共卫生平台", "浉河区 (411502)", 3, 3, 0, "合格", 60000, "王质控", signed_at],
-        ["合计", "3 家机构，2 家合格", None, None, 11, 10, 0, 2, 110000, "王质控", signed_at],
+        ["H1", "H1 医院", "三级医院", county, 4, 4, 0, "合格", 50000, *by],
+        ["H2", "'" + HOSTILE, "二级医院", county, 4, 3, 0, "不合格", 0, *by],
+        ["C1", "C1 医院", "县区公共卫生平台", county, 3, 3, 0, "合格", 60000, *by],
+        ["合计", "3 家机构，2 家合格", None, None, 11, 10, 0, 2, 110000, *by],
     ]
     name_cell = book["验收结果"]["B3"]
     assert name_cell.data_type == "s"  # text, never a formula
