@@ -1,5 +1,6 @@
 """The commission's sheet of a signed month, read back with openpyxl: headers, one row per
-organisation, the totals, the evidence, and a hostile organisation name kept as text."""
+organisation, the totals, the evidence, and a hostile organisation name kept as text; the
+city page of a date of the signed month shows the signature and the subsidies."""
 
 import dataclasses
 import datetime as dt
@@ -14,8 +15,10 @@ from expectations.publish.acceptance_sheet import (
     SUMMARY_HEADER,
     write_acceptance_sheet,
 )
+from expectations.publish.report import write_reports
 from expectations.rules.results import write_results
 from expectations.scoring.config import load_scoring_config
+from expectations.scoring.store import score_date
 from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry
 
 pytestmark = pytest.mark.integration
@@ -60,3 +63,16 @@ def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
     assert evidence[5] == ["H2", "'" + HOSTILE, "2026-11-01", "r1", 85, "否", 0]
     assert evidence[-1] == ["C1", "C1 医院", "2026-11-04", "r1", None, "未评分", 0]
     assert book["证据"]["B6"].data_type == "s"
+
+    # the city page of a date of the month shows the signature and the subsidies, escaped
+    score_date(rt.ch, orgs, NOV[1])
+    page = write_reports(rt.ch, orgs, NOV[1], tmp_path / "reports")["city"]
+    html = page.read_text(encoding="utf-8")
+    section = html[
+        html.index('id="signoff"') : html.index("</section>", html.index('id="signoff"'))
+    ]
+    assert "2026-11 上传验收签字" in section and "第 1 版" in section and "王质控" in section
+    assert "补助合计 Subsidies <b>110,000</b> 元（一期）" in section
+    assert "<td>H1 医院</td>" in section and '<td class="num">50,000</td>' in section
+    assert "HYPERLINK" not in section  # H2 did not pass: no subsidy line
+    assert HOSTILE not in html  # the hostile name is escaped wherever it shows
