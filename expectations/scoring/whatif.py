@@ -20,10 +20,12 @@ checked rows exactly as validation does (results.status_of). error, not_applicab
 results stay as they are.
 
 Composite of the period: the exact mean of the organisation's daily composites of the period
-(the days it has one). Rank of the period: that mean ranked within the registry peer group as a
-daily composite is (arithmetic.rank: rounded half up to ranking.decimals, "1224"). Acceptance:
-each month the period touches is judged on every date of that month with a current run
-(acceptance.judge_month), the change applied to all of them, since acceptance is a month's.
+(the days it has one), on their decimal forms as published and as dbt's monthly ranking
+(dbt/macros/scores.sql) reads them. Rank of the period: that mean ranked within the registry
+peer group as a daily composite is (arithmetic.rank: rounded half up to ranking.decimals,
+"1224"). Acceptance: each month the period touches is judged on every date of that month with
+a current run (acceptance.judge_month), the change applied to all of them, since acceptance is
+a month's.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contracts.loader import ContractError, load_model
+from contracts.loader import ContractError
 from contracts.registry import Registry
 from expectations.rules.results import status_of
 from expectations.rules.rulebase import Override, RuleBase, RuleType
@@ -100,8 +104,28 @@ class Changes:
 
 def _errors(exc: ValidationError, prefix: str) -> str:
     return "; ".join(
-        f"{'.'.join([prefix, *map(str, e['loc'])]).strip('.')}: {e['msg']}" for e in exc.errors()
+        f"{'.'.join([prefix, *map(str, e['loc'])]).strip('.') or '<top>'}: {e['msg']}"
+        for e in exc.errors()
     )
+
+
+def _read(path: Path) -> ChangeFile:
+    """The change file's YAML in the shape of ChangeFile; a syntax error in one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ContractError(f"{path}: not valid YAML{where}: {problem}") from None
+    try:
+        return ChangeFile.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        raise ContractError(f"{path}: {_errors(exc, '')}") from None
 
 
 def load_changes(
@@ -110,7 +134,7 @@ def load_changes(
     """The change file at `path`, validated like the files it changes; a problem is one
     ContractError naming the file and the entry."""
     path = Path(path)
-    raw = load_model(path, ChangeFile)
+    raw = _read(path)
     types: dict[str, dict[str, Any]] = {}
     for name, spec in raw.types.items():
         if name not in rule_base.types:
@@ -244,13 +268,17 @@ def _months(dates: Iterable[dt.date]) -> list[dt.date]:
 def _period_ranks(
     days: Mapping[dt.date, Day], first: dt.date, last: dt.date, decimals: int
 ) -> dict[str, OrgDay]:
-    """Per organisation: the mean of its daily composites of [first, last], ranked."""
+    """Per organisation: the exact mean of the decimal forms of its daily composites of
+    [first, last] (what it publishes, as dbt's monthly ranking reads them), ranked."""
     composites: dict[str, list[Fraction | None]] = defaultdict(list)
     orgs = {}
     for d, day in days.items():
         if first <= d <= last:
             for code, o in day.orgs.items():
-                composites[code].append(o.composite)
+                published = to_float(o.composite)
+                composites[code].append(
+                    None if published is None else Fraction(Decimal(repr(published)))
+                )
                 orgs[code] = o.org
     period = {code: OrgDay(orgs[code], {}, composite=mean(v)) for code, v in composites.items()}
     rank(period.values(), decimals)
