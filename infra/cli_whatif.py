@@ -85,7 +85,7 @@ def whatif_table(answer: dict[str, Any]) -> str:
     ]
     months = answer["months"]
     lines.append(
-        f"{'move':<4} {_pad('organisation', 28)} {'peer':<9} {'composite before -> after':>27}"
+        f"{'move':<4} {_pad('organisation', 28)} {'peer':<9} {'composite before -> after':>26}"
         f" {'rank':>12} " + " ".join(f"{m:>14}" for m in months)
     )
     for o in answer["organisations"]:
