@@ -85,7 +85,7 @@ def whatif_table(answer: dict[str, Any]) -> str:
     ]
     months = answer["months"]
     lines.append(
-        f"{'move':<4} {_pad('organisation', 28)} {'peer':<9} {'composite before -> after':>26}"
+        f"{'move':<4} {_pad('organisation', 40)} {'peer':<9} {'composite before -> after':>26}"
         f" {'rank':>12} " + " ".join(f"{m:>14}" for m in months)
     )
     for o in answer["organisations"]:
@@ -101,7 +101,7 @@ def whatif_table(answer: dict[str, Any]) -> str:
         ]
         name = _printable(f"{o['org_code']} {o['org_name']}")
         lines.append(
-            f"{'*' if o['moves'] else '':<4} {_pad(name, 28)} {o['peer_group']:<9}"
+            f"{'*' if o['moves'] else '':<4} {_pad(name, 40)} {o['peer_group']:<9}"
             f" {_number(c['before'])} -> {_number(c['after'])} {delta:>9}"
             f" {rank:>12} " + " ".join(f"{v:>14}" for v in verdicts)
         )

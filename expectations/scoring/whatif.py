@@ -16,8 +16,9 @@ contracts/rule_overrides.yaml sets that attribute for the result's rule and orga
 override wins, as in RuleBase.effective_rules); the change file's overrides apply after every
 other change, later entries winning. Changing a result's weight or severity counts it with the
 new value; a changed threshold judges a passed or failed result again from its failed and
-checked rows exactly as validation does (results.status_of). error, not_applicable and waived
-results stay as they are.
+checked rows exactly as validation does (results.status_of): validation writes one result per
+rule of a batch, so these are that result's counts (were there several with one status, their
+sums would be judged). error, not_applicable and waived results stay as they are.
 
 Composite of the period: the exact mean of the organisation's daily composites of the period
 (the days it has one), on their decimal forms as published and as dbt's monthly ranking

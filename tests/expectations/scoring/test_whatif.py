@@ -407,6 +407,7 @@ def test_the_command_in_both_formats_and_html_writes_nothing(rt, tmp_path):
         (["--from", "2025-01-01", "--to", "2025-01-31"], "has a complete validation run"),
         (["--changes-text", "types: {icd10_valid: {weight: -1}}"], "types.icd10_valid.weight"),
         (["--changes-text", "acceptance: {bar: 85"], "not valid YAML at line 2"),
+        (["--no-changes-file"], "absent.yaml: cannot read: No such file or directory"),
     ],
 )
 def test_operator_mistakes_are_one_line_and_exit_2(rt, tmp_path, capsys, args, expected):
@@ -418,6 +419,8 @@ def test_operator_mistakes_are_one_line_and_exit_2(rt, tmp_path, capsys, args, e
     if args[0] == "--changes-text":
         text, args = args[1], ["--from", str(FIRST), "--to", str(LAST)]
     path.write_text(text + "\n", encoding="utf-8")
+    if args == ["--no-changes-file"]:
+        path, args = tmp_path / "absent.yaml", ["--from", str(FIRST), "--to", str(LAST)]
     with pytest.raises(SystemExit) as done:
         main(["whatif", "--changes", str(path), *args])
     err = capsys.readouterr().err
