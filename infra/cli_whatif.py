@@ -8,12 +8,14 @@ import datetime as dt
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from clickhouse_connect.driver.client import Client
 
-from contracts.registry import Registry
+if TYPE_CHECKING:  # the command imports what it needs when it runs: `hqlake` starts fast
+    from clickhouse_connect.driver.client import Client
+
+    from contracts.registry import Registry
 
 
 class WhatIfFormat(StrEnum):
