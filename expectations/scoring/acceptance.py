@@ -8,7 +8,7 @@ month has status failed (batch_received is blocking: a batch never sent fails th
 A month not yet over is judged on the days it has so far. The evidence (JSON) lists the
 configuration, every judged day with its run and composite, the days below the bar, days
 expected but not scored, and every blocking failure (date, dataset, rule, failed %,
-threshold).
+threshold). Results an approved appeal or a waiver covers count like not_applicable here too.
 """
 
 from __future__ import annotations
@@ -24,41 +24,50 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from contracts.registry import Registry
-from expectations.scoring.arithmetic import round_score
+from expectations.scoring.arithmetic import Day, ResultCount, round_score
 from expectations.scoring.config import PEER_GROUPS, ScoringConfig, load_scoring_config
+from expectations.scoring.exemptions import NO_EXEMPTIONS, Exemptions
 from expectations.scoring.inputs import scored_days
 from expectations.scoring.store import next_computed_at
 from expectations.scoring.tables import ACCEPTANCE_COLUMNS
 
 
-def _month_dates(month: dt.date) -> list[dt.date]:
+def month_dates(month: dt.date) -> list[dt.date]:
+    """Every date of the month of `month`."""
     first = month.replace(day=1)
     return [
         first + dt.timedelta(days=i) for i in range(calendar.monthrange(first.year, first.month)[1])
     ]
 
 
-def acceptance(
-    ch: Client, registry: Registry, month: dt.date, config: ScoringConfig | None = None
-) -> list[dict[str, Any]]:
-    """Judge every organisation expected in `month` (any date of it), write dq.acceptance and
-    return its rows (evidence as a dict) by peer group and org_code."""
-    config = config or load_scoring_config()
-    dates = _month_dates(month)
-    first = dates[0]
-    days = scored_days(ch, registry, dates, config)
+def blocking_failures(
+    ch: Client,
+    registry: Registry,
+    first: dt.date,
+    last: dt.date,
+    exemptions: Exemptions = NO_EXEMPTIONS,
+) -> dict[str, list[dict[str, Any]]]:
+    """Failed blocking results of the current runs of [first, last] per organisation, leaving
+    out the ones an appeal or a waiver covers."""
     blocking: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for day, org, dataset, rule_id, pct, threshold, run_id in ch.query(
+    for day, org, dataset, rule_id, rule_type, version, pct, threshold, run_id in ch.query(
         """
-        SELECT business_date, org_code, dataset, rule_id, failed_pct, threshold, run_id
+        SELECT business_date, org_code, dataset, rule_id, rule_type, batch_version, failed_pct,
+               threshold, run_id
         FROM dq.rule_result
         WHERE business_date BETWEEN {first:Date} AND {last:Date}
           AND (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
           AND status = 'failed' AND severity = 'blocking'
         ORDER BY business_date, org_code, dataset, rule_id
         """,
-        parameters={"first": first, "last": dates[-1]},
+        parameters={"first": first, "last": last},
     ).result_rows:
+        known = registry.get(org)
+        result = ResultCount(
+            day, org, dataset, rule_id, rule_type, "", "failed", "blocking", 0.0, version
+        )
+        if exemptions.reason(result, known.peer_group if known else "") is not None:
+            continue
         blocking[org].append(
             {
                 "business_date": day.isoformat(),
@@ -69,6 +78,20 @@ def acceptance(
                 "run_id": run_id,
             }
         )
+    return blocking
+
+
+def judge_month(
+    month: dt.date,
+    days: dict[dt.date, Day],
+    blocking: dict[str, list[dict[str, Any]]],
+    registry: Registry,
+    config: ScoringConfig,
+) -> list[dict[str, Any]]:
+    """The acceptance of every organisation expected in the month of `month`, from its scored
+    days and blocking failures: rows (evidence as a dict) by peer group and org_code, without
+    computed_at. Pure: what-if judges changed scores with it too."""
+    first = month.replace(day=1)
     bar, share_pct, decimals = (
         config.acceptance.bar,
         config.acceptance.share_pct,
@@ -77,11 +100,6 @@ def acceptance(
     expected = sorted(
         {o.org_code: o for d in days for o in registry.active(d)}.values(),
         key=lambda o: (PEER_GROUPS.index(o.peer_group), o.org_code),
-    )
-    computed_at = next_computed_at(
-        ch,
-        "SELECT toUnixTimestamp64Milli(max(computed_at)) FROM dq.acceptance WHERE month = {m:Date}",
-        {"m": first},
     )
     rows = []
     for org in expected:
@@ -144,9 +162,33 @@ def acceptance(
                 "passed": int(enough and not failures_),
                 "blocking_failures": len(failures_),
                 "evidence": evidence,
-                "computed_at": computed_at,
             }
         )
+    return rows
+
+
+def acceptance(
+    ch: Client,
+    registry: Registry,
+    month: dt.date,
+    config: ScoringConfig | None = None,
+    exemptions: Exemptions = NO_EXEMPTIONS,
+) -> list[dict[str, Any]]:
+    """Judge every organisation expected in `month` (any date of it), write dq.acceptance and
+    return its rows (evidence as a dict) by peer group and org_code."""
+    config = config or load_scoring_config()
+    dates = month_dates(month)
+    days = scored_days(ch, registry, dates, config, exemptions)
+    blocking = blocking_failures(ch, registry, dates[0], dates[-1], exemptions)
+    computed_at = next_computed_at(
+        ch,
+        "SELECT toUnixTimestamp64Milli(max(computed_at)) FROM dq.acceptance WHERE month = {m:Date}",
+        {"m": dates[0]},
+    )
+    rows = [
+        r | {"computed_at": computed_at}
+        for r in judge_month(month, days, blocking, registry, config)
+    ]
     if rows:
         ch.insert(
             "dq.acceptance",

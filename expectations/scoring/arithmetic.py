@@ -54,15 +54,35 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import NamedTuple
 
 from contracts.registry import Organisation, Registry
 from expectations.scoring.config import DIMENSIONS, PEER_GROUPS, ScoringConfig
 
 RECEIPT_RULE_TYPE = "batch_received"
 
-# One count of rule results: (business_date, org_code, dataset, dimension, status, severity,
-# weight, is_receipt, max batch_version, number of results), as ClickHouse groups them.
-ResultCount = tuple[dt.date, str, str, str, str, str, float, bool, int, int]
+
+class ResultCount(NamedTuple):
+    """The rule results of one rule of one batch, as ClickHouse groups them (usually one).
+
+    `status` is the status scoring counts: the stored one, or `waived` when an approved appeal
+    or a waiver covers the result (expectations/scoring/exemptions.py); `failed_rows` and
+    `checked_rows` sum the results' failing and checked records (rows, keys or persons, as
+    each rule counts them): what a changed threshold is judged on again."""
+
+    business_date: dt.date
+    org_code: str
+    dataset: str
+    rule_id: str
+    rule_type: str
+    dimension: str
+    status: str
+    severity: str
+    weight: float
+    batch_version: int
+    results: int = 1
+    failed_rows: int = 0
+    checked_rows: int = 0
 
 
 def round_score(value: float | None, decimals: int) -> Decimal | None:
@@ -80,6 +100,7 @@ class Batch:
     rules_failed: int = 0
     blocking_failed: int = 0
     rules_error: int = 0
+    rules_waived: int = 0
     is_missing: bool = False
 
     def add(
@@ -101,6 +122,9 @@ class Batch:
             self.is_missing |= bool(is_receipt)
         elif status == "error":
             self.rules_error += results
+        elif status == "waived":
+            # An approved appeal or a waiver: counted like not_applicable, and shown.
+            self.rules_waived += results
         if status in ("passed", "failed"):
             total = Fraction(weight) * results
             self.judged[dimension] += total
@@ -168,13 +192,20 @@ def rank(orgs: Iterable[OrgDay], decimals: int) -> None:
 def count_results(rows: Iterable[ResultCount]) -> dict[tuple[dt.date, str, str], Batch]:
     """The batches (date, organisation, dataset) of counted rule results."""
     batches: dict[tuple[dt.date, str, str], Batch] = defaultdict(Batch)
-    for day, org, dataset, dimension, status, severity, weight, is_receipt, version, n in rows:
-        if dimension not in DIMENSIONS:
+    for r in rows:
+        if r.dimension not in DIMENSIONS:
             raise ValueError(
-                f"rule result of {org} {dataset} {day} has unknown dimension {dimension!r}"
+                f"rule result of {r.org_code} {r.dataset} {r.business_date} has unknown"
+                f" dimension {r.dimension!r}"
             )
-        batches[(day, org, dataset)].add(
-            dimension, status, severity, weight, is_receipt=is_receipt, version=version, results=n
+        batches[(r.business_date, r.org_code, r.dataset)].add(
+            r.dimension,
+            r.status,
+            r.severity,
+            r.weight,
+            is_receipt=r.rule_type == RECEIPT_RULE_TYPE,
+            version=r.batch_version,
+            results=r.results,
         )
     return batches
 

@@ -6,7 +6,8 @@ and status it was given when it was validated (rule overrides included), so ever
 be recomputed from the results alone, whatever the rule base says today. passed and failed
 results count; not_applicable results are left out; error results (the platform could not
 evaluate the rule: our fault, not the organisation's) are left out of every score but
-counted (rules_error) and shown.
+counted (rules_error) and shown. `waived` results (an approved appeal or a waiver, see
+exemptions.py) count like not_applicable and are counted (rules_waived) and shown.
 
 ClickHouse counts results by (date, organisation, dataset, dimension, status, severity,
 weight); the arithmetic module sums them exactly. Earlier ranks (for rank changes) are
@@ -23,8 +24,9 @@ from collections import defaultdict
 from clickhouse_connect.driver.client import Client
 
 from contracts.registry import Registry
-from expectations.scoring.arithmetic import RECEIPT_RULE_TYPE, Day, count_results, score_days
+from expectations.scoring.arithmetic import Day, ResultCount, count_results, score_days
 from expectations.scoring.config import ScoringConfig
+from expectations.scoring.exemptions import NO_EXEMPTIONS, Exemptions, apply
 
 
 def current_runs(ch: Client, dates: list[dt.date]) -> dict[dt.date, str]:
@@ -36,25 +38,42 @@ def current_runs(ch: Client, dates: list[dt.date]) -> dict[dt.date, str]:
     return dict(rows)
 
 
+def result_counts(
+    ch: Client,
+    registry: Registry,
+    dates: list[dt.date],
+    exemptions: Exemptions = NO_EXEMPTIONS,
+) -> list[ResultCount]:
+    """The rule results of the current runs of `dates`, one row per rule of a batch, with
+    `waived` where `exemptions` cover them."""
+    rows = ch.query(
+        """
+        SELECT business_date, org_code, dataset, rule_id, rule_type, dimension, status,
+               severity, weight, batch_version, count() AS results, sum(failed) AS failed_rows,
+               sum(checked) AS checked_rows
+        FROM dq.rule_result
+        WHERE business_date IN {dates:Array(Date)}
+          AND (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
+        GROUP BY business_date, org_code, dataset, rule_id, rule_type, dimension, status,
+                 severity, weight, batch_version
+        """,
+        parameters={"dates": sorted(dates)},
+    ).result_rows
+    return list(apply(map(ResultCount._make, rows), exemptions, registry))
+
+
 def scored_days(
-    ch: Client, registry: Registry, dates: list[dt.date], config: ScoringConfig
+    ch: Client,
+    registry: Registry,
+    dates: list[dt.date],
+    config: ScoringConfig,
+    exemptions: Exemptions = NO_EXEMPTIONS,
 ) -> dict[dt.date, Day]:
     """Batch and organisation-day scores and ranks of every date that has a current run."""
     runs = current_runs(ch, dates)
     if not runs:
         return {}
-    rows = ch.query(
-        """
-        SELECT business_date, org_code, dataset, dimension, status, severity, weight,
-               rule_type = {receipt:String} AS is_receipt,
-               max(batch_version) AS version, count() AS results
-        FROM dq.rule_result
-        WHERE business_date IN {dates:Array(Date)}
-          AND (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
-        GROUP BY business_date, org_code, dataset, dimension, status, severity, weight, is_receipt
-        """,
-        parameters={"dates": sorted(runs), "receipt": RECEIPT_RULE_TYPE},
-    ).result_rows
+    rows = result_counts(ch, registry, sorted(runs), exemptions)
     return score_days(runs, count_results(rows), registry, config)
 
 

@@ -10,6 +10,7 @@ from contracts.registry import Organisation, Registry
 from expectations.scoring.arithmetic import (
     Day,
     OrgDay,
+    ResultCount,
     count_results,
     failure_changes,
     rank,
@@ -35,7 +36,10 @@ def registry(*orgs):
 
 def count(ds, dimension, status, weight, *, n=1, severity="warning", receipt=False, version=1):
     """One count row as ClickHouse groups the rule results of T1 on D."""
-    return (D, "T1", ds, dimension, status, severity, weight, receipt, version, n)
+    rule_type = "batch_received" if receipt else f"{dimension}_rule"
+    return ResultCount(
+        D, "T1", ds, f"{ds}.{rule_type}", rule_type, dimension, status, severity, weight, version, n
+    )
 
 
 def test_round_score_is_half_up_on_the_decimal_form():
