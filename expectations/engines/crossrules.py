@@ -931,18 +931,18 @@ def _same_org_overlaps(judged: str, located: str, limit: int) -> str:
         f" WHERE {_longer('o', limit)} AND k IS NOT NULL"
     )
     queries = (
-        f"SELECT person, org_code AS part, ifNull(toInt64(end_at), 0) - {limit} AS pos,"
+        f"SELECT person, org_code AS part, {_secs('end_at')} - {limit} AS pos,"
         f" toUInt8(0) AS is_event, toInt64(0) AS reach, '' AS tag, k AS own,"
-        f" ifNull(toInt64(start_at), 0) + {limit} AS need FROM ({judged}) AS j"
+        f" {_secs('start_at')} + {limit} AS need FROM ({judged}) AS j"
         f" WHERE {_longer('j', limit)} AND k IS NOT NULL"
     )
     order = "ORDER BY pos, is_event, tag"
-    upto = before = "ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    upto = "ROWS BETWEEN UNBOUNDED PRECEDING AND"
     frame = f"PARTITION BY person, part {order}"
     best = "maxIf((reach, tag), is_event)"
     leads = (
         f"SELECT *, {best} OVER ({frame} {upto} CURRENT ROW) AS lead,"
-        f" {best} OVER ({frame} {before} 1 PRECEDING) AS before_lead,"
+        f" {best} OVER ({frame} {upto} 1 PRECEDING) AS before_lead,"
         f" is_event AND lead != before_lead AS takes_over"
         f" FROM ({events} UNION ALL {queries})"
     )
@@ -956,7 +956,7 @@ def _same_org_overlaps(judged: str, located: str, limit: int) -> str:
     )
     partners = (
         f"SELECT part, own, need,"
-        f" if(lead.2 != {tag.replace('k', 'own')}, lead, if(deposed > rest, deposed, rest))"
+        f" if(lead.2 != ifNull(toString(own), ''), lead, if(deposed > rest, deposed, rest))"
         f" AS partner"
         f" FROM ({seconds}) WHERE NOT is_event"
     )
@@ -1012,13 +1012,13 @@ def _told_earlier(
     # (the events carry a jrow of the same type as a placeholder: located stays have no line)
     events = (
         f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', 'k')},"
-        f" (j.org_code, j.k, '', toUInt32(0)) AS jrow, toInt64(0) AS need FROM ({located}) AS j"
-        f" WHERE {_longer('j', limit)}"
+        f" (o.org_code, o.k, '', toUInt32(0)) AS jrow, toInt64(0) AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)}"
     )
     queries = (
-        f"SELECT j.person AS person, g AS part, ifNull(toInt64(j.end_at), 0) - {limit} AS pos,"
+        f"SELECT j.person AS person, g AS part, {_secs('j.end_at')} - {limit} AS pos,"
         f" toUInt8(0) AS is_event, toInt64(0) AS reach, j.k AS tag, {jrow} AS jrow,"
-        f" ifNull(toInt64(j.start_at), 0) + {limit} AS need"
+        f" {_secs('j.start_at')} + {limit} AS need"
         f" FROM ({judged}) AS j INNER JOIN ({orgs}) AS h ON h.person = j.person"
         f" ARRAY JOIN h.orgs AS g WHERE g != j.org_code AND {_longer('j', limit)}"
     )
