@@ -140,7 +140,7 @@ def test_twenty_thousand_overlapping_stays_of_one_person_are_judged(ch):
     """A hostile hospital sends 20,000 stays of one person on one day, all over the same
     days, and another hospital holds 20,000 earlier stays of that person just as long: a
     join of every pair would be 400 million pairs per rule (minutes); the sorted pass judges
-    them all (its time is in `make bench`, overlap_20k)."""
+    them all (its time is in `make bench`: bench/overlap.py)."""
     n = 20_000
     load(ch, "patient", [person("P1", A, "甲")], day=days(-9))
     load(ch, "patient", [person("Q1", A, "甲")], org=HOSPITAL2, day=days(-9))
