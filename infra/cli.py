@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
+from infra.cli_explain import explain
 
 app = typer.Typer(
     add_completion=False,
@@ -523,6 +524,7 @@ rules_app = typer.Typer(
     no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
 )
 app.add_typer(rules_app, name="rules")
+app.command()(explain)
 
 
 @rules_app.command("suggest")
