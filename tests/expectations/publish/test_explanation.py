@@ -3,7 +3,6 @@ one decimal, waived apart), then end to end from a scored day through the pages 
 an e-mail sent through the SMTP sink."""
 
 import dataclasses
-import datetime as dt
 from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
