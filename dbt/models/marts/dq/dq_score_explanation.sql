@@ -30,7 +30,7 @@ final as (
         explanation.rows_failed as rows_failed,
         explanation.points_lost as points_lost,
         explanation.points_lost_total as points_lost_total,
-        explanation.result_status = 'waived' as is_waived,
+        cast(explanation.result_status = 'waived' as Bool) as is_waived,
         explanation.dq_run_id as dq_run_id
     from explanation
     left join organizations
