@@ -21,6 +21,7 @@ import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
 from infra import cli_signoff
+from infra.cli_explain import explain
 from infra.cli_whatif import whatif
 
 app = typer.Typer(
@@ -507,6 +508,7 @@ rules_app = typer.Typer(
     no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
 )
 app.add_typer(rules_app, name="rules")
+app.command()(explain)
 app.command()(whatif)
 
 

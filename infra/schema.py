@@ -383,6 +383,32 @@ SCORE_TABLES = (
     ORDER BY (business_date, org_code, dataset, rule_id, run_id, computed_at)
     COMMENT 'Failing rules new, resolved or persisting against the previous date with results'
     """,
+    # The points of the composite each failed rule cost (expectations/scoring/explain.py), per
+    # organisation-day (level org_day) and per batch (level batch; dataset names the batch):
+    # points of 12 decimals apportioned so that those of one organisation-day or batch sum
+    # exactly to lost_total = 100 - its exact composite rounded half up to 12 decimals.
+    """
+    CREATE TABLE IF NOT EXISTS dq.score_explanation (
+      run_id String,
+      business_date Date,
+      level LowCardinality(String),
+      org_code LowCardinality(String),
+      dataset LowCardinality(String),
+      rule_id LowCardinality(String),
+      rule_type LowCardinality(String),
+      dimension LowCardinality(String),
+      status LowCardinality(String),
+      cause LowCardinality(String),
+      failed_rows UInt64,
+      points Decimal(38, 12),
+      lost_total Decimal(38, 12),
+      computed_at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    PARTITION BY toYYYYMM(business_date)
+    ORDER BY (business_date, org_code, level, dataset, rule_id, run_id, computed_at)
+    COMMENT 'Points of the composite each failed rule cost (cause failed, batch_not_received;
+      waived at 0) per organisation-day and batch; read dq.current_score_explanation'
+    """,
     """
     CREATE TABLE IF NOT EXISTS dq.score_run (
       business_date Date,
@@ -428,7 +454,7 @@ SCORE_TABLES = (
         WHERE (business_date, run_id, computed_at)
           IN (SELECT business_date, run_id, computed_at FROM dq.current_scoring)
         """
-        for table in ("score_batch", "score_org_day", "failure_change")
+        for table in ("score_batch", "score_org_day", "failure_change", "score_explanation")
     ),
     """
     CREATE VIEW IF NOT EXISTS dq.current_acceptance AS

@@ -5,7 +5,7 @@ One e-mail per organisation per business date, to the addresses of the registry:
 - an organisation with an upload that day (at least one file received, loaded or refused)
   gets its feedback: composite score and peer-group rank in the subject; in the body the
   dimension scores, rank change, new / persisting / resolved problems, refused files, the
-  failed rules with counts, what they check and how to fix them, and a link to its report
+  points of the composite each failed rule cost ("−3.2 分：… ×41"), the failed rules with counts, what they check and how to fix them, and a link to its report
   page; attached, a CSV of every failing record key per rule of the current run;
 - an active organisation with nothing received gets a reminder instead.
 
@@ -54,6 +54,7 @@ from contracts.loader import contracts
 from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from contracts.timezone import TZ
+from expectations.publish.explanation import email_line, points_lost
 from expectations.publish.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
 from expectations.publish.report import shown_keys
 
@@ -71,13 +72,15 @@ CHANGES = {c: label.zh for c, label in labels.CHANGES.items()}
 @dataclass
 class Feedback:
     """Everything one organisation-day e-mail says; `score` is a dq.current_score_org_day row
-    (as expectations.scoring.read.read_scores returns it), `failures` rows of read.failures."""
+    (as expectations.scoring.read.read_scores returns it), `failures` rows of read.failures,
+    `explanation` rows of read.read_explanation (the points each failed rule cost)."""
 
     day: dt.date
     org: Organisation
     uploaded: bool
     score: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    explanation: list[dict[str, Any]] = field(default_factory=list)
     resolved: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, str]] = field(default_factory=list)
     issues_total: int = 0
@@ -164,6 +167,13 @@ def _failure_view(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _lost_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    lost = points_lost(rows)
+    for line in (*lost["lines"], *lost["waived"]):
+        line["text"] = email_line(line)
+    return lost
+
+
 # "detail": what of the row failed where the rule says, e.g. "other_dx_codes N40"
 ATTACHMENT_COLUMNS = ("dataset", "rule_id", "dimension", "severity", "record_key", "detail")
 _KEY = ATTACHMENT_COLUMNS.index("record_key")
@@ -232,6 +242,12 @@ _HTML = _ENV.from_string(
 </table>
 <p>问题变化 Problems: 新增 new <b>{{ counts.new }}</b> · 持续 persisting <b>{{ counts.persisting }}</b>
  · 已解决 resolved <b>{{ counts.resolved }}</b></p>
+{% if lost.lines or lost.waived %}
+<h3>失分明细 Points lost（共 {{ lost.total }} 分）</h3>
+<ul>{% for line in lost.lines[:top] %}<li>{{ line.text }}</li>{% endfor %}
+{% for line in lost.waived %}<li style="color:#888">{{ line.text }}</li>{% endfor %}</ul>
+{% if lost.lines|length > top %}<p style="color:#888">另 {{ lost.lines|length - top }} 条见完整报告 More in the full report.</p>{% endif %}
+{% endif %}
 {% if refused %}
 <h3>被拒收的文件 Refused files</h3>
 <ul>{% for f in refused %}<li>{{ f.dataset }} · {{ f.file }}：{{ f.reason }}</li>{% endfor %}</ul>
@@ -279,6 +295,19 @@ _TEXT = _TEXT_ENV.from_string(
   {{ label }}: {{ value }}
 {% endfor %}
 问题变化 Problems: 新增 new {{ counts.new }} · 持续 persisting {{ counts.persisting }} · 已解决 resolved {{ counts.resolved }}
+{% if lost.lines or lost.waived %}
+
+失分明细 Points lost (共 {{ lost.total }} 分):
+{% for line in lost.lines[:top] %}
+  {{ line.text }}
+{% endfor %}
+{% for line in lost.waived %}
+  {{ line.text }}
+{% endfor %}
+{% if lost.lines|length > top %}
+  另 {{ lost.lines|length - top }} 条见完整报告 (more in the full report)
+{% endif %}
+{% endif %}
 {% if refused %}
 
 被拒收的文件 Refused files:
@@ -357,6 +386,8 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
             }
             for f in fb.refused_files
         ],
+        "lost": _lost_view(fb.explanation),
+        "top": TOP_RULES,
         "failures": [_failure_view(f) for f in fb.failures[:TOP_RULES]],
         "more": len(fb.failures) > TOP_RULES,
         "total_failed": len(fb.failures),
@@ -493,6 +524,7 @@ def collect(
         if fb.uploaded:
             fb.score = scores.get(code)
             fb.failures = read.failures(ch, code, day)
+            fb.explanation = read.read_explanation(ch, code, day)
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [
                 {"dataset": d, "file": f, "reason": reason}

@@ -52,6 +52,7 @@ from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from expectations.programme.signoff import Signature, read_signature
 from expectations.publish import svg
+from expectations.publish.explanation import points_lost
 from expectations.scoring import read
 from expectations.scoring.arithmetic import round_score
 from expectations.scoring.config import load_scoring_config
@@ -416,10 +417,12 @@ def render_org(
     *,
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
+    explanation: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The page of one organisation-day: `score` is its `read.read_scores` row, `trend`
-    its `read.trend` rows and `failures` its `read.failures` rows; `bar` and
-    `decimals` as for `render_city`."""
+    its `read.trend` rows, `failures` its `read.failures` rows and `explanation` its
+    `read.read_explanation` rows (the points lost per failed rule); `bar` and `decimals` as
+    for `render_city`."""
     group = score.get("peer_group") or (org.peer_group if org else "")
     failed = [_failure_row(f) for f in sorted(failures, key=_failure_order)]
     by_dimension = [
@@ -462,6 +465,7 @@ def render_org(
             by_dimension=by_dimension,
             chart=svg.trend_chart(trend, day, TREND_DAYS, bar),
             failures=failed,
+            lost=points_lost(explanation),
             run_id=score.get("run_id") or "",
             datadocs="../datadocs/index.html" if datadocs else None,
         )
@@ -516,6 +520,7 @@ def write_reports(
             datadocs,
             bar=bar,
             decimals=decimals,
+            explanation=read.read_explanation(ch, code, day),
         )
         orgs[code] = org_page(day, code, out_dir)
         orgs[code].write_text(html, encoding="utf-8")
