@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
+from infra.cli_appeals import appeal_app, waiver_app
 
 app = typer.Typer(
     add_completion=False,
@@ -523,6 +524,8 @@ rules_app = typer.Typer(
     no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
 )
 app.add_typer(rules_app, name="rules")
+app.add_typer(appeal_app, name="appeal")
+app.add_typer(waiver_app, name="waiver")
 
 
 @rules_app.command("suggest")

@@ -20,6 +20,7 @@ from expectations.scoring.arithmetic import (
     to_float,
 )
 from expectations.scoring.config import DIMENSIONS, ScoringConfig, load_scoring_config
+from expectations.scoring.exemptions import NO_EXEMPTIONS, Exemptions
 from expectations.scoring.inputs import failing, scored_days
 from expectations.scoring.tables import (
     BATCH_COLUMNS,
@@ -41,14 +42,20 @@ def from_millis(millis: int) -> dt.datetime:
 
 
 def score_date(
-    ch: Client, registry: Registry, day: dt.date, config: ScoringConfig | None = None
+    ch: Client,
+    registry: Registry,
+    day: dt.date,
+    config: ScoringConfig | None = None,
+    exemptions: Exemptions = NO_EXEMPTIONS,
 ) -> list[dict[str, Any]]:
     """Score the current run of `day`: write dq.score_batch, dq.score_org_day and
     dq.failure_change (then commit with dq.score_run) and return the organisation-day rows in
-    display order (peer group, rank, org_code)."""
+    display order (peer group, rank, org_code). `exemptions` (the approved appeals and the
+    waivers in force) turn the results they cover into `waived`, on `day` and on the earlier
+    dates its rank changes compare with."""
     config = config or load_scoring_config()
     previous_day, previous_month = day - dt.timedelta(days=1), same_day_previous_month(day)
-    days = scored_days(ch, registry, [day, previous_day, previous_month], config)
+    days = scored_days(ch, registry, [day, previous_day, previous_month], config, exemptions)
     if day not in days:
         raise LookupError(
             f"no complete validation run for {day} in dq.current_run: validate it first"
@@ -79,6 +86,7 @@ def score_date(
                     "rules_failed": batch.rules_failed,
                     "blocking_failed": batch.blocking_failed,
                     "rules_error": batch.rules_error,
+                    "rules_waived": batch.rules_waived,
                 }
             )
         changes = failure_changes(now.get(code, set()), before.get(code, set()))
@@ -105,6 +113,7 @@ def score_date(
                 "rules_failed": o.count("rules_failed"),
                 "blocking_failed": o.count("blocking_failed"),
                 "rules_error": o.count("rules_error"),
+                "rules_waived": o.count("rules_waived"),
                 "new_failures": counted["new"],
                 "resolved_failures": counted["resolved"],
                 "persisting_failures": counted["persisting"],

@@ -1,0 +1,329 @@
+"""`hqlake appeal submit|decide|list` and `hqlake waiver add|list|end` (upload standard
+section 8): the commands record one event each (expectations/programme/appeals.py), and a
+decision or a waiver change scores every affected date again (programme/rescore.py). A refusal
+is one line on stderr and exit 2 (AppealRefused is an OperatorError)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format")]
+appeal_app = typer.Typer(
+    no_args_is_help=True,
+    help="Appeals of failed results (申诉) and the quality officer's decisions.",
+)
+waiver_app = typer.Typer(
+    no_args_is_help=True,
+    help="Waivers of a rule for an organisation or a peer group over dates (豁免).",
+)
+
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="the time to record, ISO 8601 (default now; replays and the demo): the window"
+        " and the order of events follow it",
+    ),
+]
+
+
+class Decision(StrEnum):
+    approve = "approve"
+    reject = "reject"
+
+
+class AppealStatus(StrEnum):
+    open = "open"
+    approved = "approved"
+    rejected = "rejected"
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint=option) from None
+
+
+def _now(at: str | None) -> dt.datetime:
+    from contracts.timezone import TZ
+
+    if at is None:
+        return dt.datetime.now(TZ)
+    try:
+        value = dt.datetime.fromisoformat(at)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{at!r} is not a time YYYY-MM-DDTHH:MM", param_hint="--at"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=TZ)
+
+
+def _services():
+    from infra.pipeline import org_registry
+    from infra.runtime import warehouse
+
+    return warehouse(), org_registry()
+
+
+def _config():
+    from expectations.programme.config import load_appeals_config
+
+    return load_appeals_config()
+
+
+def _line(value: object) -> str:
+    from expectations.publish.neutralise import one_line
+
+    return one_line("" if value is None else value)
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _rescored_lines(rescored) -> list[str]:
+    public = rescored.public()
+    dates = public["dates_scored_again"]
+    months = public["months_accepted_again"]
+    return [
+        "scored again: " + (", ".join(dates) if dates else "no date (nothing scored is affected)"),
+        *(["acceptance computed again: " + ", ".join(months)] if months else []),
+    ]
+
+
+# ---- appeals ---------------------------------------------------------------------------------
+
+
+@appeal_app.command("submit")
+def appeal_submit(
+    org: Annotated[str, typer.Option("--org", help="the appealing organisation")],
+    date: Annotated[str, typer.Option(help="business date of the result YYYY-MM-DD")],
+    dataset: Annotated[str, typer.Option(help="dataset of the result")],
+    rule: Annotated[str, typer.Option(help="rule id of the failed result")],
+    reason: Annotated[str, typer.Option(help="why the result is wrong")],
+    by: Annotated[str, typer.Option(help="who appeals")],
+    of: Annotated[
+        str | None,
+        typer.Option(help="the organisation the result names, when not --org (refused)"),
+    ] = None,
+    at: AtOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Appeal a failed result of the organisation's own batch, within the window."""
+    from expectations.programme.appeals import ResultRef, submit
+
+    ch, registry = _services()
+    result = ResultRef(of or org, _date(date, "--date"), dataset, rule)
+    row = submit(ch, registry, _config(), org, result, reason, by, _now(at))
+    if format is OutputFormat.json:
+        _echo_json(row)
+        return
+    typer.echo(
+        f"appeal {row['appeal_id']} submitted by {_line(row['actor'])} for {row['org_code']}:"
+        f" {row['rule_id']} of {row['dataset']} {row['business_date']} (batch version"
+        f" {row['batch_version']}, run {row['run_id']})"
+    )
+    typer.echo("scored again: no date (an appeal counts once approved)")
+
+
+@appeal_app.command("decide")
+def appeal_decide(
+    appeal_id: Annotated[str, typer.Argument(help="the appeal's id (hqlake appeal list)")],
+    decision: Annotated[Decision, typer.Option(help="approve or reject")],
+    comment: Annotated[str, typer.Option(help="why")],
+    by: Annotated[str, typer.Option(help="the quality officer deciding")],
+    at: AtOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Approve or reject an open appeal; an approval scores every affected date again."""
+    from expectations.programme.appeals import decide
+    from expectations.programme.rescore import NOTHING, rescore
+
+    ch, registry = _services()
+    event = "approved" if decision is Decision.approve else "rejected"
+    row = decide(ch, _config(), appeal_id, event, comment, by, _now(at))
+    rescored = NOTHING
+    if event == "approved":
+        rescored = rescore(ch, registry, row["business_date"], row["business_date"])
+    if format is OutputFormat.json:
+        _echo_json(row | rescored.public())
+        return
+    typer.echo(
+        f"appeal {appeal_id} {event} by {_line(row['actor'])}: {row['rule_id']} of"
+        f" {row['org_code']} {row['dataset']} {row['business_date']}"
+        + (" is waived" if event == "approved" else " stays failed")
+    )
+    for line in _rescored_lines(rescored):
+        typer.echo(line)
+
+
+@appeal_app.command("list")
+def appeal_list(
+    org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
+    date: Annotated[str | None, typer.Option(help="one business date YYYY-MM-DD")] = None,
+    status: Annotated[AppealStatus | None, typer.Option(help="open, approved or rejected")] = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Appeals with their status, who submitted and decided them, when and why."""
+    from expectations.programme.appeals import list_appeals
+
+    ch, _ = _services()
+    rows = list_appeals(
+        ch,
+        org_code=org,
+        day=_date(date, "--date") if date else None,
+        status=status.value if status else None,
+    )
+    if format is OutputFormat.json:
+        for r in rows:
+            _echo_json(r)
+        return
+    if not rows:
+        typer.echo("no appeals")
+    for r in rows:
+        decided = (
+            f" · {r['status']} by {_line(r['decided_by'])} {r['decided_at']:%Y-%m-%d %H:%M}:"
+            f" {_line(r['comment'])}"
+            if r["status"] != "open"
+            else " · open"
+        )
+        typer.echo(
+            f"{r['appeal_id']}  {r['org_code']} {r['business_date']} {r['dataset']}"
+            f" {r['rule_id']} v{r['batch_version']} · submitted by {_line(r['submitted_by'])}"
+            f" {r['submitted_at']:%Y-%m-%d %H:%M}: {_line(r['reason'])}{decided}"
+        )
+
+
+# ---- waivers ---------------------------------------------------------------------------------
+
+
+def _rule_names() -> set[str]:
+    from expectations.rules.rulebase import rulebase
+
+    rb = rulebase()
+    return {r.id for r in rb.rules} | set(rb.types)
+
+
+@waiver_app.command("add")
+def waiver_add(
+    rule: Annotated[str, typer.Option(help="a rule id or a rule type")],
+    start: Annotated[str, typer.Option("--from", help="first business date YYYY-MM-DD")],
+    reason: Annotated[str, typer.Option(help="why (an outpatient-only hospital, an outage)")],
+    by: Annotated[str, typer.Option(help="the quality officer waiving")],
+    end: Annotated[
+        str | None, typer.Option("--to", help="last business date YYYY-MM-DD (default open)")
+    ] = None,
+    org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
+    peer_group: Annotated[str | None, typer.Option(help="or one peer group")] = None,
+    at: AtOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Waive a rule for an organisation or a peer group over dates, past and future; every
+    affected scored date is scored again."""
+    from expectations.programme.appeals import add_waiver
+    from expectations.programme.rescore import rescore
+
+    ch, registry = _services()
+    first = _date(start, "--from")
+    last = _date(end, "--to") if end else None
+    row = add_waiver(
+        ch,
+        registry,
+        _config(),
+        _rule_names(),
+        rule,
+        first,
+        last,
+        reason,
+        by,
+        _now(at),
+        org_code=org,
+        peer_group=peer_group,
+    )
+    rescored = rescore(ch, registry, first, last)
+    if format is OutputFormat.json:
+        _echo_json(row | rescored.public())
+        return
+    whom = row["org_code"] or f"peer group {row['peer_group']}"
+    typer.echo(
+        f"waiver {row['waiver_id']} added by {_line(row['actor'])}: {row['rule']} for {whom}"
+        f" from {first} to {last or 'open'}"
+    )
+    for line in _rescored_lines(rescored):
+        typer.echo(line)
+
+
+@waiver_app.command("end")
+def waiver_end(
+    waiver_id: Annotated[str, typer.Argument(help="the waiver's id (hqlake waiver list)")],
+    on: Annotated[str, typer.Option("--on", help="its last business date YYYY-MM-DD")],
+    reason: Annotated[str, typer.Option(help="why it ends")],
+    by: Annotated[str, typer.Option(help="the quality officer ending it")],
+    at: AtOption = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """End a waiver on a date (the day before its start withdraws it); the dates it no longer
+    covers are scored again."""
+    from expectations.programme.appeals import end_waiver
+    from expectations.programme.rescore import rescore
+
+    ch, registry = _services()
+    last = _date(on, "--on")
+    row = end_waiver(ch, _config(), waiver_id, last, reason, by, _now(at))
+    rescored = rescore(ch, registry, last + dt.timedelta(days=1), row["was_end"])
+    if format is OutputFormat.json:
+        _echo_json(row | rescored.public())
+        return
+    typer.echo(
+        f"waiver {waiver_id} ends on {last} (was {row['was_end'] or 'open'}),"
+        f" by {_line(row['actor'])}"
+    )
+    for line in _rescored_lines(rescored):
+        typer.echo(line)
+
+
+@waiver_app.command("list")
+def waiver_list(
+    org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
+    peer_group: Annotated[str | None, typer.Option(help="one peer group")] = None,
+    on: Annotated[str | None, typer.Option("--on", help="in force on YYYY-MM-DD")] = None,
+    format: FormatOption = OutputFormat.table,
+) -> None:
+    """Waivers as they stand: rule, whom, dates, who added or ended them and why."""
+    from expectations.programme.appeals import list_waivers
+
+    ch, _ = _services()
+    rows = list_waivers(
+        ch, org_code=org, peer_group=peer_group, on=_date(on, "--on") if on else None
+    )
+    if format is OutputFormat.json:
+        for r in rows:
+            _echo_json(r)
+        return
+    if not rows:
+        typer.echo("no waivers")
+    for r in rows:
+        whom = r["org_code"] or f"peer group {r['peer_group']}"
+        ended = (
+            f" · ended by {_line(r['ended_by'])} {r['ended_at']:%Y-%m-%d %H:%M}:"
+            f" {_line(r['end_reason'])}"
+            if r["ended_at"]
+            else ""
+        )
+        typer.echo(
+            f"{r['waiver_id']}  {r['rule']} for {whom} {r['start_date']}..{r['end_date'] or 'open'}"
+            f" · added by {_line(r['added_by'])} {r['added_at']:%Y-%m-%d %H:%M}:"
+            f" {_line(r['reason'])}{ended}"
+        )
