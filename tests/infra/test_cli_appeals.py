@@ -1,7 +1,6 @@
 """`hqlake appeal` and `hqlake waiver` on hand-made results in the session's chDB: each success
 says what was recorded and which dates were scored again; a refusal is one line, exit 2."""
 
-import datetime as dt
 import json
 
 import pytest

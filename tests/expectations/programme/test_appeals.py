@@ -2,6 +2,7 @@
 scores and ranks computed by hand; the histories only grow."""
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -288,7 +289,7 @@ def test_history_only_grows(rt):
         ch, CONFIG, waiver["waiver_id"], NEXT, "restored", OFFICER, at(D + dt.timedelta(days=4))
     )
     snapshots.append(events(ch))
-    for earlier, later in zip(snapshots, snapshots[1:], strict=False):
+    for earlier, later in itertools.pairwise(snapshots):
         for table in (0, 1):
             assert set(earlier[table]) <= set(later[table])
         assert sum(map(len, later)) == sum(map(len, earlier)) + 1
