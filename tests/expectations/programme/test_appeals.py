@@ -418,3 +418,59 @@ def test_free_text_is_stored_with_identifiers_masked(rt):
     appeal = appeal_a(ch, reason="patient 110105194912310022 phoned from 13812345678 <b>")
     assert appeal["text"] == "patient 110*************22 phoned from 138****5678 <b>"
     assert list_appeals(ch)[0]["reason"] == appeal["text"]
+
+
+def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
+    from expectations.publish.feedback import collect
+    from expectations.publish.report import write_reports
+
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    ch.insert(
+        "dq.ingest_file",
+        [[A, OV, D, "v.csv", "x", 1, at(D, 1), "csv", "utf-8", "loaded", "", 1, 1, 0, 1]],
+        column_names=[
+            "org_code",
+            "dataset",
+            "business_date",
+            "file",
+            "sha256",
+            "size",
+            "received_at",
+            "format",
+            "encoding",
+            "status",
+            "reason",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "batch_version",
+        ],
+    )
+    approved = appeal_a(ch, reason="walk-ins <b>no id</b>")
+    decide(
+        ch,
+        CONFIG,
+        approved["appeal_id"],
+        "approved",
+        "confirmed",
+        OFFICER,
+        at(D + dt.timedelta(days=3)),
+    )
+    rescore(ch, REGISTRY, D, D)
+    [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
+    assert fb.failures == []  # its one failure is waived
+    assert [
+        (w["rule_id"], w["status"], w["waived_by"], w["kind"], w["why"]) for w in fb.waived
+    ] == [
+        (f"{OV}.{FAILED_RULE}", "failed", approved["appeal_id"], "appeal", "walk-ins <b>no id</b>")
+    ]
+    assert [(a["appeal_id"], a["status"]) for a in fb.appeals] == [
+        (approved["appeal_id"], "approved")
+    ]
+    [other] = collect(ch, REGISTRY, D, [B], reports_dir=tmp_path)
+    assert other.waived == [] and other.appeals == []
+    page = write_reports(ch, REGISTRY, D, tmp_path)["orgs"][A].read_text(encoding="utf-8")
+    card = page[page.index("申诉与豁免") :]
+    assert approved["appeal_id"] in card and "walk-ins &lt;b&gt;no id&lt;/b&gt;" in card
+    assert "本日所有规则均已通过" in page
