@@ -61,7 +61,7 @@ def score_date(
             f"no complete validation run for {day} in dq.current_run: validate it first"
         )
     today = days[day]
-    now, before = failing(ch, day, today.run_id)
+    now, before = failing(ch, day, today.run_id, exemptions=exemptions, registry=registry)
     computed_at = next_computed_at(
         ch,
         "SELECT toUnixTimestamp64Milli(max(computed_at)) FROM dq.score_run"

@@ -136,6 +136,7 @@ def test_an_approved_appeal_moves_the_composite_and_the_ranks_as_computed_by_han
     assert {c: r["composite"] for c, r in scores(ch, D).items()} == {A: 70.0, B: 80.0, C: 90.0}
     assert ranks(ch, D) == {C: 1, B: 2, A: 3}
     assert ranks(ch, NEXT, "rank_change_day") == {A: 0, B: 0, C: 0}
+    assert scores(ch, NEXT)[A]["persisting_failures"] == 1
     acceptance(ch, REGISTRY, D)
     appeal = appeal_a(ch)
     assert (appeal["event"], appeal["org_code"], appeal["batch_version"], appeal["run_id"]) == (
@@ -170,6 +171,12 @@ def test_an_approved_appeal_moves_the_composite_and_the_ranks_as_computed_by_han
     assert ranks(ch, NEXT) == {C: 1, B: 2, A: 3}
     assert ranks(ch, NEXT, "rank_change_day") == {A: -2, B: 1, C: 1}
     assert ranks(ch, MONTH_LATER, "rank_change_month") == {A: -2, B: 1, C: 1}
+    # A waived failure is not failing: on D nothing of A's fails, so on the day after its
+    # failure is new again, not persisting (B's persists).
+    assert (after[A]["new_failures"], after[A]["persisting_failures"]) == (0, 0)
+    following = scores(ch, NEXT)
+    assert (following[A]["new_failures"], following[A]["persisting_failures"]) == (1, 0)
+    assert (following[B]["new_failures"], following[B]["persisting_failures"]) == (0, 1)
     # Acceptance of March judges D with A at 100 and the day after at 70.
     march = {r["org_code"]: r for r in read_acceptance(ch, D)}
     assert march[A]["days_at_bar"] == 1 and march[A]["days_judged"] == 2
