@@ -1,7 +1,7 @@
 """`hqlake appeal submit|decide|list` and `hqlake waiver add|list|end` (upload standard
-section 8): the commands record one event each (expectations/programme/appeals.py), and a
-decision or a waiver change scores every affected date again (programme/rescore.py). A refusal
-is one line on stderr and exit 2 (AppealRefused is an OperatorError)."""
+section 8): each command is one step of infra/appeals.py (one event recorded; after a
+decision or a waiver change, every affected date scored again) printed for a person. A
+refusal is one line on stderr and exit 2 (AppealRefused is an OperatorError)."""
 
 from __future__ import annotations
 
@@ -70,19 +70,6 @@ def _now(at: str | None) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=TZ)
 
 
-def _services():
-    from infra.pipeline import org_registry
-    from infra.runtime import warehouse
-
-    return warehouse(), org_registry()
-
-
-def _config():
-    from expectations.programme.config import load_appeals_config
-
-    return load_appeals_config()
-
-
 def _line(value: object) -> str:
     from expectations.publish.neutralise import one_line
 
@@ -93,10 +80,9 @@ def _echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _rescored_lines(rescored) -> list[str]:
-    public = rescored.public()
-    dates = public["dates_scored_again"]
-    months = public["months_accepted_again"]
+def _rescored_lines(row: dict[str, Any]) -> list[str]:
+    dates = row["dates_scored_again"]
+    months = row["months_accepted_again"]
     return [
         "scored again: " + (", ".join(dates) if dates else "no date (nothing scored is affected)"),
         *(["acceptance computed again: " + ", ".join(months)] if months else []),
@@ -122,11 +108,10 @@ def appeal_submit(
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Appeal a failed result of the organisation's own batch, within the window."""
-    from expectations.programme.appeals import ResultRef, submit
+    from infra.appeals import submit_appeal
 
-    ch, registry = _services()
-    result = ResultRef(of or org, _date(date, "--date"), dataset, rule)
-    row = submit(ch, registry, _config(), org, result, reason, by, _now(at))
+    day = _date(date, "--date")
+    row = submit_appeal(org, day, dataset, rule, reason, by, result_org=of, now=_now(at))
     if format is OutputFormat.json:
         _echo_json(row)
         return
@@ -148,24 +133,19 @@ def appeal_decide(
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Approve or reject an open appeal; an approval scores every affected date again."""
-    from expectations.programme.appeals import decide
-    from expectations.programme.rescore import NOTHING, rescore
+    from infra.appeals import decide_appeal
 
-    ch, registry = _services()
     event = "approved" if decision is Decision.approve else "rejected"
-    row = decide(ch, _config(), appeal_id, event, comment, by, _now(at))
-    rescored = NOTHING
-    if event == "approved":
-        rescored = rescore(ch, registry, row["business_date"], row["business_date"])
+    row = decide_appeal(appeal_id, event, comment, by, now=_now(at))
     if format is OutputFormat.json:
-        _echo_json(row | rescored.public())
+        _echo_json(row)
         return
     typer.echo(
         f"appeal {appeal_id} {event} by {_line(row['actor'])}: {row['rule_id']} of"
         f" {row['org_code']} {row['dataset']} {row['business_date']}"
         + (" is waived" if event == "approved" else " stays failed")
     )
-    for line in _rescored_lines(rescored):
+    for line in _rescored_lines(row):
         typer.echo(line)
 
 
@@ -177,11 +157,9 @@ def appeal_list(
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Appeals with their status, who submitted and decided them, when and why."""
-    from expectations.programme.appeals import list_appeals
+    from infra.appeals import list_appeals
 
-    ch, _ = _services()
     rows = list_appeals(
-        ch,
         org_code=org,
         day=_date(date, "--date") if date else None,
         status=status.value if status else None,
@@ -209,13 +187,6 @@ def appeal_list(
 # ---- waivers ---------------------------------------------------------------------------------
 
 
-def _rule_names() -> set[str]:
-    from expectations.rules.rulebase import rulebase
-
-    rb = rulebase()
-    return {r.id for r in rb.rules} | set(rb.types)
-
-
 @waiver_app.command("add")
 def waiver_add(
     rule: Annotated[str, typer.Option(help="a rule id or a rule type")],
@@ -232,36 +203,22 @@ def waiver_add(
 ) -> None:
     """Waive a rule for an organisation or a peer group over dates, past and future; every
     affected scored date is scored again."""
-    from expectations.programme.appeals import add_waiver
-    from expectations.programme.rescore import rescore
+    from infra.appeals import add_waiver
 
-    ch, registry = _services()
     first = _date(start, "--from")
     last = _date(end, "--to") if end else None
     row = add_waiver(
-        ch,
-        registry,
-        _config(),
-        _rule_names(),
-        rule,
-        first,
-        last,
-        reason,
-        by,
-        _now(at),
-        org_code=org,
-        peer_group=peer_group,
+        rule, first, last, reason, by, org_code=org, peer_group=peer_group, now=_now(at)
     )
-    rescored = rescore(ch, registry, first, last)
     if format is OutputFormat.json:
-        _echo_json(row | rescored.public())
+        _echo_json(row)
         return
     whom = row["org_code"] or f"peer group {row['peer_group']}"
     typer.echo(
         f"waiver {row['waiver_id']} added by {_line(row['actor'])}: {row['rule']} for {whom}"
         f" from {first} to {last or 'open'}"
     )
-    for line in _rescored_lines(rescored):
+    for line in _rescored_lines(row):
         typer.echo(line)
 
 
@@ -276,21 +233,18 @@ def waiver_end(
 ) -> None:
     """End a waiver on a date (the day before its start withdraws it); the dates it no longer
     covers are scored again."""
-    from expectations.programme.appeals import end_waiver
-    from expectations.programme.rescore import rescore
+    from infra.appeals import end_waiver
 
-    ch, registry = _services()
     last = _date(on, "--on")
-    row = end_waiver(ch, _config(), waiver_id, last, reason, by, _now(at))
-    rescored = rescore(ch, registry, last + dt.timedelta(days=1), row["was_end"])
+    row = end_waiver(waiver_id, last, reason, by, now=_now(at))
     if format is OutputFormat.json:
-        _echo_json(row | rescored.public())
+        _echo_json(row)
         return
     typer.echo(
         f"waiver {waiver_id} ends on {last} (was {row['was_end'] or 'open'}),"
         f" by {_line(row['actor'])}"
     )
-    for line in _rescored_lines(rescored):
+    for line in _rescored_lines(row):
         typer.echo(line)
 
 
@@ -302,12 +256,9 @@ def waiver_list(
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Waivers as they stand: rule, whom, dates, who added or ended them and why."""
-    from expectations.programme.appeals import list_waivers
+    from infra.appeals import list_waivers
 
-    ch, _ = _services()
-    rows = list_waivers(
-        ch, org_code=org, peer_group=peer_group, on=_date(on, "--on") if on else None
-    )
+    rows = list_waivers(org_code=org, peer_group=peer_group, on=_date(on, "--on") if on else None)
     if format is OutputFormat.json:
         for r in rows:
             _echo_json(r)
