@@ -18,7 +18,16 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
 FormatOption = Annotated[OutputFormat, typer.Option("--format")]
+ListFormatOption = Annotated[
+    ListFormat, typer.Option("--format", help="csv: a spreadsheet-safe file (formulas neutralised)")
+]
 appeal_app = typer.Typer(
     no_args_is_help=True,
     help="Appeals of failed results (申诉) and the quality officer's decisions.",
@@ -78,6 +87,46 @@ def _line(value: object) -> str:
 
 def _echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _echo_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """Every value of free text (a hospital's reason) neutralised: a spreadsheet never runs it."""
+    from expectations.publish.neutralise import spreadsheet_csv
+
+    text = spreadsheet_csv(columns, ([r[c] for c in columns] for r in rows))
+    typer.echo(text, nl=False)
+
+
+APPEAL_LIST_COLUMNS = (
+    "appeal_id",
+    "org_code",
+    "business_date",
+    "dataset",
+    "rule_id",
+    "batch_version",
+    "run_id",
+    "status",
+    "submitted_by",
+    "submitted_at",
+    "reason",
+    "decided_by",
+    "decided_at",
+    "comment",
+)
+WAIVER_LIST_COLUMNS = (
+    "waiver_id",
+    "rule",
+    "org_code",
+    "peer_group",
+    "start_date",
+    "end_date",
+    "added_by",
+    "added_at",
+    "reason",
+    "ended_by",
+    "ended_at",
+    "end_reason",
+)
 
 
 def _rescored_lines(row: dict[str, Any]) -> list[str]:
@@ -154,7 +203,7 @@ def appeal_list(
     org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
     date: Annotated[str | None, typer.Option(help="one business date YYYY-MM-DD")] = None,
     status: Annotated[AppealStatus | None, typer.Option(help="open, approved or rejected")] = None,
-    format: FormatOption = OutputFormat.table,
+    format: ListFormatOption = ListFormat.table,
 ) -> None:
     """Appeals with their status, who submitted and decided them, when and why."""
     from infra.appeals import list_appeals
@@ -164,9 +213,12 @@ def appeal_list(
         day=_date(date, "--date") if date else None,
         status=status.value if status else None,
     )
-    if format is OutputFormat.json:
+    if format is ListFormat.json:
         for r in rows:
             _echo_json(r)
+        return
+    if format is ListFormat.csv:
+        _echo_csv(rows, APPEAL_LIST_COLUMNS)
         return
     if not rows:
         typer.echo("no appeals")
@@ -253,15 +305,18 @@ def waiver_list(
     org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
     peer_group: Annotated[str | None, typer.Option(help="one peer group")] = None,
     on: Annotated[str | None, typer.Option("--on", help="in force on YYYY-MM-DD")] = None,
-    format: FormatOption = OutputFormat.table,
+    format: ListFormatOption = ListFormat.table,
 ) -> None:
     """Waivers as they stand: rule, whom, dates, who added or ended them and why."""
     from infra.appeals import list_waivers
 
     rows = list_waivers(org_code=org, peer_group=peer_group, on=_date(on, "--on") if on else None)
-    if format is OutputFormat.json:
+    if format is ListFormat.json:
         for r in rows:
             _echo_json(r)
+        return
+    if format is ListFormat.csv:
+        _echo_csv(rows, WAIVER_LIST_COLUMNS)
         return
     if not rows:
         typer.echo("no waivers")

@@ -1,6 +1,8 @@
 """`hqlake appeal` and `hqlake waiver` on hand-made results in the session's chDB: each success
 says what was recorded and which dates were scored again; a refusal is one line, exit 2."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -121,11 +123,19 @@ def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
         "--by",
         OFFICER,
     )
-    out = run(*add, "--reason", "HIS outage", "--by", OFFICER, "--at", "2026-03-13T10:00")
+    out = run(*add, "--reason", "=HIS outage", "--by", OFFICER, "--at", "2026-03-13T10:00")
     waiver_id = out.split()[1]
     assert "for peer group tertiary from 2026-03-11 to open" in out
     assert "scored again: 2026-03-11" in out
     assert waiver_id in run("waiver", "list", "--on", NEXT.isoformat())
+    # a reason that would start a formula stays text in a spreadsheet
+    [row] = csv.DictReader(io.StringIO(run("waiver", "list", "--format", "csv").lstrip("\ufeff")))
+    assert (row["waiver_id"], row["reason"], row["end_date"]) == (waiver_id, "'=HIS outage", "")
+    [appeal_row] = csv.DictReader(
+        io.StringIO(run("appeal", "list", "--format", "csv").lstrip("\ufeff"))
+    )
+    assert (appeal_row["appeal_id"], appeal_row["status"]) == (appeal_id, "approved")
+    assert appeal_row["reason"] == "walk-in vaccinations\nhave no patient id"
     out = run(
         "waiver",
         "end",
