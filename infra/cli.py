@@ -21,6 +21,7 @@ import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
 from infra.cli_appeals import appeal_app, waiver_app
+from infra.cli_whatif import whatif
 
 app = typer.Typer(
     add_completion=False,
@@ -527,6 +528,7 @@ rules_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 app.add_typer(appeal_app, name="appeal")
 app.add_typer(waiver_app, name="waiver")
+app.command()(whatif)
 
 
 @rules_app.command("suggest")

@@ -1,0 +1,62 @@
+"""The what-if page (`hqlake whatif --html`): expectations/scoring/whatif.py's answer as one
+self-contained HTML page, every value escaped (Jinja autoescape)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from contracts.labels import PEER_GROUPS
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.globals.update(PEER_GROUPS=PEER_GROUPS)
+    return env
+
+
+def _direction(before: Any, after: Any, higher_is_better: bool = True) -> str:
+    if before is None or after is None or before == after:
+        return "flat"
+    return "up" if (after > before) == higher_is_better else "down"
+
+
+def render_whatif(answer: Mapping[str, Any]) -> str:
+    """The what-if of a period: who moves first, then every organisation's composite, rank and
+    acceptance before and after."""
+    rows = []
+    for o in answer["organisations"]:
+        accepted = {a["month"]: a for a in o["acceptance"]}
+        rows.append(
+            {
+                **o,
+                "composite_direction": _direction(
+                    o["composite"]["before"], o["composite"]["after"]
+                ),
+                "rank_direction": _direction(o["rank"]["before"], o["rank"]["after"], False),
+                "months": [accepted.get(m) for m in answer["months"]],
+            }
+        )
+    return (
+        _environment()
+        .get_template("whatif.html")
+        .render(
+            **answer,
+            movers=[r for r in rows if r["moves"]],
+            others=[r for r in rows if not r["moves"]],
+        )
+    )
