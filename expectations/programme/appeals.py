@@ -136,7 +136,7 @@ def submit(
             f"the window for appeals of {result.business_date} closed at the end of {last_day}"
             f" ({config.window.days_after_business_date} days after the business date)"
         )
-    run_id, version = _failed_result(ch, registry, result, now)
+    run_id, version = _failed_result(ch, registry, result)
     open_ = [
         a
         for a in list_appeals(ch, org_code=org_code, day=result.business_date, status="open")
@@ -165,9 +165,7 @@ def submit(
     return row
 
 
-def _failed_result(
-    ch: Client, registry: Registry, result: ResultRef, now: dt.datetime
-) -> tuple[str, int]:
+def _failed_result(ch: Client, registry: Registry, result: ResultRef) -> tuple[str, int]:
     """(run_id, batch_version) of the failed result `result` names in its date's current run;
     refused when there is no current run, no such result, or it passed, or it is waived."""
     runs = ch.query(
@@ -207,7 +205,8 @@ def _failed_result(
         statuses = "/".join(sorted({r.status for r in counted}))
         raise AppealRefused(f"result {where} is {statuses}, not failed: only a failure is appealed")
     org = registry.get(result.org_code)
-    exemptions = load_exemptions(ch, now)
+    # what is recorded now, whatever `now` says: a decision is not undone by an earlier clock
+    exemptions = load_exemptions(ch)
     waived_by = exemptions.reason(failed[0], org.peer_group if org else "")
     if waived_by is not None:
         raise AppealRefused(f"result {where} is already waived ({waived_by})")
