@@ -194,8 +194,11 @@ def appeal_decide(
         f" {row['org_code']} {row['dataset']} {row['business_date']}"
         + (" is waived" if event == "approved" else " stays failed")
     )
-    for line in _rescored_lines(row):
-        typer.echo(line)
+    if event == "approved":
+        for line in _rescored_lines(row):
+            typer.echo(line)
+    else:
+        typer.echo("scored again: no date (a rejected appeal changes no score)")
 
 
 @appeal_app.command("list")

@@ -332,7 +332,6 @@ _TEXT = _TEXT_ENV.from_string(
 已豁免的结果（不计分）Waived results (not scored):
 {% for w in waived %}
   - {{ w.dataset }} {{ w.rule_id }} ({{ w.status }}): {{ w.kind }} {{ w.waived_by }}{% if w.why %} — {{ w.why }}{% endif %}
-
 {% endfor %}
 {% endif %}
 {% if appeals %}

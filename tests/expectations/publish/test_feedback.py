@@ -312,6 +312,9 @@ def test_waived_results_and_appeals_are_listed_escaped_masked_and_hashed():
         assert IDENTITY not in body and "13812345678" not in body
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<script>x" not in html
+    lines = text.splitlines()
+    heading = lines.index("已豁免的结果（不计分）Waived results (not scored):")
+    assert lines[heading + 1].startswith("  - ") and lines[heading + 2] == ""
     # one appeal per line in the text part, its reason on it
     line = next(x for x in text.splitlines() if "ap-ffffffffffff" in x)
     assert line.startswith("  - [待审核 Open] ap-ffffffffffff") and "onerror" in line
