@@ -331,7 +331,7 @@ _TEXT = _TEXT_ENV.from_string(
 
 已豁免的结果（不计分）Waived results (not scored):
 {% for w in waived %}
-  - {{ w.dataset }} {{ w.rule_id }} ({{ w.status }}): {{ w.kind }} {{ w.waived_by }}{% if w.why %} — {{ w.why }}{% endif %}
+  - {{ w.dataset }} {{ w.rule_id }} ({{ w.status }}): {{ w.kind }} {{ w.waived_by }}{{ w.why_text }}
 {% endfor %}
 {% endif %}
 {% if appeals %}
@@ -408,6 +408,7 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
                 "kind": WAIVED_BY[w["kind"]],
                 "waived_by": w["waived_by"],
                 "why": mask_text(w["why"]),
+                "why_text": f" — {mask_text(w['why'])}" if w["why"] else "",
             }
             for w in fb.waived
         ],
