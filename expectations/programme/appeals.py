@@ -10,7 +10,7 @@ or a peer group from a start date to an end date or open-ended, and may end it e
 of these is one event appended; nothing is updated in place or deleted, so who, when, what and
 why stay as history. What a refusal says is the reason, in one line (`AppealRefused`).
 
-Ids are random (uuid4), not content hashes: the same organisation may appeal the same result
+Ids are random (uuid4, 12 hex digits after `ap-` or `wv-`), not content hashes: the same organisation may appeal the same result
 again after a rejection, and two officers may add identical waivers, and each must stay its
 own record. The clock (`now`) is an argument: the window and the order of events follow it.
 Free text (reasons, comments) is stored with identity and mobile numbers masked
@@ -257,11 +257,10 @@ def list_appeals(
     day: dt.date | None = None,
     status: str | None = None,
     appeal_id: str | None = None,
-    orgs: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every appeal as its current state (open, approved or rejected: its latest decision),
-    with who submitted and decided it, when and why; filtered by organisation (or a set of
-    them), business date, status and id; newest submission first."""
+    with who submitted and decided it, when and why; filtered by organisation, business
+    date, status and id; newest submission first."""
     if status is not None and status not in APPEAL_STATUSES:
         raise AppealRefused(f"an appeal's status is one of {', '.join(APPEAL_STATUSES)}")
     result = ch.query(
@@ -290,7 +289,6 @@ def list_appeals(
           HAVING countIf(event = 'submitted') > 0
         )
         WHERE ({org:String} = '' OR org_code = {org:String})
-          AND (NOT {has_orgs:Bool} OR org_code IN {orgs:Array(String)})
           AND ({any_day:Bool} OR business_date = {d:Date})
           AND ({status:String} = '' OR status = {status:String})
           AND ({id:String} = '' OR appeal_id = {id:String})
@@ -298,8 +296,6 @@ def list_appeals(
         """,
         parameters={
             "org": org_code or "",
-            "has_orgs": orgs is not None,
-            "orgs": sorted(orgs or ()),
             "any_day": day is None,
             "d": day or dt.date(1970, 1, 1),
             "status": status or "",
