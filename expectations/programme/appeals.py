@@ -10,11 +10,12 @@ or a peer group from a start date to an end date or open-ended, and may end it e
 of these is one event appended; nothing is updated in place or deleted, so who, when, what and
 why stay as history. What a refusal says is the reason, in one line (`AppealRefused`).
 
-Ids are random (uuid4, 12 hex digits after `ap-` or `wv-`), not content hashes: the same organisation may appeal the same result
-again after a rejection, and two officers may add identical waivers, and each must stay its
-own record. The clock (`now`) is an argument: the window and the order of events follow it.
-Free text (reasons, comments) is stored with identity and mobile numbers masked
-(contracts/pii.py): it comes from hospitals and is shown on pages, e-mails and marts.
+Ids are random (uuid4: 12 hex digits after `ap-` or `wv-`), not content hashes: the same
+organisation may appeal the same result again after a rejection, and two officers may add
+identical waivers, and each must stay its own record. The clock (`now`) is an argument: the
+window and the order of events follow it. Free text (reasons, comments) is stored with
+identity and mobile numbers masked (contracts/pii.py): it comes from hospitals and is shown
+on pages, e-mails and marts.
 """
 
 from __future__ import annotations
