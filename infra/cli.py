@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
+from infra import cli_signoff
 from infra.cli_appeals import appeal_app, waiver_app
 from infra.cli_whatif import whatif
 
@@ -376,25 +377,7 @@ def _print_scores(rows: list[dict], format: OutputFormat) -> None:
         typer.echo(league_table(rows))
 
 
-@app.command()
-def acceptance(
-    month: Annotated[str, typer.Option(help="month YYYY-MM")],
-    config: ScoringConfigOption = None,
-    format: FormatOption = OutputFormat.table,
-) -> None:
-    """Monthly acceptance per organisation, with the evidence."""
-    from infra import pipeline
-
-    rows = pipeline.acceptance(_date(f"{month}-01"), config)
-    for r in rows:
-        if format is OutputFormat.json:
-            typer.echo(json.dumps(r, ensure_ascii=False, default=str))
-        else:
-            verdict = "PASS" if r["passed"] else "fail"
-            typer.echo(
-                f"{r['org_code']:<20} {verdict:<5} {r['days_at_bar']}/{r['days_judged']} days at"
-                f" bar, {r['blocking_failures']} blocking failures"
-            )
+app.command()(cli_signoff.acceptance)
 
 
 @app.command()

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from contracts.registry import Registry
+    from expectations.programme.signoff import Signature
     from expectations.rules.rulebase import RuleBase
     from infra.runtime import Runtime
     from ingest.outcomes import FileResult
@@ -419,6 +420,55 @@ def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str
     ch = _warehouse()
     config = load_scoring_config(config_path)
     return judge(ch, org_registry(), month, config, load_exemptions(ch))
+
+
+def sign_acceptance(month: dt.date, signer: str, config_path: Path | None = None) -> Signature:
+    """Judge the month of `month` with the exemptions in force and freeze it as its next
+    signed version with the subsidies due (`hqlake acceptance --sign`)."""
+    from expectations.programme.history import load_exemptions
+    from expectations.programme.signoff import sign_month
+    from expectations.programme.subsidies import load_subsidy_config
+    from expectations.scoring.config import load_scoring_config
+
+    ch = _warehouse()
+    return sign_month(
+        ch,
+        org_registry(),
+        month,
+        signer,
+        load_scoring_config(config_path),
+        load_subsidy_config(),
+        load_exemptions(ch),
+    )
+
+
+def reopen_acceptance(month: dt.date, actor: str, reason: str) -> dict[str, Any]:
+    """Record the decision to reopen the month's latest signed version (`--reopen`)."""
+    from expectations.programme.signoff import reopen_month
+
+    return reopen_month(_warehouse(), month, actor, reason)
+
+
+def acceptance_signature(month: dt.date) -> Signature | None:
+    """The latest signed version of the month of `month`, None when never signed."""
+    from expectations.programme.signoff import read_signature
+
+    return read_signature(_warehouse(), month)
+
+
+def export_acceptance(month: dt.date, path: Path) -> Signature:
+    """Write the commission's xlsx of the month's latest signed version (`--export`)."""
+    from contracts.errors import OperatorError
+    from expectations.publish.acceptance_sheet import write_acceptance_sheet
+
+    signed = acceptance_signature(month)
+    if signed is None:
+        raise OperatorError(
+            f"{month:%Y-%m} is not signed: only a signed month is exported; sign it first"
+            " (hqlake acceptance --month M --sign --by NAME)"
+        )
+    write_acceptance_sheet(signed, path)
+    return signed
 
 
 def suggest_weights(first: dt.date, last: dt.date) -> dict[str, Any]:

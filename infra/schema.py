@@ -23,6 +23,8 @@ dq.feedback_sent       the feedback e-mail ledger.
 dq.score_* ...         the scoring's tables and their current-scoring views.
 dq.appeal_event,       section 8's append-only histories: appeals and their decisions,
 dq.waiver_event        waivers added and ended.
+dq.acceptance_*,       the monthly sign-off (append-only): signatures, frozen acceptance
+dq.subsidy_line        rows, reopenings, and the subsidy lines of each signed version.
 reference.*            code lists the rules read (icd10_code, division_code, filled here from
                        the installed packages) and the tables the dbt models read
                        (organization, calendar, code_value, icd10_chapter, icd10_category,
@@ -489,6 +491,87 @@ PROGRAMME_TABLES = (
 )
 
 
+# The monthly acceptance sign-off of section 8: append-only too. A signing writes the frozen
+# acceptance rows and the subsidy lines of (month, version, signed_at), then its signature row
+# last: rows without their signature (a signing that stopped half-way) are never read. A
+# reopening names the version it reopens; the next signing is version + 1
+# (expectations/programme/signoff.py writes and reads them).
+SIGNOFF_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS dq.acceptance_signature (
+      month Date,
+      version UInt32,
+      signer String,
+      signed_at DateTime64(3, '$TZ'),
+      config_fingerprint String,
+      config String,
+      subsidy_config String,
+      phase String,
+      runs String,
+      rules_fingerprints Array(String),
+      appeal_ids Array(String),
+      waiver_ids Array(String),
+      organisations UInt32,
+      passed UInt32,
+      subsidy_yuan UInt64
+    ) ENGINE = MergeTree
+    ORDER BY (month, version, signed_at)
+    COMMENT 'One row per signed version of a month (written last: the version is committed):
+      signer, time, configs, judged runs with their rule-set fingerprints (runs, JSON), the
+      appeals and waivers applied; append-only'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dq.acceptance_signed (
+      month Date,
+      version UInt32,
+      signed_at DateTime64(3, '$TZ'),
+      org_code LowCardinality(String),
+      org_name String,
+      kind LowCardinality(String),
+      peer_group LowCardinality(String),
+      county_code LowCardinality(String),
+      days_judged UInt32,
+      days_at_bar UInt32,
+      share Nullable(Float64),
+      passed UInt8,
+      blocking_failures UInt32,
+      evidence String,
+      computed_at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    ORDER BY (month, version, org_code)
+    COMMENT 'The acceptance of an organisation-month frozen by a signed version, with its
+      evidence (JSON) and the dq.acceptance computation it froze (computed_at); append-only'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dq.subsidy_line (
+      month Date,
+      version UInt32,
+      signed_at DateTime64(3, '$TZ'),
+      org_code LowCardinality(String),
+      phase String,
+      kind LowCardinality(String),
+      amount_yuan UInt64,
+      currency LowCardinality(String),
+      paid_in Nullable(Date)
+    ) ENGINE = MergeTree
+    ORDER BY (phase, org_code, month, version)
+    COMMENT 'The subsidy of an organisation passing a signed version of a month, in whole yuan:
+      0 with paid_in when another signed month of the phase paid it; append-only'
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS dq.acceptance_reopening (
+      month Date,
+      version UInt32,
+      actor String,
+      reason String,
+      at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    ORDER BY (month, version, at)
+    COMMENT 'A decision to reopen a signed version of a month: who, when and why; append-only'
+    """,
+)
+
+
 def statements(contract_set: Contracts | None = None, cluster: str | None = None) -> list[str]:
     """Every statement of a migration, in order (single-node, or the cluster form)."""
     contract_set = contract_set or contracts()
@@ -500,6 +583,7 @@ def statements(contract_set: Contracts | None = None, cluster: str | None = None
     single += VIEWS.values()
     single += SCORE_TABLES
     single += PROGRAMME_TABLES
+    single += SIGNOFF_TABLES
     single += ADDED_COLUMNS
     single += SCORE_VIEWS
     # `$TZ` in the statements above: the standard's time zone (contracts/timeliness.yaml)

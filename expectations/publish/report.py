@@ -59,6 +59,7 @@ from contracts.model import Dataset
 from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from expectations.programme.read import NO_STANDING, Programme, Standing
+from expectations.programme.signoff import Signature, read_signature
 from expectations.publish import svg
 from expectations.scoring import read
 from expectations.scoring.arithmetic import round_score
@@ -226,13 +227,15 @@ def render_city(
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
     city: str = "",
+    signed: Signature | None = None,
 ) -> str:
     """The city page of `day` from the org-day score rows (`read.read_scores`).
 
     `trends` (org_code -> `read.trend` rows) adds a 30-day sparkline per organisation;
     `bar` is the acceptance bar the colours are measured against and `decimals` those of a
     published composite (contracts/scoring.yaml); `city` names the city in the title
-    (default: the prefecture of the registry's counties, e.g. 信阳市)."""
+    (default: the prefecture of the registry's counties, e.g. 信阳市); `signed` (the month's
+    latest signed version, `signoff.read_signature`) adds its signature and subsidies."""
 
     def at_bar(rows: Sequence[Mapping[str, Any]]) -> int:
         return sum(1 for r in rows if band(r.get("composite"), bar, decimals) == "good")
@@ -332,8 +335,40 @@ def render_city(
             ],
             run_ids=run_ids,
             datadocs="datadocs/index.html" if datadocs else None,
+            signoff=_signoff_view(signed) if signed else None,
         )
     )
+
+
+def _signoff_view(signed: Signature) -> dict[str, Any]:
+    """The month's signature and its subsidy lines as the city page shows them."""
+    sig, reopening = signed.signature, signed.reopening
+    names = {r["org_code"]: r["org_name"] for r in signed.rows}
+    return {
+        "month": f"{sig['month']:%Y-%m}",
+        "version": sig["version"],
+        "signer": sig["signer"],
+        "signed_at": f"{sig['signed_at']:%Y-%m-%d %H:%M}",
+        "passed": sig["passed"],
+        "organisations": sig["organisations"],
+        "phase": sig["phase"],
+        "total": f"{sig['subsidy_yuan']:,}",
+        "reopening": reopening
+        and {
+            "actor": reopening["actor"],
+            "at": f"{reopening['at']:%Y-%m-%d %H:%M}",
+            "reason": reopening["reason"],
+        },
+        "lines": [
+            {
+                "name": names.get(s["org_code"], s["org_code"]),
+                "code": s["org_code"],
+                "amount": f"{s['amount_yuan']:,}",
+                "paid_in": f"{s['paid_in']:%Y-%m}" if s["paid_in"] else "",
+            }
+            for s in signed.subsidies
+        ],
+    }
 
 
 def _failure_row(f: Mapping[str, Any]) -> dict[str, Any]:
@@ -497,6 +532,7 @@ def write_reports(
     datadocs = (folder / "datadocs" / "index.html").is_file()
     bar, decimals = _published_scale()
     scores = read.read_scores(ch, day)
+    signed = read_signature(ch, day)
     trends = {r["org_code"]: read.trend(ch, r["org_code"], day, TREND_DAYS) for r in scores}
     programme = Programme(ch, registry)
     orgs: dict[str, Path] = {}
@@ -520,7 +556,16 @@ def write_reports(
             stale.unlink()
     city = folder / "index.html"
     city.write_text(
-        render_city(day, scores, registry, datadocs, trends=trends, bar=bar, decimals=decimals),
+        render_city(
+            day,
+            scores,
+            registry,
+            datadocs,
+            trends=trends,
+            bar=bar,
+            decimals=decimals,
+            signed=signed,
+        ),
         encoding="utf-8",
     )
     return {"city": city, "orgs": orgs}

@@ -1,0 +1,196 @@
+"""The monthly sign-off on hand-made rule results: a signed month is frozen (a later correction
+and a later approved appeal change dq.acceptance, never the signature), reopening and signing
+again is version 2 with both kept, and subsidies are paid once per organisation per phase."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from expectations.programme.history import load_exemptions
+from expectations.programme.signoff import (
+    SignoffRefused,
+    read_signature,
+    reopen_month,
+    sign_month,
+    versions,
+)
+from expectations.programme.subsidies import load_subsidy_config
+from expectations.rules.results import write_results
+from expectations.scoring.acceptance import acceptance
+from expectations.scoring.config import load_scoring_config
+from expectations.scoring.read import read_acceptance
+from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry, res
+
+pytestmark = pytest.mark.integration
+
+_TZ = ZoneInfo("Asia/Shanghai")
+NOV = [dt.date(2026, 11, d) for d in range(1, 11)]
+DEC = [dt.date(2026, 12, d) for d in range(1, 6)]
+ORGS = registry(org("H1"), org("H2", "secondary"), org("C1", "county"))
+APPEAL_COLUMNS = [
+    "appeal_id",
+    "event",
+    "org_code",
+    "business_date",
+    "dataset",
+    "rule_id",
+    "batch_version",
+    "run_id",
+    "actor",
+    "text",
+    "at",
+]
+
+
+def month_of_results(ch, days, h2_low_days=()):
+    """H1 and C1 at 100 every day; H2 at 85 on `h2_low_days` (its rule b.required failed)."""
+    results = []
+    for day in days:
+        results += completeness_only("H1", day, 1, 0)
+        results += completeness_only("H2", day, *((17, 3) if day in h2_low_days else (1, 0)))
+        results += completeness_only("C1", day, 1, 0, ds="health_record")
+        complete(ch, day)
+    write_results(ch, results)
+
+
+def approve_appeal(ch, appeal_id, day):
+    at = dt.datetime(2026, 11, 12, 9, tzinfo=_TZ)
+    result = [appeal_id, "H2", day, "outpatient_visit", "outpatient_visit.b.required", 1, "r1"]
+    rows = [
+        [result[0], event, *result[1:], actor, text, at + dt.timedelta(minutes=minutes)]
+        for event, actor, text, minutes in (
+            ("submitted", "H2 信息科", "系统故障", 0),
+            ("approved", "质控科", "属实", 30),
+        )
+    ]
+    ch.insert("dq.appeal_event", rows, column_names=APPEAL_COLUMNS)
+
+
+def sign(ch, month, by="王质控"):
+    return sign_month(
+        ch,
+        ORGS,
+        month,
+        by,
+        load_scoring_config(),
+        load_subsidy_config(),
+        load_exemptions(ch),
+    )
+
+
+def summary(signature):
+    return {r["org_code"]: (r["days_at_bar"], r["passed"]) for r in signature.rows}
+
+
+def test_signed_month_is_frozen_reopened_and_signed_again(rt):
+    ch = rt.ch
+    month_of_results(ch, NOV, h2_low_days=NOV[:2])
+    first = sign(ch, NOV[4])
+    sig = first.signature
+    assert (sig["month"], sig["version"], sig["signer"], sig["phase"]) == (
+        NOV[0],
+        1,
+        "王质控",
+        "一期",
+    )
+    assert summary(first) == {"H1": (10, 1), "H2": (8, 0), "C1": (10, 1)}
+    assert [(s["org_code"], s["amount_yuan"]) for s in first.subsidies] == [
+        ("C1", 60000),
+        ("H1", 50000),
+    ]
+    assert sig["subsidy_yuan"] == 110000 and (sig["organisations"], sig["passed"]) == (3, 2)
+    assert sig["runs"] == [
+        {"business_date": d.isoformat(), "run_id": "r1", "rules_fingerprint": "fp"} for d in NOV
+    ]
+    assert sig["rules_fingerprints"] == ["fp"] and sig["appeal_ids"] == []
+    assert sig["config_fingerprint"] == load_scoring_config().fingerprint()
+    assert first.rows[0]["org_name"] == "H1 医院" and first.rows[0]["kind"] == "hospital"
+    assert first.rows[0]["evidence"]["days_judged"] == 10 and first.reopening is None
+
+    with pytest.raises(SignoffRefused, match=r"2026-11 is signed \(version 1, by 王质控"):
+        sign(ch, NOV[0], by="someone else")
+
+    # a correction: a new validation run of 3 Nov in which H1 fails a blocking rule
+    corrected = completeness_only("H2", NOV[2], 1, 0, run="r2")
+    corrected += completeness_only("C1", NOV[2], 1, 0, run="r2", ds="health_record")
+    corrected += completeness_only("H1", NOV[2], 1, 0, run="r2")
+    corrected.append(
+        res(
+            "H1",
+            "outpatient_visit",
+            NOV[2],
+            "file_readable",
+            "correctness",
+            0,
+            "failed",
+            run="r2",
+            severity="blocking",
+        )
+    )
+    write_results(ch, corrected)
+    complete(ch, NOV[2], run="r2", minute=5)
+    # and an approved appeal of both of H2's low days
+    approve_appeal(ch, "A-1", NOV[0])
+    approve_appeal(ch, "A-2", NOV[1])
+    now = acceptance(ch, ORGS, NOV[0], exemptions=load_exemptions(ch))
+    assert {r["org_code"]: r["passed"] for r in now} == {"H1": 0, "H2": 1, "C1": 1}
+    assert read_acceptance(ch, NOV[0]) == now
+    assert read_signature(ch, NOV[0]) == first  # the signed month did not move
+
+    with pytest.raises(SignoffRefused, match="reopen it first"):
+        sign(ch, NOV[0])
+    with pytest.raises(SignoffRefused, match=r"the reason .* is empty"):
+        reopen_month(ch, NOV[0], "李主任", " \n")
+    decision = reopen_month(ch, NOV[0], "李主任", "申诉 A-1、A-2 已批准，3日数据已更正")
+    assert (decision["version"], decision["actor"]) == (1, "李主任")
+    with pytest.raises(SignoffRefused, match="already reopened"):
+        reopen_month(ch, NOV[0], "李主任", "again")
+    reopened = read_signature(ch, NOV[0])
+    assert reopened.version == 1 and reopened.reopening["reason"].startswith("申诉 A-1")
+    assert reopened.rows == first.rows and reopened.subsidies == first.subsidies
+
+    second = sign(ch, NOV[0], by="张科长")
+    assert (second.version, second.signature["signer"]) == (2, "张科长")
+    assert summary(second) == {"H1": (10, 0), "H2": (10, 1), "C1": (10, 1)}
+    assert second.signature["appeal_ids"] == ["A-1", "A-2"]
+    assert second.signature["runs"][2] == {
+        "business_date": "2026-11-03",
+        "run_id": "r2",
+        "rules_fingerprint": "fp",
+    }
+    # the month's own earlier version does not count as paid: version 2 replaces it
+    assert [(s["org_code"], s["amount_yuan"]) for s in second.subsidies] == [
+        ("C1", 60000),
+        ("H2", 50000),
+    ]
+    kept = versions(ch, NOV[0])
+    assert [v.version for v in kept] == [1, 2]
+    assert kept[0].rows == first.rows and kept[0].signature == first.signature
+    assert read_signature(ch, NOV[0]) == second
+
+
+def test_subsidy_once_per_organisation_per_phase(rt):
+    ch = rt.ch
+    month_of_results(ch, NOV, h2_low_days=NOV[:2])
+    month_of_results(ch, DEC)
+    nov = sign(ch, NOV[0])
+    assert {s["org_code"]: s["amount_yuan"] for s in nov.subsidies} == {"C1": 60000, "H1": 50000}
+    dec = sign(ch, DEC[0])
+    assert summary(dec) == {"H1": (5, 1), "H2": (5, 1), "C1": (5, 1)}
+    paid = {s["org_code"]: (s["amount_yuan"], s["paid_in"]) for s in dec.subsidies}
+    assert paid == {
+        "C1": (0, NOV[0]),
+        "H1": (0, NOV[0]),
+        "H2": (50000, None),
+    }
+    assert dec.signature["subsidy_yuan"] == 50000
+
+
+def test_nothing_to_sign_without_runs(rt):
+    with pytest.raises(SignoffRefused, match="2026-11 has no complete validation run"):
+        sign(rt.ch, NOV[0])
+    with pytest.raises(SignoffRefused, match="is not signed"):
+        reopen_month(rt.ch, NOV[0], "李主任", "why")
+    with pytest.raises(SignoffRefused, match="the signer is empty"):
+        sign(rt.ch, NOV[0], by="")
