@@ -67,6 +67,8 @@ MAX_CSV_KEYS = 100_000  # an attachment stays small enough for any relay (a few 
 DIMENSIONS = {d: label.both for d, label in labels.DIMENSIONS.items()}
 SEVERITIES = {s: label.zh for s, label in labels.SEVERITIES.items()}
 CHANGES = {c: label.zh for c, label in labels.CHANGES.items()}
+APPEAL_STATUSES = {s: label.both for s, label in labels.APPEAL_STATUSES.items()}
+WAIVED_BY = {k: label.both for k, label in labels.WAIVED_BY.items()}
 
 
 @dataclass
@@ -87,6 +89,9 @@ class Feedback:
     refused_files: list[dict[str, str]] = field(default_factory=list)
     expected_datasets: list[str] = field(default_factory=list)
     report_link: str | None = None
+    # section 8: the results waived (programme.read.Standing.waived) and the appeals shown
+    waived: list[dict[str, Any]] = field(default_factory=list)
+    appeals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -111,6 +116,13 @@ class Feedback:
                     [f["dataset"], f["file"], f["reason"]] for f in self.refused_files
                 ),
             }
+            # only when there are any, so the hash of an e-mail without them is unchanged
+            if self.waived:
+                payload["waived"] = sorted(
+                    [w["dataset"], w["rule_id"], w["waived_by"]] for w in self.waived
+                )
+            if self.appeals:
+                payload["appeals"] = sorted([a["appeal_id"], a["status"]] for a in self.appeals)
         else:
             payload = {"expected": sorted(self.expected_datasets)}
         text = json.dumps(
@@ -275,6 +287,14 @@ _HTML = _ENV.from_string(
 <h3>已解决 Resolved</h3>
 <ul>{% for r in resolved %}<li>{{ r.dataset }} · <code>{{ r.rule_id }}</code></li>{% endfor %}</ul>
 {% endif %}
+{% if waived %}
+<h3>已豁免的结果（不计分）Waived results (not scored)</h3>
+<ul>{% for w in waived %}<li>{{ w.dataset }} · <code>{{ w.rule_id }}</code>（{{ w.status }}）：{{ w.kind }} {{ w.waived_by }}{% if w.why %} — {{ w.why }}{% endif %}</li>{% endfor %}</ul>
+{% endif %}
+{% if appeals %}
+<h3>申诉 Appeals</h3>
+<ul>{% for a in appeals %}<li><b>{{ a.status }}</b> · {{ a.appeal_id }} · {{ a.business_date }} {{ a.dataset }} · <code>{{ a.rule_id }}</code>：{{ a.reason }}{% if a.comment %}<br><span style="color:#666">质控意见 Decision: {{ a.comment }}</span>{% endif %}</li>{% endfor %}</ul>
+{% endif %}
 {% if issues_total %}
 <p>附件 <b>{{ attachment }}</b> 列出未通过规则的全部记录主键（{{ "{:,}".format(issues_shown) }}{% if issues_shown < issues_total %} / {{ "{:,}".format(issues_total) }}{% endif %} 条，个人信息已脱敏）。
 The attachment lists the failing record keys per rule (personal data masked).</p>
@@ -336,6 +356,23 @@ _TEXT = _TEXT_ENV.from_string(
   - {{ r.dataset }} {{ r.rule_id }}
 {% endfor %}
 {% endif %}
+{% if waived %}
+
+已豁免的结果（不计分）Waived results (not scored):
+{% for w in waived %}
+  - {{ w.dataset }} {{ w.rule_id }} ({{ w.status }}): {{ w.kind }} {{ w.waived_by }}{{ w.why_text }}
+{% endfor %}
+{% endif %}
+{% if appeals %}
+
+申诉 Appeals:
+{% for a in appeals %}
+  - [{{ a.status }}] {{ a.appeal_id }} {{ a.business_date }} {{ a.dataset }} {{ a.rule_id }}: {{ a.reason }}
+{% if a.comment %}
+    质控意见 Decision: {{ a.comment }}
+{% endif %}
+{% endfor %}
+{% endif %}
 {% if issues_total %}
 
 附件 Attachment {{ attachment }}: failing record keys ({{ issues_shown }}{% if issues_shown < issues_total %} of {{ issues_total }}{% endif %}), personal data masked.
@@ -393,6 +430,30 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
         "total_failed": len(fb.failures),
         "resolved": [
             {"dataset": _dataset_title(r["dataset"]), "rule_id": r["rule_id"]} for r in fb.resolved
+        ],
+        "waived": [
+            {
+                "dataset": _dataset_title(w["dataset"]),
+                "rule_id": w["rule_id"],
+                "status": labels.RESULT_STATUSES[w["status"]].both,
+                "kind": WAIVED_BY[w["kind"]],
+                "waived_by": w["waived_by"],
+                "why": mask_text(w["why"]),
+                "why_text": f" — {mask_text(w['why'])}" if w["why"] else "",
+            }
+            for w in fb.waived
+        ],
+        "appeals": [
+            {
+                "appeal_id": a["appeal_id"],
+                "business_date": a["business_date"].isoformat(),
+                "dataset": _dataset_title(a["dataset"]),
+                "rule_id": a["rule_id"],
+                "status": APPEAL_STATUSES[a["status"]],
+                "reason": mask_text(a["reason"]),
+                "comment": mask_text(a["comment"]),
+            }
+            for a in fb.appeals
         ],
         "issues_total": fb.issues_total,
         "issues_shown": len(fb.issues),
@@ -493,6 +554,7 @@ def collect(
     current validation run and its scoring, linking to the pages under `reports_dir`.
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
+    from expectations.programme.read import Programme
     from expectations.scoring import read
 
     scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
@@ -515,6 +577,7 @@ def collect(
         " AND org_code IN {orgs:Array(String)} ORDER BY org_code, dataset, rule_id",
         parameters={"d": day, "orgs": codes},
     ).result_rows
+    programme = Programme(ch, registry)
     out = []
     for org in orgs:
         code = org.org_code
@@ -523,7 +586,9 @@ def collect(
         )
         if fb.uploaded:
             fb.score = scores.get(code)
-            fb.failures = read.failures(ch, code, day)
+            standing = programme.standing(code, day)
+            fb.failures = standing.without_waived(read.failures(ch, code, day))
+            fb.waived, fb.appeals = standing.waived, standing.appeals
             fb.explanation = read.read_explanation(ch, code, day)
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [

@@ -77,7 +77,9 @@ def score_date(
 ) -> list[dict[str, Any]]:
     """Score the current run of `day`: write dq.score_batch, dq.score_org_day,
     dq.failure_change and dq.score_explanation (then commit with dq.score_run) and return the
-    organisation-day rows in display order (peer group, rank, org_code)."""
+    organisation-day rows in display order (peer group, rank, org_code). `exemptions` (the
+    approved appeals and the waivers in force) turn the results they cover into `waived`, on
+    `day` and on the earlier dates its rank changes compare with."""
     config = config or load_scoring_config()
     previous_day, previous_month = day - dt.timedelta(days=1), same_day_previous_month(day)
     days = scored_days(ch, registry, [day, previous_day, previous_month], config, exemptions)
@@ -87,7 +89,7 @@ def score_date(
         )
     today = days[day]
     explained = explain(result_counts(ch, registry, [day], exemptions), config)
-    now, before = failing(ch, day, today.run_id)
+    now, before = failing(ch, day, today.run_id, exemptions=exemptions, registry=registry)
     computed_at = next_computed_at(
         ch,
         "SELECT toUnixTimestamp64Milli(max(computed_at)) FROM dq.score_run"
@@ -117,6 +119,7 @@ def score_date(
                     "rules_failed": batch.rules_failed,
                     "blocking_failed": batch.blocking_failed,
                     "rules_error": batch.rules_error,
+                    "rules_waived": batch.rules_waived,
                 }
             )
         changes = failure_changes(now.get(code, set()), before.get(code, set()))
@@ -143,6 +146,7 @@ def score_date(
                 "rules_failed": o.count("rules_failed"),
                 "blocking_failed": o.count("blocking_failed"),
                 "rules_error": o.count("rules_error"),
+                "rules_waived": o.count("rules_waived"),
                 "new_failures": counted["new"],
                 "resolved_failures": counted["resolved"],
                 "persisting_failures": counted["persisting"],

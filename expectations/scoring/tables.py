@@ -31,6 +31,7 @@ BATCH_COLUMNS = (
     "rules_failed",
     "blocking_failed",
     "rules_error",
+    "rules_waived",
     "computed_at",
 )
 # An organisation-day's scores and rank, and its counts of rules and failures: the columns
@@ -47,6 +48,7 @@ COUNT_COLUMNS = (
     "rules_failed",
     "blocking_failed",
     "rules_error",
+    "rules_waived",
     "new_failures",
     "resolved_failures",
     "persisting_failures",
