@@ -21,8 +21,8 @@ import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
 from infra import cli_signoff
-from infra.cli_explain import explain
 from infra.cli_appeals import appeal_app, waiver_app
+from infra.cli_explain import explain
 from infra.cli_whatif import whatif
 
 app = typer.Typer(
