@@ -21,6 +21,8 @@ import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
 from infra import cli_signoff
+from infra.cli_appeals import appeal_app, waiver_app
+from infra.cli_explain import explain
 from infra.cli_whatif import whatif
 
 app = typer.Typer(
@@ -312,7 +314,8 @@ def _score_json(row: dict) -> dict:
 
 
 def league_table(rows: list[dict]) -> str:
-    """Per peer group: rank, organisation, the four dimension scores, composite, rank change."""
+    """Per peer group: rank, organisation, the four dimension scores, composite, rank change,
+    rules failed and rules waived (approved appeals and waivers)."""
 
     def num(value) -> str:
         return "   -  " if value is None else f"{value:6.1f}"
@@ -331,14 +334,14 @@ def league_table(rows: list[dict]) -> str:
                 "",
                 f"[{group}]",
                 f"{'rank':>4}  {_pad('organisation', 24)} {'compl':>6} {'time':>6} {'corr':>6}"
-                f" {'logic':>6} {'COMPOSITE':>9} {'change':>6} {'failed':>6}",
+                f" {'logic':>6} {'COMPOSITE':>9} {'change':>6} {'failed':>6} {'waived':>6}",
             ]
         rank = "-" if r["rank"] is None else str(r["rank"])
         lines.append(
             f"{rank:>4}  {_pad(r.get('org_name') or r['org_code'], 24)} "
             f"{num(r['completeness'])} {num(r['timeliness'])} {num(r['correctness'])} "
             f"{num(r['logic'])} {num(r['composite']):>9} {change(r['rank_change_day']):>6} "
-            f"{r['rules_failed']:>6}"
+            f"{r['rules_failed']:>6} {r.get('rules_waived') or 0:>6}"
         )
     return "\n".join(lines).lstrip("\n")
 
@@ -507,6 +510,9 @@ rules_app = typer.Typer(
     no_args_is_help=True, help="The rule knowledge base: advice from the accumulated results."
 )
 app.add_typer(rules_app, name="rules")
+app.command()(explain)
+app.add_typer(appeal_app, name="appeal")
+app.add_typer(waiver_app, name="waiver")
 app.command()(whatif)
 
 

@@ -292,12 +292,16 @@ def validate_stage(
 
 
 def score(day: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
-    """The scored and ranked rows of `day` (contracts/scoring.yaml, or `config_path`):
-    `score_stage`'s work, which `hqlake score` prints as a league table."""
+    """The scored and ranked rows of `day` (contracts/scoring.yaml, or `config_path`) with the
+    approved appeals and waivers in force: `score_stage`'s work, which `hqlake score` prints
+    as a league table."""
+    from expectations.programme.history import load_exemptions
     from expectations.scoring.config import load_scoring_config
     from expectations.scoring.store import score_date
 
-    return score_date(_warehouse(), org_registry(), day, load_scoring_config(config_path))
+    ch = _warehouse()
+    config = load_scoring_config(config_path)
+    return score_date(ch, org_registry(), day, config, load_exemptions(ch))
 
 
 def score_stage(day: dt.date) -> dict[str, Any]:
@@ -406,12 +410,16 @@ def feedback_stage(
 
 
 def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:
-    """Monthly acceptance of every organisation for the month of `month`, with the evidence
-    (`hqlake acceptance`; not a task of the daily DAG)."""
+    """Monthly acceptance of every organisation for the month of `month`, with the evidence,
+    the approved appeals and waivers in force (`hqlake acceptance`; not a task of the daily
+    DAG)."""
+    from expectations.programme.history import load_exemptions
     from expectations.scoring.acceptance import acceptance as judge
     from expectations.scoring.config import load_scoring_config
 
-    return judge(_warehouse(), org_registry(), month, load_scoring_config(config_path))
+    ch = _warehouse()
+    config = load_scoring_config(config_path)
+    return judge(ch, org_registry(), month, config, load_exemptions(ch))
 
 
 def sign_acceptance(month: dt.date, signer: str, config_path: Path | None = None) -> Signature:

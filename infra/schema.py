@@ -251,6 +251,10 @@ ADDED_COLUMNS = (
     "ALTER TABLE dq.rule_result ADD COLUMN IF NOT EXISTS sample_details Array(String)"
     " AFTER sample_keys",
     "ALTER TABLE dq.record_issue ADD COLUMN IF NOT EXISTS detail String AFTER record_key",
+    *(
+        f"ALTER TABLE dq.{table} ADD COLUMN IF NOT EXISTS rules_waived UInt32 AFTER rules_error"
+        for table in ("score_batch", "score_org_day")
+    ),
 )
 
 # name -> (columns, ORDER BY, comment)
@@ -338,6 +342,7 @@ SCORE_TABLES = (
       rules_failed UInt32,
       blocking_failed UInt32,
       rules_error UInt32,
+      rules_waived UInt32,
       computed_at DateTime64(3, '$TZ')
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(business_date)
@@ -360,6 +365,7 @@ SCORE_TABLES = (
       rules_failed UInt32,
       blocking_failed UInt32,
       rules_error UInt32,
+      rules_waived UInt32,
       new_failures UInt32,
       resolved_failures UInt32,
       persisting_failures UInt32,
@@ -382,6 +388,32 @@ SCORE_TABLES = (
     PARTITION BY toYYYYMM(business_date)
     ORDER BY (business_date, org_code, dataset, rule_id, run_id, computed_at)
     COMMENT 'Failing rules new, resolved or persisting against the previous date with results'
+    """,
+    # The points of the composite each failed rule cost (expectations/scoring/explain.py), per
+    # organisation-day (level org_day) and per batch (level batch; dataset names the batch):
+    # points of 12 decimals apportioned so that those of one organisation-day or batch sum
+    # exactly to lost_total = 100 - its exact composite rounded half up to 12 decimals.
+    """
+    CREATE TABLE IF NOT EXISTS dq.score_explanation (
+      run_id String,
+      business_date Date,
+      level LowCardinality(String),
+      org_code LowCardinality(String),
+      dataset LowCardinality(String),
+      rule_id LowCardinality(String),
+      rule_type LowCardinality(String),
+      dimension LowCardinality(String),
+      status LowCardinality(String),
+      cause LowCardinality(String),
+      failed_rows UInt64,
+      points Decimal(38, 12),
+      lost_total Decimal(38, 12),
+      computed_at DateTime64(3, '$TZ')
+    ) ENGINE = MergeTree
+    PARTITION BY toYYYYMM(business_date)
+    ORDER BY (business_date, org_code, level, dataset, rule_id, run_id, computed_at)
+    COMMENT 'Points of the composite each failed rule cost (cause failed, batch_not_received;
+      waived at 0) per organisation-day and batch; read dq.current_score_explanation'
     """,
     """
     CREATE TABLE IF NOT EXISTS dq.score_run (
@@ -414,8 +446,13 @@ SCORE_TABLES = (
     COMMENT 'Acceptance of an organisation-month per computation (share: % of judged days at
       the bar); read dq.current_acceptance'
     """,
+)
+
+# The views over the score tables, replaced at every migration after ADDED_COLUMNS: a view
+# keeps the columns its table had when it was created.
+SCORE_VIEWS = (
     """
-    CREATE VIEW IF NOT EXISTS dq.current_scoring AS
+    CREATE OR REPLACE VIEW dq.current_scoring AS
     SELECT business_date, run_id, max(computed_at) AS computed_at
     FROM dq.score_run
     WHERE (business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)
@@ -423,15 +460,15 @@ SCORE_TABLES = (
     """,
     *(
         f"""
-        CREATE VIEW IF NOT EXISTS dq.current_{table} AS
+        CREATE OR REPLACE VIEW dq.current_{table} AS
         SELECT * FROM dq.{table}
         WHERE (business_date, run_id, computed_at)
           IN (SELECT business_date, run_id, computed_at FROM dq.current_scoring)
         """
-        for table in ("score_batch", "score_org_day", "failure_change")
+        for table in ("score_batch", "score_org_day", "failure_change", "score_explanation")
     ),
     """
-    CREATE VIEW IF NOT EXISTS dq.current_acceptance AS
+    CREATE OR REPLACE VIEW dq.current_acceptance AS
     SELECT * FROM dq.acceptance
     WHERE (month, computed_at) IN (SELECT month, max(computed_at) FROM dq.acceptance GROUP BY month)
     """,
@@ -569,11 +606,12 @@ def statements(contract_set: Contracts | None = None, cluster: str | None = None
     single += [raw_table_ddl(ds) for ds in contract_set.datasets.values()]
     single += DQ_TABLES.values()
     single += [reference_ddl(name) for name in REFERENCE_TABLES]
-    single += ADDED_COLUMNS
     single += VIEWS.values()
     single += SCORE_TABLES
     single += PROGRAMME_TABLES
     single += SIGNOFF_TABLES
+    single += ADDED_COLUMNS
+    single += SCORE_VIEWS
     # `$TZ` in the statements above: the standard's time zone (contracts/timeliness.yaml)
     single = [s.replace("$TZ", TZ_NAME) for s in single]
     return [s.strip() for s in single] if cluster is None else clustered(single, cluster)

@@ -15,9 +15,12 @@ e-mails the real SMTP sink wrote to the outbox.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import shutil
+from collections import Counter, defaultdict
+from decimal import Decimal
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -211,3 +214,138 @@ def test_late_correction_and_reminder(scenario):
     assert all(
         m["X-Hqlake-Kind"] == "feedback" for c, m in about_d1.items() if c != scenario["silent"]
     )
+
+
+def _explanations_are_exact(ch, registry, day) -> Counter:
+    """Every organisation-day and batch of `day`'s current scoring: its stored points sum
+    exactly to its stored lost total, which is 100 - its exact composite rounded half up to 12
+    decimals (the scoring's Fractions, from the current run's results), within 10^-12 of
+    100 - the stored Float64 composite; nothing not scored is explained. Returns what the
+    explanations held (causes, statuses, lines)."""
+    from expectations.scoring.arithmetic import composite
+    from expectations.scoring.config import load_scoring_config
+    from expectations.scoring.explain import round_half_up
+    from expectations.scoring.inputs import scored_days
+
+    config = load_scoring_config()
+    exact = scored_days(ch, registry, [day], config)[day]
+    params = {"d": day}
+    groups = defaultdict(list)
+    seen = Counter()
+    for level, org, ds, points, lost, cause, status in ch.query(
+        "SELECT level, org_code, dataset, points, lost_total, cause, status"
+        " FROM dq.current_score_explanation WHERE business_date = {d:Date}",
+        parameters=params,
+    ).result_rows:
+        groups[(level, org, ds if level == "batch" else "")].append((points, lost))
+        seen.update([cause, status, "lines"])
+    floats = dict(
+        ch.query(
+            "SELECT org_code, composite FROM dq.current_score_org_day WHERE business_date ="
+            " {d:Date}",
+            parameters=params,
+        ).result_rows
+    )
+    floats |= {
+        (org, ds): c
+        for org, ds, c in ch.query(
+            "SELECT org_code, dataset, composite FROM dq.current_score_batch"
+            " WHERE business_date = {d:Date}",
+            parameters=params,
+        ).result_rows
+    }
+    for code, o in exact.orgs.items():
+        expected = [(("org_day", code, ""), o.composite, floats[code])]
+        expected += [
+            (("batch", code, ds), composite(b.dimensions(), config), floats[(code, ds)])
+            for ds, b in o.batches.items()
+        ]
+        seen["missing_batches"] += sum(b.is_missing for b in o.batches.values())
+        for key, value, stored in expected:
+            lines = groups.pop(key, [])
+            seen["explained"] += 1
+            if value is None:
+                assert not lines and stored is None, key
+                continue
+            lost = 100 - round_half_up(value)
+            assert abs(Decimal(repr(stored)) - round_half_up(value)) <= Decimal("1e-12"), key
+            assert sum((p for p, _ in lines), Decimal(0)) == lost, key
+            assert all(total == lost for _, total in lines), key
+    assert not groups, f"explanations of nothing scored: {sorted(groups)[:3]}"
+    return seen
+
+
+def test_explanations_sum_exactly_on_the_sample_city(scenario):
+    """The city's two dates as the DAG scored them (missing batches of the silent county on
+    D+1, the unreadable lab file on D), then D+1 validated again with a weight override of a
+    failing rule for one organisation, and a copy of that run in which one failing result of
+    another organisation is an error (the platform could not evaluate it: a GX disagreement
+    in production; no injectable cause in the city) scored again."""
+    import time
+
+    from expectations.rules.rulebase import Override, rulebase
+    from expectations.scoring.read import read_explanation
+    from expectations.scoring.store import score_date
+    from expectations.validate import validate_date
+    from tests.conftest import record_run
+
+    ch, registry = scenario["ch"], scenario["registry"]
+    seen = {day: _explanations_are_exact(ch, registry, day) for day in (D, D1)}
+    print(f"\nexplanations: { ({str(day): dict(c) for day, c in seen.items()}) }")
+    assert seen[D1]["missing_batches"] > 0 and seen[D1]["batch_not_received"] > 0
+    assert seen[D]["failed"] > 0 and seen[D1]["failed"] > 0
+    # the dq mart holds the current explanations, as the DAG's last build left them
+    in_mart = ch.query("SELECT count() FROM dq_marts.dq_score_explanation").result_rows[0][0]
+    stored = ch.query("SELECT count() FROM dq.current_score_explanation").result_rows[0][0]
+    assert in_mart == stored == seen[D]["lines"] + seen[D1]["lines"]
+
+    current = "(business_date, run_id) IN (SELECT business_date, run_id FROM dq.current_run)"
+    failing = ch.query(
+        "SELECT org_code, dataset, rule_id, weight FROM dq.rule_result"
+        " WHERE business_date = {d:Date} AND status = 'failed' AND rule_type != 'batch_received'"
+        f" AND weight > 0 AND {current} AND (org_code, dataset) NOT IN ("
+        "   SELECT org_code, dataset FROM dq.current_score_batch"
+        "   WHERE business_date = {d:Date} AND is_missing)"
+        " ORDER BY org_code, rule_id",
+        parameters={"d": D1},
+    ).result_rows
+    org, dataset, rule_id, weight = failing[0]
+    base = rulebase()
+    tuned = dataclasses.replace(
+        base,
+        overrides=(
+            *base.overrides,
+            Override(rule=rule_id, org_code=org, weight=weight * 4, notes="explain test"),
+        ),
+    )
+    validate_date(ch, registry, D1, rb=tuned)
+    other, other_rule = next((o, r) for o, _, r, _ in failing if o != org)
+    run = "explain-error"
+    copied = ch.query(
+        f"SELECT * FROM dq.rule_result WHERE business_date = {{d:Date}} AND {current}",
+        parameters={"d": D1},
+    )
+    columns = list(copied.column_names)
+    rows = []
+    for values in copied.result_rows:
+        row = dict(zip(columns, values, strict=True)) | {"run_id": run}
+        if (row["org_code"], row["rule_id"]) == (other, other_rule):
+            row["status"] = "error"
+        rows.append([row[c] for c in columns])
+    ch.insert("dq.rule_result", rows, column_names=columns)
+    record_run(ch, run, D1, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    started = time.perf_counter()
+    scores = score_date(ch, registry, D1)
+    print(f"\nscored {D1} with its explanation in {time.perf_counter() - started:.2f} s")
+    assert sum(r["rules_error"] for r in scores) >= 1
+    again = _explanations_are_exact(ch, registry, D1)
+    assert again["missing_batches"] == seen[D1]["missing_batches"]
+    lines = {r["rule_id"]: r for r in read_explanation(ch, org, D1) if r["dataset"] == dataset}
+    assert lines[rule_id]["run_id"] == run and lines[rule_id]["points"] > 0
+    stored_weight = ch.query(
+        "SELECT weight FROM dq.rule_result WHERE run_id = {run:String} AND org_code = {org:String}"
+        " AND rule_id = {rule:String}",
+        parameters={"run": run, "org": org, "rule": rule_id},
+    ).result_rows
+    assert {w for (w,) in stored_weight} == {weight * 4}  # the override's, as results carry it
+    assert other_rule not in {r["rule_id"] for r in read_explanation(ch, other, D1)}

@@ -5,7 +5,7 @@ One e-mail per organisation per business date, to the addresses of the registry:
 - an organisation with an upload that day (at least one file received, loaded or refused)
   gets its feedback: composite score and peer-group rank in the subject; in the body the
   dimension scores, rank change, new / persisting / resolved problems, refused files, the
-  failed rules with counts, what they check and how to fix them, and a link to its report
+  points of the composite each failed rule cost ("−3.2 分：… ×41"), the failed rules with counts, what they check and how to fix them, and a link to its report
   page; attached, a CSV of every failing record key per rule of the current run;
 - an active organisation with nothing received gets a reminder instead.
 
@@ -54,6 +54,7 @@ from contracts.loader import contracts
 from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
 from contracts.timezone import TZ
+from expectations.publish.explanation import email_line, points_lost
 from expectations.publish.neutralise import one_line, spreadsheet_cell, spreadsheet_csv
 from expectations.publish.report import shown_keys
 
@@ -66,24 +67,31 @@ MAX_CSV_KEYS = 100_000  # an attachment stays small enough for any relay (a few 
 DIMENSIONS = {d: label.both for d, label in labels.DIMENSIONS.items()}
 SEVERITIES = {s: label.zh for s, label in labels.SEVERITIES.items()}
 CHANGES = {c: label.zh for c, label in labels.CHANGES.items()}
+APPEAL_STATUSES = {s: label.both for s, label in labels.APPEAL_STATUSES.items()}
+WAIVED_BY = {k: label.both for k, label in labels.WAIVED_BY.items()}
 
 
 @dataclass
 class Feedback:
     """Everything one organisation-day e-mail says; `score` is a dq.current_score_org_day row
-    (as expectations.scoring.read.read_scores returns it), `failures` rows of read.failures."""
+    (as expectations.scoring.read.read_scores returns it), `failures` rows of read.failures,
+    `explanation` rows of read.read_explanation (the points each failed rule cost)."""
 
     day: dt.date
     org: Organisation
     uploaded: bool
     score: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    explanation: list[dict[str, Any]] = field(default_factory=list)
     resolved: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, str]] = field(default_factory=list)
     issues_total: int = 0
     refused_files: list[dict[str, str]] = field(default_factory=list)
     expected_datasets: list[str] = field(default_factory=list)
     report_link: str | None = None
+    # section 8: the results waived (programme.read.Standing.waived) and the appeals shown
+    waived: list[dict[str, Any]] = field(default_factory=list)
+    appeals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -108,6 +116,13 @@ class Feedback:
                     [f["dataset"], f["file"], f["reason"]] for f in self.refused_files
                 ),
             }
+            # only when there are any, so the hash of an e-mail without them is unchanged
+            if self.waived:
+                payload["waived"] = sorted(
+                    [w["dataset"], w["rule_id"], w["waived_by"]] for w in self.waived
+                )
+            if self.appeals:
+                payload["appeals"] = sorted([a["appeal_id"], a["status"]] for a in self.appeals)
         else:
             payload = {"expected": sorted(self.expected_datasets)}
         text = json.dumps(
@@ -162,6 +177,13 @@ def _failure_view(f: dict[str, Any]) -> dict[str, Any]:
             )
         )[:SAMPLE_KEYS],
     }
+
+
+def _lost_view(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    lost = points_lost(rows)
+    for line in (*lost["lines"], *lost["waived"]):
+        line["text"] = email_line(line)
+    return lost
 
 
 # "detail": what of the row failed where the rule says, e.g. "other_dx_codes N40"
@@ -232,6 +254,12 @@ _HTML = _ENV.from_string(
 </table>
 <p>问题变化 Problems: 新增 new <b>{{ counts.new }}</b> · 持续 persisting <b>{{ counts.persisting }}</b>
  · 已解决 resolved <b>{{ counts.resolved }}</b></p>
+{% if lost.lines or lost.waived %}
+<h3>失分明细 Points lost（共 {{ lost.total }} 分）</h3>
+<ul>{% for line in lost.lines[:top] %}<li>{{ line.text }}</li>{% endfor %}
+{% for line in lost.waived %}<li style="color:#888">{{ line.text }}</li>{% endfor %}</ul>
+{% if lost.lines|length > top %}<p style="color:#888">另 {{ lost.lines|length - top }} 条见完整报告 More in the full report.</p>{% endif %}
+{% endif %}
 {% if refused %}
 <h3>被拒收的文件 Refused files</h3>
 <ul>{% for f in refused %}<li>{{ f.dataset }} · {{ f.file }}：{{ f.reason }}</li>{% endfor %}</ul>
@@ -259,6 +287,14 @@ _HTML = _ENV.from_string(
 <h3>已解决 Resolved</h3>
 <ul>{% for r in resolved %}<li>{{ r.dataset }} · <code>{{ r.rule_id }}</code></li>{% endfor %}</ul>
 {% endif %}
+{% if waived %}
+<h3>已豁免的结果（不计分）Waived results (not scored)</h3>
+<ul>{% for w in waived %}<li>{{ w.dataset }} · <code>{{ w.rule_id }}</code>（{{ w.status }}）：{{ w.kind }} {{ w.waived_by }}{% if w.why %} — {{ w.why }}{% endif %}</li>{% endfor %}</ul>
+{% endif %}
+{% if appeals %}
+<h3>申诉 Appeals</h3>
+<ul>{% for a in appeals %}<li><b>{{ a.status }}</b> · {{ a.appeal_id }} · {{ a.business_date }} {{ a.dataset }} · <code>{{ a.rule_id }}</code>：{{ a.reason }}{% if a.comment %}<br><span style="color:#666">质控意见 Decision: {{ a.comment }}</span>{% endif %}</li>{% endfor %}</ul>
+{% endif %}
 {% if issues_total %}
 <p>附件 <b>{{ attachment }}</b> 列出未通过规则的全部记录主键（{{ "{:,}".format(issues_shown) }}{% if issues_shown < issues_total %} / {{ "{:,}".format(issues_total) }}{% endif %} 条，个人信息已脱敏）。
 The attachment lists the failing record keys per rule (personal data masked).</p>
@@ -279,6 +315,19 @@ _TEXT = _TEXT_ENV.from_string(
   {{ label }}: {{ value }}
 {% endfor %}
 问题变化 Problems: 新增 new {{ counts.new }} · 持续 persisting {{ counts.persisting }} · 已解决 resolved {{ counts.resolved }}
+{% if lost.lines or lost.waived %}
+
+失分明细 Points lost (共 {{ lost.total }} 分):
+{% for line in lost.lines[:top] %}
+  {{ line.text }}
+{% endfor %}
+{% for line in lost.waived %}
+  {{ line.text }}
+{% endfor %}
+{% if lost.lines|length > top %}
+  另 {{ lost.lines|length - top }} 条见完整报告 (more in the full report)
+{% endif %}
+{% endif %}
 {% if refused %}
 
 被拒收的文件 Refused files:
@@ -305,6 +354,23 @@ _TEXT = _TEXT_ENV.from_string(
 已解决 Resolved:
 {% for r in resolved %}
   - {{ r.dataset }} {{ r.rule_id }}
+{% endfor %}
+{% endif %}
+{% if waived %}
+
+已豁免的结果（不计分）Waived results (not scored):
+{% for w in waived %}
+  - {{ w.dataset }} {{ w.rule_id }} ({{ w.status }}): {{ w.kind }} {{ w.waived_by }}{{ w.why_text }}
+{% endfor %}
+{% endif %}
+{% if appeals %}
+
+申诉 Appeals:
+{% for a in appeals %}
+  - [{{ a.status }}] {{ a.appeal_id }} {{ a.business_date }} {{ a.dataset }} {{ a.rule_id }}: {{ a.reason }}
+{% if a.comment %}
+    质控意见 Decision: {{ a.comment }}
+{% endif %}
 {% endfor %}
 {% endif %}
 {% if issues_total %}
@@ -357,11 +423,37 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
             }
             for f in fb.refused_files
         ],
+        "lost": _lost_view(fb.explanation),
+        "top": TOP_RULES,
         "failures": [_failure_view(f) for f in fb.failures[:TOP_RULES]],
         "more": len(fb.failures) > TOP_RULES,
         "total_failed": len(fb.failures),
         "resolved": [
             {"dataset": _dataset_title(r["dataset"]), "rule_id": r["rule_id"]} for r in fb.resolved
+        ],
+        "waived": [
+            {
+                "dataset": _dataset_title(w["dataset"]),
+                "rule_id": w["rule_id"],
+                "status": labels.RESULT_STATUSES[w["status"]].both,
+                "kind": WAIVED_BY[w["kind"]],
+                "waived_by": w["waived_by"],
+                "why": mask_text(w["why"]),
+                "why_text": f" — {mask_text(w['why'])}" if w["why"] else "",
+            }
+            for w in fb.waived
+        ],
+        "appeals": [
+            {
+                "appeal_id": a["appeal_id"],
+                "business_date": a["business_date"].isoformat(),
+                "dataset": _dataset_title(a["dataset"]),
+                "rule_id": a["rule_id"],
+                "status": APPEAL_STATUSES[a["status"]],
+                "reason": mask_text(a["reason"]),
+                "comment": mask_text(a["comment"]),
+            }
+            for a in fb.appeals
         ],
         "issues_total": fb.issues_total,
         "issues_shown": len(fb.issues),
@@ -462,6 +554,7 @@ def collect(
     current validation run and its scoring, linking to the pages under `reports_dir`.
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
+    from expectations.programme.read import Programme
     from expectations.scoring import read
 
     scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
@@ -484,6 +577,7 @@ def collect(
         " AND org_code IN {orgs:Array(String)} ORDER BY org_code, dataset, rule_id",
         parameters={"d": day, "orgs": codes},
     ).result_rows
+    programme = Programme(ch, registry)
     out = []
     for org in orgs:
         code = org.org_code
@@ -492,7 +586,10 @@ def collect(
         )
         if fb.uploaded:
             fb.score = scores.get(code)
-            fb.failures = read.failures(ch, code, day)
+            standing = programme.standing(code, day)
+            fb.failures = standing.without_waived(read.failures(ch, code, day))
+            fb.waived, fb.appeals = standing.waived, standing.appeals
+            fb.explanation = read.read_explanation(ch, code, day)
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [
                 {"dataset": d, "file": f, "reason": reason}

@@ -45,13 +45,23 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from contracts.codesystems import division_name
-from contracts.labels import CHANGES, DIMENSIONS, PEER_GROUPS, SEVERITIES
+from contracts.labels import (
+    APPEAL_STATUSES,
+    CHANGES,
+    DIMENSIONS,
+    PEER_GROUPS,
+    RESULT_STATUSES,
+    SEVERITIES,
+    WAIVED_BY,
+)
 from contracts.loader import contracts
 from contracts.model import Dataset
 from contracts.pii import mask_key, mask_text
 from contracts.registry import Organisation, Registry
+from expectations.programme.read import NO_STANDING, Programme, Standing
 from expectations.programme.signoff import Signature, read_signature
 from expectations.publish import svg
+from expectations.publish.explanation import points_lost
 from expectations.scoring import read
 from expectations.scoring.arithmetic import round_score
 from expectations.scoring.config import load_scoring_config
@@ -416,11 +426,16 @@ def render_org(
     *,
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
+    explanation: Sequence[Mapping[str, Any]] = (),
+    standing: Standing = NO_STANDING,
 ) -> str:
     """The page of one organisation-day: `score` is its `read.read_scores` row, `trend`
-    its `read.trend` rows and `failures` its `read.failures` rows; `bar` and
-    `decimals` as for `render_city`."""
+    its `read.trend` rows, `failures` its `read.failures` rows and `explanation` its
+    `read.read_explanation` rows (the points lost per failed rule); `bar` and `decimals` as
+    for `render_city`; `standing` its waived results and appeals (a waived failure is listed
+    as waived, not as failed)."""
     group = score.get("peer_group") or (org.peer_group if org else "")
+    failures = standing.without_waived(failures)
     failed = [_failure_row(f) for f in sorted(failures, key=_failure_order)]
     by_dimension = [
         (zh, en, sum(1 for f in failed if f["dimension_key"] == dim))
@@ -462,6 +477,25 @@ def render_org(
             by_dimension=by_dimension,
             chart=svg.trend_chart(trend, day, TREND_DAYS, bar),
             failures=failed,
+            lost=points_lost(explanation),
+            waived=[
+                w
+                | {
+                    "status_label": RESULT_STATUSES[w["status"]],
+                    "kind_label": WAIVED_BY[w["kind"]],
+                    "why": mask_text(w["why"]),
+                }
+                for w in standing.waived
+            ],
+            appeals=[
+                a
+                | {
+                    "status_label": APPEAL_STATUSES[a["status"]],
+                    "reason": mask_text(a["reason"]),
+                    "comment": mask_text(a["comment"]),
+                }
+                for a in standing.appeals
+            ],
             run_id=score.get("run_id") or "",
             datadocs="../datadocs/index.html" if datadocs else None,
         )
@@ -504,6 +538,7 @@ def write_reports(
     scores = read.read_scores(ch, day)
     signed = read_signature(ch, day)
     trends = {r["org_code"]: read.trend(ch, r["org_code"], day, TREND_DAYS) for r in scores}
+    programme = Programme(ch, registry)
     orgs: dict[str, Path] = {}
     for row in scores:
         code = row["org_code"]
@@ -516,6 +551,8 @@ def write_reports(
             datadocs,
             bar=bar,
             decimals=decimals,
+            explanation=read.read_explanation(ch, code, day),
+            standing=programme.standing(code, day),
         )
         orgs[code] = org_page(day, code, out_dir)
         orgs[code].write_text(html, encoding="utf-8")

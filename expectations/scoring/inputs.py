@@ -78,21 +78,53 @@ def scored_days(
 
 
 def failing(
-    ch: Client, day: dt.date, run_id: str, org_code: str = ""
+    ch: Client,
+    day: dt.date,
+    run_id: str,
+    org_code: str = "",
+    exemptions: Exemptions = NO_EXEMPTIONS,
+    registry: Registry | None = None,
 ) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
-    """(dataset, rule_id) failing per organisation now, and on its previous date with results."""
+    """(dataset, rule_id) failing per organisation now, and on its previous date with results;
+    a failure `exemptions` waive is not failing (`registry` names the peer groups waivers
+    cover)."""
     params = {"d": day, "run": run_id, "org": org_code}
-    now: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for org, dataset, rule_id in ch.query(
-        "SELECT org_code, dataset, rule_id FROM dq.rule_result WHERE business_date = {d:Date}"
-        " AND run_id = {run:String} AND status = 'failed'"
-        " AND ({org:String} = '' OR org_code = {org:String})",
-        parameters=params,
-    ).result_rows:
-        now[org].add((dataset, rule_id))
-    before: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for org, dataset, rule_id in ch.query(
-        """
+
+    def failed(rows) -> dict[str, set[tuple[str, str]]]:
+        out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for business_date, org, dataset, rule_id, rule_type, version in rows:
+            result = ResultCount(
+                business_date,
+                org,
+                dataset,
+                rule_id,
+                rule_type,
+                "",
+                "failed",
+                "",
+                0.0,
+                version,
+                1,
+                0,
+                0,
+            )
+            known = registry.get(org) if registry else None
+            if exemptions.reason(result, known.peer_group if known else "") is None:
+                out[org].add((dataset, rule_id))
+        return out
+
+    now = failed(
+        ch.query(
+            "SELECT business_date, org_code, dataset, rule_id, rule_type, batch_version"
+            " FROM dq.rule_result WHERE business_date = {d:Date}"
+            " AND run_id = {run:String} AND status = 'failed'"
+            " AND ({org:String} = '' OR org_code = {org:String})",
+            parameters=params,
+        ).result_rows
+    )
+    before = failed(
+        ch.query(
+            """
         WITH current_runs AS (
           SELECT business_date, run_id FROM dq.current_run WHERE business_date < {d:Date}
         ),
@@ -103,13 +135,13 @@ def failing(
             AND (business_date, run_id) IN (SELECT business_date, run_id FROM current_runs)
           GROUP BY org_code
         )
-        SELECT r.org_code, r.dataset, r.rule_id
+        SELECT r.business_date, r.org_code, r.dataset, r.rule_id, r.rule_type, r.batch_version
         FROM dq.rule_result AS r
         INNER JOIN previous AS p ON r.org_code = p.org_code AND r.business_date = p.previous_date
         WHERE r.status = 'failed'
           AND (r.business_date, r.run_id) IN (SELECT business_date, run_id FROM current_runs)
         """,
-        parameters=params,
-    ).result_rows:
-        before[org].add((dataset, rule_id))
+            parameters=params,
+        ).result_rows
+    )
     return now, before

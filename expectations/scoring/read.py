@@ -21,6 +21,7 @@ from expectations.scoring.store import from_millis
 from expectations.scoring.tables import (
     ACCEPTANCE_COLUMNS,
     BATCH_COLUMNS,
+    EXPLANATION_COLUMNS,
     ORG_DAY_COLUMNS,
 )
 
@@ -125,4 +126,28 @@ def read_acceptance(ch: Client, month: dt.date) -> list[dict[str, Any]]:
     )
     for row in rows:
         row["evidence"] = json.loads(row["evidence"])
+    return rows
+
+
+def read_explanation(
+    ch: Client, org_code: str, day: dt.date, level: str = "org_day"
+) -> list[dict[str, Any]]:
+    """The points of the composite each failed rule of `org_code` cost on `day` (latest
+    scoring of the current run), largest first, with what the rule checks (zh, en); `level`
+    org_day (the organisation-day's composite) or batch (each batch's own composite).
+    Points and lost_total are Decimals of 12 decimals; the points of one organisation-day (or
+    batch) sum exactly to its lost_total. Empty when the date is not scored or nothing was
+    lost or waived."""
+    rows = _rows(
+        ch,
+        f"SELECT {_select(EXPLANATION_COLUMNS)} FROM dq.current_score_explanation"
+        " WHERE business_date = {d:Date} AND org_code = {org:String} AND level = {level:String}"
+        " ORDER BY if(level = 'batch', dataset, ''), points DESC, dataset, rule_id, status",
+        {"d": day, "org": org_code, "level": level},
+    )
+    types = rulebase().types
+    for row in rows:
+        rule_type = types.get(row["rule_type"])
+        for lang in ("zh", "en"):
+            row[f"description_{lang}"] = getattr(rule_type.description, lang) if rule_type else ""
     return rows

@@ -50,6 +50,10 @@ def test_migrate_brings_an_old_warehouse_up_to_date(rt):
     )
     ch.command("CREATE DATABASE ref")
     ch.command("CREATE TABLE ref.icd10 (code String) ENGINE = MergeTree ORDER BY code")
+    # a score table and its view from before rules_waived (issue 14)
+    ch.command("DROP VIEW dq.current_score_batch")
+    ch.command("ALTER TABLE dq.score_batch DROP COLUMN rules_waived")
+    ch.command("CREATE VIEW dq.current_score_batch AS SELECT * FROM dq.score_batch")
     schema.migrate(ch)
     columns = [
         r[0]
@@ -59,6 +63,8 @@ def test_migrate_brings_an_old_warehouse_up_to_date(rt):
         ).result_rows
     ]
     assert columns[5:7] == ["record_key", "detail"]
+    view = ch.query("SELECT * FROM dq.current_score_batch LIMIT 0").column_names
+    assert view[view.index("rules_error") + 1] == "rules_waived"
     assert "dq.current_run" in tables(ch)
     assert not ch.command("SELECT count() FROM system.databases WHERE name = 'ref'")
 

@@ -296,3 +296,31 @@ def test_the_report_link_is_under_the_base_url_given_else_the_page_file(tmp_path
     assert report_link(DAY, ORG.org_code, tmp_path, base) == (
         f"https://qc.example.cn/reports/{DAY.isoformat()}/org/{ORG.org_code}.html"
     )
+
+
+def test_waived_results_and_appeals_are_listed_escaped_masked_and_hashed():
+    from tests.expectations.publish.test_report import _standing
+
+    standing = _standing()
+    fb = _feedback(waived=standing.waived, appeals=standing.appeals)
+    msg = _parsed(compose(fb, "qc@example.cn"))
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    for body in (html, text):
+        assert "已豁免的结果（不计分）" in body and "ap-0123456789ab" in body
+        assert "已批准 Approved" in body and "待审核 Open" in body
+        assert IDENTITY not in body and "13812345678" not in body
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script>x" not in html
+    lines = text.splitlines()
+    heading = lines.index("已豁免的结果（不计分）Waived results (not scored):")
+    assert lines[heading + 1].startswith("  - ") and lines[heading + 2] == ""
+    # one appeal per line in the text part, its reason on it
+    line = next(x for x in text.splitlines() if "ap-ffffffffffff" in x)
+    assert line.startswith("  - [待审核 Open] ap-ffffffffffff") and "onerror" in line
+    # a decision changes what the organisation is told: the e-mail is sent again
+    base = _feedback().content_hash()
+    assert fb.content_hash() != base
+    decided = [a | {"status": "rejected"} if a["status"] == "open" else a for a in fb.appeals]
+    assert _feedback(waived=fb.waived, appeals=decided).content_hash() != fb.content_hash()
+    assert _feedback(waived=[], appeals=[]).content_hash() == base

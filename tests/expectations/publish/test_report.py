@@ -454,3 +454,62 @@ def test_suggestions_page_escapes_every_value_and_fetches_nothing():
     assert "kept.&lt;b&gt;rule&lt;/b&gt;" in html
     for forbidden in ("http://", "https://", "src=", "<link", "@import", "url("):
         assert forbidden not in html.replace("src=x", ""), forbidden
+
+
+def _standing():
+    from expectations.programme.read import Standing
+
+    at = dt.datetime(2026, 3, 12, 9, 30)
+    waived = {
+        "dataset": "patient",
+        "rule_id": "patient.id_no.resident_id",
+        "rule_type": "resident_id",
+        "dimension": "correctness",
+        "weight": 2.0,
+        "status": "failed",
+        "failed": 17,
+        "checked": 1234,
+        "batch_version": 0,
+        "waived_by": "ap-0123456789ab",
+        "kind": "appeal",
+        "why": f"<script>x</script> {IDENTITY}",
+    }
+    appeal = {
+        "appeal_id": "ap-0123456789ab",
+        "org_code": ORGS["B"].org_code,
+        "business_date": DAY,
+        "dataset": "patient",
+        "rule_id": "patient.id_no.resident_id",
+        "batch_version": 0,
+        "status": "approved",
+        "submitted_by": "his.<b>zhou</b>",
+        "submitted_at": at,
+        "reason": f"<img src=x onerror=alert(1)> {IDENTITY}",
+        "decided_by": "qc.wang",
+        "decided_at": at,
+        "comment": "ok 13812345678",
+    }
+    open_ = appeal | {
+        "appeal_id": "ap-ffffffffffff",
+        "status": "open",
+        "decided_by": "",
+        "comment": "",
+    }
+    return Standing([waived], [appeal, open_])
+
+
+def test_org_page_lists_waived_results_and_appeals_escaped_and_masked():
+    b = next(r for r in SCORES if r["org_code"] == ORGS["B"].org_code)
+    html = render_org(
+        DAY, b | {"rules_waived": 1}, TREND, FAILURES, ORGS["B"], True, standing=_standing()
+    )
+    # the waived failure is no longer listed as failed
+    assert "patient.id_no.resident_id" not in section(html, "未通过的规则")
+    card = section(html, "申诉与豁免")
+    assert "已豁免的结果" in card and "申诉获批" in card and "ap-0123456789ab" in card
+    assert "已批准" in card and "待审核" in card and "ap-ffffffffffff" in card
+    assert "1 条结果已豁免" in html
+    assert "<script>x" not in html and "<img" not in html and "<b>zhou" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in card and "his.&lt;b&gt;zhou&lt;/b&gt;" in card
+    assert IDENTITY not in html and "13812345678" not in html and "138****5678" in card
+    assert "申诉与豁免" not in org_page()

@@ -31,6 +31,7 @@ final as (
         scores.rules_failed as rules_failed,
         scores.blocking_rules_failed as blocking_rules_failed,
         scores.rules_error as rules_error,
+        scores.rules_waived as rules_waived,
         scores.new_failures as new_failures,
         scores.resolved_failures as resolved_failures,
         scores.persisting_failures as persisting_failures,

@@ -22,6 +22,7 @@ renamed as (
         rules_failed,
         blocking_failed as blocking_rules_failed,
         rules_error,
+        rules_waived,
         new_failures,
         resolved_failures,
         persisting_failures,
