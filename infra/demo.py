@@ -5,7 +5,8 @@ HQLAKE_HOME): ingest, validate, score, dbt build, reports, feedback e-mails. The
 corrections the sample city staged arrive late (as real re-uploads do) and the next run's
 late-arrivals pass picks them up; a repeated run shows that nothing changes and no e-mail is
 sent twice. Prints the league table, the report paths, the e-mails sent and the mart row
-counts, with the wall time of every stage.
+counts, with the wall time of every stage. Last, the quality loop (infra/demo_loop.py): an
+appeal approved, the rank that moves, the month signed and the subsidy sheet written.
 """
 
 from __future__ import annotations
@@ -148,9 +149,19 @@ def main() -> None:
     print("wall time per stage over all runs (Airflow task durations):")
     for task_id, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {task_id:<18} {seconds:7.1f}s")
+    from infra import demo_loop
+
+    t2 = time.monotonic()
+    demo_loop.run(
+        [worst, *sorted(set(dates) - {worst})],
+        dates[-1].replace(day=1),
+        private_dir(config.home / "exports"),
+    )
+    loop = time.monotonic() - t2
     print(
         f"\ngenerate {generated:.1f}s, {len(dates)} daily runs {week:.1f}s, "
-        f"late re-run {rerun:.1f}s; demo finished in {time.monotonic() - started:.1f}s"
+        f"late re-run {rerun:.1f}s, quality loop {loop:.1f}s; "
+        f"demo finished in {time.monotonic() - started:.1f}s"
     )
     print(f"ground truth of injected defects: {inbox / '_ground_truth.jsonl'}")
 

@@ -349,3 +349,48 @@ def test_explanations_sum_exactly_on_the_sample_city(scenario):
     ).result_rows
     assert {w for (w,) in stored_weight} == {weight * 4}  # the override's, as results carry it
     assert other_rule not in {r["rule_id"] for r in read_explanation(ch, other, D1)}
+
+
+def test_the_demos_quality_loop_moves_a_rank_and_signs_the_month(scenario, tmp_path, capsys):
+    """`make demo`'s last part on the city the DAG scored: an approved appeal raises the
+    organisation's composite (and its rank where one result can: the exact rank moves of an
+    appeal are tests/expectations/programme/test_appeals.py's), the month is signed and its
+    sheet reads back."""
+    import openpyxl
+
+    from expectations.scoring.read import read_explanation, read_scores
+    from infra import demo_loop
+    from infra.settings import settings
+
+    ch = scenario["ch"]
+    before = {day: {s["org_code"]: s for s in read_scores(ch, day)} for day in (D, D1)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HQLAKE_ORG_REGISTRY", str(scenario["registry"].source))
+        settings.cache_clear()
+        try:
+            # a city of 4 hospitals in 3 peer groups: its 2 counties may be the only rivals
+            groups = ("tertiary", "secondary", "primary", "county")
+            made = demo_loop.run([D, D1], D.replace(day=1), tmp_path, groups)
+        finally:
+            settings.cache_clear()
+    printed = capsys.readouterr().out
+    explained = {
+        (str(day), s["org_code"], s["peer_group"], s["rank"], s["composite"]): [
+            (e["rule_id"], e["status"], e["cause"], str(e["points"]))
+            for e in read_explanation(ch, s["org_code"], day)
+        ]
+        for day in (D, D1)
+        for s in read_scores(ch, day)
+    }
+    assert made, (printed, explained)
+    code, day = made["appeal"]["org_code"], made["day"]
+    before = before[day]
+    after = {s["org_code"]: s for s in read_scores(ch, day)}
+    assert after[code]["rank"] <= before[code]["rank"]
+    assert after[code]["composite"] > before[code]["composite"]
+    assert after[code]["rules_waived"] == before[code]["rules_waived"] + 1
+    assert made["decided"]["event"] == "approved" and made["signed"].version == 1
+    sheet = openpyxl.load_workbook(made["sheet"], read_only=True)
+    rows = list(sheet.worksheets[0].iter_rows(values_only=True))
+    assert len(rows) == 1 + len(made["signed"].rows) + 1  # headers, organisations, totals
+    assert f"is now {after[code]['rank']} of" in printed and str(made["sheet"]) in printed
