@@ -28,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.errors import OperatorError
 from contracts.registry import Registry
+from expectations.programme.config import AppealsConfig
 from expectations.programme.subsidies import SubsidyConfig, subsidy_lines
 from expectations.publish.neutralise import one_line
 from expectations.scoring.acceptance import acceptance, month_dates
@@ -137,6 +138,16 @@ def _text(value: str, what: str) -> str:
     if not text:
         raise SignoffRefused(f"{what} is empty: say who signs or decides (--by) and why (--reason)")
     return text
+
+
+def _officer(officers: AppealsConfig, person: str, what: str) -> None:
+    """Signing and reopening are the quality officer's (section 8), by exact name: a variant
+    (case, a look-alike letter, a zero-width space) is someone else."""
+    if not officers.may_decide(person):
+        raise SignoffRefused(
+            f"{person!r} may not {what}: that is the {officers.decisions.role}'s role, held by"
+            f" {', '.join(officers.decisions.people)} (contracts/appeals.yaml)"
+        )
 
 
 def versions(ch: Client, month: dt.date) -> list[Signature]:
@@ -263,12 +274,16 @@ def sign_month(
     config: ScoringConfig,
     subsidy_config: SubsidyConfig,
     exemptions: Exemptions = NO_EXEMPTIONS,
+    *,
+    officers: AppealsConfig,
 ) -> Signature:
     """Judge the month of `month` now and freeze it as its next signed version, with the
-    subsidies due; refused when the latest version is signed and not reopened, or when the
-    month has no current validation run."""
+    subsidies due; refused when the signer is not one of `officers`' quality officers, when
+    the latest version is signed and not reopened, or when the month has no current
+    validation run."""
     first = month.replace(day=1)
     signer = _text(signer, "the signer")
+    _officer(officers, signer, "sign the acceptance")
     if refusal := _refusal_if_signed(read_signature(ch, first)):
         raise SignoffRefused(refusal)
     dates = month_dates(first)
@@ -327,12 +342,15 @@ def sign_month(
     return signed
 
 
-def reopen_month(ch: Client, month: dt.date, actor: str, reason: str) -> dict[str, Any]:
+def reopen_month(
+    ch: Client, month: dt.date, actor: str, reason: str, *, officers: AppealsConfig
+) -> dict[str, Any]:
     """Record the decision to reopen the latest signed version of the month of `month`, so
-    it may be signed again (as the next version); refused when it is not signed or already
-    reopened."""
+    it may be signed again (as the next version); refused when `actor` is not a quality
+    officer, or the month is not signed or already reopened."""
     first = month.replace(day=1)
     actor, reason = _text(actor, "who reopens (--by)"), _text(reason, "the reason (--reason)")
+    _officer(officers, actor, "reopen a signed month")
     latest = read_signature(ch, first)
     if latest is None:
         raise SignoffRefused(f"{first:%Y-%m} is not signed: there is nothing to reopen")

@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 
 from expectations.programme.signoff import reopen_month, sign_month
+from tests.expectations.programme.test_signoff import OFFICERS
 from expectations.programme.subsidies import load_subsidy_config
 from expectations.rules.results import write_results
 from expectations.scoring.config import load_scoring_config
@@ -26,9 +27,9 @@ def test_every_signed_version_one_row_per_organisation(rt):
         complete(rt.ch, day)
     write_results(rt.ch, results)
     configs = (load_scoring_config(), load_subsidy_config())
-    sign_month(rt.ch, orgs, NOV[0], "王质控", *configs)
-    reopen_month(rt.ch, NOV[0], "李主任", "更正")
-    sign_month(rt.ch, orgs, NOV[0], "张科长", *configs)
+    sign_month(rt.ch, orgs, NOV[0], "王质控", *configs, officers=OFFICERS)
+    reopen_month(rt.ch, NOV[0], "李主任", "更正", officers=OFFICERS)
+    sign_month(rt.ch, orgs, NOV[0], "张科长", *configs, officers=OFFICERS)
 
     result = dbtrun.build(select="+dq_acceptance_signature", registry=orgs)
     assert result.success, result.error or [n for n in result.nodes if n.message]

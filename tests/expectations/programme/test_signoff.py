@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from expectations.programme.config import AppealsConfig, load_appeals_config
 from expectations.programme.history import load_exemptions
 from expectations.programme.signoff import (
     SignoffRefused,
@@ -28,6 +29,11 @@ _TZ = ZoneInfo("Asia/Shanghai")
 NOV = [dt.date(2026, 11, d) for d in range(1, 11)]
 DEC = [dt.date(2026, 12, d) for d in range(1, 6)]
 ORGS = registry(org("H1"), org("H2", "secondary"), org("C1", "county"))
+# the quality officers who sign and reopen here (the commands read contracts/appeals.yaml)
+OFFICERS = AppealsConfig.model_validate(
+    load_appeals_config().model_dump()
+    | {"decisions": {"role": "quality_officer", "people": ("王质控", "张科长", "李主任")}}
+)
 APPEAL_COLUMNS = [
     "appeal_id",
     "event",
@@ -76,7 +82,12 @@ def sign(ch, month, by="王质控"):
         load_scoring_config(),
         load_subsidy_config(),
         load_exemptions(ch),
+        officers=OFFICERS,
     )
+
+
+def reopen(ch, month, by, reason):
+    return reopen_month(ch, month, by, reason, officers=OFFICERS)
 
 
 def summary(signature):
@@ -109,7 +120,7 @@ def test_signed_month_is_frozen_reopened_and_signed_again(rt):
     assert first.rows[0]["evidence"]["days_judged"] == 10 and first.reopening is None
 
     with pytest.raises(SignoffRefused, match=r"2026-11 is signed \(version 1, by 王质控"):
-        sign(ch, NOV[0], by="someone else")
+        sign(ch, NOV[0], by="张科长")
 
     # a correction: a new validation run of 3 Nov in which H1 fails a blocking rule
     corrected = completeness_only("H2", NOV[2], 1, 0, run="r2")
@@ -141,11 +152,11 @@ def test_signed_month_is_frozen_reopened_and_signed_again(rt):
     with pytest.raises(SignoffRefused, match="reopen it first"):
         sign(ch, NOV[0])
     with pytest.raises(SignoffRefused, match=r"the reason .* is empty"):
-        reopen_month(ch, NOV[0], "李主任", " \n")
-    decision = reopen_month(ch, NOV[0], "李主任", "申诉 A-1、A-2 已批准，3日数据已更正")
+        reopen(ch, NOV[0], "李主任", " \n")
+    decision = reopen(ch, NOV[0], "李主任", "申诉 A-1、A-2 已批准，3日数据已更正")
     assert (decision["version"], decision["actor"]) == (1, "李主任")
     with pytest.raises(SignoffRefused, match="already reopened"):
-        reopen_month(ch, NOV[0], "李主任", "again")
+        reopen(ch, NOV[0], "李主任", "again")
     reopened = read_signature(ch, NOV[0])
     assert reopened.version == 1 and reopened.reopening["reason"].startswith("申诉 A-1")
     assert reopened.rows == first.rows and reopened.subsidies == first.subsidies
@@ -191,6 +202,22 @@ def test_nothing_to_sign_without_runs(rt):
     with pytest.raises(SignoffRefused, match="2026-11 has no complete validation run"):
         sign(rt.ch, NOV[0])
     with pytest.raises(SignoffRefused, match="is not signed"):
-        reopen_month(rt.ch, NOV[0], "李主任", "why")
+        reopen(rt.ch, NOV[0], "李主任", "why")
     with pytest.raises(SignoffRefused, match="the signer is empty"):
         sign(rt.ch, NOV[0], by="")
+
+
+@pytest.mark.parametrize(
+    "name", ["H2 信息科", "王质控\u200b", "王 质控", "QC.WANG", "qc.wang", "ｑｃ.wang"]
+)
+def test_only_a_quality_officer_signs_or_reopens_by_exact_name(rt, name):
+    """A hospital's staff, or a variant of an officer's name, neither signs nor reopens."""
+    ch = rt.ch
+    month_of_results(ch, NOV[:2])
+    with pytest.raises(SignoffRefused, match="may not sign the acceptance: that is the quality"):
+        sign(ch, NOV[0], by=name)
+    assert versions(ch, NOV[0]) == []
+    sign(ch, NOV[0])
+    with pytest.raises(SignoffRefused, match="may not reopen a signed month"):
+        reopen(ch, NOV[0], name, "more money")
+    assert read_signature(ch, NOV[0]).reopening is None

@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 
 from expectations.programme.signoff import sign_month
+from tests.expectations.programme.test_signoff import OFFICERS
 from expectations.programme.subsidies import load_subsidy_config
 from expectations.publish.acceptance_sheet import (
     EVIDENCE_HEADER,
@@ -38,7 +39,15 @@ def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
             results += completeness_only("C1", day, 1, 0, ds="health_record")
         complete(rt.ch, day)
     write_results(rt.ch, results)
-    signed = sign_month(rt.ch, orgs, NOV[0], "王质控", load_scoring_config(), load_subsidy_config())
+    signed = sign_month(
+        rt.ch,
+        orgs,
+        NOV[0],
+        "王质控",
+        load_scoring_config(),
+        load_subsidy_config(),
+        officers=OFFICERS,
+    )
     path = write_acceptance_sheet(signed, tmp_path / "sheets" / "2026-11.xlsx")
 
     book = openpyxl.load_workbook(path)
