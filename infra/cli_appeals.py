@@ -41,6 +41,7 @@ waiver_app = typer.Typer(
     help="Waivers of a rule for an organisation or a peer group over dates (豁免).",
 )
 
+
 class Decision(StrEnum):
     approve = "approve"
     reject = "reject"
@@ -239,9 +240,7 @@ def waiver_add(
 
     first = _date(start, "--from")
     last = _date(end, "--to") if end else None
-    row = add_waiver(
-        rule, first, last, reason, by, org_code=org, peer_group=peer_group
-    )
+    row = add_waiver(rule, first, last, reason, by, org_code=org, peer_group=peer_group)
     if format is OutputFormat.json:
         _echo_json(row)
         return

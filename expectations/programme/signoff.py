@@ -84,9 +84,15 @@ SUBSIDY_COLUMNS = (
 )
 REOPENING_COLUMNS = ("month", "version", "actor", "reason", "at")
 _TIMES = ("signed_at", "computed_at", "at")
-# The committed versions: a row of a frozen table counts only with its signature.
+# The committed versions: a row of a frozen table counts only with its signature, and of a
+# version only the first signature counts (two signings racing both read "not signed" and
+# both write version N; the later one, its rows and its subsidy lines are never read).
+_FIRST = (
+    "(SELECT month, version, min(signed_at) AS signed_at FROM dq.acceptance_signature"
+    " GROUP BY month, version)"
+)
 _SIGNED = "(month, version, signed_at) IN (SELECT * FROM {sig})"
-_COMMITTED = _SIGNED.format(sig="(SELECT month, version, signed_at FROM dq.acceptance_signature)")
+_COMMITTED = _SIGNED.format(sig=_FIRST)
 _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)"
 
 
@@ -156,7 +162,7 @@ def versions(ch: Client, month: dt.date) -> list[Signature]:
     signatures = _rows(
         ch,
         SIGNATURE_COLUMNS,
-        "FROM dq.acceptance_signature WHERE month = {m:Date} ORDER BY version",
+        f"FROM dq.acceptance_signature WHERE month = {{m:Date}} AND {_COMMITTED} ORDER BY version",
         params,
     )
     frozen = _rows(
@@ -206,7 +212,7 @@ def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date
     """org_code -> the first other month of `phase` whose latest signed version paid it."""
     latest = (
         "(SELECT month, max(version) AS latest, argMax(signed_at, version) AS latest_at"
-        " FROM dq.acceptance_signature GROUP BY month)"
+        f" FROM {_FIRST} GROUP BY month)"
     )
     rows = ch.query(
         f"""
@@ -338,7 +344,14 @@ def sign_month(
     }
     _insert(ch, "dq.acceptance_signature", SIGNATURE_COLUMNS, [signature])
     signed = read_signature(ch, first)
-    assert signed is not None and signed.version == version
+    assert signed is not None and signed.version >= version
+    if (signed.version, signed.signature["signed_at"]) != (version, signed_at):
+        sig = signed.signature
+        raise SignoffRefused(
+            f"{first:%Y-%m} was signed at the same time by {sig['signer']} (version"
+            f" {sig['version']} at {sig['signed_at']:%Y-%m-%d %H:%M:%S}), which counts; this"
+            " signing does not"
+        )
     return signed
 
 

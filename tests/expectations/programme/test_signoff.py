@@ -221,3 +221,38 @@ def test_only_a_quality_officer_signs_or_reopens_by_exact_name(rt, name):
     with pytest.raises(SignoffRefused, match="may not reopen a signed month"):
         reopen(ch, NOV[0], name, "more money")
     assert read_signature(ch, NOV[0]).reopening is None
+
+
+def _race(ch, month, signer, later_ms=1000):
+    """What a second signing racing the first writes: the same version, its own rows and
+    signature, a moment later (both read 'not signed' before either wrote)."""
+    for table in ("dq.acceptance_signed", "dq.subsidy_line", "dq.acceptance_signature"):
+        ch.command(
+            f"INSERT INTO {table} SELECT * REPLACE ("
+            " signed_at + toIntervalMillisecond({ms:UInt32}) AS signed_at"
+            + (", {signer:String} AS signer" if table.endswith("signature") else "")
+            + f") FROM {table} WHERE month = {{m:Date}}",
+            parameters={"ms": later_ms, "signer": signer, "m": month},
+        )
+
+
+def test_two_signatures_racing_for_one_version_count_once(rt):
+    """The first signature of a version commits it; a racing second one (and its rows and
+    subsidy lines) is never read, so nobody is paid twice."""
+    ch = rt.ch
+    month_of_results(ch, NOV[:3], h2_low_days=NOV[:1])
+    first = sign(ch, NOV[0])
+    _race(ch, NOV[0], "张科长")
+    assert ch.query("SELECT count() FROM dq.acceptance_signature").result_rows == [(2,)]
+    kept = versions(ch, NOV[0])
+    assert [(v.version, v.signature["signer"]) for v in kept] == [(1, "王质控")]
+    assert kept[0] == first and len(kept[0].rows) == 3
+    assert sum(s["amount_yuan"] for s in kept[0].subsidies) == 110000
+    # the next month of the phase sees the organisations paid once, by the first signature
+    month_of_results(ch, DEC[:2])
+    dec = sign(ch, DEC[0])
+    assert {s["org_code"]: s["amount_yuan"] for s in dec.subsidies} == {
+        "C1": 0,
+        "H1": 0,
+        "H2": 50000,
+    }

@@ -9,7 +9,6 @@ import openpyxl
 import pytest
 
 from expectations.programme.signoff import sign_month
-from tests.expectations.programme.test_signoff import OFFICERS
 from expectations.programme.subsidies import load_subsidy_config
 from expectations.publish.acceptance_sheet import (
     EVIDENCE_HEADER,
@@ -20,6 +19,7 @@ from expectations.publish.report import write_reports
 from expectations.rules.results import write_results
 from expectations.scoring.config import load_scoring_config
 from expectations.scoring.store import score_date
+from tests.expectations.programme.test_signoff import OFFICERS
 from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry
 
 pytestmark = pytest.mark.integration
