@@ -542,3 +542,43 @@ def test_hostile_free_text_stays_text_everywhere_and_huge_text_is_refused(rt, tm
     assert not any(line.startswith("Bcc:") for line in text.splitlines())
     page = write_reports(ch, REGISTRY, D, tmp_path)["orgs"][A].read_text(encoding="utf-8")
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_another_organisations_result_an_older_run_or_batch_version_is_not_waived(rt):
+    """Hostile codes (case, blanks) name no result of the appellant; an approval waives the
+    batch version it was of, not the next upload's failure; a result the current run passes
+    is not appealed, whatever an older run said."""
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    for kwargs, message in [
+        (dict(of=B.lower()), f"may appeal only its own results: this result is {B.lower()}'s"),
+        (dict(of=f" {B}"), "may appeal only its own results"),
+        (dict(of=f"{A} "), "may appeal only its own results"),
+        (dict(org=A.lower(), of=A.lower()), f"{A.lower()} is not an organisation"),
+        (dict(org=f"{A}\u200b"), "is not an organisation"),
+    ]:
+        with pytest.raises(AppealRefused, match=message):
+            appeal_a(ch, **kwargs)
+    first = appeal_a(ch)
+    decide(ch, CONFIG, first["appeal_id"], "approved", "ok", OFFICER, NOW3)
+    rescore(ch, REGISTRY, D, D)
+    assert scores(ch, D)[A]["composite"] == 100.0
+    # A uploads again (batch version 2), validated by run r9: the same rule fails again
+    again = [
+        res(o, OV, D, rule, "completeness", w, status, run="r9", version=2 if o == A else 1)
+        for o, (p, f) in WEIGHTS.items()
+        for rule, w, status in ((PASSED_RULE, p, "passed"), (FAILED_RULE, f, "failed"))
+    ]
+    write_results(ch, again)
+    complete(ch, D, "r9", minute=30)
+    score_date(ch, REGISTRY, D, exemptions=load_exemptions(ch))
+    assert scores(ch, D)[A]["composite"] == 70.0  # version 1's approval is not version 2's
+    second = appeal_a(ch, now=NOW3 + dt.timedelta(hours=1))
+    assert (second["batch_version"], second["run_id"]) == (2, "r9")
+    # run r10 passes it: nothing to appeal, whatever r9 said
+    write_results(
+        ch, [res(A, OV, D, FAILED_RULE, "completeness", 3, "passed", run="r10", version=2)]
+    )
+    complete(ch, D, "r10", minute=40)
+    with pytest.raises(AppealRefused, match=r"is passed, not failed"):
+        appeal_a(ch, now=NOW3 + dt.timedelta(hours=2))

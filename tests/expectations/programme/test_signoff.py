@@ -256,3 +256,36 @@ def test_two_signatures_racing_for_one_version_count_once(rt):
         "H1": 0,
         "H2": 50000,
     }
+
+
+def test_a_signed_month_stays_as_signed_after_a_waiver_rescoring_and_acceptance_again(rt):
+    """Every later command that recomputes (a waiver with its re-scoring, a re-validation,
+    acceptance computed again) changes dq.acceptance, never the signed version."""
+    from expectations.programme.appeals import add_waiver
+    from expectations.programme.rescore import rescore
+
+    ch = rt.ch
+    month_of_results(ch, NOV, h2_low_days=NOV[:2])
+    signed = sign(ch, NOV[0])
+    assert summary(signed)["H2"] == (8, 0)
+    at = dt.datetime.now(_TZ)
+    add_waiver(
+        ch,
+        ORGS,
+        OFFICERS,
+        {"outpatient_visit.b.required"},
+        "outpatient_visit.b.required",
+        NOV[0],
+        NOV[1],
+        "declared outage",
+        "王质控",
+        at,
+        org_code="H2",
+    )
+    done = rescore(ch, ORGS, NOV[0], NOV[1])
+    assert done.public()["months_accepted_again"]
+    assert {r["org_code"]: r["passed"] for r in read_acceptance(ch, NOV[0])}["H2"] == 1
+    write_results(ch, completeness_only("H1", NOV[3], 0, 1, run="r2"))
+    complete(ch, NOV[3], run="r2", minute=5)
+    acceptance(ch, ORGS, NOV[0], exemptions=load_exemptions(ch))
+    assert read_signature(ch, NOV[0]) == signed and versions(ch, NOV[0]) == [signed]
