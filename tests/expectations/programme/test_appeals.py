@@ -556,10 +556,13 @@ def test_another_organisations_result_an_older_run_or_batch_version_is_not_waive
         (dict(of=f"{A} "), "may appeal only its own results"),
         (dict(org=A.lower(), of=A.lower()), f"{A.lower()} is not an organisation"),
         (dict(org=f"{A}\u200b"), "is not an organisation"),
+        # values are bound parameters: a quote is part of a rule id that names nothing
+        (dict(rule=f"{OV}.x' OR '1'='1"), "no result outpatient_visit.x' OR '1'='1"),
     ]:
         with pytest.raises(AppealRefused, match=message):
             appeal_a(ch, **kwargs)
     first = appeal_a(ch)
+    assert list_appeals(ch, org_code="' OR 1=1 --") == [] == list_waivers(ch, org_code="'--")
     decide(ch, CONFIG, first["appeal_id"], "approved", "ok", OFFICER, NOW3)
     rescore(ch, REGISTRY, D, D)
     assert scores(ch, D)[A]["composite"] == 100.0
@@ -582,3 +585,15 @@ def test_another_organisations_result_an_older_run_or_batch_version_is_not_waive
     complete(ch, D, "r10", minute=40)
     with pytest.raises(AppealRefused, match=r"is passed, not failed"):
         appeal_a(ch, now=NOW3 + dt.timedelta(hours=2))
+
+
+@pytest.mark.parametrize("name", [" qc.wang", "QC.WANG", "qc.wang\u200b", "ｑｃ.wang", "qc.wanq"])
+def test_a_variant_of_an_officers_name_decides_and_waives_nothing(rt, name):
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    appeal = appeal_a(ch)
+    with pytest.raises(AppealRefused, match="may not decide appeals"):
+        decide(ch, CONFIG, appeal["appeal_id"], "approved", "ok", name, NOW3)
+    with pytest.raises(AppealRefused, match="may not waive rules"):
+        add_waiver(ch, REGISTRY, CONFIG, RULES, "required", D, D, "r", name, NOW3, org_code=A)
+    assert list_appeals(ch)[0]["status"] == "open" and events(ch)[1] == []
