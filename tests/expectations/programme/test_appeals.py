@@ -597,3 +597,29 @@ def test_a_variant_of_an_officers_name_decides_and_waives_nothing(rt, name):
     with pytest.raises(AppealRefused, match="may not waive rules"):
         add_waiver(ch, REGISTRY, CONFIG, RULES, "required", D, D, "r", name, NOW3, org_code=A)
     assert list_appeals(ch)[0]["status"] == "open" and events(ch)[1] == []
+
+
+def test_a_result_a_waiver_covers_is_not_appealed_and_a_rejection_may_be_appealed_again(rt):
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    rejected = appeal_a(ch)
+    decide(ch, CONFIG, rejected["appeal_id"], "rejected", "no", OFFICER, NOW3)
+    again = appeal_a(ch, now=NOW3 + dt.timedelta(minutes=1))  # a new reason, a new record
+    assert again["appeal_id"] != rejected["appeal_id"]
+    waiver = add_waiver(
+        ch,
+        REGISTRY,
+        CONFIG,
+        RULES,
+        "required",
+        D,
+        D,
+        "outage",
+        OFFICER,
+        NOW3,
+        peer_group="tertiary",
+    )
+    with pytest.raises(AppealRefused, match=f"already waived \\({waiver['waiver_id']}\\)"):
+        appeal_a(ch, now=NOW3 + dt.timedelta(minutes=2))
+    with pytest.raises(AppealRefused, match=f"already waived \\({waiver['waiver_id']}\\)"):
+        appeal_a(ch, org=B, now=NOW3 + dt.timedelta(minutes=2))
