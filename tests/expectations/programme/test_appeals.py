@@ -533,7 +533,7 @@ def test_hostile_free_text_stays_text_everywhere_and_huge_text_is_refused(rt, tm
     rescore(ch, REGISTRY, D, D)
     [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
     msg = message_from_bytes(compose(fb, "qc@wjw.example.cn").as_bytes(), policy=policy.default)
-    assert msg["Bcc"] is None and "Bcc" not in msg.keys()
+    assert msg["Bcc"] is None and "Bcc" not in msg
     text = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html
