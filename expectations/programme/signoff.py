@@ -208,11 +208,15 @@ def read_signature(ch: Client, month: dt.date) -> Signature | None:
     return signed[-1] if signed else None
 
 
-def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date]:
-    """org_code -> the first other month of `phase` whose latest signed version paid it."""
+def _paid_elsewhere(
+    ch: Client, month: dt.date, phase: str, before: dt.datetime | None = None
+) -> dict[str, dt.date]:
+    """org_code -> the first other month of `phase` whose latest signed version paid it (of
+    those signed before `before`, when given)."""
     latest = (
         "(SELECT month, max(version) AS latest, argMax(signed_at, version) AS latest_at"
-        f" FROM {_FIRST} GROUP BY month)"
+        f" FROM {_FIRST} GROUP BY month"
+        " HAVING {any_time:Bool} OR latest_at < {before:DateTime64(3)})"
     )
     rows = ch.query(
         f"""
@@ -222,9 +226,28 @@ def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date
           AND {_SIGNED.format(sig=latest)}
         GROUP BY org_code
         """,
-        parameters={"phase": phase, "m": month},
+        parameters={
+            "phase": phase,
+            "m": month,
+            "any_time": before is None,
+            "before": before or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        },
     ).result_rows
     return dict(rows)
+
+
+def paid_twice(ch: Client, month: dt.date) -> dict[str, dt.date]:
+    """org_code -> the other month of the phase, signed before it, that also pays what the
+    latest signed version of the month of `month` pays: empty unless two months of a phase
+    were signed at the same time (each judged the other unsigned)."""
+    latest = read_signature(ch, month)
+    if latest is None or not latest.signature["phase"]:
+        return {}
+    paid = {s["org_code"] for s in latest.subsidies if s["amount_yuan"] > 0}
+    earlier = _paid_elsewhere(
+        ch, latest.month, latest.signature["phase"], before=latest.signature["signed_at"]
+    )
+    return {code: m for code, m in sorted(earlier.items()) if code in paid}
 
 
 def _runs(ch: Client, dates: list[dt.date]) -> list[dict[str, str]]:
@@ -352,6 +375,13 @@ def sign_month(
             f" {sig['version']} at {sig['signed_at']:%Y-%m-%d %H:%M:%S}), which counts; this"
             " signing does not"
         )
+    if twice := paid_twice(ch, first):
+        # another month of the phase was signed meanwhile and pays the same organisations:
+        # this version does not stand (reopened, on the record); signing again pays once
+        whom = ", ".join(f"{code} ({m:%Y-%m})" for code, m in twice.items())
+        reason = f"subsidy already paid by a month signed at the same time: {whom}; sign again"
+        reopen_month(ch, first, signer, reason, officers=officers)
+        raise SignoffRefused(f"{first:%Y-%m} version {version} reopened: {reason}")
     return signed
 
 

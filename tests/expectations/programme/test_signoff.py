@@ -3,6 +3,7 @@ and a later approved appeal change dq.acceptance, never the signature), reopenin
 again is version 2 with both kept, and subsidies are paid once per organisation per phase."""
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from expectations.programme.config import AppealsConfig, load_appeals_config
 from expectations.programme.history import load_exemptions
 from expectations.programme.signoff import (
+    SIGNATURE_COLUMNS,
+    SUBSIDY_COLUMNS,
     SignoffRefused,
     read_signature,
     reopen_month,
@@ -289,3 +292,46 @@ def test_a_signed_month_stays_as_signed_after_a_waiver_rescoring_and_acceptance_
     complete(ch, NOV[3], run="r2", minute=5)
     acceptance(ch, ORGS, NOV[0], exemptions=load_exemptions(ch))
     assert read_signature(ch, NOV[0]) == signed and versions(ch, NOV[0]) == [signed]
+
+
+def test_two_months_of_a_phase_signed_at_the_same_time_pay_once(rt):
+    """December signed while November's signing was under way (each judged the other
+    unsigned) would pay H1 and C1 twice: the later signature is found paying twice and its
+    version reopened on the record; signing again pays once."""
+    from expectations.programme.signoff import paid_twice
+
+    ch = rt.ch
+    month_of_results(ch, NOV, h2_low_days=NOV[:2])
+    month_of_results(ch, DEC)
+    dec = sign(ch, DEC[0])
+    assert paid_twice(ch, DEC[0]) == {}
+    assert {s["org_code"] for s in dec.subsidies if s["amount_yuan"]} == {"C1", "H1", "H2"}
+    # November's racing signing, committed a second before December's: it paid H1 and C1
+    sig = dec.signature | {"runs": json.dumps(dec.signature["runs"])}
+    stamp = {"month": NOV[0], "version": 1, "signed_at": sig["signed_at"] - dt.timedelta(seconds=1)}
+    ch.insert(
+        "dq.subsidy_line",
+        [
+            [stamp[c] if c in stamp else line[c] for c in SUBSIDY_COLUMNS]
+            for line in dec.subsidies
+            if line["org_code"] in ("C1", "H1")
+        ],
+        column_names=list(SUBSIDY_COLUMNS),
+    )
+    ch.insert(
+        "dq.acceptance_signature",
+        [[stamp[c] if c in stamp else sig[c] for c in SIGNATURE_COLUMNS]],
+        column_names=list(SIGNATURE_COLUMNS),
+    )
+    assert paid_twice(ch, DEC[0]) == {"C1": NOV[0], "H1": NOV[0]}
+    assert paid_twice(ch, NOV[0]) == {}  # the earlier signature stands
+    # the same check runs at the end of every signing: reopened on the record, then signed
+    # again, December pays H2 only
+    reopen(ch, DEC[0], "王质控", "found paying twice")
+    again = sign(ch, DEC[0])
+    assert {s["org_code"]: s["amount_yuan"] for s in again.subsidies} == {
+        "C1": 0,
+        "H1": 0,
+        "H2": 50000,
+    }
+    assert paid_twice(ch, DEC[0]) == {}
