@@ -53,6 +53,7 @@ wheel: install ## build the project's wheel into dist/ (what a hospital installs
 
 bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); tables in bench/results
 	$(RUN)/python -m bench.run
+	$(RUN)/python -m bench.overlap
 
 test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest

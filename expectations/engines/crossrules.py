@@ -115,17 +115,20 @@ stay_overlap_same_org, stay_overlap_other_org (judged: inpatient_discharge)
     at the same hospital, or at another. failed = an overlap of [admit_time, discharge_time]
     longer than max_overlap_hours (exactly that many passes); a stay is never compared with
     itself (its own key re-sent). Stays with discharge not after admission are not checked
-    (discharge_before_admit is their rule). The detail names the hospital's own other stay,
-    or "a stay at another organisation" without its code or data. Across hospitals both are
-    told on the date the overlap becomes knowable: when both stays come on the same D, each
-    with its own batch; when they come on different dates, on D (the later stay's date) the
-    later hospital with its batch and the earlier hospital under its earlier stay's own key
-    (its result filed under its inpatient_discharge batch of D, version 0 when it has none;
-    the row of D carries it through _Part org/key, as inpatient_death_registered does). The
-    earlier stay is told once: not when it is itself in its hospital's batch of D (then it is
-    judged there), nor when the later stay's current version before D already overlapped it
-    (a re-send, or a correction that keeps the overlap); several stays of D overlapping it
-    tell it once. Its key, never in its hospital's batch of D, marks no row of the marts.
+    (discharge_before_admit is their rule). The detail names the hospital's own other stay
+    (of those overlapping by more than the limit, the one discharged last, then the largest
+    key), or "a stay at another organisation" without its code or data. Overlaps are found by
+    a sorted pass per person (`_sweep`), n log n however many stays one person has. Across
+    hospitals both are told on the date the overlap becomes knowable: when both stays come on
+    the same D, each with its own batch; when they come on different dates, on D (the later
+    stay's date) the later hospital with its batch and the earlier hospital under its earlier
+    stay's own key (its result filed under its inpatient_discharge batch of D, version 0 when
+    it has none; the row of D carries it through _Part org/key, as inpatient_death_registered
+    does). The earlier stay is told once: not when it is itself in its hospital's batch of D
+    (then it is judged there), nor when the later stay's current version before D already
+    overlapped it (a re-send, or a correction that keeps the overlap); several stays of D
+    overlapping it tell it once. Its key, never in its hospital's batch of D, marks no row of
+    the marts.
 
 record_not_resent (judged: every dataset except `updated_by_design`)
     A record key of D's current batch that the same organisation loaded for an earlier
@@ -306,19 +309,18 @@ def _part_query(part: _Part, day: dt.date) -> str:
         f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
-    if owner is not ds or part.org != "t.org_code":
-        # the owners judged (also those other than the uploaders): their batch of D, else
-        # version 0
-        batches = (
-            f"SELECT org_code, max(batch_version) AS batch_version FROM ({batches}"
-            f" UNION ALL SELECT org_code, toUInt32(0) FROM ({judged})) GROUP BY org_code"
-        )
+    # the owners judged (also those other than the uploaders, when a part names the owner):
+    # their batch of D, else version 0. A full join, not a union with the judged owners: a
+    # second textual occurrence of `judged` would be evaluated again.
+    other_owners = owner is not ds or part.org != "t.org_code"
     return (
-        f"SELECT {quote(owner.dataset)} AS dataset, c.org_code AS org_code,"
-        f" c.batch_version AS batch_version, ifNull(a.n_rows, 0) AS rows,"
+        f"SELECT {quote(owner.dataset)} AS dataset,"
+        f" {'ifNull(c.org_code, a.org_code)' if other_owners else 'c.org_code'} AS org_code,"
+        f" ifNull(c.batch_version, 0) AS batch_version, ifNull(a.n_rows, 0) AS rows,"
         f" ifNull(a.n_checked, 0) AS checked, ifNull(a.n_failed, 0) AS failed, a.keys AS keys,"
         f" a.details AS details"
-        f" FROM ({batches}) AS c LEFT JOIN ({judged}) AS a ON a.org_code = c.org_code"
+        f" FROM ({batches}) AS c {'FULL' if other_owners else 'LEFT'} JOIN ({judged}) AS a"
+        f" ON a.org_code = c.org_code"
     )
 
 
@@ -726,10 +728,10 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
     parts = []
     for ds, s in holders:
         person = _person_of(ds, s, resident, "t")
-        joins = (
-            f" LEFT JOIN demographics_holders AS h ON h.person = {person}"
-            f" LEFT JOIN demographics_references AS ref ON ref.person = {person}"
-        )
+        # references are computed only for persons min_organisations hold, and a field
+        # fails only against a filled reference value: a match of ref is that test (no join
+        # of demographics_holders here)
+        joins = f" LEFT JOIN demographics_references AS ref ON ref.person = {person}"
         differs = []
         for name in always + others:
             value, expected = _text(ds, name, "t"), f"ref.values[{quote(name)}]"
@@ -752,7 +754,7 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
             _Part(
                 ds,
                 f"tupleElement({person}, 2) != ''",
-                f"h.n_orgs > 0 AND ({failed})",
+                failed,
                 joins,
                 detail=detail,
                 shared=tuple(shared),
@@ -768,9 +770,49 @@ def _overlap(a: str, b: str) -> str:
     )
 
 
+def _longer(alias: str, limit: int) -> str:
+    """The stay of `alias` lasts more than `limit` seconds (NULL times: no)."""
+    return f"ifNull(dateDiff('second', {alias}.start_at, {alias}.end_at) > {limit}, 0)"
+
+
+def _secs(at: str) -> str:
+    """A time as seconds, not Nullable (the stays compared have both times): a comparison
+    with NULL would be NULL, and a window's maxIf of no row is 0."""
+    return f"ifNull(toInt64({at}), 0)"
+
+
+def _sweep(events: str, queries: str, top: str) -> str:
+    """The sorted pass that finds overlaps without comparing every pair of stays.
+
+    Two stays overlap by more than L seconds exactly when each lasts more than L, the one
+    (event) starts more than L before the other (query) ends, and it ends more than L after
+    the other starts. So per partition (person, part), events (columns pos = start, reach =
+    end) and queries (pos = end - L, need = start + L) are read in order of pos, queries
+    before events at an equal pos; `top` is a window aggregate over the events read so far
+    (an -If aggregate on is_event): the query rows come out with it as `top`. Sorting is
+    n log n per person, however many stays one person has (a hostile upload of 20,000
+    stays of one person, which a pair join makes 400 million pairs)."""
+    frame = (
+        "PARTITION BY person, part ORDER BY pos, is_event"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    )
+    return (
+        f"SELECT * FROM (SELECT *, {top} OVER ({frame}) AS top"
+        f" FROM ({events} UNION ALL {queries})) WHERE NOT is_event"
+    )
+
+
+def _event_row(person: str, part: str, start: str, end: str, tag: str) -> str:
+    """The columns of a sweep row for a stay read as an event."""
+    return (
+        f"{person} AS person, {part} AS part, {_secs(start)} AS pos, toUInt8(1) AS is_event,"
+        f" {_secs(end)} AS reach, {tag} AS tag"
+    )
+
+
 def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
-    """Per stay of D: the longest overlap (seconds) with another current stay of the same
-    person, at the same hospital or at another one."""
+    """Per stay of D: whether it overlaps another current stay of the same person by more
+    than max_overlap_hours, at the same hospital or at another one (a sorted pass, _sweep)."""
     spec, link = p["stays"], p["person_link"]
     ds, master = _dataset(spec["dataset"]), _dataset(link["dataset"])
     if len(ds.key) != 1:
@@ -825,15 +867,6 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     shared.append(("stay_judged", judged))
     judged = "SELECT * FROM stay_judged"
-    where = "o.org_code = j.org_code" if same_org else "o.org_code != j.org_code"
-    overlap = _overlap("j", "o")
-    overlaps = (
-        f"SELECT j.org_code AS org_code, j.k AS k, max({overlap}) AS seconds,"
-        f" argMax(o.k, {overlap}) AS other FROM ({judged}) AS j"
-        f" INNER JOIN ({located}) AS o ON o.person = j.person"
-        f" WHERE {where} AND NOT (o.org_code = j.org_code AND o.k = j.k)"
-        f" GROUP BY org_code, k"
-    )
     limit = round(float(p["max_overlap_hours"]) * 3600)
     t_key = _col(ds, ds.key[0], "t")
     joins = (
@@ -842,11 +875,17 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     )
     told = "ifNull(tw.told, 0) = 1"
     if same_org:
-        joins += f" LEFT JOIN ({overlaps}) AS ov ON ov.org_code = t.org_code AND ov.k = {t_key}"
+        joins += (
+            f" LEFT JOIN ({_same_org_overlaps(judged, located, limit)}) AS ov"
+            f" ON ov.org_code = t.org_code AND ov.k = {t_key}"
+        )
     else:
-        joins += f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day)}) AS tw" + (
-            f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
-            " AND tw.file = t.source_file AND tw.line = t.source_line"
+        joins += (
+            f" LEFT JOIN ({_told_earlier(ds, spec, judged, located, limit, day, shared)}) AS tw"
+            + (
+                f" ON tw.org_code = t.org_code AND tw.k = {t_key}"
+                " AND tw.file = t.source_file AND tw.line = t.source_line"
+            )
         )
     hours = quote(f"{p['max_overlap_hours']:g}")
     if same_org:
@@ -858,16 +897,14 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
         f" AND {_col(ds, spec['end_field'], 't')} > {_col(ds, spec['start_field'], 't')}"
     )
     if same_org:
-        return [
-            _Part(ds, checked, f"ov.seconds > {limit}", joins, detail=detail, shared=tuple(shared))
-        ]
+        return [_Part(ds, checked, "ov.overlapping", joins, detail=detail, shared=tuple(shared))]
     # A row of D also carries, as extra rows, the earlier stays of other hospitals it is the
     # first to overlap: each is that hospital's failing record, under its own key.
     return [
         _Part(
             ds,
             f"{told} OR ({checked})",
-            f"{told} OR tw.seconds > {limit}",
+            f"{told} OR tw.overlapping",
             joins,
             detail=detail,
             org=f"if({told}, tw.whose, t.org_code)",
@@ -877,6 +914,59 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     ]
 
 
+def _same_org_overlaps(judged: str, located: str, limit: int) -> str:
+    """stay_overlap_same_org per (org_code, k) of D: `overlapping` (1: another stay of the
+    same hospital and person, not its own key, overlaps a row of D with that key by more than
+    `limit` seconds) and `other`, the key of such a stay: of those, the one discharged last
+    (then the largest key).
+
+    The sorted pass of _sweep, where the event discharged last so far (the leader) may be the
+    row's own key: so the pass also keeps the best event other than the leader, as the
+    leader before the current one took over (`before_lead` of the row where it did) or the
+    best event since then. Keys are unique per hospital among the located stays."""
+    tag = "ifNull(toString(k), '')"  # not Nullable: a comparison with NULL would be NULL
+    events = (
+        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', tag)},"
+        f" NULL AS own, toInt64(0) AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)} AND k IS NOT NULL"
+    )
+    queries = (
+        f"SELECT person, org_code AS part, {_secs('end_at')} - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, '' AS tag, k AS own,"
+        f" {_secs('start_at')} + {limit} AS need FROM ({judged}) AS j"
+        f" WHERE {_longer('j', limit)} AND k IS NOT NULL"
+    )
+    order = "ORDER BY pos, is_event, tag"
+    upto = "ROWS BETWEEN UNBOUNDED PRECEDING AND"
+    frame = f"PARTITION BY person, part {order}"
+    best = "maxIf((reach, tag), is_event)"
+    leads = (
+        f"SELECT *, {best} OVER ({frame} {upto} CURRENT ROW) AS lead,"
+        f" {best} OVER ({frame} {upto} 1 PRECEDING) AS before_lead,"
+        f" is_event AND lead != before_lead AS takes_over"
+        f" FROM ({events} UNION ALL {queries})"
+    )
+    reigns = f"SELECT *, sum(takes_over) OVER ({frame} {upto} CURRENT ROW) AS reign FROM ({leads})"
+    reign = f"PARTITION BY person, part, reign {order}"
+    seconds = (
+        f"SELECT *, maxIf((reach, tag), is_event AND NOT takes_over)"
+        f" OVER ({reign} {upto} CURRENT ROW) AS rest,"
+        f" first_value(before_lead) OVER ({reign} {upto} CURRENT ROW) AS deposed"
+        f" FROM ({reigns})"
+    )
+    partners = (
+        f"SELECT part, own, need,"
+        f" if(lead.2 != ifNull(toString(own), ''), lead, if(deposed > rest, deposed, rest))"
+        f" AS partner"
+        f" FROM ({seconds}) WHERE NOT is_event"
+    )
+    return (
+        f"SELECT part AS org_code, own AS k, toUInt8(1) AS overlapping,"
+        f" max(partner.2) AS other FROM ({partners}) WHERE partner.1 > need"
+        f" GROUP BY org_code, k"
+    )
+
+
 def _told_earlier(
     ds: Dataset,
     spec: dict,
@@ -884,22 +974,27 @@ def _told_earlier(
     located: str,
     limit: int,
     day: dt.date,
+    shared: list[tuple[str, str]],
 ) -> str:
     """stay_overlap_other_org per row of D, to join on (org_code, k, file, line): the row
-    itself (told = 0) with its longest overlap (`seconds`) with a stay of another hospital,
-    then (told = 1) each earlier stay of another hospital it tells, as (whose, whose_key).
+    itself (told = 0) with `overlapping` (1: a stay of another hospital overlaps it by more
+    than `limit` seconds), then (told = 1) the earlier stays of other hospitals told on D, as
+    (whose, whose_key), each once, carried by the smallest row of D of the same person.
 
     An earlier stay is told on D when it is not in its hospital's batch of D (a stay of D is
     judged itself), a stay of D of another hospital overlaps it by more than `limit` seconds
     and that stay's current version before D (if any) did not: so an overlap reaches the
-    earlier hospital once, on the date it becomes knowable. Several rows of D overlapping one
-    earlier stay tell it once, on the smallest (org_code, k, file, line). The pairs of stays
-    are read once (one pass, then a window per earlier stay)."""
+    earlier hospital once, on the date it becomes knowable. Both questions are sorted passes
+    (_sweep) over each person's stays, one partition per other hospital; only stays of D
+    whose version before D could itself have overlapped (it lasted more than `limit`: a
+    correction) are compared pair by pair with the other hospitals' stays."""
     d, stay_key = _day(day), _col(ds, ds.key[0])
     of_d = (
         f"SELECT r.org_code, {stay_key} FROM raw.{ident(ds.dataset)} AS r"
         f" WHERE {current_rows(ds.dataset, f'= {d}')}"
     )
+    shared.append(("stay_of_d", of_d))
+    of_d = "SELECT * FROM stay_of_d"
     before = (
         f"SELECT r.org_code AS org_code, {stay_key} AS k,"
         f" argMax({_col(ds, spec['start_field'])}, {_ARRIVAL}) AS start_at,"
@@ -907,29 +1002,80 @@ def _told_earlier(
         f" FROM raw.{ident(ds.dataset)} AS r WHERE {current_rows(ds.dataset, f'< {d}')}"
         f" AND (r.org_code, {stay_key}) IN ({of_d}) GROUP BY org_code, k"
     )
-    tells = (
-        f"{_overlap('j', 'o')} > {limit} AND (o.org_code, o.k) NOT IN ({of_d})"
-        f" AND NOT ifNull(b.end_at > b.start_at AND {_overlap('b', 'o')} > {limit}, 0)"
+    # the hospitals holding stays of each person: a stay is compared with another hospital's
+    # in that hospital's partition
+    orgs = f"SELECT person, groupUniqArray(org_code) AS orgs FROM ({located}) GROUP BY person"
+    shared.append(("stay_orgs", orgs))
+    orgs = "SELECT * FROM stay_orgs"
+    jrow = "(j.org_code, j.k, j.file, j.line)"
+    # (1) the row of D against the other hospitals' stays
+    # (the events carry a jrow of the same type as a placeholder: located stays have no line)
+    events = (
+        f"SELECT {_event_row('person', 'org_code', 'start_at', 'end_at', 'k')},"
+        f" (o.org_code, o.k, '', toUInt32(0)) AS jrow, toInt64(0) AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)}"
     )
-    per_row = (
-        f"SELECT (j.org_code, j.k, j.file, j.line) AS jrow, max({_overlap('j', 'o')}) AS seconds,"
-        f" groupArrayIf((o.org_code, ifNull(toString(o.k), '')), {tells}) AS cand"
-        f" FROM ({judged}) AS j INNER JOIN ({located}) AS o ON o.person = j.person"
+    queries = (
+        f"SELECT j.person AS person, g AS part, {_secs('j.end_at')} - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, j.k AS tag, {jrow} AS jrow,"
+        f" {_secs('j.start_at')} + {limit} AS need"
+        f" FROM ({judged}) AS j INNER JOIN ({orgs}) AS h ON h.person = j.person"
+        f" ARRAY JOIN h.orgs AS g WHERE g != j.org_code AND {_longer('j', limit)}"
+    )
+    own = (
+        f"SELECT jrow, toUInt8(max(top > need)) AS overlapping"
+        f" FROM ({_sweep(events, queries, 'maxIf(reach, is_event)')}) GROUP BY jrow"
+    )
+    # (2) the earlier stays told: by a row of D whose version before D cannot have
+    # overlapped them (none, blank times, or not longer than the limit) ...
+    marked = (
+        f"SELECT j.*, {_longer('b', limit)} AS corrected, b.start_at AS b_start,"
+        f" b.end_at AS b_end FROM ({judged}) AS j"
         f" LEFT JOIN ({before}) AS b ON b.org_code = j.org_code AND b.k = j.k"
-        f" WHERE o.org_code != j.org_code GROUP BY jrow"
     )
-    first = (
-        f"SELECT jrow, seconds, c, min(jrow) OVER (PARTITION BY c) AS first_row"
-        f" FROM ({per_row}) LEFT ARRAY JOIN cand AS c"
+    shared.append(("stay_marked", marked))
+    marked = "SELECT * FROM stay_marked"
+    telling = (
+        f"SELECT {_event_row('j.person', 'g', 'j.start_at', 'j.end_at', 'j.k')},"
+        f" toInt64(0) AS need FROM ({marked}) AS j INNER JOIN ({orgs}) AS h"
+        f" ON h.person = j.person ARRAY JOIN h.orgs AS g"
+        f" WHERE g != j.org_code AND NOT j.corrected AND {_longer('j', limit)}"
+    )
+    earlier = (
+        f"SELECT o.person AS person, o.org_code AS part, {_secs('o.end_at')} - {limit} AS pos,"
+        f" toUInt8(0) AS is_event, toInt64(0) AS reach, o.k AS tag,"
+        f" {_secs('o.start_at')} + {limit} AS need FROM ({located}) AS o"
+        f" WHERE {_longer('o', limit)} AND (o.org_code, o.k) NOT IN ({of_d})"
+    )
+    by_new = (
+        f"SELECT person, part AS whose, tag AS k"
+        f" FROM ({_sweep(telling, earlier, 'maxIf(reach, is_event)')}) WHERE top > need"
+    )
+    # ... or by a corrected row of D whose version before D did not overlap them
+    by_corrected = (
+        f"SELECT o.person AS person, o.org_code AS whose, o.k AS k"
+        f" FROM (SELECT * FROM ({marked}) WHERE corrected) AS j"
+        f" INNER JOIN ({located}) AS o ON o.person = j.person"
+        f" WHERE o.org_code != j.org_code AND {_overlap('j', 'o')} > {limit}"
+        f" AND (o.org_code, o.k) NOT IN ({of_d})"
+        f" AND NOT ifNull(dateDiff('second', greatest(j.b_start, o.start_at),"
+        f" least(j.b_end, o.end_at)) > {limit}, 0)"
+    )
+    carriers = f"SELECT person, min({jrow}) AS jrow FROM ({judged}) AS j GROUP BY person"
+    told = (
+        f"SELECT c.jrow AS jrow, toUInt8(0) AS overlapping, toUInt8(1) AS told, w.whose AS whose,"
+        f" ifNull(toString(w.k), '') AS whose_key"
+        f" FROM (SELECT DISTINCT * FROM ({by_new} UNION ALL {by_corrected})) AS w"
+        f" INNER JOIN ({carriers}) AS c ON c.person = w.person"
     )
     rows = (
-        f"SELECT jrow, any(seconds) AS seconds, arrayPushFront(groupArrayIf((toUInt8(1), c.1,"
-        f" c.2), c.1 != '' AND first_row = jrow), (toUInt8(0), '', '')) AS tells"
-        f" FROM ({first}) GROUP BY jrow"
+        f"SELECT {jrow} AS jrow, ifNull(s.overlapping, 0) AS overlapping, toUInt8(0) AS told,"
+        f" '' AS whose, '' AS whose_key FROM ({judged}) AS j"
+        f" LEFT JOIN ({own}) AS s ON s.jrow = {jrow} UNION ALL {told}"
     )
     return (
-        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, seconds,"
-        f" w.1 AS told, w.2 AS whose, w.3 AS whose_key FROM ({rows}) ARRAY JOIN tells AS w"
+        f"SELECT jrow.1 AS org_code, jrow.2 AS k, jrow.3 AS file, jrow.4 AS line, overlapping,"
+        f" told, whose, whose_key FROM ({rows})"
     )
 
 
@@ -1169,18 +1315,18 @@ def _parts(rule: Rule, day: dt.date, registry: Registry | None) -> list[_Part]:
 # --------------------------------------------------------------------------- public API
 
 
-def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = None) -> str:
-    """ONE query for a cross-dataset rule and business date D: per judged dataset and
-    organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
-    failed and every failing record key, sorted. `registry`: the organisation registry, for
-    rules that attribute a result to a county (inpatient_death_registered)."""
-    day = dt.date.fromisoformat(str(business_date))
+def _union(rule: Rule, day: dt.date, registry: Registry | None) -> tuple[str, dict[str, str]]:
+    """The parts of a rule as one UNION ALL, and the subqueries they share by name."""
     parts = _parts(rule, day, registry)
     union = " UNION ALL ".join(_part_query(part, day) for part in parts)
     shared: dict[str, str] = {}
     for name, select in (item for part in parts for item in part.shared):
         if shared.setdefault(name, select) != select:
             raise RuleSQLError(f"{rule.id}: two parts share {name!r} as different queries")
+    return union, shared
+
+
+def _query(select: str, order: str, shared: dict[str, str]) -> str:
     # ClickHouse evaluates every textual occurrence of a subquery on its own; a materialized
     # WITH is computed once per query.
     with_ = (
@@ -1189,9 +1335,39 @@ def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = 
         else ""
     )
     return (
-        f"{with_}SELECT * FROM ({union}) ORDER BY dataset, org_code"
+        f"{with_}SELECT * FROM ({select}) ORDER BY {order}"
         f" SETTINGS {_SETTINGS}, enable_materialized_cte = 1"
     )
+
+
+def cross_query(rule: Rule, business_date: dt.date, registry: Registry | None = None) -> str:
+    """ONE query for a cross-dataset rule and business date D: per judged dataset and
+    organisation (see the module docstring) dataset, org_code, batch_version, rows, checked,
+    failed and every failing record key, sorted. `registry`: the organisation registry, for
+    rules that attribute a result to a county (inpatient_death_registered)."""
+    day = dt.date.fromisoformat(str(business_date))
+    union, shared = _union(rule, day, registry)
+    return _query(union, "dataset, org_code", shared)
+
+
+def _together(
+    rules: Sequence[Rule], day: dt.date, registry: Registry | None
+) -> list[list[tuple[Rule, str, dict[str, str]]]]:
+    """The rules in groups that run as one query: rules whose parts share a subquery by name
+    (and as the same SELECT), e.g. the two overlap rules reading the same stays, which one
+    query computes once for both."""
+    groups: list[tuple[dict[str, str], list[tuple[Rule, str, dict[str, str]]]]] = []
+    for rule in rules:
+        union, shared = _union(rule, day, registry)
+        for names, members in groups:
+            common = names.keys() & shared.keys()
+            if common and all(names[n] == shared[n] for n in common):
+                names.update(shared)
+                members.append((rule, union, shared))
+                break
+        else:
+            groups.append((dict(shared), [(rule, union, shared)]))
+    return [members for _, members in groups]
 
 
 def run_cross(
@@ -1205,14 +1381,27 @@ def run_cross(
     One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
     it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
     `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
-    names nothing more), `sample_details`, `query` and `notes`."""
+    names nothing more), `sample_details`, `query` (the rule's own query, cross_query) and
+    `notes`. Rules that share subqueries run as one query (_together); the results come in
+    the order of `rules`."""
     day = dt.date.fromisoformat(str(business_date))
+    mine = [r for r in rules if r.type in CROSS_RULES]
+    found: dict[int, list[tuple]] = {i: [] for i in range(len(mine))}
+    index = {id(rule): i for i, rule in enumerate(mine)}
+    for members in _together(mine, day, registry):
+        shared: dict[str, str] = {}
+        for _, _, names in members:
+            shared.update(names)
+        select = " UNION ALL ".join(
+            f"SELECT toUInt32({index[id(rule)]}) AS _rule, * FROM ({union})"
+            for rule, union, _ in members
+        )
+        for nr, *row in ch.query(_query(select, "_rule, dataset, org_code", shared)).result_rows:
+            found[int(nr)].append(tuple(row))
     out = []
-    for rule in (r for r in rules if r.type in CROSS_RULES):
+    for i, rule in enumerate(mine):
         query = cross_query(rule, day, registry)
-        for dataset, org, version, rows, checked, failed, keys, details in ch.query(
-            query
-        ).result_rows:
+        for dataset, org, version, rows, checked, failed, keys, details in found[i]:
             notes = CROSS_RULES[rule.type].notes(rule.params, day, int(rows), int(checked))
             out.append(
                 keyed_result(

@@ -134,3 +134,34 @@ def test_a_detail_quoting_an_identifier_is_masked_in_the_e_mail(ch):
         assert "overlaps stay 110*************19" in body and "138****5678" in body
     text = _csv_rows(msg)[0]
     assert ident not in text and "110*************19" in text
+
+
+def test_twenty_thousand_overlapping_stays_of_one_person_are_judged(ch):
+    """A hostile hospital sends 20,000 stays of one person on one day, all over the same
+    days, and another hospital holds 20,000 earlier stays of that person just as long: a
+    join of every pair would be 400 million pairs per rule (minutes); the sorted pass judges
+    them all (its time is in `make bench`: bench/overlap.py)."""
+    n = 20_000
+    load(ch, "patient", [person("P1", A, "甲")], day=days(-9))
+    load(ch, "patient", [person("Q1", A, "甲")], org=HOSPITAL2, day=days(-9))
+    earlier = [stay(f"Y{i:05d}", "Q1", at(days(-6)), at(days(-2))) for i in range(n)]
+    load(ch, "inpatient_discharge", earlier, org=HOSPITAL2, day=days(-1))
+    load(
+        ch,
+        "inpatient_discharge",
+        [stay(f"Z{i:05d}", "P1", at(days(-4)), at(D)) for i in range(n)],
+    )
+    same = outcome(ch, "stay_overlap_same_org")[("inpatient_discharge", HOSPITAL)]
+    assert same[:2] == (n, n)
+    # every stay names one of its own hospital's other stays, never itself
+    # (all discharged together: the largest other key)
+    assert same[2]["Z19999"] == "overlaps stay Z19998 by more than 24 h"
+    assert set(same[2].values()) == {
+        "overlaps stay Z19999 by more than 24 h",
+        "overlaps stay Z19998 by more than 24 h",
+    }
+    other = outcome(ch, "stay_overlap_other_org")
+    assert other[("inpatient_discharge", HOSPITAL)][:2] == (n, n)
+    # each earlier stay of the other hospital is told once, under its own key
+    told = other[("inpatient_discharge", HOSPITAL2)]
+    assert told[:2] == (n, n) and sorted(told[2]) == [f"Y{i:05d}" for i in range(n)]
