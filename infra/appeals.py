@@ -20,6 +20,9 @@ def _services():
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
+    """The time recorded: the real clock. `now` is for tests and replays calling these steps
+    from Python; the commands never pass it (a person could backdate an appeal into its
+    window or falsify when a decision was taken)."""
     return now or dt.datetime.now(TZ)
 
 

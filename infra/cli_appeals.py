@@ -1,7 +1,11 @@
 """`hqlake appeal submit|decide|list` and `hqlake waiver add|list|end` (upload standard
 section 8): each command is one step of infra/appeals.py (one event recorded; after a
 decision or a waiver change, every affected date scored again) printed for a person. A
-refusal is one line on stderr and exit 2 (AppealRefused is an OperatorError)."""
+refusal is one line on stderr and exit 2 (AppealRefused is an OperatorError).
+
+Every event is recorded at the real clock: no option sets the time, since whoever runs a
+command could otherwise backdate an appeal into its closed window or falsify when a decision
+was taken in the append-only history. Tests and replays pass `now=` to infra/appeals.py."""
 
 from __future__ import annotations
 
@@ -37,15 +41,6 @@ waiver_app = typer.Typer(
     help="Waivers of a rule for an organisation or a peer group over dates (豁免).",
 )
 
-AtOption = Annotated[
-    str | None,
-    typer.Option(
-        "--at",
-        help="the time to record, ISO 8601 (default now; replays and the demo): the window"
-        " and the order of events follow it",
-    ),
-]
-
 
 class Decision(StrEnum):
     approve = "approve"
@@ -63,20 +58,6 @@ def _date(value: str, option: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint=option) from None
-
-
-def _now(at: str | None) -> dt.datetime:
-    from contracts.timezone import TZ
-
-    if at is None:
-        return dt.datetime.now(TZ)
-    try:
-        value = dt.datetime.fromisoformat(at)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{at!r} is not a time YYYY-MM-DDTHH:MM", param_hint="--at"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=TZ)
 
 
 def _line(value: object) -> str:
@@ -153,14 +134,13 @@ def appeal_submit(
         str | None,
         typer.Option(help="the organisation the result names, when not --org (refused)"),
     ] = None,
-    at: AtOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Appeal a failed result of the organisation's own batch, within the window."""
     from infra.appeals import submit_appeal
 
     day = _date(date, "--date")
-    row = submit_appeal(org, day, dataset, rule, reason, by, result_org=of, now=_now(at))
+    row = submit_appeal(org, day, dataset, rule, reason, by, result_org=of)
     if format is OutputFormat.json:
         _echo_json(row)
         return
@@ -178,14 +158,13 @@ def appeal_decide(
     decision: Annotated[Decision, typer.Option(help="approve or reject")],
     comment: Annotated[str, typer.Option(help="why")],
     by: Annotated[str, typer.Option(help="the quality officer deciding")],
-    at: AtOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Approve or reject an open appeal; an approval scores every affected date again."""
     from infra.appeals import decide_appeal
 
     event = "approved" if decision is Decision.approve else "rejected"
-    row = decide_appeal(appeal_id, event, comment, by, now=_now(at))
+    row = decide_appeal(appeal_id, event, comment, by)
     if format is OutputFormat.json:
         _echo_json(row)
         return
@@ -253,7 +232,6 @@ def waiver_add(
     ] = None,
     org: Annotated[str | None, typer.Option("--org", help="one organisation")] = None,
     peer_group: Annotated[str | None, typer.Option(help="or one peer group")] = None,
-    at: AtOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """Waive a rule for an organisation or a peer group over dates, past and future; every
@@ -262,9 +240,7 @@ def waiver_add(
 
     first = _date(start, "--from")
     last = _date(end, "--to") if end else None
-    row = add_waiver(
-        rule, first, last, reason, by, org_code=org, peer_group=peer_group, now=_now(at)
-    )
+    row = add_waiver(rule, first, last, reason, by, org_code=org, peer_group=peer_group)
     if format is OutputFormat.json:
         _echo_json(row)
         return
@@ -283,7 +259,6 @@ def waiver_end(
     on: Annotated[str, typer.Option("--on", help="its last business date YYYY-MM-DD")],
     reason: Annotated[str, typer.Option(help="why it ends")],
     by: Annotated[str, typer.Option(help="the quality officer ending it")],
-    at: AtOption = None,
     format: FormatOption = OutputFormat.table,
 ) -> None:
     """End a waiver on a date (the day before its start withdraws it); the dates it no longer
@@ -291,7 +266,7 @@ def waiver_end(
     from infra.appeals import end_waiver
 
     last = _date(on, "--on")
-    row = end_waiver(waiver_id, last, reason, by, now=_now(at))
+    row = end_waiver(waiver_id, last, reason, by)
     if format is OutputFormat.json:
         _echo_json(row)
         return

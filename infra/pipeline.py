@@ -425,6 +425,7 @@ def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str
 def sign_acceptance(month: dt.date, signer: str, config_path: Path | None = None) -> Signature:
     """Judge the month of `month` with the exemptions in force and freeze it as its next
     signed version with the subsidies due (`hqlake acceptance --sign`)."""
+    from expectations.programme.config import load_appeals_config
     from expectations.programme.history import load_exemptions
     from expectations.programme.signoff import sign_month
     from expectations.programme.subsidies import load_subsidy_config
@@ -439,14 +440,16 @@ def sign_acceptance(month: dt.date, signer: str, config_path: Path | None = None
         load_scoring_config(config_path),
         load_subsidy_config(),
         load_exemptions(ch),
+        officers=load_appeals_config(),
     )
 
 
 def reopen_acceptance(month: dt.date, actor: str, reason: str) -> dict[str, Any]:
     """Record the decision to reopen the month's latest signed version (`--reopen`)."""
+    from expectations.programme.config import load_appeals_config
     from expectations.programme.signoff import reopen_month
 
-    return reopen_month(_warehouse(), month, actor, reason)
+    return reopen_month(_warehouse(), month, actor, reason, officers=load_appeals_config())
 
 
 def acceptance_signature(month: dt.date) -> Signature | None:

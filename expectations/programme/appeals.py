@@ -80,10 +80,16 @@ class ResultRef:
     rule_id: str
 
 
-def _text(value: str, what: str) -> str:
-    if not (value or "").strip():
+def _text(value: str, what: str, config: AppealsConfig) -> str:
+    text = (value or "").strip()
+    if not text:
         raise AppealRefused(f"{what} is empty: say why, in a sentence")
-    return mask_text(value.strip())
+    if len(text) > config.text.max_chars:
+        raise AppealRefused(
+            f"{what} is longer than {config.text.max_chars} characters ({len(text)}):"
+            " say it shortly (contracts/appeals.yaml text.max_chars)"
+        )
+    return mask_text(text)
 
 
 def _local(now: dt.datetime) -> dt.datetime:
@@ -128,7 +134,7 @@ def submit(
             f"{org_code} may appeal only its own results: this result is {result.org_code}'s"
             " (a cross-dataset result belongs to the organisation it names)"
         )
-    text = _text(reason, "the reason")
+    text = _text(reason, "the reason", config)
     if not (by or "").strip():
         raise AppealRefused("say who appeals (--by)")
     last_day = config.last_day(result.business_date)
@@ -229,7 +235,7 @@ def decide(
     if decision not in DECISIONS:
         raise AppealRefused(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
     _officer(config, by, "decide appeals")
-    text = _text(comment, "the comment")
+    text = _text(comment, "the comment", config)
     found = list_appeals(ch, appeal_id=appeal_id)
     if not found:
         raise AppealRefused(f"no appeal {appeal_id!r}: `hqlake appeal list` shows them")
@@ -364,7 +370,7 @@ def add_waiver(
         "start_date": start,
         "end_date": end,
         "actor": by,
-        "text": _text(reason, "the reason"),
+        "text": _text(reason, "the reason", config),
         "at": now,
     }
     _insert(ch, "dq.waiver_event", WAIVER_COLUMNS, row)
@@ -385,7 +391,7 @@ def end_waiver(
     when it was open); a waiver is shortened, never extended (add a new one)."""
     now = _local(now)
     _officer(config, by, "end waivers")
-    text = _text(reason, "the reason")
+    text = _text(reason, "the reason", config)
     found = list_waivers(ch, waiver_id=waiver_id)
     if not found:
         raise AppealRefused(f"no waiver {waiver_id!r}: `hqlake waiver list` shows them")

@@ -1,5 +1,5 @@
-"""The appeals configuration: contracts/appeals.yaml (the appeal window, who may decide),
-validated."""
+"""The appeals configuration: contracts/appeals.yaml (the appeal window, the longest reason
+or comment, who may decide), validated."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class Window(_Strict):
     days_after_business_date: int = Field(ge=0, le=366)
 
 
+class Text(_Strict):
+    max_chars: int = Field(ge=1, le=100_000)
+
+
 class Decisions(_Strict):
     role: str = Field(min_length=1)
     people: tuple[str, ...] = Field(min_length=1)
@@ -37,6 +41,7 @@ class Decisions(_Strict):
 
 class AppealsConfig(_Strict):
     window: Window
+    text: Text
     decisions: Decisions
 
     def last_day(self, business_date: dt.date) -> dt.date:

@@ -28,6 +28,7 @@ from clickhouse_connect.driver.client import Client
 
 from contracts.errors import OperatorError
 from contracts.registry import Registry
+from expectations.programme.config import AppealsConfig
 from expectations.programme.subsidies import SubsidyConfig, subsidy_lines
 from expectations.publish.neutralise import one_line
 from expectations.scoring.acceptance import acceptance, month_dates
@@ -83,9 +84,15 @@ SUBSIDY_COLUMNS = (
 )
 REOPENING_COLUMNS = ("month", "version", "actor", "reason", "at")
 _TIMES = ("signed_at", "computed_at", "at")
-# The committed versions: a row of a frozen table counts only with its signature.
+# The committed versions: a row of a frozen table counts only with its signature, and of a
+# version only the first signature counts (two signings racing both read "not signed" and
+# both write version N; the later one, its rows and its subsidy lines are never read).
+_FIRST = (
+    "(SELECT month, version, min(signed_at) AS signed_at FROM dq.acceptance_signature"
+    " GROUP BY month, version)"
+)
 _SIGNED = "(month, version, signed_at) IN (SELECT * FROM {sig})"
-_COMMITTED = _SIGNED.format(sig="(SELECT month, version, signed_at FROM dq.acceptance_signature)")
+_COMMITTED = _SIGNED.format(sig=_FIRST)
 _PEER_ORDER = f"indexOf([{', '.join(repr(g) for g in PEER_GROUPS)}], peer_group)"
 
 
@@ -139,13 +146,23 @@ def _text(value: str, what: str) -> str:
     return text
 
 
+def _officer(officers: AppealsConfig, person: str, what: str) -> None:
+    """Signing and reopening are the quality officer's (section 8), by exact name: a variant
+    (case, a look-alike letter, a zero-width space) is someone else."""
+    if not officers.may_decide(person):
+        raise SignoffRefused(
+            f"{person!r} may not {what}: that is the {officers.decisions.role}'s role, held by"
+            f" {', '.join(officers.decisions.people)} (contracts/appeals.yaml)"
+        )
+
+
 def versions(ch: Client, month: dt.date) -> list[Signature]:
     """Every signed version of the month of `month`, oldest first."""
     params = {"m": month.replace(day=1)}
     signatures = _rows(
         ch,
         SIGNATURE_COLUMNS,
-        "FROM dq.acceptance_signature WHERE month = {m:Date} ORDER BY version",
+        f"FROM dq.acceptance_signature WHERE month = {{m:Date}} AND {_COMMITTED} ORDER BY version",
         params,
     )
     frozen = _rows(
@@ -191,11 +208,15 @@ def read_signature(ch: Client, month: dt.date) -> Signature | None:
     return signed[-1] if signed else None
 
 
-def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date]:
-    """org_code -> the first other month of `phase` whose latest signed version paid it."""
+def _paid_elsewhere(
+    ch: Client, month: dt.date, phase: str, before: dt.datetime | None = None
+) -> dict[str, dt.date]:
+    """org_code -> the first other month of `phase` whose latest signed version paid it (of
+    those signed before `before`, when given)."""
     latest = (
         "(SELECT month, max(version) AS latest, argMax(signed_at, version) AS latest_at"
-        " FROM dq.acceptance_signature GROUP BY month)"
+        f" FROM {_FIRST} GROUP BY month"
+        " HAVING {any_time:Bool} OR latest_at < {before:DateTime64(3)})"
     )
     rows = ch.query(
         f"""
@@ -205,9 +226,28 @@ def _paid_elsewhere(ch: Client, month: dt.date, phase: str) -> dict[str, dt.date
           AND {_SIGNED.format(sig=latest)}
         GROUP BY org_code
         """,
-        parameters={"phase": phase, "m": month},
+        parameters={
+            "phase": phase,
+            "m": month,
+            "any_time": before is None,
+            "before": before or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+        },
     ).result_rows
     return dict(rows)
+
+
+def paid_twice(ch: Client, month: dt.date) -> dict[str, dt.date]:
+    """org_code -> the other month of the phase, signed before it, that also pays what the
+    latest signed version of the month of `month` pays: empty unless two months of a phase
+    were signed at the same time (each judged the other unsigned)."""
+    latest = read_signature(ch, month)
+    if latest is None or not latest.signature["phase"]:
+        return {}
+    paid = {s["org_code"] for s in latest.subsidies if s["amount_yuan"] > 0}
+    earlier = _paid_elsewhere(
+        ch, latest.month, latest.signature["phase"], before=latest.signature["signed_at"]
+    )
+    return {code: m for code, m in sorted(earlier.items()) if code in paid}
 
 
 def _runs(ch: Client, dates: list[dt.date]) -> list[dict[str, str]]:
@@ -263,12 +303,16 @@ def sign_month(
     config: ScoringConfig,
     subsidy_config: SubsidyConfig,
     exemptions: Exemptions = NO_EXEMPTIONS,
+    *,
+    officers: AppealsConfig,
 ) -> Signature:
     """Judge the month of `month` now and freeze it as its next signed version, with the
-    subsidies due; refused when the latest version is signed and not reopened, or when the
-    month has no current validation run."""
+    subsidies due; refused when the signer is not one of `officers`' quality officers, when
+    the latest version is signed and not reopened, or when the month has no current
+    validation run."""
     first = month.replace(day=1)
     signer = _text(signer, "the signer")
+    _officer(officers, signer, "sign the acceptance")
     if refusal := _refusal_if_signed(read_signature(ch, first)):
         raise SignoffRefused(refusal)
     dates = month_dates(first)
@@ -323,16 +367,33 @@ def sign_month(
     }
     _insert(ch, "dq.acceptance_signature", SIGNATURE_COLUMNS, [signature])
     signed = read_signature(ch, first)
-    assert signed is not None and signed.version == version
+    assert signed is not None and signed.version >= version
+    if (signed.version, signed.signature["signed_at"]) != (version, signed_at):
+        sig = signed.signature
+        raise SignoffRefused(
+            f"{first:%Y-%m} was signed at the same time by {sig['signer']} (version"
+            f" {sig['version']} at {sig['signed_at']:%Y-%m-%d %H:%M:%S}), which counts; this"
+            " signing does not"
+        )
+    if twice := paid_twice(ch, first):
+        # another month of the phase was signed meanwhile and pays the same organisations:
+        # this version does not stand (reopened, on the record); signing again pays once
+        whom = ", ".join(f"{code} ({m:%Y-%m})" for code, m in twice.items())
+        reason = f"subsidy already paid by a month signed at the same time: {whom}; sign again"
+        reopen_month(ch, first, signer, reason, officers=officers)
+        raise SignoffRefused(f"{first:%Y-%m} version {version} reopened: {reason}")
     return signed
 
 
-def reopen_month(ch: Client, month: dt.date, actor: str, reason: str) -> dict[str, Any]:
+def reopen_month(
+    ch: Client, month: dt.date, actor: str, reason: str, *, officers: AppealsConfig
+) -> dict[str, Any]:
     """Record the decision to reopen the latest signed version of the month of `month`, so
-    it may be signed again (as the next version); refused when it is not signed or already
-    reopened."""
+    it may be signed again (as the next version); refused when `actor` is not a quality
+    officer, or the month is not signed or already reopened."""
     first = month.replace(day=1)
     actor, reason = _text(actor, "who reopens (--by)"), _text(reason, "the reason (--reason)")
+    _officer(officers, actor, "reopen a signed month")
     latest = read_signature(ch, first)
     if latest is None:
         raise SignoffRefused(f"{first:%Y-%m} is not signed: there is nothing to reopen")

@@ -67,8 +67,9 @@ class RuleType(BaseModel):
     # validation with and without them.
     section: str | None = None
     severity: Severity = "warning"
-    weight: float = Field(default=1, ge=0)
-    threshold: float = Field(default=0, ge=0, le=100)
+    # finite: an infinite weight (YAML .inf) would make scores NaN or stop the arithmetic
+    weight: float = Field(default=1, ge=0, allow_inf_nan=False)
+    threshold: float = Field(default=0, ge=0, le=100, allow_inf_nan=False)
     notes: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     description: _Text
@@ -80,8 +81,8 @@ class Override(BaseModel):
     rule: str  # a rule id or an fnmatch pattern (outpatient_visit.*)
     org_code: str | None = None
     peer_group: str | None = None
-    weight: float | None = Field(default=None, ge=0)
-    threshold: float | None = Field(default=None, ge=0, le=100)
+    weight: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     severity: Severity | None = None
     notes: str
 

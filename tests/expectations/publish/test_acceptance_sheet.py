@@ -19,6 +19,7 @@ from expectations.publish.report import write_reports
 from expectations.rules.results import write_results
 from expectations.scoring.config import load_scoring_config
 from expectations.scoring.store import score_date
+from tests.expectations.programme.test_signoff import OFFICERS
 from tests.expectations.scoring.test_scoring import complete, completeness_only, org, registry
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,15 @@ def test_sheet_reads_back_with_rows_totals_and_evidence(rt, tmp_path):
             results += completeness_only("C1", day, 1, 0, ds="health_record")
         complete(rt.ch, day)
     write_results(rt.ch, results)
-    signed = sign_month(rt.ch, orgs, NOV[0], "王质控", load_scoring_config(), load_subsidy_config())
+    signed = sign_month(
+        rt.ch,
+        orgs,
+        NOV[0],
+        "王质控",
+        load_scoring_config(),
+        load_subsidy_config(),
+        officers=OFFICERS,
+    )
     path = write_acceptance_sheet(signed, tmp_path / "sheets" / "2026-11.xlsx")
 
     book = openpyxl.load_workbook(path)

@@ -227,3 +227,34 @@ def test_lines_sum_to_the_lost_points_of_every_score(seed):
             assert sum(stored, Decimal(0)) == lost == 100 - round_half_up(x.composite)
             for s, line in zip(stored, x.lines, strict=True):
                 assert abs(F(s) - line.points) < F(1, 10**12)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        # every result waived: nothing scored, nothing to explain
+        [count(OV, "a.required", "completeness", WAIVED, 1, failed=3)],
+        # one batch whose every failure weighs 0 (its dimension then has no score)
+        [
+            count(OV, "a.required", "completeness", "failed", 0, failed=3),
+            count(OV, "b.max", "correctness", "failed", 2, failed=1),
+            count(OV, "c.max", "correctness", "passed", 1),
+        ],
+        # extreme but finite weights: exact fractions, no float overflow or underflow
+        [
+            count(OV, "a.required", "completeness", "failed", 1e300, failed=3),
+            count(OV, "b.required", "completeness", "passed", 1e-300),
+            count(OV, "c.max", "correctness", "failed", 5e-324, failed=1),
+            count(OV, "d.max", "correctness", "passed", 1.7976931348623157e308),
+        ],
+    ],
+    ids=["all_waived", "zero_weight_failures", "extreme_weights"],
+)
+def test_hostile_weights_still_sum_exactly(rows):
+    e = explain(rows, CONFIG)[(D, "T1")].org_day
+    if e.composite is None:
+        assert e.lines == () and apportion(e) == ([], None)
+        return
+    assert sum(line.points for line in e.lines) == 100 - e.composite
+    stored, lost = apportion(e)
+    assert sum(stored, Decimal(0)) == lost == 100 - round_half_up(e.composite)

@@ -334,6 +334,24 @@ BAD_CHANGES = {
     "": "changes nothing",
     "[1, 2]": "<top>: Input should be a valid dictionary",
     "types: {icd10_valid: {weight: 4}": "not valid YAML at line 2, column 1: expected ',' or '}'",
+    # hostile: an infinite or NaN weight would make every score infinite, NaN or a traceback
+    "types: {icd10_valid: {weight: .inf}}": "types.icd10_valid.weight: Input should be a finite",
+    "types: {icd10_valid: {weight: .nan}}": "types.icd10_valid.weight: Input should be a finite",
+    "overrides: [{rule: '*.max', weight: .inf, notes: x}]": (
+        "overrides.0.weight: Input should be a finite number"
+    ),
+    "dimension_weights: {completeness: .inf}": (
+        "dimension_weights.completeness: Input should be a finite number"
+    ),
+    "dimension_weights: {completeness: 0, timeliness: 0, correctness: 0, logic: 0}": (
+        "dimension_weights: Value error, at least one dimension weight must be greater than 0"
+    ),
+    "weights: {required: 2}\ntypo: 1": "weights: Extra inputs are not permitted; typo: Extra",
+    # a YAML bomb (aliases nesting 10^8 leaves) is refused at the first level, never expanded
+    "ranking:\n  decimals:\n    - &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"    - &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(7)
+    ): "ranking.decimals: Input should be a valid integer",
 }
 
 

@@ -1,7 +1,30 @@
+{#- Of a version only its first signature counts (two signings racing both write version
+    N; expectations/programme/signoff.py reads the first too): the later one, and the rows and
+    subsidy lines stamped with its signed_at, are left out. -#}
+
 with
 
-signature as (
+every_signature as (
     select * from {{ source('dq', 'acceptance_signature') }}
+),
+
+first_signature as (
+    select
+        month,
+        version,
+        min(signed_at) as first_signed_at
+    from every_signature
+    group by month, version
+),
+
+signature as (
+    select every_signature.*
+    from every_signature
+    inner join first_signature
+        on
+            every_signature.month = first_signature.month
+            and every_signature.version = first_signature.version
+            and every_signature.signed_at = first_signature.first_signed_at
 ),
 
 reopening as (
