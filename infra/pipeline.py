@@ -424,13 +424,26 @@ def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str
 
 def sign_acceptance(month: dt.date, signer: str, config_path: Path | None = None) -> Signature:
     """Judge the month of `month` with the exemptions in force and freeze it as its next
-    signed version with the subsidies due (`hqlake acceptance --sign`)."""
+    signed version with the subsidies due (`hqlake acceptance --sign`). A month is signed
+    once it is over in the standard's time zone: a signature freezes the month, and days
+    not yet uploaded would be frozen as not scored."""
+    import calendar
+
+    from contracts.errors import OperatorError
+    from contracts.timezone import TZ
     from expectations.programme.config import load_appeals_config
     from expectations.programme.history import load_exemptions
     from expectations.programme.signoff import sign_month
     from expectations.programme.subsidies import load_subsidy_config
     from expectations.scoring.config import load_scoring_config
 
+    last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
+    today = dt.datetime.now(TZ).date()
+    if last >= today:
+        raise OperatorError(
+            f"{month:%Y-%m} is not over (today is {today} in {TZ.key}): a month is signed"
+            f" from {last + dt.timedelta(days=1)} on"
+        )
     ch = _warehouse()
     return sign_month(
         ch,

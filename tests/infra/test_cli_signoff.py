@@ -79,3 +79,11 @@ def test_sign_refuse_reopen_sign_again_export(rt, capsys, tmp_path):
     rows = list(openpyxl.load_workbook(sheet)["验收结果"].iter_rows(values_only=True))
     assert rows[-1][0] == "合计" and rows[-1][7] == 2 and rows[-1][8] == 110000
     assert {r[9] for r in rows[1:]} == {"qc.li"}
+
+
+def test_a_month_not_over_is_not_signed(rt, capsys):
+    from contracts.timezone import TZ
+
+    this_month = dt.datetime.now(TZ).date().strftime("%Y-%m")
+    refused(hqlake(capsys, "--month", this_month, "--sign", "--by", "qc.wang"), "is not over")
+    assert rt.ch.query("SELECT count() FROM dq.acceptance_signature").result_rows[0][0] == 0
