@@ -596,25 +596,29 @@ def collect(
                 for o, d, f, status, reason in files
                 if o == code and status == "rejected"
             ]
-            fb.issues, fb.issues_total = _record_issues(ch, day, run_id, code)
+            waived = sorted(f"{w['dataset']}|{w['rule_id']}" for w in fb.waived)
+            fb.issues, fb.issues_total = _record_issues(ch, day, run_id, code, waived)
             fb.report_link = report_link(day, code, reports_dir, report_base_url)
         out.append(fb)
     return out
 
 
 def _record_issues(
-    ch: Client, day: dt.date, run_id: str, org_code: str
+    ch: Client, day: dt.date, run_id: str, org_code: str, waived: list[str] = ()
 ) -> tuple[list[dict[str, str]], int]:
-    params = {"d": day, "run": run_id, "org": org_code, "cap": MAX_CSV_KEYS}
-    total = ch.query(
-        "SELECT count() FROM dq.record_issue WHERE business_date = {d:Date}"
-        " AND run_id = {run:String} AND org_code = {org:String}",
-        parameters=params,
+    """The failing record keys of the run for the attachment, leaving out the rules whose
+    result is waived ("dataset|rule_id"): a waived result counts like not_applicable, so its
+    keys are not something to fix."""
+    params = {"d": day, "run": run_id, "org": org_code, "cap": MAX_CSV_KEYS, "w": list(waived)}
+    where = (
+        " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
+        " AND NOT has({w:Array(String)}, concat(dataset, '|', rule_id))"
     )
+    total = ch.query("SELECT count() FROM dq.record_issue" + where, parameters=params)
     result = ch.query(
         "SELECT dataset, rule_id, dimension, severity, record_key, detail FROM dq.record_issue"
-        " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
-        " ORDER BY dataset, rule_id, record_key LIMIT {cap:UInt64}",
+        + where
+        + " ORDER BY dataset, rule_id, record_key LIMIT {cap:UInt64}",
         parameters=params,
     )
     return list(result.named_results()), int(total.result_rows[0][0])

@@ -471,8 +471,30 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
         at(D + dt.timedelta(days=3)),
     )
     rescore(ch, REGISTRY, D, D)
+    # the failing keys validation kept: of the waived rule, and of a rule of another run
+    keys = [("r0", f"{OV}.{FAILED_RULE}", "V1"), ("r0", f"{OV}.{FAILED_RULE}", "V2")]
+    keys += [("r0", f"{OV}.other_rule", "V3")]
+    ch.insert(
+        "dq.record_issue",
+        [[run, A, OV, D, 1, key, "d", rule, "completeness", "warning"] for run, rule, key in keys],
+        column_names=[
+            "run_id",
+            "org_code",
+            "dataset",
+            "business_date",
+            "batch_version",
+            "record_key",
+            "detail",
+            "rule_id",
+            "dimension",
+            "severity",
+        ],
+    )
     [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
     assert fb.failures == []  # its one failure is waived
+    # the attachment lists no key of the waived result, and the others still
+    assert [(i["rule_id"], i["record_key"]) for i in fb.issues] == [(f"{OV}.other_rule", "V3")]
+    assert fb.issues_total == 1
     assert [
         (w["rule_id"], w["status"], w["waived_by"], w["kind"], w["why"]) for w in fb.waived
     ] == [
