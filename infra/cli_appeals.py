@@ -110,6 +110,19 @@ WAIVER_LIST_COLUMNS = (
 )
 
 
+def _echo_listed(rows: list[dict[str, Any]], format: ListFormat, columns: tuple[str, ...]) -> bool:
+    """Print `rows` as JSON lines or CSV when `format` asks for one; False for the table,
+    which each list command draws its own way."""
+    if format is ListFormat.json:
+        for r in rows:
+            _echo_json(r)
+        return True
+    if format is ListFormat.csv:
+        _echo_csv(rows, columns)
+        return True
+    return False
+
+
 def _rescored_lines(row: dict[str, Any]) -> list[str]:
     dates = row["dates_scored_again"]
     months = row["months_accepted_again"]
@@ -195,12 +208,7 @@ def appeal_list(
         day=_date(date, "--date") if date else None,
         status=status.value if status else None,
     )
-    if format is ListFormat.json:
-        for r in rows:
-            _echo_json(r)
-        return
-    if format is ListFormat.csv:
-        _echo_csv(rows, APPEAL_LIST_COLUMNS)
+    if _echo_listed(rows, format, APPEAL_LIST_COLUMNS):
         return
     if not rows:
         typer.echo("no appeals")
@@ -289,12 +297,7 @@ def waiver_list(
     from infra.appeals import list_waivers
 
     rows = list_waivers(org_code=org, peer_group=peer_group, on=_date(on, "--on") if on else None)
-    if format is ListFormat.json:
-        for r in rows:
-            _echo_json(r)
-        return
-    if format is ListFormat.csv:
-        _echo_csv(rows, WAIVER_LIST_COLUMNS)
+    if _echo_listed(rows, format, WAIVER_LIST_COLUMNS):
         return
     if not rows:
         typer.echo("no waivers")

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from expectations.programme.appeals import APPEAL_COLUMNS, WAIVER_COLUMNS
 from expectations.programme.history import load_exemptions
 from expectations.scoring.exemptions import Waiver
 
@@ -32,19 +33,7 @@ def appeal(ch, appeal_id, event, minutes, org="T1", rule="ds.a"):
     ch.insert(
         "dq.appeal_event",
         [row],
-        column_names=[
-            "appeal_id",
-            "event",
-            "org_code",
-            "business_date",
-            "dataset",
-            "rule_id",
-            "batch_version",
-            "run_id",
-            "actor",
-            "text",
-            "at",
-        ],
+        column_names=list(APPEAL_COLUMNS),
     )
 
 
@@ -64,18 +53,7 @@ def waiver(ch, waiver_id, event, minutes, *, end=None, rule="code_valid"):
     ch.insert(
         "dq.waiver_event",
         [row],
-        column_names=[
-            "waiver_id",
-            "event",
-            "rule",
-            "org_code",
-            "peer_group",
-            "start_date",
-            "end_date",
-            "actor",
-            "text",
-            "at",
-        ],
+        column_names=list(WAIVER_COLUMNS),
     )
 
 

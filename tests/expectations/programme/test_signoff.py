@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from expectations.programme.appeals import APPEAL_COLUMNS
 from expectations.programme.config import AppealsConfig, load_appeals_config
 from expectations.programme.history import load_exemptions
 from expectations.programme.signoff import (
@@ -37,19 +38,6 @@ OFFICERS = AppealsConfig.model_validate(
     load_appeals_config().model_dump()
     | {"decisions": {"role": "quality_officer", "people": ("王质控", "张科长", "李主任")}}
 )
-APPEAL_COLUMNS = [
-    "appeal_id",
-    "event",
-    "org_code",
-    "business_date",
-    "dataset",
-    "rule_id",
-    "batch_version",
-    "run_id",
-    "actor",
-    "text",
-    "at",
-]
 
 
 def month_of_results(ch, days, h2_low_days=()):
@@ -73,7 +61,7 @@ def approve_appeal(ch, appeal_id, day):
             ("approved", "质控科", "属实", 30),
         )
     ]
-    ch.insert("dq.appeal_event", rows, column_names=APPEAL_COLUMNS)
+    ch.insert("dq.appeal_event", rows, column_names=list(APPEAL_COLUMNS))
 
 
 def sign(ch, month, by="王质控"):

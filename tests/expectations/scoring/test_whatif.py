@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from contracts.loader import ContractError
 from contracts.registry import Registry, load_registry
+from expectations.programme.appeals import APPEAL_COLUMNS
 from expectations.programme.history import load_exemptions
 from expectations.rules.results import status_of, write_results
 from expectations.rules.rulebase import rulebase
@@ -267,19 +268,7 @@ def test_an_approved_appeal_counts_as_waived_on_both_sides(rt, tmp_path):
             ]
             for i, (event, actor) in enumerate((("submitted", C), ("approved", "qc")))
         ],
-        column_names=[
-            "appeal_id",
-            "event",
-            "org_code",
-            "business_date",
-            "dataset",
-            "rule_id",
-            "batch_version",
-            "run_id",
-            "actor",
-            "text",
-            "at",
-        ],
+        column_names=list(APPEAL_COLUMNS),
     )
     path = tmp_path / "change.yaml"
     path.write_text("acceptance: {bar: 85}\n", encoding="utf-8")
