@@ -49,6 +49,8 @@ class Settings:
     inbox: str | None = None  # HQLAKE_INBOX: a directory or s3://bucket/prefix
     late_days: int = 7  # HQLAKE_LATE_DAYS: business dates re-ingested before a run's own
     report_base_url: str | None = None  # HQLAKE_REPORT_BASE_URL: where reports/ is published
+    # HQLAKE_PORTAL_URL: the served portal (`hqlake serve`) the e-mails link to
+    portal_url: str | None = None
     pii_salt: str = ""  # HQLAKE_PII_SALT
     dbt_log_level: str = "warn"  # HQLAKE_DBT_LOG_LEVEL: dbt's console
     airflow_logging_level: str = "WARNING"  # AIRFLOW__LOGGING__LOGGING_LEVEL of `hqlake run`
@@ -85,6 +87,21 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def portal_dir(self) -> Path:
+        """The portal's own state (accounts, sessions, audit), owner-only; never the warehouse."""
+        return self.home / "portal"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """What the portal reads: the published snapshot generations (never chDB)."""
+        return self.portal_dir / "snapshot"
+
+    @property
+    def actions_dir(self) -> Path:
+        """Portal actions waiting for `hqlake apply` or the next run (never chDB)."""
+        return self.portal_dir / "actions"
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         inbox=env.get("HQLAKE_INBOX") or None,
         late_days=env_int("HQLAKE_LATE_DAYS", 7, env),
         report_base_url=env.get("HQLAKE_REPORT_BASE_URL") or None,
+        portal_url=(env.get("HQLAKE_PORTAL_URL") or "").strip().rstrip("/") or None,
         pii_salt=env.get("HQLAKE_PII_SALT", ""),
         dbt_log_level=env.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
         airflow_logging_level=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
