@@ -1,0 +1,325 @@
+"""The daily DAG under a real Airflow scheduler: `make airflow`'s stack on loopback.
+
+One module-scoped scenario on a tiny city (one day, the few organisations of the smallest
+sample city), the components started once by `python -m infra.airflow_local start` (what
+`make airflow` runs) and stopped by `... stop`, every operator step through the `airflow`
+CLI commands infra/README.md shows (`infra.airflow_local.operator_commands`):
+
+1. unpause: the scheduler makes the run of the latest interval, a date before
+   HQLAKE_START_DATE, which skips at business_date (no rows, no e-mail);
+2. a trigger with a conf date that is not a date: business_date fails, the tasks after it
+   fail upstream or skip with a message, never a TypeError;
+3. a trigger with only a logical date (D 09:00 +08:00): business date D, raw rows, scores,
+   one e-mail per organisation; the backfill's dry run over D lists D's logical date,
+   run meanwhile (the CLI only reads the metadata database);
+4. `airflow tasks clear` of D (the README's command) re-runs it: success, the same rows and
+   scores, no e-mail sent twice.
+
+The metadata database (SQLite) is read directly to follow the runs; the warehouse is read
+by a separate process once no task holds the embedded home.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.airflow_local import README_DATE, operator_commands, shown
+from infra.schedule import latest_complete_date, logical_date, run_business_date
+
+pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+RUN_SECONDS = 480
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.home, self.env = home, env
+        self.db = home / "airflow" / "airflow.db"
+
+    def airflow(self, argv: list[str]) -> str:
+        assert argv[0] == "airflow"
+        done = subprocess.run(
+            [AIRFLOW, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, (shown(argv), done.stderr[-3000:])
+        return done.stdout
+
+    def rows(self, sql: str, *args) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as db:
+            return db.execute(sql, args).fetchall()
+
+    def run_of(self, where: str, *args) -> tuple[int, str]:
+        found = self.rows(f"SELECT id, run_id FROM dag_run WHERE {where}", *args)
+        assert len(found) == 1, found
+        return found[0]
+
+    def wait(self, run_pk: int, after: str = "") -> str:
+        """The final state of the DAG run, once it has one (ended after `after`)."""
+        deadline = time.monotonic() + RUN_SECONDS
+        while time.monotonic() < deadline:
+            ((state, ended),) = self.rows(
+                "SELECT state, coalesce(end_date, '') FROM dag_run WHERE id = ?", run_pk
+            )
+            if state in ("success", "failed") and ended > after:
+                return state
+            time.sleep(2)
+        raise AssertionError(f"run {run_pk} did not finish in {RUN_SECONDS}s: {self.tasks(run_pk)}")
+
+    def tasks(self, run_pk: int) -> dict[str, str]:
+        return {
+            task if index < 0 else f"{task}[{index}]": state
+            for task, index, state in self.rows(
+                "SELECT ti.task_id, ti.map_index, ti.state FROM task_instance ti JOIN dag_run r"
+                " ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id WHERE r.id = ?",
+                run_pk,
+            )
+        }
+
+    def xcom(self, run_pk: int, task_id: str, key: str = "return_value") -> list:
+        return [
+            json.loads(value)
+            for (value,) in self.rows(
+                "SELECT value FROM xcom WHERE dag_run_id = ? AND task_id = ? AND key = ?"
+                " ORDER BY map_index",
+                run_pk,
+                task_id,
+                key,
+            )
+        ]
+
+    def logs(self, run_id: str) -> dict[str, str]:
+        folder = self.home / "airflow" / "logs" / "dag_id=hqlake_daily" / f"run_id={run_id}"
+        return {
+            str(p.relative_to(folder)): p.read_text(errors="replace") for p in folder.rglob("*.log")
+        }
+
+    def warehouse(self, day: dt.date) -> dict:
+        """Rows loaded and organisations scored for `day`, read by another process (chDB
+        opens one data path per process; this session's is the test home)."""
+        probe = (
+            "import json, sys, datetime as dt\n"
+            "from infra.runtime import warehouse\n"
+            "ch = warehouse(); d = dt.date.fromisoformat(sys.argv[1])\n"
+            "one = lambda sql: ch.query(sql, parameters={'d': d}).result_rows[0][0]\n"
+            "print(json.dumps({'rows': one('SELECT sum(rows_loaded) FROM dq.batch FINAL"
+            " WHERE business_date = {d:Date}'), 'scored': one('SELECT count() FROM"
+            " dq.current_score_org_day WHERE business_date = {d:Date}')}))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe, day.isoformat()],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def mails(self) -> list[Path]:
+        return sorted((self.home / "outbox").glob("*.eml"))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    from contracts.registry import load_registry
+    from samplecity import generate
+
+    root = tmp_path_factory.mktemp("scheduler")
+    now = dt.datetime.now(dt.UTC)
+    latest = latest_complete_date(now)  # the interval unpausing runs
+    day = latest - dt.timedelta(days=1)  # the city's day, a manual run's
+    inbox = root / "inbox"
+    generate(inbox, day, 1, hospitals=1, counties=1, scale=0.003, seed=11)
+    registry = load_registry(inbox / "_registry.csv")
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HQLAKE_"))}
+    env.update(
+        HQLAKE_HOME=str(home),
+        HQLAKE_INBOX=str(inbox),
+        HQLAKE_ORG_REGISTRY=str(inbox / "_registry.csv"),
+        HQLAKE_START_DATE=(latest + dt.timedelta(days=1)).isoformat(),
+        AIRFLOW_HOME=str(home / "airflow"),
+    )
+    stack = Stack(home, env)
+    started = time.perf_counter()
+    up = subprocess.run(
+        [sys.executable, "-m", "infra.airflow_local", "start", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    timings = {"start": time.perf_counter() - started}
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        out = {"start_output": up.stdout, "day": day, "latest": latest, "registry": registry}
+        commands = operator_commands(day.isoformat())
+
+        # 1. unpause: the scheduled run of `latest`, before the start date
+        stack.airflow(commands["unpause"])
+        deadline = time.monotonic() + 120
+        while not stack.rows("SELECT id FROM dag_run WHERE run_type = 'scheduled'"):
+            assert time.monotonic() < deadline, "the scheduler made no run on unpausing"
+            time.sleep(1)
+        scheduled, _ = stack.run_of("run_type = 'scheduled'")
+        out["scheduled"] = {"state": stack.wait(scheduled), "tasks": stack.tasks(scheduled)}
+        out["scheduled"]["mails"] = len(stack.mails())
+        timings["scheduled"] = time.perf_counter() - started
+
+        # 2. a conf date that is not a date
+        bad_conf = json.dumps({"date": "2026-13-01"})
+        stack.airflow(["airflow", "dags", "trigger", "hqlake_daily", "--conf", bad_conf])
+        bad, bad_id = stack.run_of("run_type = 'manual' AND logical_date IS NULL")
+        out["bad"] = {
+            "state": stack.wait(bad),
+            "tasks": stack.tasks(bad),
+            "logs": stack.logs(bad_id),
+        }
+        timings["bad"] = time.perf_counter() - started
+
+        # 3. only a logical date; the backfill's dry run meanwhile
+        stack.airflow(commands["trigger_logical"])
+        first = logical_date(day).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        run, run_id = stack.run_of("logical_date LIKE ?", f"{first}%")
+        out["dry_run"] = stack.airflow(commands["backfill_dry_run"])
+        out["run"] = {"state": stack.wait(run), "tasks": stack.tasks(run)}
+        out["run"]["day"] = stack.xcom(run, "business_date", "day")
+        out["run"]["feedback"] = stack.xcom(run, "feedback")
+        out["run"]["warehouse"] = stack.warehouse(day)
+        out["run"]["mails"] = stack.mails()
+        timings["run"] = time.perf_counter() - started
+
+        # 4. clear D and wait for the re-run
+        ((ended,),) = stack.rows("SELECT end_date FROM dag_run WHERE id = ?", run)
+        stack.airflow(commands["clear"])
+        out["rerun"] = {"state": stack.wait(run, after=ended), "tasks": stack.tasks(run)}
+        out["rerun"]["feedback"] = stack.xcom(run, "feedback")
+        out["rerun"]["warehouse"] = stack.warehouse(day)
+        out["rerun"]["mails"] = stack.mails()
+        out["logs"] = stack.logs(run_id)
+        pids = json.loads((home / "airflow" / "stack.json").read_text())["pids"]
+        out["listening"] = _listening(set(pids.values()))
+        timings["rerun"] = time.perf_counter() - started
+        out["timings"] = timings
+        print(f"\nreal-scheduler scenario timings (s, cumulative): {timings}")
+        yield out
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "infra.airflow_local", "stop"], env=env, timeout=120, cwd=ROOT
+        )
+
+
+def test_start_prints_the_ui_and_login(scenario):
+    text = scenario["start_output"]
+    assert "http://127.0.0.1:" in text and "login admin / " in text
+    assert "make airflow-stop" in text
+
+
+def test_unpausing_skips_a_date_before_the_start_date(scenario):
+    scheduled = scenario["scheduled"]
+    assert scheduled["state"] == "success"
+    assert set(scheduled["tasks"].values()) == {"skipped"}, scheduled["tasks"]
+    assert scheduled["mails"] == 0
+
+
+def test_a_failed_business_date_stops_the_run_with_a_message(scenario):
+    bad = scenario["bad"]
+    assert bad["state"] == "failed"
+    assert bad["tasks"]["business_date"] == "failed"
+    assert bad["tasks"]["late_arrivals"] == "skipped"
+    assert set(bad["tasks"].values()) <= {"failed", "upstream_failed", "skipped"}
+    logs = "\n".join(bad["logs"].values())
+    assert "is not a date" in logs and "no business date" in logs
+    assert "TypeError" not in logs
+
+
+def test_a_logical_date_alone_processes_its_business_date(scenario):
+    run, day, registry = scenario["run"], scenario["day"], scenario["registry"]
+    assert run["state"] == "success", run["tasks"]
+    assert set(run["tasks"].values()) == {"success"}
+    assert run["day"] == [day.isoformat()]
+    assert run["warehouse"]["rows"] > 0
+    assert run["warehouse"]["scored"] == len(registry.active(day))
+    assert len(run["mails"]) == len(registry.active(day))
+    sent = [o for task in run["feedback"] for stage in task for o in stage["outcomes"]]
+    assert {o["status"] for o in sent} == {"sent"}
+
+
+def test_the_backfill_dry_run_lists_the_business_date(scenario):
+    day = scenario["day"]
+    text = scenario["dry_run"]
+    stamp = logical_date(day).astimezone(dt.UTC)
+    assert stamp.strftime("%Y-%m-%d") in text and stamp.strftime("%H:%M:%S") in text
+    assert run_business_date(None, stamp) == day
+
+
+def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scenario):
+    run, rerun = scenario["run"], scenario["rerun"]
+    assert rerun["state"] == "success", rerun["tasks"]
+    assert rerun["warehouse"] == run["warehouse"]
+    assert rerun["mails"] == run["mails"]
+    outcomes = [o for task in rerun["feedback"] for stage in task for o in stage["outcomes"]]
+    assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
+
+
+def test_every_process_of_the_stack_listens_on_loopback_only(scenario):
+    """api-server, scheduler (no log server on 0.0.0.0:8793), dag-processor, their task
+    processes and the SMTP sink: sockets on 127.0.0.1 only."""
+    listening = scenario["listening"]
+    assert listening["ports"], "found none of the stack's listening sockets"
+    assert listening["elsewhere"] == []
+
+
+def _listening(pgids: set[int]) -> dict:
+    """The TCP sockets the processes of `pgids` listen on: loopback ports, and any other."""
+    inodes: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc.name)) not in pgids:
+                continue
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = int(proc.name)
+        except (OSError, ProcessLookupError):
+            continue
+    ports, elsewhere = [], []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address, port = local.split(":")
+            loopback = address in ("0100007F", "00000000000000000000000001000000")
+            (ports if loopback else elsewhere).append(int(port, 16))
+    return {"ports": sorted(ports), "elsewhere": sorted(elsewhere)}
+
+
+def test_the_readme_shows_the_commands_the_test_runs():
+    readme = (ROOT / "infra" / "README.md").read_text()
+    for name, argv in operator_commands(README_DATE).items():
+        assert shown(argv) in readme, f"infra/README.md does not show the {name} command"
