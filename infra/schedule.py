@@ -17,10 +17,10 @@ Which business date a run processes (`run_business_date`), for every way a run i
 | a trigger with neither | only the time it was triggered | the latest date ended by then |
 | a cleared re-run | the run's own logical date or conf | the same date as the first time |
 
-("The latest date ended by then": the latest date whose interval had ended at the trigger
-time, the one the scheduled run before it processed.) The data interval of a manual run is inferred from the trigger time, whatever logical date
-is given, so it never decides the date: the conf date does, else the logical date's day in
-the standard's time zone.
+"The latest date ended by then" is the latest date whose interval had ended at the trigger
+time, the one the scheduled run before it processed. The data interval of a manual run is
+inferred from the trigger time, whatever logical date is given, so it never decides the
+date: the conf date does, else the logical date's day in the standard's time zone.
 """
 
 from __future__ import annotations
