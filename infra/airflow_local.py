@@ -285,7 +285,7 @@ def stop(config: Settings | None = None) -> list[str]:
         time.sleep(0.2)
     for pid in pids.values():
         _signal(pid, signal.SIGKILL)
-    record.unlink()
+    record.unlink(missing_ok=True)  # a stop racing this one removed it
     return stopped
 
 
@@ -314,7 +314,10 @@ def operator_commands(day: str = README_DATE, last: str | None = None) -> dict[s
     first = logical_date(dt.date.fromisoformat(day)).isoformat()
     until = logical_date(dt.date.fromisoformat(last or day)).isoformat()
     backfill = ["airflow", "backfill", "create", "--dag-id", DAG_ID]
+    # one run at a time, oldest first; dates that ran already (a scheduled run skipped before
+    # HQLAKE_START_DATE, a failed one) are processed again: every stage is idempotent
     bounds = ["--from-date", first, "--to-date", until, "--max-active-runs", "1"]
+    bounds += ["--reprocess-behavior", "completed"]
     return {
         "unpause": ["airflow", "dags", "unpause", DAG_ID],
         "trigger_date": ["airflow", "dags", "trigger", DAG_ID, "--conf", json.dumps({"date": day})],

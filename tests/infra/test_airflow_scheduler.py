@@ -12,8 +12,11 @@ CLI commands infra/README.md shows (`infra.airflow_local.operator_commands`):
 3. a trigger with only a logical date (D 09:00 +08:00): business date D, raw rows, scores,
    one e-mail per organisation; the backfill's dry run over D lists D's logical date,
    run meanwhile (the CLI only reads the metadata database);
-4. `airflow tasks clear` of D (the README's command) re-runs it: success, the same rows and
-   scores, no e-mail sent twice.
+4. a backfill of the next date (the scheduled run's, skipped in 1) started while D runs:
+   its run waits for D's (backfill runs do not count towards max_active_runs), starts after
+   it ended and processes its own date (nothing uploaded: reminders);
+5. `airflow tasks clear` of that date (the README's command) re-runs it: success, the same
+   rows, no e-mail sent twice.
 
 The metadata database (SQLite) is read directly to follow the runs; the warehouse is read
 by a separate process once no task holds the embedded home.
@@ -40,6 +43,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 RUN_SECONDS = 480
+
+
+def _utc(day: dt.date) -> str:
+    """The logical date of `day` as the metadata database stores it."""
+    return logical_date(day).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _free_port() -> int:
@@ -83,6 +91,12 @@ class Stack:
                 return state
             time.sleep(2)
         raise AssertionError(f"run {run_pk} did not finish in {RUN_SECONDS}s: {self.tasks(run_pk)}")
+
+    def wait_task(self, run_pk: int, task_id: str, states: set[str]) -> None:
+        deadline = time.monotonic() + RUN_SECONDS
+        while self.tasks(run_pk).get(task_id) not in states:
+            assert time.monotonic() < deadline, (task_id, states, self.tasks(run_pk))
+            time.sleep(1)
 
     def tasks(self, run_pk: int) -> dict[str, str]:
         return {
@@ -200,24 +214,41 @@ def scenario(tmp_path_factory):
 
         # 3. only a logical date; the backfill's dry run meanwhile
         stack.airflow(commands["trigger_logical"])
-        first = logical_date(day).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        run, run_id = stack.run_of("logical_date LIKE ?", f"{first}%")
+        run, _ = stack.run_of("logical_date LIKE ?", f"{_utc(day)}%")
         out["dry_run"] = stack.airflow(commands["backfill_dry_run"])
+
+        # 4. a backfill of `latest` while D runs: its run waits for D's, then processes it
+        stack.wait_task(run, "business_date", {"success"})
+        stack.airflow(operator_commands(latest.isoformat())["backfill"])
+        filled, filled_id = stack.run_of("logical_date LIKE ?", f"{_utc(latest)}%")
+        stack.wait_task(filled, "business_date", {"up_for_reschedule"})
+        out["waited_while"] = stack.rows("SELECT state FROM dag_run WHERE id = ?", run)[0][0]
+
         out["run"] = {"state": stack.wait(run), "tasks": stack.tasks(run)}
         out["run"]["day"] = stack.xcom(run, "business_date", "day")
         out["run"]["feedback"] = stack.xcom(run, "feedback")
-        out["run"]["warehouse"] = stack.warehouse(day)
         out["run"]["mails"] = stack.mails()
         timings["run"] = time.perf_counter() - started
+        out["filled"] = {"state": stack.wait(filled), "tasks": stack.tasks(filled)}
+        out["filled"]["day"] = stack.xcom(filled, "business_date", "day")
+        out["filled"]["order"] = stack.rows(
+            "SELECT (SELECT end_date FROM dag_run WHERE id = ?) <= min(ti.start_date)"
+            " FROM task_instance ti WHERE ti.run_id = ? AND ti.task_id = 'plan'",
+            run,
+            filled_id,
+        )[0][0]
+        out["filled"]["warehouse"] = stack.warehouse(day)
+        out["filled"]["mails"] = stack.mails()
+        timings["backfill"] = time.perf_counter() - started
 
-        # 4. clear D and wait for the re-run
-        ((ended,),) = stack.rows("SELECT end_date FROM dag_run WHERE id = ?", run)
-        stack.airflow(commands["clear"])
-        out["rerun"] = {"state": stack.wait(run, after=ended), "tasks": stack.tasks(run)}
-        out["rerun"]["feedback"] = stack.xcom(run, "feedback")
+        # 5. clear the backfilled date (the README's command) and wait for the re-run
+        ((ended,),) = stack.rows("SELECT end_date FROM dag_run WHERE id = ?", filled)
+        stack.airflow(operator_commands(latest.isoformat())["clear"])
+        out["rerun"] = {"state": stack.wait(filled, after=ended), "tasks": stack.tasks(filled)}
+        out["rerun"]["day"] = stack.xcom(filled, "business_date", "day")
+        out["rerun"]["feedback"] = stack.xcom(filled, "feedback")
         out["rerun"]["warehouse"] = stack.warehouse(day)
         out["rerun"]["mails"] = stack.mails()
-        out["logs"] = stack.logs(run_id)
         pids = json.loads((home / "airflow" / "stack.json").read_text())["pids"]
         out["listening"] = _listening(set(pids.values()))
         timings["rerun"] = time.perf_counter() - started
@@ -259,8 +290,8 @@ def test_a_logical_date_alone_processes_its_business_date(scenario):
     assert run["state"] == "success", run["tasks"]
     assert set(run["tasks"].values()) == {"success"}
     assert run["day"] == [day.isoformat()]
-    assert run["warehouse"]["rows"] > 0
-    assert run["warehouse"]["scored"] == len(registry.active(day))
+    assert scenario["filled"]["warehouse"]["rows"] > 0
+    assert scenario["filled"]["warehouse"]["scored"] == len(registry.active(day))
     assert len(run["mails"]) == len(registry.active(day))
     sent = [o for task in run["feedback"] for stage in task for o in stage["outcomes"]]
     assert {o["status"] for o in sent} == {"sent"}
@@ -274,11 +305,23 @@ def test_the_backfill_dry_run_lists_the_business_date(scenario):
     assert run_business_date(None, stamp) == day
 
 
+def test_a_backfill_run_waits_for_the_run_before_it_and_processes_its_date(scenario):
+    filled, latest, registry = scenario["filled"], scenario["latest"], scenario["registry"]
+    assert scenario["waited_while"] == "running"  # D was running while it waited
+    assert filled["order"] == 1  # its first stage started after D's run ended
+    assert filled["state"] == "success", filled["tasks"]
+    assert filled["day"] == [latest.isoformat()]
+    # nothing uploaded for it: one reminder per organisation, D's e-mails untouched
+    reminders = len(filled["mails"]) - len(scenario["run"]["mails"])
+    assert reminders == len(registry.active(latest))
+
+
 def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scenario):
-    run, rerun = scenario["run"], scenario["rerun"]
+    filled, rerun = scenario["filled"], scenario["rerun"]
     assert rerun["state"] == "success", rerun["tasks"]
-    assert rerun["warehouse"] == run["warehouse"]
-    assert rerun["mails"] == run["mails"]
+    assert rerun["day"] == filled["day"]
+    assert rerun["warehouse"] == filled["warehouse"]
+    assert rerun["mails"] == filled["mails"]
     outcomes = [o for task in rerun["feedback"] for stage in task for o in stage["outcomes"]]
     assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
 
