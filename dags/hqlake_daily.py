@@ -50,8 +50,9 @@ one at a time, oldest first, even with Airflow's default of 10 active backfill r
 
 Backfill (one run per business date, oldest first): `airflow backfill create --dag-id
 hqlake_daily --from-date 2026-11-09T09:00:00+08:00 --to-date 2026-11-11T09:00:00+08:00
---max-active-runs 1` (the bounds are logical dates, D 09:00), or embedded `hqlake backfill
---start 2026-11-09 --end 2026-11-11`.
+--max-active-runs 1 --reprocess-behavior completed` (the bounds are logical dates, D 09:00;
+infra/README.md has every operator command), or embedded `hqlake backfill --start
+2026-11-09 --end 2026-11-11`.
 
 This file only wires tasks: at parse time it imports Airflow, the standard library and light
 modules (`contracts.timezone`; `infra.schedule`, the 09:00 run; `infra.settings`, the task

@@ -188,6 +188,7 @@ def scenario(tmp_path_factory):
     try:
         assert up.returncode == 0, up.stderr[-3000:]
         out = {"start_output": up.stdout, "day": day, "latest": latest, "registry": registry}
+        out["pools"] = dict(stack.rows("SELECT pool, slots FROM slot_pool"))
         commands = operator_commands(day.isoformat())
 
         # 1. unpause: the scheduled run of `latest`, before the start date
@@ -265,6 +266,10 @@ def test_start_prints_the_ui_and_login(scenario):
     text = scenario["start_output"]
     assert "http://127.0.0.1:" in text and "login admin / " in text
     assert "make airflow-stop" in text
+
+
+def test_make_airflow_created_the_pool_with_one_slot(scenario):
+    assert scenario["pools"]["hqlake_warehouse"] == 1
 
 
 def test_unpausing_skips_a_date_before_the_start_date(scenario):
