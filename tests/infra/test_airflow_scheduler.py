@@ -68,7 +68,8 @@ class Stack:
         done = subprocess.run(
             [AIRFLOW, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=120
         )
-        assert done.returncode == 0, (shown(argv), done.stderr[-3000:])
+        if done.returncode != 0:
+            pytest.fail(f"{shown(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
         return done.stdout
 
     def rows(self, sql: str, *args) -> list[tuple]:
