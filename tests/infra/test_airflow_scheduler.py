@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -311,8 +312,8 @@ def test_the_backfill_dry_run_lists_the_business_date(scenario):
     later = scenario["later"]
     runs = scenario["dry_run"].partition("Runs to be attempted:")[2]
     stamp = logical_date(later).astimezone(dt.UTC)
-    assert stamp.strftime("%Y-%m-%d %H:%M:%S") in runs, runs
-    assert len(runs.strip().splitlines()) == 1, runs
+    listed = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", runs)  # Airflow's table
+    assert listed == [stamp.strftime("%Y-%m-%d %H:%M:%S")], runs
     assert run_business_date(None, stamp) == later
 
 
