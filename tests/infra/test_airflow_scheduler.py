@@ -312,8 +312,9 @@ def test_the_backfill_dry_run_lists_the_business_date(scenario):
     later = scenario["later"]
     runs = scenario["dry_run"].partition("Runs to be attempted:")[2]
     stamp = logical_date(later).astimezone(dt.UTC)
-    listed = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", runs)  # Airflow's table
-    assert listed == [stamp.strftime("%Y-%m-%d %H:%M:%S")], runs
+    # Airflow's table of logical dates, in the zone the bounds were given in
+    listed = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", runs)
+    assert [dt.datetime.fromisoformat(d) for d in listed] == [stamp], runs
     assert run_business_date(None, stamp) == later
 
 
