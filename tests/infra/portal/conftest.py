@@ -14,8 +14,10 @@ the last one, which is over (its last day is scored too).
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import datetime as dt
+import html.parser
 import http.client
 import os
 import secrets
@@ -62,6 +64,50 @@ class City:
     county: str  # the county officer's county: one with a platform and hospitals
     in_county: str  # a hospital of `county`
     out_county: str  # a hospital of another county
+    hostile_org: str  # the hospital whose registry name is HOSTILE_NAME
+    hostile_key_org: str  # the hospital with a failing visit whose id is HOSTILE_KEY
+
+
+# Values from uploads that must reach every page and export as text: markup, a formula, quotes.
+HOSTILE_NAME = '=1+1 光山<script>alert("org")</script>&amp;\'"'
+HOSTILE_KEY = "=2+5<script>alert('key')</script>"
+
+
+def _plant_hostile_name(registry_path: Path) -> str:
+    """The last hospital of the registry is renamed HOSTILE_NAME; its code."""
+    with registry_path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    victim = sorted(r["org_code"] for r in rows if r["kind"] == "hospital")[-1]
+    for row in rows:
+        if row["org_code"] == victim:
+            row["name"] = HOSTILE_NAME
+    with registry_path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return victim
+
+
+def _plant_hostile_key(inbox: Path, org_code: str) -> str:
+    """`org_code` re-uploads its visits of the day with the first visit's id HOSTILE_KEY and a
+    negative fee, so the key is among its failing keys; `org_code` (empty: no visits)."""
+    files = sorted((inbox / org_code / "outpatient_visit").glob("*/part-00001.csv"))
+    if not files:
+        return ""
+    with files[0].open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["visit_id"], rows[0]["total_fee"] = HOSTILE_KEY, "-1.00"
+    with files[0].open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return org_code
+
+
+def _run(pipeline: Any, day: dt.date, inbox: Path) -> None:
+    pipeline.ingest_stage(day, str(inbox))
+    pipeline.validate_stage(day, datadocs=False)
+    pipeline.score_stage(day)
 
 
 def _days() -> tuple[dt.date, dt.date]:
@@ -98,6 +144,7 @@ def city(tmp_path_factory, config, seaweed) -> Iterator[City]:
         inboxes[day] = root / day.isoformat()
         generate(inboxes[day], day, 1, hospitals=4, counties=2, scale=0.003, seed=11)
     registry_path = inboxes[dates[0]] / "_registry.csv"
+    hostile_org = _plant_hostile_name(registry_path)
     registry = load_registry(registry_path)
     rt = empty_runtime(config, seaweed)
     with pytest.MonkeyPatch.context() as mp:
@@ -106,9 +153,10 @@ def city(tmp_path_factory, config, seaweed) -> Iterator[City]:
         try:
             with pipeline.session(rt):
                 for day in dates:
-                    pipeline.ingest_stage(day, str(inboxes[day]))
-                    pipeline.validate_stage(day, datadocs=False)
-                    pipeline.score_stage(day)
+                    _run(pipeline, day, inboxes[day])
+                hospital, _ = _appealable(rt.ch, appeal_day)
+                hostile_key_org = _plant_hostile_key(inboxes[appeal_day], hospital)
+                _run(pipeline, appeal_day, inboxes[appeal_day])  # its re-upload
             hospital, line = _appealable(rt.ch, appeal_day)
             orgs = registry.organisations
             hospitals = sorted(c for c, o in orgs.items() if o.kind == "hospital")
@@ -135,6 +183,8 @@ def city(tmp_path_factory, config, seaweed) -> Iterator[City]:
                 county=county,
                 in_county=inside[0],
                 out_county=outside[0],
+                hostile_org=hostile_org,
+                hostile_key_org=hostile_key_org,
             )
         finally:
             settings.cache_clear()
@@ -343,3 +393,52 @@ def artefacts() -> Path:
     for old in ARTEFACTS.glob("*.png"):
         old.unlink()
     return ARTEFACTS
+
+
+# ---- forms ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Form:
+    action: str
+    method: str
+    fields: dict[str, str]  # hidden and prefilled inputs, textareas, selected options
+
+
+class _Forms(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower(), {}))
+        elif not self.forms:
+            return
+        elif tag == "input" and a.get("name"):
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.forms[-1].fields[a["name"]] = a.get("value", "")
+        elif tag == "textarea" and a.get("name"):
+            self._textarea = a["name"]
+            self.forms[-1].fields[a["name"]] = ""
+        elif tag == "select" and a.get("name"):
+            self._select = a["name"]
+        elif tag == "option" and "selected" in a and getattr(self, "_select", None):
+            self.forms[-1].fields[self._select] = a.get("value", "")
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea and self.forms:
+            self.forms[-1].fields[self._textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea":
+            self._textarea = None
+
+
+def forms(page_html: str) -> list[Form]:
+    parser = _Forms()
+    parser.feed(page_html)
+    return parser.forms
