@@ -252,7 +252,6 @@ def portal(city, config) -> Iterator[Portal]:
     with one account per role: the city officer, the officer of `city.county`, the user of
     `city.hospital` and one of `city.other`."""
     from expectations.publish.snapshot import export_snapshot
-
     from infra.runtime import warehouse
     from infra.settings import settings
 
@@ -316,6 +315,7 @@ class Client:
 
     def __init__(self, portal: Portal, address: str = "127.0.0.1") -> None:
         self.portal = portal
+        self.address = address  # another loopback address is another client to the throttle
         self.cookies: dict[str, str] = {}
 
     def request(
@@ -326,7 +326,9 @@ class Client:
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> Response:
-        conn = http.client.HTTPConnection(self.portal.host, self.portal.port, timeout=60)
+        conn = http.client.HTTPConnection(
+            self.portal.host, self.portal.port, timeout=60, source_address=(self.address, 0)
+        )
         sent = dict(headers or {})
         if form is not None:
             body = urllib.parse.urlencode(form).encode()
@@ -442,3 +444,28 @@ def forms(page_html: str) -> list[Form]:
     parser = _Forms()
     parser.feed(page_html)
     return parser.forms
+
+
+def login(client: Client, account: Account, password: str | None = None) -> Response:
+    """Log `client` in through the login form (its pre-session token and cookie)."""
+    page = client.get("/login")
+    assert page.status == 200, page.status
+    (form,) = [f for f in forms(page.text) if f.action == "/login"]
+    fields = form.fields | {"name": account.name, "password": password or account.password}
+    return client.post("/login", fields)
+
+
+def logged_in(portal: Portal, role: str, address: str = "127.0.0.1") -> Client:
+    client = Client(portal, address)
+    response = login(client, portal.accounts[role])
+    assert response.status == 303, (response.status, response.text[:500])
+    return client
+
+
+def csrf(client: Client, path: str = "/rules") -> str:
+    """The session's CSRF token, as a page's forms carry it."""
+    page = client.get(path)
+    for form in forms(page.text):
+        if "csrf_token" in form.fields:
+            return form.fields["csrf_token"]
+    raise AssertionError(f"no form with a csrf_token on {path}: {page.status}")
