@@ -212,21 +212,27 @@ class Portal:
         return (self.config.home / "portal-serve.log").read_text(errors="replace")
 
 
-def hqlake(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """`hqlake ARGS` in a subprocess with this process's environment (HQLAKE_HOME, registry)."""
-    return subprocess.run(
-        [HQLAKE, *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
+def hqlake(*args: str) -> Any:
+    """`hqlake ARGS` in this process (typer's runner: the command's code without a Python
+    start-up of its own); the result has exit_code, stdout and stderr."""
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+    from infra.settings import settings
+
+    settings.cache_clear()  # the environment of the moment (HQLAKE_ORG_REGISTRY)
+    return CliRunner().invoke(app, list(args))
 
 
 def add_account(config: Any, name: str, role: str, scope: str) -> Account:
+    """An account made with `hqlake users add`, its password in an owner-only file."""
     password = secrets.token_urlsafe(18)
     secret = config.home / f"password-{name}"
     secret.write_text(password + "\n", encoding="utf-8")
     secret.chmod(0o600)
     args = ["users", "add", name, "--role", role, "--password-file", str(secret)]
     done = hqlake(*args, *(["--scope", scope] if scope else []))
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.output
     return Account(name, role, scope, password)
 
 
