@@ -366,7 +366,7 @@ async def login(request: Request) -> Response:
     home = access.home_url(access.Principal(user.name, user.role, user.scope))
     response = RedirectResponse(home if target == "/" else target, status_code=303)
     portal.set_cookie(response, SESSION_COOKIE, outcome.session_id, path="/")
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="strict")
     return response
 
 
@@ -388,7 +388,7 @@ async def logout(request: Request) -> Response:
         await run_in_threadpool(access.audit, request, "logout", "", "ok")
     await run_in_threadpool(portal.auth.logout, request.state.session_id)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -410,11 +410,17 @@ def _check_guarded(routes: list[BaseRoute]) -> None:
             )
 
 
-def create_app(settings: Settings, *, config: PortalConfig | None = None) -> Starlette:
-    """The portal over `settings`' snapshot, actions and portal state."""
-    from infra.portal.pages import ROUTES
-
-    _check_guarded(ROUTES)
+def create_app(
+    settings: Settings,
+    *,
+    config: PortalConfig | None = None,
+    pages: list[BaseRoute] | None = None,
+) -> Starlette:
+    """The portal over `settings`' snapshot, actions and portal state, with the page routes
+    of `infra.portal.pages` (or `pages`, for a test)."""
+    if pages is None:
+        from infra.portal.pages import ROUTES as pages
+    _check_guarded(pages)
     portal = Portal(settings, config or load_portal_config())
     routes: list[BaseRoute] = [
         Route("/login", login_form, methods=["GET"]),
@@ -422,7 +428,7 @@ def create_app(settings: Settings, *, config: PortalConfig | None = None) -> Sta
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        *ROUTES,
+        *pages,
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.portal = portal
