@@ -60,8 +60,9 @@ def _read_passwords(path: Path) -> dict[str, str]:
     return {p[0]: p[-1] for p in pairs if len(p) >= 2}
 
 
-def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str]]:
-    """The demo accounts (name, role, scope, password), created if absent."""
+def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str | None]]:
+    """The demo accounts (name, role, scope, password), created if absent; the password is
+    None for an account that existed before with a password the demo did not make."""
     from infra.cli_portal import add_account
     from infra.portal.app import registry_for
     from infra.portal.store import PortalStore
@@ -72,13 +73,12 @@ def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str]]:
     known = _read_passwords(path)
     accounts = []
     for name, role, scope in demo_accounts(registry_for(config), snapshot):
-        password = known.get(name) or secrets.token_urlsafe(12)
+        password = known.get(name)
         if store.user(name) is None:
+            password = password or secrets.token_urlsafe(12)
             add_account(config, name, role, scope, password)
-        elif name not in known:
-            password = "(set before: not the demo's)"
         accounts.append((name, role, scope, password))
-    lines = [f"{n}\t{r}\t{s or '-'}\t{p}" for n, r, s, p in accounts if not p.startswith("(")]
+    lines = [f"{n}\t{r}\t{s or '-'}\t{p}" for n, r, s, p in accounts if p is not None]
     write_private(path, ("\n".join(lines) + "\n").encode())
     return accounts
 
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nthe quality portal: {url}/login")
     print(f"demo accounts (passwords kept in {config.portal_dir / ACCOUNTS_FILE}, owner-only):")
     for name, role, scope, password in accounts:
-        print(f"  {ROLE_NAMES[role]:<24} {name:<32} {password}" + (f"  ({scope})" if scope else ""))
+        shown = password or "(its own password, set before the demo's)"
+        print(f"  {ROLE_NAMES[role]:<24} {name:<32} {shown}" + (f"  ({scope})" if scope else ""))
     print("Ctrl-C stops it.\n", flush=True)
     import uvicorn
 
