@@ -41,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from contracts.registry import Registry, load_registry
+from expectations.publish.snapshot import Snapshot, current_generation
 from infra.portal import access
 from infra.portal.auth import Authenticator, LoginResult, new_token, tokens_match
 from infra.portal.config import PortalConfig, load_portal_config
@@ -93,14 +94,21 @@ class Portal:
             autoescape=select_autoescape(default=True, default_for_string=True),
         )
         self.templates = Jinja2Templates(env=env)
-        self._snapshot: Any = None
+        self._snapshot: Snapshot | None = None
         self._snapshot_checked = float("-inf")
         self._configured_registry: Registry | None = None
 
-    def snapshot(self):
-        """The published snapshot, or None before the first publication."""
+    def snapshot(self) -> Snapshot | None:
+        """The published snapshot, or None before the first publication. CURRENT is looked at
+        every few seconds; the open generation (and what it has read) is kept until another
+        is published."""
         if time.monotonic() - self._snapshot_checked > _SNAPSHOT_RECHECK:
-            self._snapshot = _open_snapshot(self.settings.snapshot_dir)
+            folder = self.settings.snapshot_dir
+            name = current_generation(folder)
+            if name is None:
+                self._snapshot = None
+            elif self._snapshot is None or self._snapshot.generation != name:
+                self._snapshot = Snapshot.open(folder)
             self._snapshot_checked = time.monotonic()
         return self._snapshot
 
@@ -121,16 +129,8 @@ class Portal:
 def registry_for(settings: Settings) -> Registry:
     """The registry accounts and pages are judged by: the published snapshot's (what was
     scored), else the configured one (HQLAKE_ORG_REGISTRY) before the first publication."""
-    current = _open_snapshot(settings.snapshot_dir)
+    current = Snapshot.open(settings.snapshot_dir)
     return current.registry() if current is not None else load_registry(settings.org_registry)
-
-
-def _open_snapshot(folder: Path):
-    try:
-        from expectations.publish.snapshot import Snapshot
-    except ModuleNotFoundError:  # portal-data's module not merged into this branch yet
-        return None
-    return Snapshot.open(folder)
 
 
 class PortalMiddleware:
@@ -366,7 +366,7 @@ async def login(request: Request) -> Response:
     home = access.home_url(access.Principal(user.name, user.role, user.scope))
     response = RedirectResponse(home if target == "/" else target, status_code=303)
     portal.set_cookie(response, SESSION_COOKIE, outcome.session_id, path="/")
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    response.delete_cookie(LOGIN_COOKIE, path="/login", httponly=True, samesite="strict")
     return response
 
 
@@ -388,7 +388,7 @@ async def logout(request: Request) -> Response:
         await run_in_threadpool(access.audit, request, "logout", "", "ok")
     await run_in_threadpool(portal.auth.logout, request.state.session_id)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -410,11 +410,17 @@ def _check_guarded(routes: list[BaseRoute]) -> None:
             )
 
 
-def create_app(settings: Settings, *, config: PortalConfig | None = None) -> Starlette:
-    """The portal over `settings`' snapshot, actions and portal state."""
-    from infra.portal.pages import ROUTES
-
-    _check_guarded(ROUTES)
+def create_app(
+    settings: Settings,
+    *,
+    config: PortalConfig | None = None,
+    pages: list[BaseRoute] | None = None,
+) -> Starlette:
+    """The portal over `settings`' snapshot, actions and portal state, with the page routes
+    of `infra.portal.pages` (or `pages`, for a test)."""
+    if pages is None:
+        from infra.portal.pages import ROUTES as pages
+    _check_guarded(pages)
     portal = Portal(settings, config or load_portal_config())
     routes: list[BaseRoute] = [
         Route("/login", login_form, methods=["GET"]),
@@ -422,7 +428,7 @@ def create_app(settings: Settings, *, config: PortalConfig | None = None) -> Sta
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        *ROUTES,
+        *pages,
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.portal = portal

@@ -2,9 +2,10 @@
 
 - Passwords: Argon2id through argon2-cffi's `PasswordHasher` (its maintained defaults); a
   hash made with weaker parameters is replaced at the next successful login.
-- Throttle: failed logins of one account, or from one client address, over the window lock
-  further logins of that account or from that address until `lock_minutes` after the last
-  failure, also with the right password (a guesser learns nothing from a locked answer).
+- Throttle: `account_failures` failed logins of one account (or `address_failures` from one
+  client address) within `window_minutes` lock further logins of that account (or from that
+  address) until `lock_minutes` after the last of them, also with the right password (a
+  guesser learns nothing from a locked answer).
   A refused locked attempt is not counted again, so a lock always ends.
 - A login never says whether the account exists or is disabled: the same refusal as a wrong
   password, after the same hashing work (a dummy hash is verified for an unknown name).
@@ -80,22 +81,26 @@ class Authenticator:
         self.config = config
 
     def locked_for(self, account: str, address: str, *, now: dt.datetime) -> dt.timedelta | None:
-        """How long logins of `account` or from `address` stay locked, or None."""
+        """How long logins of `account` or from `address` stay locked, or None: locked when
+        the limit of failures fell within one window, until `lock` after the last of them."""
         throttle = self.config.throttle
-        since = now - throttle.window
+        since = now - throttle.window - throttle.lock
         waits = []
-        for count, last, limit in (
-            (*self.store.failures(since=since, account=account), throttle.account_failures),
-            (*self.store.failures(since=since, address=address), throttle.address_failures),
+        for limit, who in (
+            (throttle.account_failures, {"account": account}),
+            (throttle.address_failures, {"address": address}),
         ):
-            if count >= limit and last is not None and last + throttle.lock > now:
-                waits.append(last + throttle.lock - now)
+            times = self.store.recent_failures(since=since, limit=limit, **who)
+            within = len(times) == limit and times[0] - times[-1] <= throttle.window
+            if within and (until := times[0] + throttle.lock) > now:
+                waits.append(until - now)
         return max(waits) if waits else None
 
     def login(
         self, name: str, password: str, address: str, *, now: dt.datetime, old_session: str | None
     ) -> Login:
         """Judge one login; on success a new session (the old one, if any, is deleted)."""
+        self.forget_old(now=now)
         account = name.strip()[:128]
         if (wait := self.locked_for(account, address, now=now)) is not None:
             return Login(LoginResult.locked, retry_after=wait)

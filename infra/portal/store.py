@@ -216,18 +216,24 @@ class PortalStore:
                 (_iso(now), account, address, int(succeeded)),
             )
 
-    def failures(
-        self, *, since: dt.datetime, account: str | None = None, address: str | None = None
-    ) -> tuple[int, dt.datetime | None]:
-        """Failed logins since `since` of one account or from one address: (count, last)."""
+    def recent_failures(
+        self,
+        *,
+        since: dt.datetime,
+        limit: int,
+        account: str | None = None,
+        address: str | None = None,
+    ) -> list[dt.datetime]:
+        """The times of the latest `limit` failed logins since `since` of one account or
+        from one address, newest first."""
         column, value = ("account", account) if account is not None else ("address", address)
         with self._connect() as db:
-            count, last = db.execute(
-                "SELECT count(*), max(at) FROM portal_login_attempt"  # noqa: S608 (a column name)
-                f" WHERE {column} = ? AND at >= ? AND succeeded = 0",
-                (value, _iso(since)),
-            ).fetchone()
-        return count, _time(last)
+            rows = db.execute(
+                "SELECT at FROM portal_login_attempt"  # noqa: S608 (a column name)
+                f" WHERE {column} = ? AND at >= ? AND succeeded = 0 ORDER BY at DESC LIMIT ?",
+                (value, _iso(since), limit),
+            ).fetchall()
+        return [_time(at) for (at,) in rows]
 
     def forget_attempts(self, *, before: dt.datetime) -> int:
         with self._connect() as db:

@@ -39,11 +39,13 @@ def _failed_line(ch, day):
     return best
 
 
-def build_scored_city(config, seaweed, folder: Path, mp: pytest.MonkeyPatch) -> dict:
+def build_scored_city(
+    config, seaweed, folder: Path, mp: pytest.MonkeyPatch, loop: bool = True
+) -> dict:
     """A tiny sample city over DATES, ingested, validated and scored in the session's chDB
     (emptied first), its registry the settings' one (through `mp`), with the quality loop
-    on it: an appeal approved, one left open, a waiver added, the month signed. The portal's
-    tests build their inputs on it."""
+    on it unless `loop` is False: an appeal approved, one left open, a waiver added, the month
+    signed. The portal's tests build their inputs on it."""
     from minio.deleteobjects import DeleteObject
 
     from contracts.registry import load_registry
@@ -73,6 +75,8 @@ def build_scored_city(config, seaweed, folder: Path, mp: pytest.MonkeyPatch) -> 
             loader.ingest(str(inbox), day)
             assert validate_date(ch, registry, day).errors == 0
             pipeline.score(day)
+        if not loop:
+            return {"ch": ch, "rt": rt, "registry": registry, "inbox": inbox}
         day = DATES[0]
         org, line = _failed_line(ch, day)
         at = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(10), TZ)
