@@ -497,7 +497,7 @@ def apply_pending(settings: Settings, *, publish: bool = True) -> dict[str, Any]
                 _finish(actions_dir, record, "applied", result=result)
                 summary["applied"].append(record["id"])
         generation = None
-        if publish and (summary["applied"] or summary["recovered"] or summary["refused"]):
+        if publish and (summary["applied"] or summary["recovered"]):  # a refusal changes nothing
             generation = publish_snapshot(settings, sorted(dates), months=sorted(months))
     return summary | {
         "dates": [d.isoformat() for d in sorted(dates)],

@@ -41,10 +41,13 @@ def city(config, seaweed, tmp_path_factory):
 
 @pytest.fixture
 def queue(city, config):
-    """An empty action queue and snapshot folder under the session's home."""
+    """An empty action queue and snapshot folder under the session's home, removed after
+    the test (a pending action left there would be applied by a later test's score stage)."""
     for folder in (config.actions_dir, config.snapshot_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    return config
+    yield config
+    for folder in (config.actions_dir, config.snapshot_dir):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _failed(ch, day, skip=()):
