@@ -475,3 +475,9 @@ def csrf(client: Client, path: str = "/rules") -> str:
         if "csrf_token" in form.fields:
             return form.fields["csrf_token"]
     raise AssertionError(f"no form with a csrf_token on {path}: {page.status}")
+
+
+def pending(portal: Portal) -> set[str]:
+    """The files of the action queue's pending folder."""
+    folder = portal.config.actions_dir / "pending"
+    return {p.name for p in folder.glob("*")} if folder.is_dir() else set()

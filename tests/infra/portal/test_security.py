@@ -23,6 +23,7 @@ from tests.infra.portal.conftest import (
     hqlake,
     logged_in,
     login,
+    pending,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,11 +33,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-
-
-def pending(portal) -> set[str]:
-    folder = portal.config.actions_dir / "pending"
-    return {p.name for p in folder.glob("*")} if folder.is_dir() else set()
 
 
 def is_logged_in(client: Client) -> bool:
