@@ -248,6 +248,8 @@ ERROR_TEXT = {
     405: ("方法不允许", "Method not allowed"),
     413: ("请求过大", "Request too large"),
     429: ("尝试次数过多", "Too many attempts"),
+    500: ("服务器出错", "Server error"),
+    503: ("数据尚未发布", "No snapshot published yet"),
 }
 
 
