@@ -186,4 +186,12 @@ def serve(
     config = settings()
     app = create_app(config)
     typer.echo(f"hqlake portal on http://{host}:{port} (state in {config.portal_dir})", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not (config.portal_url or "").startswith(
+        "https://"
+    ):
+        typer.echo(
+            f"note: listening on {host} without TLS; put an https proxy in front and set"
+            " HQLAKE_PORTAL_URL=https://... (cookies become Secure)",
+            err=True,
+        )
     uvicorn.run(app, host=host, port=port, server_header=False, log_level="warning")

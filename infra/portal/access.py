@@ -31,6 +31,7 @@ from starlette.responses import RedirectResponse, Response
 from contracts.registry import Organisation, Registry
 
 if TYPE_CHECKING:
+    from expectations.publish.snapshot import Snapshot
     from infra.portal.app import Portal
 
 Role = Literal["city", "county", "org"]
@@ -125,22 +126,30 @@ def page(*roles: Role) -> Callable:
     return wrap
 
 
-def registry(request: Request) -> Registry:
-    """The registry the pages judge visibility with: the published snapshot's, else the
+def request_registry(request: Request) -> Registry:
+    """The registry the pages judge visibility with: the request's snapshot's, else the
     configured one (before the first publication)."""
-    return portal(request).registry()
+    current = snapshot(request)
+    return current.registry() if current is not None else portal(request).registry()
 
 
-def snapshot(request: Request):
-    """The published snapshot (`expectations.publish.snapshot.Snapshot`), or None."""
-    return portal(request).snapshot()
+registry = request_registry
+
+
+def snapshot(request: Request) -> Snapshot | None:
+    """The published snapshot, or None; the same generation for the whole request (a
+    publication while a page renders never mixes two)."""
+    state = request.state
+    if not hasattr(state, "snapshot"):
+        state.snapshot = portal(request).snapshot()
+    return state.snapshot
 
 
 def require_org(request: Request, code: str, registry: Registry | None = None) -> Organisation:
     """The organisation `code` if the principal may see it; else 404 (never 403: whether a
     code exists is itself not shown to whoever may not see it)."""
     who = principal(request)
-    org = (registry or portal(request).registry()).get(code)
+    org = (registry or request_registry(request)).get(code)
     if who is None or org is None or not can_see(who, org):
         raise HTTPException(404)
     return org

@@ -23,7 +23,6 @@ without roles stops the app from starting (fail closed).
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,6 @@ LOGIN_COOKIE = "hqlake_login"  # the login form's pre-session CSRF token
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_SNAPSHOT_RECHECK = 2.0  # seconds between looks for a newer snapshot generation
 
 SECURITY_HEADERS = (
     (
@@ -95,22 +93,22 @@ class Portal:
         )
         self.templates = Jinja2Templates(env=env)
         self._snapshot: Snapshot | None = None
-        self._snapshot_checked = float("-inf")
         self._configured_registry: Registry | None = None
 
     def snapshot(self) -> Snapshot | None:
-        """The published snapshot, or None before the first publication. CURRENT is looked at
-        every few seconds; the open generation (and what it has read) is kept until another
-        is published."""
-        if time.monotonic() - self._snapshot_checked > _SNAPSHOT_RECHECK:
-            folder = self.settings.snapshot_dir
-            name = current_generation(folder)
-            if name is None:
-                self._snapshot = None
-            elif self._snapshot is None or self._snapshot.generation != name:
-                self._snapshot = Snapshot.open(folder)
-            self._snapshot_checked = time.monotonic()
-        return self._snapshot
+        """The published snapshot, or None before the first publication. CURRENT (a few
+        bytes) is read at every call, so an action's effect shows as soon as `hqlake apply`
+        has published it; the open generation (and what it has read) is kept until CURRENT
+        names another. A request reads one generation: `access.snapshot` pins it."""
+        folder = self.settings.snapshot_dir
+        name = current_generation(folder)
+        current = self._snapshot
+        if name is None:
+            current = None
+        elif current is None or current.generation != name:
+            current = Snapshot.open(folder)
+        self._snapshot = current
+        return current
 
     def registry(self) -> Registry:
         current = self.snapshot()
@@ -248,6 +246,8 @@ ERROR_TEXT = {
     405: ("方法不允许", "Method not allowed"),
     413: ("请求过大", "Request too large"),
     429: ("尝试次数过多", "Too many attempts"),
+    500: ("服务器出错", "Server error"),
+    503: ("数据尚未发布", "No snapshot published yet"),
 }
 
 

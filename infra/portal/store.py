@@ -93,11 +93,13 @@ class PortalStore:
         return store
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction: a writer takes the write lock at once (IMMEDIATE, so two writers
+        never deadlock upgrading), a reader reads a consistent WAL snapshot beside it."""
         db = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None)
         try:
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
@@ -124,7 +126,7 @@ class PortalStore:
         return user
 
     def user(self, name: str) -> User | None:
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             row = db.execute(
                 "SELECT name, role, scope, password_hash, created_at, disabled_at"
                 " FROM portal_user WHERE name = ?",
@@ -133,7 +135,7 @@ class PortalStore:
         return None if row is None else _user(row)
 
     def users(self) -> list[User]:
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             rows = db.execute(
                 "SELECT name, role, scope, password_hash, created_at, disabled_at"
                 " FROM portal_user ORDER BY name"
@@ -169,7 +171,7 @@ class PortalStore:
             )
 
     def session(self, session_id: str) -> Session | None:
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             row = db.execute(
                 "SELECT u.name, u.role, u.scope, u.password_hash, u.created_at, u.disabled_at,"
                 " s.csrf_token, s.created_at, s.seen_at"
@@ -200,7 +202,7 @@ class PortalStore:
             ).rowcount
 
     def session_count(self, user_name: str) -> int:
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             (count,) = db.execute(
                 "SELECT count(*) FROM portal_session WHERE user_name = ?", (user_name,)
             ).fetchone()
@@ -227,7 +229,7 @@ class PortalStore:
         """The times of the latest `limit` failed logins since `since` of one account or
         from one address, newest first."""
         column, value = ("account", account) if account is not None else ("address", address)
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             rows = db.execute(
                 "SELECT at FROM portal_login_attempt"  # noqa: S608 (a column name)
                 f" WHERE {column} = ? AND at >= ? AND succeeded = 0 ORDER BY at DESC LIMIT ?",
@@ -263,7 +265,7 @@ class PortalStore:
 
     def audit_rows(self, *, limit: int = 1000) -> list[dict]:
         """The latest audit rows, newest first."""
-        with self._connect() as db:
+        with self._connect(write=False) as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(
                 "SELECT seq, at, user_name, role, address, action, target, outcome"
