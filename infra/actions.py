@@ -149,6 +149,16 @@ ALLOWED_ROLES = {
 }
 
 
+_VERBS = {
+    "appeal_submit": "submit an appeal",
+    "appeal_decide": "decide appeals",
+    "waiver_add": "add waivers",
+    "waiver_end": "end waivers",
+    "acceptance_sign": "sign a month's acceptance",
+    "acceptance_reopen": "reopen a month's acceptance",
+}
+
+
 # ---- files ----------------------------------------------------------------------------------
 
 
@@ -328,7 +338,7 @@ def _not_allowed(record: dict[str, Any]) -> str | None:
     if kind not in KINDS:
         return f"{kind!r} is not an action"
     if role not in ALLOWED_ROLES[kind]:
-        return f"a {role} user may not {kind.replace('_', ' ')}"
+        return f"{record['by']} ({role} user) may not {_VERBS[kind]}: a city officer's action"
     if kind == "appeal_submit" and record["payload"]["org_code"] != record.get("scope"):
         return (
             f"{record['by']} ({record.get('scope')}) may appeal only its own organisation's"
@@ -487,7 +497,7 @@ def apply_pending(settings: Settings, *, publish: bool = True) -> dict[str, Any]
                 _finish(actions_dir, record, "applied", result=result)
                 summary["applied"].append(record["id"])
         generation = None
-        if publish and (summary["applied"] or summary["recovered"] or summary["refused"]):
+        if publish and (summary["applied"] or summary["recovered"]):  # a refusal changes nothing
             generation = publish_snapshot(settings, sorted(dates), months=sorted(months))
     return summary | {
         "dates": [d.isoformat() for d in sorted(dates)],

@@ -110,12 +110,14 @@ def _errors(exc: ValidationError, prefix: str) -> str:
     )
 
 
-def _read(path: Path) -> ChangeFile:
-    """The change file's YAML in the shape of ChangeFile; a syntax error in one line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
+def _read(path: Path, text: str | None = None) -> ChangeFile:
+    """The change file's YAML (`text` when given, else read from `path`, which then only
+    names it) in the shape of ChangeFile; a syntax error in one line."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -130,12 +132,18 @@ def _read(path: Path) -> ChangeFile:
 
 
 def load_changes(
-    path: Path | str, rule_base: RuleBase, base: ScoringConfig, registry: Registry
+    path: Path | str,
+    rule_base: RuleBase,
+    base: ScoringConfig,
+    registry: Registry,
+    *,
+    text: str | None = None,
 ) -> Changes:
-    """The change file at `path`, validated like the files it changes; a problem is one
-    ContractError naming the file and the entry."""
+    """The change file at `path` (or its `text`, e.g. uploaded to the portal, `path` naming
+    it), validated like the files it changes; a problem is one ContractError naming the file
+    and the entry."""
     path = Path(path)
-    raw = _read(path)
+    raw = _read(path, text)
     types: dict[str, dict[str, Any]] = {}
     for name, spec in raw.types.items():
         if name not in rule_base.types:
