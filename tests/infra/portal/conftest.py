@@ -21,6 +21,7 @@ import html.parser
 import http.client
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -291,6 +292,8 @@ def portal(city, config) -> Iterator[Portal]:
             yield Portal(url, "127.0.0.1", port, accounts, config, city, process)
         finally:
             process.terminate()
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, ARTEFACTS / "portal-serve.log")  # for a failure's traceback
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
