@@ -149,6 +149,7 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     row.locator("textarea[name=comment]").fill(COMMENT)
     with officer.page.expect_navigation():
         row.locator("button[value=approved]").click()
+    assert "/actions" in officer.page.url, officer.page.inner_text("main")[:500]
     applied = apply(portal)
     assert len(applied["applied"]) == 1 and not applied["refused"], applied
 
@@ -170,6 +171,7 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     officer.goto(f"/acceptance?month={month}")
     with officer.page.expect_navigation():
         officer.page.click(f"form[action='/acceptance/{month}/sign'] button[type=submit]")
+    assert "/actions" in officer.page.url, officer.page.inner_text("main")[:500]
     applied = apply(portal)
     assert len(applied["applied"]) == 1 and not applied["refused"], applied
     officer.goto(f"/acceptance?month={month}")
