@@ -156,6 +156,16 @@ def test_roles_and_scopes_are_checked_on_the_server(app):
     assert county.get(f"/org/{far}").status_code == 404
     assert city.get(f"/org/{far}").status_code == 200
     assert city.get("/whatif").status_code == 200
+    refused = [
+        (r["user_name"], r["target"], r["outcome"])
+        for r in app.state.portal.store.audit_rows()
+        if r["action"] == "page"
+    ]
+    assert sorted(refused) == [
+        ("county", f"/org/{far}", "refused: scope"),
+        ("hosp", f"/org/{far}", "refused: scope"),
+        ("hosp", "/whatif", "refused: role"),
+    ]
 
 
 def test_posts_need_the_sessions_csrf_token(app):
