@@ -112,9 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     url = config.portal_url or f"http://{args.host}:{args.port}"
     print(f"\nthe quality portal: {url}/login")
     print(f"demo accounts (passwords kept in {config.portal_dir / ACCOUNTS_FILE}, owner-only):")
-    for name, role, scope, password in accounts:
-        shown = password or "(its own password, set before the demo's)"
-        print(f"  {ROLE_NAMES[role]:<24} {name:<32} {shown}" + (f"  ({scope})" if scope else ""))
+    print(f"  {'name':<32} {'password':<18} role")
+    for name, role, _, password in accounts:
+        shown = password or "(set before the demo)"
+        print(f"  {name:<32} {shown:<18} {ROLE_NAMES[role]}")
     print("Ctrl-C stops it.\n", flush=True)
     import uvicorn
 
