@@ -170,6 +170,7 @@ class PortalMiddleware:
                 await run_in_threadpool(access.audit, request, "csrf", scope["path"], "refused")
                 await self._refuse(scope, 403, send)
                 return
+            receive = _replay(body)  # the token check read the replay: the endpoint reads anew
         await self.app(scope, receive, send)
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
