@@ -27,6 +27,7 @@ from infra.home import write_private
 from infra.settings import Settings, settings
 
 ACCOUNTS_FILE = "demo-accounts.txt"
+DEMO_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
 CITY_OFFICER = "qc.wang"
 ROLE_NAMES = {"city": "市质控员 city officer", "county": "区县 county", "org": "医院 hospital"}
 
@@ -76,7 +77,7 @@ def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str | None]]:
     for name, role, scope in demo_accounts(registry_for(config), snapshot):
         password = known.get(name)
         if store.user(name) is None:
-            password = password or secrets.token_urlsafe(12)
+            password = password or "".join(secrets.choice(DEMO_ALPHABET) for _ in range(16))
             add_account(config, name, role, scope, password)
         accounts.append((name, role, scope, password))
     lines = [f"{n}\t{r}\t{s or '-'}\t{p}" for n, r, s, p in accounts if p is not None]
