@@ -123,7 +123,12 @@ def main(argv: list[str] | None = None) -> None:
     from infra.portal.app import create_app
 
     uvicorn.run(
-        create_app(config), host=args.host, port=args.port, server_header=False, log_level="warning"
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        server_header=False,
+        log_level="warning",
+        proxy_headers=False,  # nothing in front of the demo: X-Forwarded-For is never believed
     )
 
 
