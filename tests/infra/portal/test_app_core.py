@@ -47,7 +47,13 @@ async def change(request):
         return PlainTextResponse(f"changed {form.get('x', '')}".strip())
 
 
+@access.page("city")
+async def broken(request):
+    raise RuntimeError("a bug with a secret path /srv/x")
+
+
 TEST_PAGES = [
+    Route("/broken", broken),
     Route("/org/{code}", org_page),
     Route("/whatif", city_only),
     Route("/change", change, methods=["POST"]),
@@ -244,6 +250,18 @@ def test_security_headers_on_every_answer(app):
     log_in(c, "hosp")
     assert c.get(f"/org/{HOSPITAL.org_code}").headers["cache-control"] == "no-store"
     assert "no-store" not in c.get("/static/portal.css").headers.get("cache-control", "")
+
+
+def test_a_failure_is_a_plain_500_page_with_the_headers(app):
+    c = TestClient(
+        app, base_url="http://127.0.0.1", follow_redirects=False, raise_server_exceptions=False
+    )
+    log_in(c, "qc.wang")
+    answer = c.get("/broken")
+    assert answer.status_code == 500
+    assert "/srv/x" not in answer.text and "Traceback" not in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
 
 
 def test_templates_have_no_inline_script_or_style():
