@@ -34,6 +34,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,16 @@ ALLOWED_ROLES = {
     "waiver_end": ("city",),
     "acceptance_sign": ("city",),
     "acceptance_reopen": ("city",),
+}
+
+
+_VERBS = {
+    "appeal_submit": "submit an appeal",
+    "appeal_decide": "decide appeals",
+    "waiver_add": "add waivers",
+    "waiver_end": "end waivers",
+    "acceptance_sign": "sign a month's acceptance",
+    "acceptance_reopen": "reopen a month's acceptance",
 }
 
 
@@ -328,7 +339,7 @@ def _not_allowed(record: dict[str, Any]) -> str | None:
     if kind not in KINDS:
         return f"{kind!r} is not an action"
     if role not in ALLOWED_ROLES[kind]:
-        return f"a {role} user may not {kind.replace('_', ' ')}"
+        return f"{record['by']} ({role} user) may not {_VERBS[kind]}: a city officer's action"
     if kind == "appeal_submit" and record["payload"]["org_code"] != record.get("scope"):
         return (
             f"{record['by']} ({record.get('scope')}) may appeal only its own organisation's"
@@ -487,7 +498,7 @@ def apply_pending(settings: Settings, *, publish: bool = True) -> dict[str, Any]
                 _finish(actions_dir, record, "applied", result=result)
                 summary["applied"].append(record["id"])
         generation = None
-        if publish and (summary["applied"] or summary["recovered"] or summary["refused"]):
+        if publish and (summary["applied"] or summary["recovered"]):  # a refusal changes nothing
             generation = publish_snapshot(settings, sorted(dates), months=sorted(months))
     return summary | {
         "dates": [d.isoformat() for d in sorted(dates)],
@@ -530,8 +541,8 @@ def apply_if_idle(settings: Settings) -> dict[str, Any] | None:
 
 def kick(settings: Settings) -> subprocess.Popen | None:
     """Start `hqlake apply --if-idle` detached (its own session, output appended to
-    actions_dir/apply.log) and return at once; None when it could not be started (the
-    actions wait for the next run)."""
+    actions_dir/apply.log) and return at once (a daemon thread reaps it); None when it could
+    not be started (the actions wait for the next run)."""
     from infra.home import private_dir
 
     folder = private_dir(settings.actions_dir)
@@ -539,7 +550,7 @@ def kick(settings: Settings) -> subprocess.Popen | None:
     try:
         with (folder / "apply.log").open("ab") as out:
             (folder / "apply.log").chmod(0o600)
-            return subprocess.Popen(  # our own interpreter and module, no shell
+            process = subprocess.Popen(  # our own interpreter and module, no shell
                 [sys.executable, "-m", "infra.cli", "apply", "--if-idle"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -551,3 +562,6 @@ def kick(settings: Settings) -> subprocess.Popen | None:
     except OSError as exc:
         log.warning("could not start hqlake apply: %s; the actions wait for the next run", exc)
         return None
+    # reaped when it ends, so a long-running portal collects no zombie processes
+    threading.Thread(target=process.wait, name="hqlake-apply-reaper", daemon=True).start()
+    return process

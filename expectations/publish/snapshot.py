@@ -35,8 +35,9 @@ of failures, failing keys and every free text (notes, reasons, comments) are mas
 pages and e-mails show them (`contracts.pii`; masking is idempotent, so pages masking them
 again show the same). The snapshot never holds a raw identity number, name or phone.
 
-The reader imports nothing heavy (stdlib only, plus the contracts and the pure what-if
-types): the portal opens it per request.
+The reader opens no service and imports nothing heavy at module level (the standard library
+and contracts; `standing`, `signature` and `whatif_inputs` import their result types when
+called): the portal opens it per request.
 """
 
 # SQL text here is formatted from module constants only; every value is a bound parameter.
