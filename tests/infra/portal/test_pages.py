@@ -137,7 +137,7 @@ def test_city_page_county_officer_sees_only_the_county(portal, clients):
 
 def test_hostile_organisation_name_is_text_on_every_page(portal, clients):
     city, day = portal.city, day_of(portal)
-    escaped = html.escape(HOSTILE_NAME, quote=False)
+    escaped = str(escape(HOSTILE_NAME))  # as Jinja escapes it: quotes too
     for path in (
         f"/city?date={day}",
         f"/city/month?month={day[:7]}",
