@@ -34,6 +34,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -540,8 +541,8 @@ def apply_if_idle(settings: Settings) -> dict[str, Any] | None:
 
 def kick(settings: Settings) -> subprocess.Popen | None:
     """Start `hqlake apply --if-idle` detached (its own session, output appended to
-    actions_dir/apply.log) and return at once; None when it could not be started (the
-    actions wait for the next run)."""
+    actions_dir/apply.log) and return at once (a daemon thread reaps it); None when it could
+    not be started (the actions wait for the next run)."""
     from infra.home import private_dir
 
     folder = private_dir(settings.actions_dir)
@@ -549,7 +550,7 @@ def kick(settings: Settings) -> subprocess.Popen | None:
     try:
         with (folder / "apply.log").open("ab") as out:
             (folder / "apply.log").chmod(0o600)
-            return subprocess.Popen(  # our own interpreter and module, no shell
+            process = subprocess.Popen(  # our own interpreter and module, no shell
                 [sys.executable, "-m", "infra.cli", "apply", "--if-idle"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -561,3 +562,6 @@ def kick(settings: Settings) -> subprocess.Popen | None:
     except OSError as exc:
         log.warning("could not start hqlake apply: %s; the actions wait for the next run", exc)
         return None
+    # reaped when it ends, so a long-running portal collects no zombie processes
+    threading.Thread(target=process.wait, name="hqlake-apply-reaper", daemon=True).start()
+    return process

@@ -176,6 +176,13 @@ def users_disable(name: Annotated[str, typer.Argument(help="the login name")]) -
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+    trusted_proxy: Annotated[
+        str | None,
+        typer.Option(
+            help="the TLS proxy's address(es), comma-separated: its X-Forwarded-For is then"
+            " the client's address (the login throttle counts it); by default none is trusted"
+        ),
+    ] = None,
 ) -> None:
     """Serve the quality portal (the published snapshot; never opens the warehouse)."""
     import uvicorn
@@ -194,4 +201,14 @@ def serve(
             " HQLAKE_PORTAL_URL=https://... (cookies become Secure)",
             err=True,
         )
-    uvicorn.run(app, host=host, port=port, server_header=False, log_level="warning")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        server_header=False,
+        log_level="warning",
+        # Without a proxy named, X-Forwarded-For is ignored: a client must not choose the
+        # address the throttle counts (uvicorn would otherwise trust any local client).
+        proxy_headers=trusted_proxy is not None,
+        forwarded_allow_ips=trusted_proxy or "",
+    )

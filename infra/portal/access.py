@@ -8,7 +8,8 @@ here, on the server, for every route and every download:
 - `page(*roles)` wraps an endpoint: anonymous → 303 to /login?next=…, a role not listed →
   403. `create_app` refuses to start with a page route that is not wrapped (fail closed).
 - `require_org(request, code)` → the organisation, or 404 when it is unknown **or not
-  visible** (a guessed code never reveals that it exists).
+  visible** (a guessed code never reveals that it exists). A role or scope refusal is
+  audited (who tried which path).
 - `render(request, template, **ctx)` adds the principal, the session's CSRF token, the
   navigation and the snapshot's generation; `audit(...)` records an action.
 """
@@ -115,6 +116,7 @@ def page(*roles: Role) -> Callable:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             if who.role not in roles:
+                await run_in_threadpool(audit, request, "page", request.url.path, "refused: role")
                 raise HTTPException(403)
             if is_async:
                 return await endpoint(request)
@@ -150,7 +152,10 @@ def require_org(request: Request, code: str, registry: Registry | None = None) -
     code exists is itself not shown to whoever may not see it)."""
     who = principal(request)
     org = (registry or request_registry(request)).get(code)
-    if who is None or org is None or not can_see(who, org):
+    if who is None or org is None:
+        raise HTTPException(404)
+    if not can_see(who, org):
+        audit(request, "page", request.url.path, "refused: scope")
         raise HTTPException(404)
     return org
 

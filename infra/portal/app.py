@@ -269,6 +269,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A failure's page: the error page with the security headers (Starlette answers a
+    failure outside the middleware, so they are set here), never a traceback."""
+    response = HTMLResponse(error_html(access.portal(request), 500), status_code=500)
+    for key, value in (*SECURITY_HEADERS, (b"cache-control", b"no-store")):
+        response.headers[key.decode()] = value.decode()
+    return response
+
+
 def safe_next(value: str | None) -> str:
     """A same-site path to go to after the login ("/" for anything else: no open redirect)."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
@@ -431,7 +440,9 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         *pages,
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error}
+    )
     app.state.portal = portal
     app.add_middleware(PortalMiddleware, portal=portal)
     return app

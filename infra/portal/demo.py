@@ -2,7 +2,8 @@
 
 1. The snapshot is published again from the demo warehouse (`hqlake snapshot` in a child
    process, before the server starts: the serving process never opens chDB), so the portal
-   shows what `make demo` ended with, the quality loop's approval and signature included.
+   shows what `make demo` ended with, the quality loop's approval and signature included
+   (while a run holds the home, the last published snapshot is served).
 2. Three accounts are created if absent: `qc.wang` (a quality officer of
    contracts/appeals.yaml, city), the county officer of the county of the demo's hospital,
    and that hospital's user — the hospital the demo loop's appeal is about, else the first
@@ -26,6 +27,7 @@ from infra.home import write_private
 from infra.settings import Settings, settings
 
 ACCOUNTS_FILE = "demo-accounts.txt"
+DEMO_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
 CITY_OFFICER = "qc.wang"
 ROLE_NAMES = {"city": "市质控员 city officer", "county": "区县 county", "org": "医院 hospital"}
 
@@ -75,7 +77,7 @@ def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str | None]]:
     for name, role, scope in demo_accounts(registry_for(config), snapshot):
         password = known.get(name)
         if store.user(name) is None:
-            password = password or secrets.token_urlsafe(12)
+            password = password or "".join(secrets.choice(DEMO_ALPHABET) for _ in range(16))
             add_account(config, name, role, scope, password)
         accounts.append((name, role, scope, password))
     lines = [f"{n}\t{r}\t{s or '-'}\t{p}" for n, r, s, p in accounts if p is not None]
@@ -84,11 +86,17 @@ def ensure_accounts(config: Settings) -> list[tuple[str, str, str, str | None]]:
 
 
 def publish(config: Settings) -> None:
+    """Publish the snapshot again; when that cannot be done (a run holds the home), serve the
+    one published last, if any: the portal does not need the warehouse to answer."""
     hqlake = Path(sys.executable).with_name("hqlake")
     print(f"publishing the portal's snapshot of {config.home} ...", flush=True)
     done = subprocess.run([str(hqlake), "snapshot"], env=os.environ, check=False)
-    if done.returncode != 0:
+    if done.returncode == 0:
+        return
+    current = Snapshot.open(config.snapshot_dir)
+    if current is None:
         raise SystemExit(done.returncode)
+    print(f"serving the snapshot published at {current.published_at} instead", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,16 +113,22 @@ def main(argv: list[str] | None = None) -> None:
     url = config.portal_url or f"http://{args.host}:{args.port}"
     print(f"\nthe quality portal: {url}/login")
     print(f"demo accounts (passwords kept in {config.portal_dir / ACCOUNTS_FILE}, owner-only):")
-    for name, role, scope, password in accounts:
-        shown = password or "(its own password, set before the demo's)"
-        print(f"  {ROLE_NAMES[role]:<24} {name:<32} {shown}" + (f"  ({scope})" if scope else ""))
+    print(f"  {'name':<32} {'password':<18} role")
+    for name, role, _, password in accounts:
+        shown = password or "(set before the demo)"
+        print(f"  {name:<32} {shown:<18} {ROLE_NAMES[role]}")
     print("Ctrl-C stops it.\n", flush=True)
     import uvicorn
 
     from infra.portal.app import create_app
 
     uvicorn.run(
-        create_app(config), host=args.host, port=args.port, server_header=False, log_level="warning"
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        server_header=False,
+        log_level="warning",
+        proxy_headers=False,  # nothing in front of the demo: X-Forwarded-For is never believed
     )
 
 

@@ -21,6 +21,7 @@ import html.parser
 import http.client
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -291,6 +292,8 @@ def portal(city, config) -> Iterator[Portal]:
             yield Portal(url, "127.0.0.1", port, accounts, config, city, process)
         finally:
             process.terminate()
+            ARTEFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, ARTEFACTS / "portal-serve.log")  # for a failure's traceback
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -475,3 +478,9 @@ def csrf(client: Client, path: str = "/rules") -> str:
         if "csrf_token" in form.fields:
             return form.fields["csrf_token"]
     raise AssertionError(f"no form with a csrf_token on {path}: {page.status}")
+
+
+def pending(portal: Portal) -> set[str]:
+    """The files of the action queue's pending folder."""
+    folder = portal.config.actions_dir / "pending"
+    return {p.name for p in folder.glob("*")} if folder.is_dir() else set()

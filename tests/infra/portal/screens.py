@@ -42,7 +42,7 @@ def _saturated(pixel: bytes) -> bool:
     return max(pixel[:3]) - min(pixel[:3]) > 60
 
 
-def check_page(page: Any, folder: Path, name: str, cjk_selector: str = "h1") -> Path:
+def check_page(page: Any, folder: Path, name: str, cjk_selector: str = "h2") -> Path:
     """Screenshot the whole page into `folder/name.png` and check it; returns the path."""
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -43,10 +43,17 @@ async def city_only(request):
 
 @access.page("city", "org")
 async def change(request):
-    return PlainTextResponse("changed")
+    async with request.form() as form:  # the endpoint reads the body the CSRF check read
+        return PlainTextResponse(f"changed {form.get('x', '')}".strip())
+
+
+@access.page("city")
+async def broken(request):
+    raise RuntimeError("a bug with a secret path /srv/x")
 
 
 TEST_PAGES = [
+    Route("/broken", broken),
     Route("/org/{code}", org_page),
     Route("/whatif", city_only),
     Route("/change", change, methods=["POST"]),
@@ -156,6 +163,16 @@ def test_roles_and_scopes_are_checked_on_the_server(app):
     assert county.get(f"/org/{far}").status_code == 404
     assert city.get(f"/org/{far}").status_code == 200
     assert city.get("/whatif").status_code == 200
+    refused = [
+        (r["user_name"], r["target"], r["outcome"])
+        for r in app.state.portal.store.audit_rows()
+        if r["action"] == "page"
+    ]
+    assert sorted(refused) == [
+        ("county", f"/org/{far}", "refused: scope"),
+        ("hosp", f"/org/{far}", "refused: scope"),
+        ("hosp", "/whatif", "refused: role"),
+    ]
 
 
 def test_posts_need_the_sessions_csrf_token(app):
@@ -165,11 +182,10 @@ def test_posts_need_the_sessions_csrf_token(app):
     assert c.post("/change", data={"x": "1"}).status_code == 403
     assert c.post("/change", data={"csrf_token": "forged"}).status_code == 403
     assert c.post("/change", headers={"X-CSRF-Token": "forged"}).status_code == 403
-    assert c.post("/change", data={"csrf_token": token}).text == "changed"
-    assert c.post("/change", headers={"X-CSRF-Token": token}).text == "changed"
-    assert c.post("/change", files={"f": ("a.yaml", b"x")}, data={"csrf_token": token}).text == (
-        "changed"
-    )
+    assert c.post("/change", data={"csrf_token": token, "x": "1"}).text == "changed 1"
+    assert c.post("/change", headers={"X-CSRF-Token": token}, data={"x": "2"}).text == "changed 2"
+    upload = c.post("/change", files={"f": ("a.yaml", b"x")}, data={"csrf_token": token, "x": "3"})
+    assert upload.text == "changed 3"
     other = client(app)
     log_in(other, "qc.wang")
     assert other.post("/change", data={"csrf_token": token}).status_code == 403  # not its own
@@ -234,6 +250,18 @@ def test_security_headers_on_every_answer(app):
     log_in(c, "hosp")
     assert c.get(f"/org/{HOSPITAL.org_code}").headers["cache-control"] == "no-store"
     assert "no-store" not in c.get("/static/portal.css").headers.get("cache-control", "")
+
+
+def test_a_failure_is_a_plain_500_page_with_the_headers(app):
+    c = TestClient(
+        app, base_url="http://127.0.0.1", follow_redirects=False, raise_server_exceptions=False
+    )
+    log_in(c, "qc.wang")
+    answer = c.get("/broken")
+    assert answer.status_code == 500
+    assert "/srv/x" not in answer.text and "Traceback" not in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["content-security-policy"].startswith("default-src 'self'")
 
 
 def test_templates_have_no_inline_script_or_style():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from contracts.registry import load_registry
@@ -177,10 +179,20 @@ def test_serve_answers_on_loopback_without_the_warehouse(tmp_path):
                 assert server.poll() is None, server.stderr.read().decode()
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
-            assert "上传数据质控" in r.read().decode()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            page = client.get("/login")
+            assert "上传数据质控" in page.text
+            token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+            refused = client.post(
+                "/login",
+                data={"name": "nobody", "password": "wrong", "login_token": token},
+                headers={"X-Forwarded-For": "203.0.113.7"},  # no proxy named: not believed
+            )
+            assert refused.status_code == 401
     finally:
         server.terminate()
         server.wait(timeout=20)
     assert not (home / "chdb").exists()  # the portal never opened the warehouse
+    audit = PortalStore(home / "portal" / STORE_FILE).audit_rows()
+    assert [(r["action"], r["address"]) for r in audit] == [("login", "127.0.0.1")]
     assert stat.S_IMODE((home / "portal" / STORE_FILE).stat().st_mode) == 0o600

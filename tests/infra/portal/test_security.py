@@ -9,12 +9,17 @@ the other tests out."""
 
 from __future__ import annotations
 
+import csv
+import html
+import io
 import sqlite3
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.infra.portal.conftest import (
+    HOSTILE_KEY,
+    HOSTILE_NAME,
     Account,
     Client,
     add_account,
@@ -23,6 +28,7 @@ from tests.infra.portal.conftest import (
     hqlake,
     logged_in,
     login,
+    pending,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,11 +38,6 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
 }
-
-
-def pending(portal) -> set[str]:
-    folder = portal.config.actions_dir / "pending"
-    return {p.name for p in folder.glob("*")} if folder.is_dir() else set()
 
 
 def is_logged_in(client: Client) -> bool:
@@ -268,3 +269,84 @@ def test_no_path_reaches_outside_the_portal(portal, path):
         answer = client.request("GET", path)
         assert answer.status in (303, 400, 403, 404), (path, answer.status)
         assert b"SQLite format" not in answer.body
+
+
+# ---- values from uploads: text on pages, never formulas in downloads -----------------------
+
+
+def _escaped(text: str, value: str) -> bool:
+    """`value` is on the page as text: its escaped form is there, its raw markup is not."""
+    return html.escape(value, quote=False) in text or html.escape(value) in text
+
+
+def test_an_organisation_name_from_the_registry_is_text_on_every_page(portal):
+    city = portal.city
+    officer = logged_in(portal, "city")
+    month = city.signed_month.strftime("%Y-%m")
+    for path in (
+        f"/city?date={city.appeal_day}",
+        f"/city/month?month={month}",
+        f"/acceptance?month={month}",
+        f"/org/{city.hostile_org}/{city.appeal_day}",
+        f"/org/{city.hostile_org}/{city.appeal_day}/keys",
+        f"/org/{city.hostile_org}/calendar",
+        "/waivers",
+    ):
+        answer = officer.get(path)
+        assert answer.status == 200, (path, answer.status)
+        assert "<script>" not in answer.text, f"{path} carries the name's markup"
+        assert _escaped(answer.text, HOSTILE_NAME), path
+
+
+def test_a_failing_key_from_an_upload_is_text_and_no_formula(portal):
+    city = portal.city
+    client = logged_in(portal, "org")
+    assert city.hostile_key_org == city.hospital
+    base = f"/org/{city.hospital}/{city.appeal_day}"
+    for path in (base, f"{base}/keys"):
+        answer = client.get(path)
+        assert "<script>alert('key')" not in answer.text, path
+        assert _escaped(answer.text, HOSTILE_KEY), path
+    answer = client.get(f"{base}/keys.csv")
+    assert answer.status == 200
+    assert answer.header("content-disposition").startswith("attachment;")
+    rows = list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    cells = [c for row in rows for c in row]
+    assert "'" + HOSTILE_KEY in cells and HOSTILE_KEY not in cells
+    answer = client.get(f"{base}/keys.xlsx")
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(answer.body))
+    values = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row]
+    assert not [c.value for c in values if c.data_type == "f"], "a cell is a formula"
+    assert "'" + HOSTILE_KEY in [c.value for c in values]
+    assert "download keys.csv" in {r[2] for r in audit_rows_like(portal, "download")}
+
+
+def audit_rows_like(portal, prefix: str) -> list[tuple]:
+    db = sqlite3.connect(f"file:{portal.config.portal_dir / 'portal.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute(
+            "SELECT user_name, address, action, target, outcome FROM portal_audit"
+            " WHERE action LIKE ? ORDER BY seq",
+            (prefix + "%",),
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def test_an_appeal_reason_is_text_where_it_is_shown(portal):
+    city = portal.city
+    client = logged_in(portal, "org")
+    day_page = client.get(f"/org/{city.hospital}/{city.appeal_day}")
+    appeal_forms = [f for f in forms(day_page.text) if f.action.endswith("/appeal")]
+    others = [f for f in appeal_forms if f.fields.get("rule_id") != city.rule_id]
+    assert others, "no other failed result to appeal"
+    reason = '"><svg onload=alert(1)>=HYPERLINK("http://evil.example")\r\nX-Injected: 1'
+    form = others[0]
+    answer = client.post(form.action, form.fields | {"reason": reason})
+    assert answer.status == 303, (answer.status, answer.text[:300])
+    assert "x-injected" not in {k.lower() for k in answer.headers}
+    listed = client.get(answer.header("location"))
+    assert listed.status == 200
+    assert "<svg onload" not in listed.text and "&lt;svg onload=alert(1)&gt;" in listed.text
