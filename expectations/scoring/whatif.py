@@ -324,6 +324,23 @@ def _side(
     return Side(days, _period_ranks(days, first, last, config.ranking.decimals), acceptance)
 
 
+def judge_acceptance(
+    runs: Mapping[dt.date, str],
+    rows: list[ResultCount],
+    registry: Registry,
+    config: ScoringConfig,
+    month: dt.date,
+) -> list[dict[str, Any]]:
+    """The acceptance of `month` as it stands (no change), from the same inputs as `compare`:
+    the rows `judge_month` gives (`hqlake acceptance` stores the same), for a page that has
+    the results but no stored acceptance."""
+    dates = sorted(d for d in runs if d.replace(day=1) == month.replace(day=1))
+    if not dates:
+        return []
+    side = _side(runs, rows, registry, config, dates[0], dates[-1])
+    return [row for (m, _), row in side.acceptance.items() if m == month.replace(day=1)]
+
+
 def _accepted(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None

@@ -26,7 +26,15 @@ def acceptance_page(request: Request) -> Response:
     current = common.snapshot(request)
     month = common.month_of(current, common.query(request, "month"))
     shown = common.visible(request, current.registry())
-    rows = [r for r in current.acceptance(month) if r["org_code"] in shown.organisations]
+    stored = current.acceptance(month)
+    computed = not stored  # `hqlake acceptance` or a signing stores it; until then, judge here
+    if computed:
+        from expectations.scoring.config import load_scoring_config
+        from expectations.scoring.whatif import judge_acceptance
+
+        runs, results = current.whatif_inputs(month)
+        stored = judge_acceptance(runs, results, current.registry(), load_scoring_config(), month)
+    rows = [r for r in stored if r["org_code"] in shown.organisations]
     who = access.principal(request)
     signed = current.signature(month)
     signature = None
@@ -51,6 +59,7 @@ def acceptance_page(request: Request) -> Response:
         month=month,
         months=list(reversed(current.months())),
         rows=rows,
+        computed=computed,
         names={c: o.name for c, o in shown.organisations.items()},
         signature=signature,
         may_sign=who.role == "city",
