@@ -186,7 +186,13 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     officer.goto("/rules")
     shots.append(check_page(officer.page, artefacts, "rules"))
     assert hospital.dialogs == [] and officer.dialogs == [], "a page ran a planted script"
-    print(f"\nthe browser scenario took {time.monotonic() - started:.1f}s; screenshots:")
+    print(
+        f"\n{code} on {day}: composite {before['composite']:.2f} rank {before['rank']}/"
+        f"{before['peer_size']} -> {after['composite']:.2f} rank {after['rank']}/"
+        f"{after['peer_size']} after the approved appeal of {city.rule_id}; {month} signed,"
+        f" sheet of {len(sheet)} rows"
+    )
+    print(f"the browser scenario took {time.monotonic() - started:.1f}s; screenshots:")
     for path in shots:
         print(f"  {path}")
 
