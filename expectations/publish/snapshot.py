@@ -140,33 +140,51 @@ def read_failure_changes(ch: Client, org_code: str, day: dt.date) -> list[dict[s
     return [dict(zip(result.column_names, r, strict=True)) for r in result.result_rows]
 
 
-def read_failing_keys(
-    ch: Client, org_code: str, day: dt.date, waived: Sequence[str] = ()
-) -> list[dict[str, str]]:
-    """Every failing record key of the current run of `day` of `org_code`, masked as the
-    e-mail attachment shows them (keys of waived results, "dataset|rule_id", left out), by
-    dataset, rule, key."""
+def _day_failure_changes(ch: Client, day: dt.date) -> dict[str, list[dict[str, Any]]]:
+    """read_failure_changes of every organisation of `day` in one query."""
+    result = ch.query(
+        "SELECT org_code, dataset, rule_id, change FROM dq.current_failure_change"
+        " WHERE business_date = {d:Date} ORDER BY org_code, change, dataset, rule_id",
+        parameters={"d": day},
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for org, dataset, rule_id, change in result.result_rows:
+        out.setdefault(org, []).append({"dataset": dataset, "rule_id": rule_id, "change": change})
+    return out
+
+
+def _day_failing_keys(
+    ch: Client, day: dt.date, waived: dict[str, Sequence[str]]
+) -> dict[str, list[dict[str, str]]]:
+    """Every failing record key of the current run of `day` per organisation, masked as the
+    e-mail attachment shows them, by dataset, rule, key; keys of waived results left out
+    (`waived`: per organisation, the "dataset|rule_id" of its waived results), as the
+    attachment leaves them out."""
     from contracts.pii import mask_key, mask_text
 
     result = ch.query(
-        "SELECT dataset, rule_id, dimension, severity, record_key, detail FROM dq.record_issue"
-        " WHERE business_date = {d:Date} AND org_code = {org:String}"
+        "SELECT org_code, dataset, rule_id, dimension, severity, record_key, detail"
+        " FROM dq.record_issue WHERE business_date = {d:Date}"
         " AND run_id = (SELECT any(run_id) FROM dq.current_run WHERE business_date = {d:Date})"
-        " AND NOT has({w:Array(String)}, concat(dataset, '|', rule_id))"
-        " ORDER BY dataset, rule_id, record_key",
-        parameters={"d": day, "org": org_code, "w": list(waived)},
+        " ORDER BY org_code, dataset, rule_id, record_key",
+        parameters={"d": day},
     )
-    return [
-        {
-            "dataset": dataset,
-            "rule_id": rule_id,
-            "dimension": dimension,
-            "severity": severity,
-            "record_key": mask_key(dataset, key),
-            "detail": mask_text(detail or ""),
-        }
-        for dataset, rule_id, dimension, severity, key, detail in result.result_rows
-    ]
+    skip = {org: set(w) for org, w in waived.items()}
+    out: dict[str, list[dict[str, str]]] = {}
+    for org, dataset, rule_id, dimension, severity, key, detail in result.result_rows:
+        if f"{dataset}|{rule_id}" in skip.get(org, ()):
+            continue
+        out.setdefault(org, []).append(
+            {
+                "dataset": dataset,
+                "rule_id": rule_id,
+                "dimension": dimension,
+                "severity": severity,
+                "record_key": mask_key(dataset, key),
+                "detail": mask_text(detail or ""),
+            }
+        )
+    return out
 
 
 def _masked_failure(row: dict[str, Any]) -> dict[str, Any]:
@@ -345,21 +363,25 @@ def _export_day(ch: Client, registry: Registry, day: dt.date, target: Path) -> N
     _dump(target / "scores.json", scores)
     programme = Programme(ch, registry)
     cells = read_upload_cells(ch, registry, day)
+    changes = _day_failure_changes(ch, day)
+    waived: dict[str, list[str]] = {}
     for row in scores:
         code = row["org_code"]
         standing = programme.standing(code, day)
-        waived = sorted(f"{w['dataset']}|{w['rule_id']}" for w in standing.waived)
+        waived[code] = sorted(f"{w['dataset']}|{w['rule_id']}" for w in standing.waived)
         _dump(
             target / "org" / f"{code}.json",
             {
                 "failures": masked_failures(read.failures(ch, code, day)),
                 "explanation": read.read_explanation(ch, code, day),
                 "waived": _standing_dict(standing)["waived"],
-                "failure_changes": read_failure_changes(ch, code, day),
+                "failure_changes": changes.get(code, []),
                 "uploads": cells.get(code, {}),
             },
         )
-        _dump(target / "keys" / f"{code}.json.gz", read_failing_keys(ch, code, day, waived))
+    keys = _day_failing_keys(ch, day, waived)
+    for code in waived:
+        _dump(target / "keys" / f"{code}.json.gz", keys.get(code, []))
     # organisations active but not scored (nothing received) still have calendar cells
     _dump(target / "uploads.json", cells)
 

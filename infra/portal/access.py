@@ -6,7 +6,10 @@ county's platform and the hospitals whose `county_code` is the county; an organi
 here, on the server, for every route and every download:
 
 - `page(*roles)` wraps an endpoint: anonymous → 303 to /login?next=…, a role not listed →
-  403. `create_app` refuses to start with a page route that is not wrapped (fail closed).
+  403. A GET from another site (an e-mail's link, `Sec-Fetch-Site: cross-site`) carries no
+  SameSite=Strict cookie: it gets a page that opens the same address again from this site
+  (a meta refresh), where the session cookie is sent, so a logged-in user is not asked to
+  log in again. `create_app` refuses to start with a page route that is not wrapped (fail closed).
 - `require_org(request, code)` → the organisation, or 404 when it is unknown **or not
   visible** (a guessed code never reveals that it exists). A role or scope refusal is
   audited (who tried which path).
@@ -114,6 +117,14 @@ def page(*roles: Role) -> Callable:
             who = principal(request)
             if who is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method == "GET" and request.headers.get("sec-fetch-site") == (
+                    "cross-site"
+                ):
+                    # a link from an e-mail: the Strict cookie comes with the next request
+                    same = target if not target.startswith(("//", "/\\")) else "/"
+                    return portal(request).templates.TemplateResponse(
+                        request, "bounce.html", {"target": same}
+                    )
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             if who.role not in roles:
                 await run_in_threadpool(audit, request, "page", request.url.path, "refused: role")

@@ -148,6 +148,17 @@ def test_anonymous_pages_redirect_to_the_login_with_next(app):
     assert answer.headers["location"] == f"/login?next=%2Forg%2F{HOSPITAL.org_code}%3Fx%3D1"
 
 
+def test_a_link_from_another_site_is_opened_again_from_this_one(app):
+    path = f"/org/{HOSPITAL.org_code}?x=<b>"
+    answer = client(app).get(path, headers={"Sec-Fetch-Site": "cross-site"})
+    assert answer.status_code == 200  # no cookie came: a Strict cookie never does cross-site
+    target = f"/org/{HOSPITAL.org_code}?x=%3Cb%3E"
+    assert f'<meta http-equiv="refresh" content="0;url={target}">' in answer.text
+    assert "<b>" not in answer.text
+    same_site = client(app).get(path, headers={"Sec-Fetch-Site": "same-origin"})
+    assert same_site.status_code == 303 and same_site.headers["location"].startswith("/login")
+
+
 def test_roles_and_scopes_are_checked_on_the_server(app):
     hosp, county, city = client(app), client(app), client(app)
     log_in(hosp, "hosp")

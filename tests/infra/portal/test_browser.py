@@ -149,6 +149,7 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     row.locator("textarea[name=comment]").fill(COMMENT)
     with officer.page.expect_navigation():
         row.locator("button[value=approved]").click()
+    assert "/actions" in officer.page.url, officer.page.inner_text("main")[:500]
     applied = apply(portal)
     assert len(applied["applied"]) == 1 and not applied["refused"], applied
 
@@ -170,6 +171,7 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     officer.goto(f"/acceptance?month={month}")
     with officer.page.expect_navigation():
         officer.page.click(f"form[action='/acceptance/{month}/sign'] button[type=submit]")
+    assert "/actions" in officer.page.url, officer.page.inner_text("main")[:500]
     applied = apply(portal)
     assert len(applied["applied"]) == 1 and not applied["refused"], applied
     officer.goto(f"/acceptance?month={month}")
@@ -184,7 +186,13 @@ def test_the_quality_loop_in_a_browser(portal, chromium, artefacts):
     officer.goto("/rules")
     shots.append(check_page(officer.page, artefacts, "rules"))
     assert hospital.dialogs == [] and officer.dialogs == [], "a page ran a planted script"
-    print(f"\nthe browser scenario took {time.monotonic() - started:.1f}s; screenshots:")
+    print(
+        f"\n{code} on {day}: composite {before['composite']:.2f} rank {before['rank']}/"
+        f"{before['peer_size']} -> {after['composite']:.2f} rank {after['rank']}/"
+        f"{after['peer_size']} after the approved appeal of {city.rule_id}; {month} signed,"
+        f" sheet of {len(sheet)} rows"
+    )
+    print(f"the browser scenario took {time.monotonic() - started:.1f}s; screenshots:")
     for path in shots:
         print(f"  {path}")
 

@@ -220,6 +220,18 @@ def test_failed_logins_from_one_address_lock_that_address(portal):
     assert login(Client(portal, "127.0.0.32"), account).status == 303  # others still log in
 
 
+def test_a_forwarded_for_header_names_no_other_client(portal):
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a local client could pick
+    the address the throttle counts. The portal counts the peer unless a proxy is named."""
+    client = Client(portal)
+    page = client.get("/login")
+    (form,) = [f for f in forms(page.text) if f.action == "/login"]
+    fields = form.fields | {"name": "nobody.forwarded", "password": "not the password"}
+    assert client.post("/login", fields, headers={"X-Forwarded-For": "10.1.1.9"}).status == 401
+    rows = [r for r in audit_rows(portal, "login") if r[0] == "nobody.forwarded"]
+    assert [r[1] for r in rows] == ["127.0.0.1"], rows
+
+
 def _throttle():
     from infra.portal.config import load_portal_config
 
