@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
-from infra import cli_signoff
+from infra import cli_apply, cli_signoff
 from infra.cli_appeals import appeal_app, waiver_app
 from infra.cli_explain import explain
 from infra.cli_whatif import whatif
@@ -379,6 +379,8 @@ def _print_scores(rows: list[dict], format: OutputFormat) -> None:
 
 
 app.command()(cli_signoff.acceptance)
+app.command()(cli_apply.apply)
+app.command()(cli_apply.snapshot)
 
 
 @app.command()
