@@ -84,7 +84,7 @@ def _iso_date(value: str) -> str:
 class AppealSubmit(_Payload):
     org_code: str = _Name
     date: str
-    dataset: str = _Name
+    dataset: str = Field(max_length=MAX_NAME)  # "" for an organisation-day rule's result
     rule_id: str = _Name
     reason: str = _Text
     _date = field_validator("date")(_iso_date)
