@@ -230,25 +230,43 @@ def _as_date(ds: Dataset, name: str, alias: str = "t") -> str:
     return col if ds.by_name[name].type == "date" else f"toDate32({col})"
 
 
-def _latest(master: Dataset, key: str, value: str, dates: str, among: str | None = None) -> str:
+def _latest(
+    master: Dataset,
+    key: str,
+    value: str,
+    dates: str,
+    among: str | None = None,
+    hashes: str | None = None,
+) -> str:
     """Per organisation and `key` of `master`: the `value` (an expression on alias r) of the
     latest current row with business_date `dates`, as (org_code, k, v); `among` restricts
-    the (org_code, key) pairs looked up (a subquery returning such pairs)."""
+    the (org_code, key) pairs looked up (a subquery returning such pairs); `hashes`, the
+    _pair_hash of the same pairs, narrows them first (a PREWHERE on a UInt64 set, a fifth of
+    the cost of a tuple of strings IN a set; the exact `among` decides)."""
     k = _col(master, key)
     only = f" AND (r.org_code, {k}) IN ({among})" if among else ""
+    first = f" PREWHERE {_pair_hash('r.org_code', k)} IN ({hashes})" if hashes else ""
     return (
         f"SELECT r.org_code AS org_code, {k} AS k, argMax({value}, {_ARRIVAL}) AS v"
-        f" FROM raw.{ident(master.dataset)} AS r"
+        f" FROM raw.{ident(master.dataset)} AS r{first}"
         f" WHERE {current_rows(master.dataset, dates)} AND {k} IS NOT NULL{only}"
         f" GROUP BY org_code, k"
     )
 
 
-def _named(judged: Dataset, key: str, day: dt.date) -> str:
-    """(org_code, key) pairs the judged rows of `day` name: what a lookup needs to read."""
+def _pair_hash(org: str, key: str) -> str:
+    """A UInt64 of (organisation, key) to narrow a lookup before its exact (org, key) IN."""
+    return f"cityHash64(toString({org}), ifNull(toString({key}), ''))"
+
+
+def _named(judged: Dataset, key: str, day: dt.date, hashed: bool = False) -> str:
+    """(org_code, key) pairs the judged rows of `day` name: what a lookup needs to read;
+    `hashed`: their _pair_hash instead."""
+    pair = f"r.org_code, {_col(judged, key)}"
+    if hashed:
+        pair = _pair_hash("r.org_code", _col(judged, key))
     return (
-        f"SELECT r.org_code, {_col(judged, key)} FROM raw.{ident(judged.dataset)} AS r"
-        f" WHERE r.business_date = {_day(day)}"
+        f"SELECT {pair} FROM raw.{ident(judged.dataset)} AS r WHERE r.business_date = {_day(day)}"
     )
 
 
@@ -556,6 +574,7 @@ def _age_specific_diagnosis(p: dict, day: dt.date) -> list[_Part]:
         _as_date(master, link["birth_field"], "r"),
         f"<= {_day(day)}",
         _named(ds, key, day),
+        _named(ds, key, day, hashed=True),
     )
     at = _as_date(ds, judged["at_field"])
     age = _age_years("p.v", at)
