@@ -24,7 +24,10 @@ _RESULT = (
     " weight, threshold, checked, failed, failed_pct, status, sample_keys, sample_details, notes,"
     " rules_fingerprint"
 )
-_ISSUE = "org_code, dataset, business_date, batch_version, record_key, detail, rule_id, dimension, severity"
+_ISSUE = (
+    "org_code, dataset, business_date, batch_version, record_key, detail, rule_id, dimension,"
+    " severity"
+)
 
 
 def dump(day: dt.date) -> dict:

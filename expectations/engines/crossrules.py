@@ -741,8 +741,13 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
     for i, _ in enumerate(fields, 4):  # x: (is_reference, first_upload, org_code, fields...)
         filled = f"arrayFilter(x -> x.{i} != '', hs)"
         same = f"arrayFilter(y -> y.1 = x.1 AND y.{i} = x.{i}, {filled})"
-        n = f"length({same})" if one_each else f"length(arrayDistinct(arrayMap(y -> y.3, {same})))"
-        ranked = f"arrayMap(x -> (-toInt16(x.1), -toInt64({n}), arrayMin(y -> y.2, {same}), x.{i}), {filled})"
+        n = f"length({same})"
+        if not one_each:
+            n = f"length(arrayDistinct(arrayMap(y -> y.3, {same})))"
+        ranked = (
+            f"arrayMap(x -> (-toInt16(x.1), -toInt64({n}), arrayMin(y -> y.2, {same}), x.{i}),"
+            f" {filled})"
+        )
         picks.append(f"arraySort({ranked})[1].4")  # '' when no holder filled the field
     references = (
         f"SELECT person, mapFromArrays([{', '.join(map(quote, fields))}], [{', '.join(picks)}])"
