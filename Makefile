@@ -44,6 +44,9 @@ browser: ## install Debian's Chromium for the report screenshot tests
 demo: install ## generate a week of the sample city and ingest it on the embedded runtime
 	HQLAKE_HOME=$(DEMO_HOME) $(RUN)/python -m infra.demo --inbox $(DEMO_HOME)/inbox --start $(DEMO_START) --days $(DEMO_DAYS) --scale $(DEMO_SCALE)
 
+portal: install ## serve the demo warehouse's quality portal on 127.0.0.1:8080 (after make demo) with one demo account per role
+	HQLAKE_HOME=$(DEMO_HOME) HQLAKE_ORG_REGISTRY=$(DEMO_HOME)/inbox/_registry.csv HQLAKE_PORTAL_URL=http://127.0.0.1:8080 $(RUN)/python -m infra.portal.demo
+
 docs: install ## the data resource catalogue (dbt docs) of the demo warehouse; run make demo first
 	HQLAKE_HOME=$(DEMO_HOME) HQLAKE_ORG_REGISTRY=$(DEMO_HOME)/inbox/_registry.csv $(RUN)/hqlake docs --out $(DEMO_HOME)/catalogue
 
@@ -79,4 +82,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo docs backfill airflow airflow-stop wheel bench test lint format clean
+.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test lint format clean

@@ -20,9 +20,10 @@ from typing import Annotated
 import typer
 
 from expectations.scoring.tables import COUNT_COLUMNS, RANK_COLUMNS
-from infra import cli_signoff
+from infra import cli_apply, cli_signoff
 from infra.cli_appeals import appeal_app, waiver_app
 from infra.cli_explain import explain
+from infra.cli_portal import serve, users_app
 from infra.cli_whatif import whatif
 
 app = typer.Typer(
@@ -379,6 +380,8 @@ def _print_scores(rows: list[dict], format: OutputFormat) -> None:
 
 
 app.command()(cli_signoff.acceptance)
+app.command()(cli_apply.apply)
+app.command()(cli_apply.snapshot)
 
 
 @app.command()
@@ -514,6 +517,8 @@ app.command()(explain)
 app.add_typer(appeal_app, name="appeal")
 app.add_typer(waiver_app, name="waiver")
 app.command()(whatif)
+app.add_typer(users_app, name="users")
+app.command()(serve)
 
 
 @rules_app.command("suggest")

@@ -6,7 +6,9 @@ corrections the sample city staged arrive late (as real re-uploads do) and the n
 late-arrivals pass picks them up; a repeated run shows that nothing changes and no e-mail is
 sent twice. Prints the league table, the report paths, the e-mails sent and the mart row
 counts, with the wall time of every stage. Last, the quality loop (infra/demo_loop.py): an
-appeal approved, the rank that moves, the month signed and the subsidy sheet written.
+appeal approved, the rank that moves, the month signed and the subsidy sheet written; then
+the portal's snapshot is published again. The e-mails link to the portal at
+HQLAKE_PORTAL_URL (http://127.0.0.1:8080 here, where `make portal` serves it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
+
+DEMO_PORTAL_URL = "http://127.0.0.1:8080"  # `make portal` (hqlake serve's default address)
 
 MARTS = (
     "ehr.dim_person",
@@ -58,6 +62,8 @@ def main() -> None:
     # (the stages of the DAG run in this process and read them from there).
     os.environ["HQLAKE_ORG_REGISTRY"] = str(inbox / "_registry.csv")
     os.environ.setdefault("HQLAKE_INBOX", str(inbox))
+    # the e-mails link to the portal `make portal` serves over this home
+    os.environ.setdefault("HQLAKE_PORTAL_URL", DEMO_PORTAL_URL)
 
     from infra.settings import settings, smtp_config
 
@@ -158,6 +164,15 @@ def main() -> None:
         private_dir(config.home / "exports"),
     )
     loop = time.monotonic() - t2
+    from infra.actions import publish_snapshot
+
+    t3 = time.monotonic()
+    generation = publish_snapshot(config)  # the quality loop changed scores, appeals, sign-off
+    print(
+        f"\nportal snapshot {generation} published in {config.snapshot_dir}"
+        f" ({time.monotonic() - t3:.1f}s, every scored date); the e-mails link to"
+        f" {config.portal_url}/org/<org_code>/<date> (make portal serves it)"
+    )
     print(
         f"\ngenerate {generated:.1f}s, {len(dates)} daily runs {week:.1f}s, "
         f"late re-run {rerun:.1f}s, quality loop {loop:.1f}s; "

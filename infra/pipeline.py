@@ -305,8 +305,13 @@ def score(day: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]
 
 
 def score_stage(day: dt.date) -> dict[str, Any]:
-    """Score and rank the current validation run of `day`."""
+    """Apply the portal's pending actions (infra/actions.py: appeals, decisions, waivers and
+    signatures made while the last run held the warehouse), then score and rank the current
+    validation run of `day`."""
+    from infra.actions import apply_pending
+
     started = time.perf_counter()
+    actions = apply_pending(settings())
     rows = score(day)
     composites = [r["composite"] for r in rows if r["composite"] is not None]
     return {
@@ -316,6 +321,10 @@ def score_stage(day: dt.date) -> dict[str, Any]:
         "mean_composite": round(sum(composites) / len(composites), 2) if composites else None,
         "new_failures": sum(r["new_failures"] for r in rows),
         "resolved_failures": sum(r["resolved_failures"] for r in rows),
+        "actions": {
+            k: len(actions[k]) if isinstance(actions[k], list) else actions[k]
+            for k in ("applied", "refused", "recovered", "dates")
+        },
         "seconds": _seconds(started),
     }
 
@@ -347,15 +356,43 @@ def report(day: dt.date, out_dir: Path | None = None) -> dict[str, Any]:
 
 
 def report_stage(day: dt.date) -> dict[str, Any]:
-    """The city page and one page per organisation of `day`."""
+    """The city page and one page per organisation of `day` (kept on disk for officers),
+    then the portal's snapshot of `day` and the dates scored again since the last
+    publication (a late correction's, an action's), published as a new generation."""
+    from infra.actions import publish_snapshot
+
     started = time.perf_counter()
     written = report(day)
+    exported = time.perf_counter()
+    generation = publish_snapshot(settings(), _unpublished(day))
     return {
         "business_date": day.isoformat(),
         "city": str(written["city"]),
         "organisations": len(written["orgs"]),
+        "snapshot": generation,
+        "snapshot_seconds": _seconds(exported),
         "seconds": _seconds(started),
     }
+
+
+def _unpublished(day: dt.date) -> list[dt.date] | None:
+    """`day` and every date whose latest scoring is newer than the current snapshot's
+    publication (None, every date, when nothing is published yet)."""
+    from expectations.publish.snapshot import Snapshot
+
+    snap = Snapshot.open(settings().snapshot_dir)
+    if snap is None:
+        return None
+    rows = (
+        _warehouse()
+        .query(
+            "SELECT DISTINCT business_date FROM dq.score_run"
+            " WHERE toUnixTimestamp64Milli(computed_at) >= {ms:Int64}",
+            parameters={"ms": int(snap.published_at.timestamp() * 1000)},
+        )
+        .result_rows
+    )
+    return sorted({day, *(r[0] for r in rows)})
 
 
 def feedback_stage(
@@ -397,8 +434,7 @@ def feedback_stage(
             codes,
             transport=lambda messages: mail.send(messages, smtp),
             sender=smtp.sender,
-            reports_dir=config.reports_dir,
-            report_base_url=config.report_base_url,
+            portal_url=config.portal_url,
         )
     return {
         "business_date": day.isoformat(),

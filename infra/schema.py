@@ -767,3 +767,54 @@ def clustered(single: Iterable[str], cluster: str) -> list[str]:
         else:
             raise ValueError(f"no cluster form for: {statement[:80]}")
     return out
+
+
+# ---- the portal's own state (SQLite, not the warehouse) -----------------------------------
+
+# `Settings.portal_dir/portal.sqlite3`, opened by infra/portal/store.py only (the portal never
+# opens the warehouse). Times are UTC ISO-8601 text; a session is stored by the SHA-256 of its
+# id, so reading the file gives no live session. `CREATE ... IF NOT EXISTS`: idempotent.
+PORTAL_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS portal_user (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('city', 'county', 'org')),
+        scope TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        disabled_at TEXT
+    ) STRICT
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS portal_session (
+        id_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES portal_user (name),
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    ) STRICT
+    """,
+    "CREATE INDEX IF NOT EXISTS portal_session_user ON portal_session (user_name)",
+    """
+    CREATE TABLE IF NOT EXISTS portal_login_attempt (
+        at TEXT NOT NULL,
+        account TEXT NOT NULL,
+        address TEXT NOT NULL,
+        succeeded INTEGER NOT NULL
+    ) STRICT
+    """,
+    "CREATE INDEX IF NOT EXISTS portal_attempt_account ON portal_login_attempt (account, at)",
+    "CREATE INDEX IF NOT EXISTS portal_attempt_address ON portal_login_attempt (address, at)",
+    """
+    CREATE TABLE IF NOT EXISTS portal_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        address TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    ) STRICT
+    """,
+)

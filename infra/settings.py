@@ -49,7 +49,6 @@ class Settings:
     read_limits: ReadLimits
     inbox: str | None = None  # HQLAKE_INBOX: a directory or s3://bucket/prefix
     late_days: int = 7  # HQLAKE_LATE_DAYS: business dates re-ingested before a run's own
-    report_base_url: str | None = None  # HQLAKE_REPORT_BASE_URL: where reports/ is published
     # HQLAKE_PORTAL_URL: the served portal (`hqlake serve`) the e-mails link to
     portal_url: str | None = None
     pii_salt: str = ""  # HQLAKE_PII_SALT
@@ -306,7 +305,6 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         read_limits=_read_limits(env),
         inbox=env.get("HQLAKE_INBOX") or None,
         late_days=env_int("HQLAKE_LATE_DAYS", 7, env),
-        report_base_url=env.get("HQLAKE_REPORT_BASE_URL") or None,
         portal_url=(env.get("HQLAKE_PORTAL_URL") or "").strip().rstrip("/") or None,
         pii_salt=env.get("HQLAKE_PII_SALT", ""),
         dbt_log_level=env.get("HQLAKE_DBT_LOG_LEVEL", "warn"),

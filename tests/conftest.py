@@ -79,9 +79,9 @@ def record_run(ch, run_id, business_date, at, status="complete", rule_results=0)
     ch.insert("dq.run", [list(row.values())], column_names=list(row))
 
 
-@pytest.fixture
-def rt(config, seaweed):
-    """A Runtime on the session's SeaweedFS and chDB: an empty warehouse and empty buckets."""
+def empty_runtime(config, seaweed):
+    """A Runtime on the session's SeaweedFS and chDB: an empty warehouse and empty buckets
+    (the `rt` fixture, and fixtures of a wider scope that build a warehouse once)."""
     from minio.deleteobjects import DeleteObject
 
     from infra.runtime import Runtime, warehouse
@@ -94,3 +94,9 @@ def rt(config, seaweed):
         errors = list(s3.remove_objects(bucket, objects))
         assert not errors, errors
     return Runtime(config, s3, ch)
+
+
+@pytest.fixture
+def rt(config, seaweed):
+    """A Runtime on the session's SeaweedFS and chDB: an empty warehouse and empty buckets."""
+    return empty_runtime(config, seaweed)

@@ -102,6 +102,7 @@ def scenario(tmp_path_factory, config, seaweed):
     runs, mails, states = {}, {}, {}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HQLAKE_ORG_REGISTRY", str(registry_path))
+        mp.setenv("HQLAKE_PORTAL_URL", "http://127.0.0.1:8080")
         settings.cache_clear()
         try:
             runs["first"] = airflow_run.run([D], str(inbox), rt=rt)[0]
@@ -172,7 +173,9 @@ def test_one_feedback_mail_per_organisation(scenario):
         assert "同级第" in msg["Subject"]
         assert msg["X-Hqlake-Kind"] == "feedback"
         html = msg.get_body(("html",)).get_content()
-        assert "完整性 Completeness" in html and ".html" in html  # scores, report link
+        assert "完整性 Completeness" in html  # scores
+        # the link is the organisation-day's portal page, never a file
+        assert f'href="http://127.0.0.1:8080/org/{code}/{D}"' in html and "file:" not in html
     # the corrupt upload is named in its organisation's e-mail, with the failing keys attached
     corrupt = by_org[scenario["corrupt"]]
     text = corrupt.get_body(("plain",)).get_content()

@@ -5,8 +5,8 @@ One e-mail per organisation per business date, to the addresses of the registry:
 - an organisation with an upload that day (at least one file received, loaded or refused)
   gets its feedback: composite score and peer-group rank in the subject; in the body the
   dimension scores, rank change, new / persisting / resolved problems, refused files, the
-  points of the composite each failed rule cost ("−3.2 分：… ×41"), the failed rules with counts, what they check and how to fix them, and a link to its report
-  page; attached, a CSV of every failing record key per rule of the current run;
+  points of the composite each failed rule cost ("−3.2 分：… ×41"), the failed rules with counts, what they check and how to fix them, and a link to its page
+  in the quality portal (`{portal_url}/org/{code}/{date}`; no link when no portal is set); attached, a CSV of every failing record key per rule of the current run;
 - an active organisation with nothing received gets a reminder instead.
 
 Re-runs. `dq.feedback_sent` is the ledger of e-mails sent. An e-mail is sent only when its
@@ -43,8 +43,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from clickhouse_connect.driver.client import Client
 from jinja2 import Environment, StrictUndefined
@@ -88,7 +88,7 @@ class Feedback:
     issues_total: int = 0
     refused_files: list[dict[str, str]] = field(default_factory=list)
     expected_datasets: list[str] = field(default_factory=list)
-    report_link: str | None = None
+    portal_link: str | None = None  # the organisation-day's page in the portal
     # section 8: the results waived (programme.read.Standing.waived) and the appeals shown
     waived: list[dict[str, Any]] = field(default_factory=list)
     appeals: list[dict[str, Any]] = field(default_factory=list)
@@ -258,7 +258,7 @@ _HTML = _ENV.from_string(
 <h3>失分明细 Points lost（共 {{ lost.total }} 分）</h3>
 <ul>{% for line in lost.lines[:top] %}<li>{{ line.text }}</li>{% endfor %}
 {% for line in lost.waived %}<li style="color:#888">{{ line.text }}</li>{% endfor %}</ul>
-{% if lost.lines|length > top %}<p style="color:#888">另 {{ lost.lines|length - top }} 条见完整报告 More in the full report.</p>{% endif %}
+{% if lost.lines|length > top %}<p style="color:#888">另 {{ lost.lines|length - top }} 条见门户页面 More on the portal page.</p>{% endif %}
 {% endif %}
 {% if refused %}
 <h3>被拒收的文件 Refused files</h3>
@@ -301,7 +301,7 @@ The attachment lists the failing record keys per rule (personal data masked).</p
 {% if keys_prefixed %}<p>以 ' 开头的主键：' 是为防止表格软件把主键当作公式执行而加，原主键不含该 '。
 A key shown with a leading ' has it only so that spreadsheets do not run it as a formula.</p>{% endif %}
 {% endif %}
-{% if link %}<p>完整报告 Full report: <a href="{{ link }}">{{ link }}</a></p>{% endif %}
+{% if link %}<p>质控门户 Quality portal: <a href="{{ link }}">{{ link }}</a></p>{% endif %}
 <p style="color:#888;font-size:12px">本邮件由 hqlake 自动发送，请勿回复。This message was sent automatically.</p>
 </body></html>
 """
@@ -325,7 +325,7 @@ _TEXT = _TEXT_ENV.from_string(
   {{ line.text }}
 {% endfor %}
 {% if lost.lines|length > top %}
-  另 {{ lost.lines|length - top }} 条见完整报告 (more in the full report)
+  另 {{ lost.lines|length - top }} 条见门户页面 (more on the portal page)
 {% endif %}
 {% endif %}
 {% if refused %}
@@ -383,7 +383,7 @@ A key shown with a leading ' has it only so that spreadsheets do not run it as a
 {% endif %}
 {% if link %}
 
-完整报告 Full report: {{ link }}
+质控门户 Quality portal: {{ link }}
 {% endif %}
 """
 )
@@ -460,7 +460,7 @@ def compose(fb: Feedback, sender: str, domain: str = "localhost") -> EmailMessag
         "attachment": attachment,
         # a key shown with the ' that stops a spreadsheet reading it as a formula
         "keys_prefixed": any(spreadsheet_cell(row[_KEY]) != row[_KEY] for row in rows),
-        "link": fb.report_link,
+        "link": fb.portal_link,
     }
     msg.set_content(_TEXT.render(view))
     msg.add_alternative(_HTML.render(view), subtype="html")
@@ -516,18 +516,13 @@ def _domain(sender: str) -> str:
     return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
 
 
-def report_link(
-    day: dt.date, org_code: str, reports_dir: Path, base_url: str | None = None
-) -> str | None:
-    """`base_url` (HQLAKE_REPORT_BASE_URL: a web server or file share that publishes
-    `reports_dir`) + the page's path under `reports_dir` when given, else a file:// URL of
-    the page when it exists."""
-    from expectations.publish.report import org_page
-
-    page = org_page(day, org_code, reports_dir)
-    if base_url:
-        return f"{base_url.rstrip('/')}/{page.relative_to(reports_dir).as_posix()}"
-    return page.resolve().as_uri() if page.is_file() else None
+def portal_link(portal_url: str | None, org_code: str, day: dt.date) -> str | None:
+    """The organisation-day's page in the served portal (HQLAKE_PORTAL_URL, `hqlake serve`),
+    None without a portal: an e-mail never links to a file (a path on the server
+    reaches nobody, and a static folder would show every organisation's page to anyone)."""
+    if not portal_url:
+        return None
+    return f"{portal_url.rstrip('/')}/org/{quote(org_code, safe='')}/{day.isoformat()}"
 
 
 def _expected_datasets(org: Organisation) -> list[str]:
@@ -547,11 +542,11 @@ def collect(
     day: dt.date,
     org_codes: Iterable[str] | None = None,
     *,
-    reports_dir: Path,
-    report_base_url: str | None = None,
+    portal_url: str | None = None,
 ) -> list[Feedback]:
     """The feedback of every active organisation of `day` (or of `org_codes`) from the
-    current validation run and its scoring, linking to the pages under `reports_dir`.
+    current validation run and its scoring, linking to their pages in the portal at
+    `portal_url` (none when None).
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
     from expectations.programme.read import Programme
@@ -598,7 +593,7 @@ def collect(
             ]
             waived = sorted(f"{w['dataset']}|{w['rule_id']}" for w in fb.waived)
             fb.issues, fb.issues_total = _record_issues(ch, day, run_id, code, waived)
-            fb.report_link = report_link(day, code, reports_dir, report_base_url)
+            fb.portal_link = portal_link(portal_url, code, day)
         out.append(fb)
     return out
 
@@ -647,8 +642,7 @@ def send_feedback(
     *,
     transport: Callable[[list[EmailMessage]], list[str]],
     sender: str,
-    reports_dir: Path,
-    report_base_url: str | None = None,
+    portal_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Send the e-mails of `day` whose content changed since the last one sent (all active
     organisations, or `org_codes`) through `transport` (the caller's SMTP session, which
@@ -657,9 +651,7 @@ def send_feedback(
     no_recipients."""
     previous = last_sent(ch, day)
     outcomes = []
-    found = collect(
-        ch, registry, day, org_codes, reports_dir=reports_dir, report_base_url=report_base_url
-    )
+    found = collect(ch, registry, day, org_codes, portal_url=portal_url)
     for fb in found:
         digest = fb.content_hash()
         outcome = {

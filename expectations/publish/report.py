@@ -10,10 +10,14 @@ Two pages per business date, under `<out_dir>/<YYYY-MM-DD>/`:
   with counts, %, description, how to fix it and sample record keys.
 
 Both link to the Great Expectations Data Docs of the day (`datadocs/index.html`, written by
-another step) only when they exist. Pages are self-contained (inline CSS and SVG, no
-script, font or URL to fetch) so they open from a file share or an e-mail link on a closed
-network. Rendering takes plain rows (lists of dicts as `expectations.scoring.read` returns them),
-so it is tested without a warehouse; `write_reports` is the thin I/O entry point.
+another step) only when they exist. The body of each page (`city_body.html`, `org_body.html`)
+is shared with the portal (infra/portal/pages), which renders it with `render_city_body` /
+`render_org_body` and a `Links` of its own routes, so a page says the same in a file and
+served; the bodies carry no `style` attribute (the portal's CSP refuses inline style).
+Pages are self-contained (inline CSS and SVG, no script, font or URL to fetch) so they open
+from a file share or an e-mail link on a closed network. Rendering takes plain rows (lists of
+dicts as `expectations.scoring.read` returns them), so it is tested without a warehouse;
+`write_reports` is the thin I/O entry point.
 
 Personal data: the rows carry record keys, never personal fields. As a safety net, a key
 part from a field the contract tags `pii`, a valid resident identity number or a mainland
@@ -33,7 +37,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -153,6 +157,27 @@ def _org_href(org_code: str) -> str:
     return f"{quote(org_code)}.html"
 
 
+class Links:
+    """Where the links of a page body point. This one: the static report's files of one date
+    (the city page at `<date>/index.html`, each organisation at `<date>/org/<code>.html`),
+    with no page of failing keys (the e-mail attaches them). The portal passes its routes."""
+
+    def org(self, org_code: str, day: dt.date) -> str:
+        """An organisation-day, linked from the city page."""
+        return "org/" + _org_href(org_code)
+
+    def city(self, day: dt.date) -> str:
+        """The city page of `day`, linked from an organisation's page."""
+        return "../index.html"
+
+    def keys(self, org_code: str, day: dt.date, rule_id: str | None = None) -> str | None:
+        """Every failing key of an organisation-day (of one rule), or None: not linked."""
+        return None
+
+
+STATIC_LINKS = Links()
+
+
 # ---- view models ---------------------------------------------------------------------------
 
 
@@ -171,13 +196,13 @@ def _environment() -> Environment:
 
 
 def _league_row(
-    row: Mapping[str, Any], tied: bool, bar: float, decimals: int, spark: Markup | None
+    row: Mapping[str, Any], tied: bool, bar: float, decimals: int, spark: Markup | None, href: str
 ) -> dict[str, Any]:
     composite = row.get("composite")
     return {
         "org_code": row["org_code"],
         "org_name": row.get("org_name") or row["org_code"],
-        "href": "org/" + _org_href(row["org_code"]),
+        "href": href,
         "county": _county(row.get("county_code")),
         "peer_group": row.get("peer_group"),
         "rank": row.get("rank"),
@@ -223,20 +248,44 @@ def render_city(
     scores: list[dict],
     registry: Registry,
     datadocs: bool,
+    **options: Any,
+) -> str:
+    """The city page of `day` from the org-day score rows (`read.read_scores`); the
+    options as for `city_context`."""
+    context = city_context(day, scores, registry, datadocs, **options)
+    return _environment().get_template("city.html").render(**context)
+
+
+def render_city_body(
+    day: dt.date, scores: list[dict], registry: Registry, **options: Any
+) -> Markup:
+    """The city page's body (no frame, no Data Docs) for a page of the portal's own."""
+    context = city_context(day, scores, registry, None, **options)
+    return Markup(_environment().get_template("city_body.html").render(**context))  # noqa: S704 -- autoescaped
+
+
+def city_context(
+    day: dt.date,
+    scores: list[dict],
+    registry: Registry,
+    datadocs: bool | None,
     *,
     trends: Mapping[str, Sequence[Mapping]] | None = None,
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
     city: str = "",
     signed: Signature | None = None,
-) -> str:
-    """The city page of `day` from the org-day score rows (`read.read_scores`).
+    links: Links = STATIC_LINKS,
+) -> dict[str, Any]:
+    """What the city page of `day` shows, from the org-day score rows (`read.read_scores`).
 
+    `datadocs`: whether the day's Data Docs exist (None: not a page that links them);
     `trends` (org_code -> `read.trend` rows) adds a 30-day sparkline per organisation;
     `bar` is the acceptance bar the colours are measured against and `decimals` those of a
     published composite (contracts/scoring.yaml); `city` names the city in the title
     (default: the prefecture of the registry's counties, e.g. 信阳市); `signed` (the month's
-    latest signed version, `signoff.read_signature`) adds its signature and subsidies."""
+    latest signed version, `signoff.read_signature`) adds its signature and subsidies;
+    `links` where the organisations link to."""
 
     def at_bar(rows: Sequence[Mapping[str, Any]]) -> int:
         return sum(1 for r in rows if band(r.get("composite"), bar, decimals) == "good")
@@ -262,6 +311,7 @@ def render_city(
                     if trends and r["org_code"] in trends
                     else None
                 ),
+                href=links.org(r["org_code"], day),
             )
             for r in members
         ]
@@ -296,7 +346,7 @@ def render_city(
                 "scored": len(present),
                 "lowest": lowest and (lowest.get("org_name") or lowest["org_code"]),
                 "lowest_score": _score(lowest[dim]) if lowest else "—",
-                "lowest_href": lowest and "org/" + _org_href(lowest["org_code"]),
+                "lowest_href": lowest and links.org(lowest["org_code"], day),
             }
         )
     scored = {r["org_code"] for r in scores}
@@ -309,35 +359,31 @@ def render_city(
     if not city and len(prefectures) == 1:
         city = division_name(next(iter(prefectures)) + "00") or ""
     run_ids = sorted({str(r["run_id"]) for r in scores if r.get("run_id")})
-    return (
-        _environment()
-        .get_template("city.html")
-        .render(
-            day=day,
-            city=city,
-            bar=f"{bar:g}",
-            tables=tables,
-            chart=svg.dimension_bars(chart_groups, bar) if scores else None,
-            dimension_table=dimension_table,
-            movers_day=_movers(all_rows, "rank_change_day"),
-            movers_month=_movers(all_rows, "rank_change_month"),
-            summary={
-                "orgs": len(scores),
-                "mean": _score(city_mean, decimals),
-                "mean_band": band(city_mean, bar, decimals),
-                "at_bar": at_bar(scores),
-                "blocking_orgs": sum(1 for r in scores if (r.get("blocking_failed") or 0) > 0),
-                "rules_failed": sum(int(r.get("rules_failed") or 0) for r in scores),
-                "rules_error": sum(int(r.get("rules_error") or 0) for r in scores),
-            },
-            not_scored=[
-                (o.name, o.org_code, PEER_GROUPS.get(o.peer_group, (o.peer_group,))[0])
-                for o in not_scored
-            ],
-            run_ids=run_ids,
-            datadocs="datadocs/index.html" if datadocs else None,
-            signoff=_signoff_view(signed) if signed else None,
-        )
+    return dict(
+        day=day,
+        city=city,
+        bar=f"{bar:g}",
+        tables=tables,
+        chart=svg.dimension_bars(chart_groups, bar) if scores else None,
+        dimension_table=dimension_table,
+        movers_day=_movers(all_rows, "rank_change_day"),
+        movers_month=_movers(all_rows, "rank_change_month"),
+        summary={
+            "orgs": len(scores),
+            "mean": _score(city_mean, decimals),
+            "mean_band": band(city_mean, bar, decimals),
+            "at_bar": at_bar(scores),
+            "blocking_orgs": sum(1 for r in scores if (r.get("blocking_failed") or 0) > 0),
+            "rules_failed": sum(int(r.get("rules_failed") or 0) for r in scores),
+            "rules_error": sum(int(r.get("rules_error") or 0) for r in scores),
+        },
+        not_scored=[
+            (o.name, o.org_code, PEER_GROUPS.get(o.peer_group, (o.peer_group,))[0])
+            for o in not_scored
+        ],
+        run_ids=run_ids,
+        datadocs=None if datadocs is None else ("datadocs/index.html" if datadocs else ""),
+        signoff=_signoff_view(signed) if signed else None,
     )
 
 
@@ -372,7 +418,9 @@ def _signoff_view(signed: Signature) -> dict[str, Any]:
     }
 
 
-def _failure_row(f: Mapping[str, Any]) -> dict[str, Any]:
+def _failure_row(
+    f: Mapping[str, Any], keys_href: str | None = None, actions: Markup | None = None
+) -> dict[str, Any]:
     dataset = f.get("dataset") or ""
     ds = contracts().datasets.get(dataset)
     keys = shown_keys(dataset, f.get("sample_keys") or [], f.get("sample_details"))
@@ -402,6 +450,8 @@ def _failure_row(f: Mapping[str, Any]) -> dict[str, Any]:
         "keys_shown": keys[:SAMPLE_KEYS_SHOWN],
         "keys_more": keys[SAMPLE_KEYS_SHOWN:],
         "keys_total": f.get("failed") or len(keys),
+        "keys_href": keys_href,
+        "actions": actions,
     }
 
 
@@ -423,82 +473,119 @@ def render_org(
     failures: list[dict],
     org: Organisation | None,
     datadocs: bool,
+    **options: Any,
+) -> str:
+    """The page of one organisation-day; the arguments as for `org_context`."""
+    context = org_context(day, score, trend, failures, org, datadocs, **options)
+    return _environment().get_template("org.html").render(**context)
+
+
+def render_org_body(
+    day: dt.date,
+    score: dict,
+    trend: list[dict],
+    failures: list[dict],
+    org: Organisation | None,
+    **options: Any,
+) -> Markup:
+    """The organisation page's body (no frame, no Data Docs) for a page of the portal's."""
+    context = org_context(day, score, trend, failures, org, None, **options)
+    return Markup(_environment().get_template("org_body.html").render(**context))  # noqa: S704 -- autoescaped
+
+
+def org_context(
+    day: dt.date,
+    score: dict,
+    trend: list[dict],
+    failures: list[dict],
+    org: Organisation | None,
+    datadocs: bool | None,
     *,
     bar: float = DEFAULT_BAR,
     decimals: int = 2,
     explanation: Sequence[Mapping[str, Any]] = (),
     standing: Standing = NO_STANDING,
-) -> str:
-    """The page of one organisation-day: `score` is its `read.read_scores` row, `trend`
-    its `read.trend` rows, `failures` its `read.failures` rows and `explanation` its
-    `read.read_explanation` rows (the points lost per failed rule); `bar` and `decimals` as
-    for `render_city`; `standing` its waived results and appeals (a waived failure is listed
-    as waived, not as failed)."""
+    links: Links = STATIC_LINKS,
+    failure_actions: Callable[[Mapping[str, Any]], Markup | None] | None = None,
+) -> dict[str, Any]:
+    """What the page of one organisation-day shows: `score` is its `read.read_scores` row,
+    `trend` its `read.trend` rows, `failures` its `read.failures` rows and `explanation` its
+    `read.read_explanation` rows (the points lost per failed rule); `datadocs`, `bar` and
+    `decimals` as for `city_context`; `standing` its waived results and appeals (a waived
+    failure is listed as waived, not as failed); `links` where the city page and the failing
+    keys are; `failure_actions` the markup (e.g. the portal's appeal form) shown with a failed
+    rule, given its row."""
     group = score.get("peer_group") or (org.peer_group if org else "")
     failures = standing.without_waived(failures)
-    failed = [_failure_row(f) for f in sorted(failures, key=_failure_order)]
+    code = score["org_code"]
+    failed = [
+        _failure_row(
+            f,
+            keys_href=links.keys(code, day, f.get("rule_id")),
+            actions=failure_actions(f) if failure_actions else None,
+        )
+        for f in sorted(failures, key=_failure_order)
+    ]
     by_dimension = [
         (zh, en, sum(1 for f in failed if f["dimension_key"] == dim))
         for dim, (zh, en) in DIMENSIONS.items()
     ]
     composite = score.get("composite")
-    return (
-        _environment()
-        .get_template("org.html")
-        .render(
-            day=day,
-            bar=f"{bar:g}",
-            org_name=score.get("org_name") or (org.name if org else score["org_code"]),
-            org_code=score["org_code"],
-            peer=PEER_GROUPS.get(group, (group, group)),
-            county=_county(score.get("county_code") or (org.county_code if org else "")),
-            composite=_score(composite, decimals),
-            composite_band=band(composite, bar, decimals),
-            verdict=(
-                "达标 At or above bar"
-                if band(composite, bar, decimals) == "good"
-                else "未达标 Below bar"
-            ),
-            dims=[
-                {
-                    "zh": zh,
-                    "en": en,
-                    "value": _score(score.get(d)),
-                    "band": band(score.get(d), bar, 1),
-                    "width": f"{max(0.0, min(float(score.get(d) or 0), 100.0)):.1f}",
-                }
-                for d, (zh, en) in DIMENSIONS.items()
-            ],
-            rank=score.get("rank"),
-            peer_size=score.get("peer_size"),
-            change_day=_rank_change(score.get("rank_change_day")),
-            change_month=_rank_change(score.get("rank_change_month")),
-            counts={k: int(score.get(k) or 0) for k in COUNT_COLUMNS},
-            by_dimension=by_dimension,
-            chart=svg.trend_chart(trend, day, TREND_DAYS, bar),
-            failures=failed,
-            lost=points_lost(explanation),
-            waived=[
-                w
-                | {
-                    "status_label": RESULT_STATUSES[w["status"]],
-                    "kind_label": WAIVED_BY[w["kind"]],
-                    "why": mask_text(w["why"]),
-                }
-                for w in standing.waived
-            ],
-            appeals=[
-                a
-                | {
-                    "status_label": APPEAL_STATUSES[a["status"]],
-                    "reason": mask_text(a["reason"]),
-                    "comment": mask_text(a["comment"]),
-                }
-                for a in standing.appeals
-            ],
-            run_id=score.get("run_id") or "",
-            datadocs="../datadocs/index.html" if datadocs else None,
-        )
+    return dict(
+        day=day,
+        bar=f"{bar:g}",
+        org_name=score.get("org_name") or (org.name if org else score["org_code"]),
+        org_code=score["org_code"],
+        peer=PEER_GROUPS.get(group, (group, group)),
+        county=_county(score.get("county_code") or (org.county_code if org else "")),
+        composite=_score(composite, decimals),
+        composite_band=band(composite, bar, decimals),
+        verdict=(
+            "达标 At or above bar"
+            if band(composite, bar, decimals) == "good"
+            else "未达标 Below bar"
+        ),
+        dims=[
+            {
+                "zh": zh,
+                "en": en,
+                "value": _score(score.get(d)),
+                "band": band(score.get(d), bar, 1),
+                "width": f"{max(0.0, min(float(score.get(d) or 0), 100.0)):.1f}",
+            }
+            for d, (zh, en) in DIMENSIONS.items()
+        ],
+        rank=score.get("rank"),
+        peer_size=score.get("peer_size"),
+        change_day=_rank_change(score.get("rank_change_day")),
+        change_month=_rank_change(score.get("rank_change_month")),
+        counts={k: int(score.get(k) or 0) for k in COUNT_COLUMNS},
+        by_dimension=by_dimension,
+        chart=svg.trend_chart(trend, day, TREND_DAYS, bar),
+        failures=failed,
+        lost=points_lost(explanation),
+        waived=[
+            w
+            | {
+                "status_label": RESULT_STATUSES[w["status"]],
+                "kind_label": WAIVED_BY[w["kind"]],
+                "why": mask_text(w["why"]),
+            }
+            for w in standing.waived
+        ],
+        appeals=[
+            a
+            | {
+                "status_label": APPEAL_STATUSES[a["status"]],
+                "reason": mask_text(a["reason"]),
+                "comment": mask_text(a["comment"]),
+            }
+            for a in standing.appeals
+        ],
+        run_id=score.get("run_id") or "",
+        datadocs=None if datadocs is None else ("../datadocs/index.html" if datadocs else ""),
+        city_href=links.city(day),
+        keys_href=links.keys(code, day),
     )
 
 

@@ -49,10 +49,11 @@ def _text_width(text: str, size: float = 11) -> float:
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
-    # Full-width charts scale down with the page; their design width is the largest size.
+    # Full-width charts scale down with the page (class "chart" in the pages' CSS: no style
+    # attribute, which the portal's CSP refuses); their design width is the largest size.
     # Safe markup: `body` holds only numbers, constants and text escaped by _text/escape.
     return Markup(  # noqa: S704
-        f'<svg width="{width}" height="{height}" style="max-width:100%;height:auto" '
+        f'<svg class="chart" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" {_FONT} '
         f'font-size="11"><title>{escape(label)}</title>{"".join(body)}</svg>'
     )

@@ -1,5 +1,6 @@
 """The what-if page (`hqlake whatif --html`): expectations/scoring/whatif.py's answer as one
-self-contained HTML page, every value escaped (Jinja autoescape)."""
+self-contained HTML page, every value escaped (Jinja autoescape). Its body
+(`templates/whatif_body.html`, `render_whatif_body`) is also the portal's what-if result."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from contracts.labels import PEER_GROUPS
 
@@ -35,9 +37,7 @@ def _direction(before: Any, after: Any, higher_is_better: bool = True) -> str:
     return "up" if (after > before) == higher_is_better else "down"
 
 
-def render_whatif(answer: Mapping[str, Any]) -> str:
-    """The what-if of a period: who moves first, then every organisation's composite, rank and
-    acceptance before and after."""
+def _context(answer: Mapping[str, Any]) -> dict[str, Any]:
     rows = []
     for o in answer["organisations"]:
         accepted = {a["month"]: a for a in o["acceptance"]}
@@ -51,12 +51,20 @@ def render_whatif(answer: Mapping[str, Any]) -> str:
                 "months": [accepted.get(m) for m in answer["months"]],
             }
         )
-    return (
-        _environment()
-        .get_template("whatif.html")
-        .render(
-            **answer,
-            movers=[r for r in rows if r["moves"]],
-            others=[r for r in rows if not r["moves"]],
-        )
-    )
+    return {
+        **answer,
+        "movers": [r for r in rows if r["moves"]],
+        "others": [r for r in rows if not r["moves"]],
+    }
+
+
+def render_whatif(answer: Mapping[str, Any]) -> str:
+    """The what-if of a period: who moves first, then every organisation's composite, rank and
+    acceptance before and after."""
+    return _environment().get_template("whatif.html").render(**_context(answer))
+
+
+def render_whatif_body(answer: Mapping[str, Any]) -> Markup:
+    """The what-if page's body, for a page of the portal's own."""
+    body = _environment().get_template("whatif_body.html").render(**_context(answer))
+    return Markup(body)  # noqa: S704 -- rendered with autoescape

@@ -110,12 +110,14 @@ def _errors(exc: ValidationError, prefix: str) -> str:
     )
 
 
-def _read(path: Path) -> ChangeFile:
-    """The change file's YAML in the shape of ChangeFile; a syntax error in one line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
+def _read(path: Path, text: str | None = None) -> ChangeFile:
+    """The change file's YAML (`text` when given, else read from `path`, which then only
+    names it) in the shape of ChangeFile; a syntax error in one line."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -130,12 +132,18 @@ def _read(path: Path) -> ChangeFile:
 
 
 def load_changes(
-    path: Path | str, rule_base: RuleBase, base: ScoringConfig, registry: Registry
+    path: Path | str,
+    rule_base: RuleBase,
+    base: ScoringConfig,
+    registry: Registry,
+    *,
+    text: str | None = None,
 ) -> Changes:
-    """The change file at `path`, validated like the files it changes; a problem is one
-    ContractError naming the file and the entry."""
+    """The change file at `path` (or its `text`, e.g. uploaded to the portal, `path` naming
+    it), validated like the files it changes; a problem is one ContractError naming the file
+    and the entry."""
     path = Path(path)
-    raw = _read(path)
+    raw = _read(path, text)
     types: dict[str, dict[str, Any]] = {}
     for name, spec in raw.types.items():
         if name not in rule_base.types:
@@ -314,6 +322,23 @@ def _side(
         for row in judge_month(month, of_month, month_blocking, registry, config):
             acceptance[(month, row["org_code"])] = row
     return Side(days, _period_ranks(days, first, last, config.ranking.decimals), acceptance)
+
+
+def judge_acceptance(
+    runs: Mapping[dt.date, str],
+    rows: list[ResultCount],
+    registry: Registry,
+    config: ScoringConfig,
+    month: dt.date,
+) -> list[dict[str, Any]]:
+    """The acceptance of `month` as it stands (no change), from the same inputs as `compare`:
+    the rows `judge_month` gives (`hqlake acceptance` stores the same), for a page that has
+    the results but no stored acceptance."""
+    dates = sorted(d for d in runs if d.replace(day=1) == month.replace(day=1))
+    if not dates:
+        return []
+    side = _side(runs, rows, registry, config, dates[0], dates[-1])
+    return [row for (m, _), row in side.acceptance.items() if m == month.replace(day=1)]
 
 
 def _accepted(row: dict[str, Any] | None) -> dict[str, Any] | None:

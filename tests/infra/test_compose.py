@@ -93,3 +93,17 @@ def test_no_secret_is_written_in_the_file(compose):
             assert str(value).startswith("${") and ":?" in str(value), path
         if isinstance(value, str) and "://" in value and "@" in value:
             assert "${" in value.split("@")[0], f"{path} has credentials in clear"
+
+
+def test_the_portal_replaces_the_static_report_server(compose):
+    services = compose["services"]
+    assert not any("nginx" in str(s.get("image", "")) for s in services.values())
+    portal = services["portal"]
+    assert portal["entrypoint"] == ["hqlake"]
+    assert portal["command"][0] == "serve"
+    assert portal["ports"] == ["8081:8080"]
+    env = portal["environment"]
+    assert env["HQLAKE_HOME"] == "/opt/hqlake/home"  # the home the daily run publishes into
+    assert env["HQLAKE_PORTAL_URL"].startswith("${HQLAKE_PORTAL_URL")
+    assert "/healthz" in " ".join(portal["healthcheck"]["test"])
+    assert "hqlake-home:/opt/hqlake/home" in portal["volumes"]

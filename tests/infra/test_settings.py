@@ -84,7 +84,7 @@ def test_the_pipeline_s_configuration_is_read_here(tmp_path):
     """Every variable the stages, dbt and the mailer use is a field read by from_env, so no
     other module reads the environment."""
     s = from_env({"HQLAKE_HOME": str(tmp_path)})
-    assert (s.inbox, s.late_days, s.report_base_url, s.pii_salt) == (None, 7, None, "")
+    assert (s.inbox, s.late_days, s.portal_url, s.pii_salt) == (None, 7, None, "")
     assert (s.dbt_log_level, s.airflow_logging_level) == ("warn", "WARNING")
     assert s.clickhouse_overrides == () and s.reports_dir == tmp_path / "reports"
     s = from_env(
@@ -92,7 +92,7 @@ def test_the_pipeline_s_configuration_is_read_here(tmp_path):
             "HQLAKE_HOME": str(tmp_path),
             "HQLAKE_INBOX": "s3://uploads/city",
             "HQLAKE_LATE_DAYS": "10",
-            "HQLAKE_REPORT_BASE_URL": "https://dq.example.internal/reports",
+            "HQLAKE_PORTAL_URL": "https://dq.example.internal/portal/",
             "HQLAKE_PII_SALT": "s3cret",
             "HQLAKE_DBT_LOG_LEVEL": "info",
             "HQLAKE_CLICKHOUSE_PORT": "9443",
@@ -104,7 +104,7 @@ def test_the_pipeline_s_configuration_is_read_here(tmp_path):
         "s3cret",
         "info",
     )
-    assert s.report_base_url == "https://dq.example.internal/reports"
+    assert s.portal_url == "https://dq.example.internal/portal"
     assert s.clickhouse_overrides == (("HQLAKE_CLICKHOUSE_PORT", "9443"),)
     with pytest.raises(SettingsError, match="HQLAKE_LATE_DAYS"):
         from_env({"HQLAKE_LATE_DAYS": "a week"})

@@ -490,7 +490,7 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
             "severity",
         ],
     )
-    [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
+    [fb] = collect(ch, REGISTRY, D, [A])
     assert fb.failures == []  # its one failure is waived
     # the attachment lists no key of the waived result, and the others still
     assert [(i["rule_id"], i["record_key"]) for i in fb.issues] == [(f"{OV}.other_rule", "V3")]
@@ -503,7 +503,7 @@ def test_pages_and_e_mails_show_the_waived_result_and_the_appeals(rt, tmp_path):
     assert [(a["appeal_id"], a["status"]) for a in fb.appeals] == [
         (approved["appeal_id"], "approved")
     ]
-    [other] = collect(ch, REGISTRY, D, [B], reports_dir=tmp_path)
+    [other] = collect(ch, REGISTRY, D, [B])
     assert other.waived == [] and other.appeals == []
     page = write_reports(ch, REGISTRY, D, tmp_path)["orgs"][A].read_text(encoding="utf-8")
     card = page[page.index("申诉与豁免") :]
@@ -553,7 +553,7 @@ def test_hostile_free_text_stays_text_everywhere_and_huge_text_is_refused(rt, tm
     assert events(ch)[1] == []
     decide(ch, CONFIG, appeal["appeal_id"], "approved", HOSTILE, OFFICER, NOW3)
     rescore(ch, REGISTRY, D, D)
-    [fb] = collect(ch, REGISTRY, D, [A], reports_dir=tmp_path)
+    [fb] = collect(ch, REGISTRY, D, [A])
     msg = message_from_bytes(compose(fb, "qc@wjw.example.cn").as_bytes(), policy=policy.default)
     assert msg["Bcc"] is None and "Bcc" not in msg
     text = msg.get_body(("plain",)).get_content()

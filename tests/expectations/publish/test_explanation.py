@@ -112,7 +112,6 @@ def test_page_and_email_from_a_scored_day(rt, tmp_path):
             D,
             transport=lambda messages: send(messages, config),
             sender=config.sender,
-            reports_dir=tmp_path,
         )
         (path,) = sink.received
     assert sent["status"] == "sent"

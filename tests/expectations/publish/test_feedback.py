@@ -10,7 +10,7 @@ from email import policy
 from email.parser import BytesParser
 
 from contracts.registry import Organisation
-from expectations.publish.feedback import Feedback, compose, compose_reminder, report_link
+from expectations.publish.feedback import Feedback, compose, compose_reminder, portal_link
 from infra.mail import SmtpSink, send
 
 DAY = dt.date(2026, 11, 9)
@@ -88,7 +88,7 @@ def _feedback(**changes) -> Feedback:
         refused_files=[
             {"dataset": "prescription", "file": "p.csv", "reason": f"corrupt; {IDENTITY}"}
         ],
-        report_link="https://qc.example.cn/reports/2026-11-09/org/12411502000501374K.html",
+        portal_link="https://qc.example.cn/org/12411502000501374K/2026-11-09",
     )
     for key, value in changes.items():
         setattr(fb, key, value)
@@ -117,7 +117,8 @@ def test_feedback_subject_headers_and_bodies():
         assert "lab_result.unit.present" in body  # resolved
         assert "p.csv" in body
         assert IDENTITY not in body  # masked in the refusal reason
-        assert "qc.example.cn/reports/2026-11-09/org/12411502000501374K.html" in body
+        assert "https://qc.example.cn/org/12411502000501374K/2026-11-09" in body
+        assert "file:" not in body
     assert "新增 new <b>1</b>" in html and "持续 persisting <b>1</b>" in html
     assert "已解决 resolved <b>1</b>" in html
 
@@ -286,16 +287,17 @@ def test_failing_keys_name_the_field_that_held_the_code():
     assert row["record_key"] == "ZY0001" and row["detail"] == "other_dx_codes N40"
 
 
-def test_the_report_link_is_under_the_base_url_given_else_the_page_file(tmp_path):
-    page = tmp_path / DAY.isoformat() / "org" / f"{ORG.org_code}.html"
-    assert report_link(DAY, ORG.org_code, tmp_path) is None  # no page written yet
-    page.parent.mkdir(parents=True)
-    page.write_text("<html></html>", encoding="utf-8")
-    assert report_link(DAY, ORG.org_code, tmp_path) == page.resolve().as_uri()
-    base = "https://qc.example.cn/reports/"
-    assert report_link(DAY, ORG.org_code, tmp_path, base) == (
-        f"https://qc.example.cn/reports/{DAY.isoformat()}/org/{ORG.org_code}.html"
+def test_the_link_is_the_organisation_day_page_of_the_portal_or_none():
+    assert portal_link(None, ORG.org_code, DAY) is None  # no portal: no link, never a file
+    assert portal_link("", ORG.org_code, DAY) is None
+    assert portal_link("https://qc.example.cn/", ORG.org_code, DAY) == (
+        f"https://qc.example.cn/org/{ORG.org_code}/{DAY.isoformat()}"
     )
+    assert portal_link("http://127.0.0.1:8080", "a/b?c", DAY) == (
+        f"http://127.0.0.1:8080/org/a%2Fb%3Fc/{DAY.isoformat()}"
+    )
+    text = compose(_feedback(portal_link=None), "qc@example.cn").as_string()
+    assert "Quality portal" not in text and "file:" not in text
 
 
 def test_waived_results_and_appeals_are_listed_escaped_masked_and_hashed():

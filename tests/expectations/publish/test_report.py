@@ -166,7 +166,7 @@ def test_city_page_orders_league_tables_shows_ties_arrows_and_colours():
     # peer groups in a fixed order; the county platform has no logic score
     order = [html.index(f'id="peer-{g}"') for g in ("tertiary", "secondary", "county")]
     assert order == sorted(order) and 'id="peer-primary"' not in html
-    assert 'class="score none" style="min-width:40px">—<' in row_of(
+    assert 'class="score small none">—<' in row_of(
         section(html, 'id="peer-county"'), "浉河区公共卫生平台"
     )
     # movers: the biggest gain first; the month gainer appears too
@@ -177,7 +177,7 @@ def test_city_page_orders_league_tables_shows_ties_arrows_and_colours():
     # the active organisation without a score is listed, and the city is named
     assert "己医院（未评分）" in section(html, "未评分机构")
     assert "信阳市上传数据质控日报" in html
-    assert html.count("<svg") == 2  # dimension chart + one sparkline (only A has a trend)
+    assert html.count('<svg class="chart"') == 2  # dimension chart + one sparkline (only A)
     assert 'href="org/H0000A.html"' in html
 
 
@@ -219,7 +219,7 @@ def test_org_page_lists_failures_with_fix_hints_and_masked_keys():
     assert "13812345678" not in html and "138****5678" in table
     assert table.count("<code>") == 7 and "另 2 条 more" in table  # five shown, two folded
     # scores, rank, trend and the Data Docs link
-    assert 'class="score good" style="font-size:30px">90.00<' in html
+    assert 'class="score big good">90.00<' in html
     assert re.search(r"2 <small>/ 4</small>", html)
     chart = section(html, "近30日趋势")
     assert chart.count("<svg") == 1 and chart.count("<circle") >= 2 * 28

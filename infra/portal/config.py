@@ -1,0 +1,78 @@
+"""The portal's policies: contracts/portal.yaml (session timeouts, login throttle, password
+lengths, request size), validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.loader import CONTRACTS_DIR, load_model
+
+PORTAL_CONFIG = CONTRACTS_DIR / "portal.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sessions(_Strict):
+    idle_minutes: int = Field(ge=1, le=24 * 60)
+    absolute_hours: int = Field(ge=1, le=24 * 30)
+
+    @property
+    def idle(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.idle_minutes)
+
+    @property
+    def absolute(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.absolute_hours)
+
+    @model_validator(mode="after")
+    def _idle_within_absolute(self) -> Sessions:
+        if self.idle > self.absolute:
+            raise ValueError("idle_minutes must not be longer than absolute_hours")
+        return self
+
+
+class Throttle(_Strict):
+    window_minutes: int = Field(ge=1, le=24 * 60)
+    account_failures: int = Field(ge=1, le=1000)
+    address_failures: int = Field(ge=1, le=10_000)
+    lock_minutes: int = Field(ge=1, le=24 * 60)
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.window_minutes)
+
+    @property
+    def lock(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.lock_minutes)
+
+
+class Passwords(_Strict):
+    min_chars: int = Field(ge=8, le=128)
+    max_chars: int = Field(ge=16, le=4096)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Passwords:
+        if self.min_chars > self.max_chars:
+            raise ValueError("min_chars must not be more than max_chars")
+        return self
+
+
+class Requests(_Strict):
+    max_body_kib: int = Field(ge=16, le=64 * 1024)
+
+
+class PortalConfig(_Strict):
+    sessions: Sessions
+    throttle: Throttle
+    passwords: Passwords
+    requests: Requests
+
+
+def load_portal_config(path: Path | str | None = None) -> PortalConfig:
+    """The portal configuration at `path` (default contracts/portal.yaml), validated."""
+    return load_model(Path(path) if path else PORTAL_CONFIG, PortalConfig)
