@@ -15,7 +15,7 @@ So `AIRFLOW_HOME=$HQLAKE_HOME/airflow airflow ...` is the operator's CLI on this
 commands infra/README.md shows are built by `operator_commands` (the real-scheduler test
 runs them and checks the README shows them).
 
-    python -m infra.airflow_local start [--port 8080] [--slots 1]
+    python -m infra.airflow_local start [--port 8081] [--slots 1]
     python -m infra.airflow_local stop
 
 The tasks inherit this process's environment (HQLAKE_HOME, HQLAKE_INBOX,
@@ -219,7 +219,7 @@ def _wait_ready(stack: Stack, pids: dict[str, int]) -> None:
     )
 
 
-def start(port: int = 8080, slots: int = 1, config: Settings | None = None) -> Stack:
+def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> Stack:
     """Start the local Airflow (and the SMTP sink without a relay); returns once the
     api-server, scheduler and dag-processor are healthy and the DAG is parsed."""
     config = config or settings()
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     begin = sub.add_parser("start")
-    begin.add_argument("--port", type=int, default=8080)
+    begin.add_argument("--port", type=int, default=8081)  # make portal has 8080
     begin.add_argument("--slots", type=int, default=1)
     sub.add_parser("stop")
     sink = sub.add_parser("smtp-sink")
