@@ -14,6 +14,8 @@ DEMO_HOME ?= .hqlake/demo
 DEMO_START ?= 2026-11-09
 DEMO_DAYS ?= 7
 DEMO_SCALE ?= 0.02
+AIRFLOW_PORT ?= 8081
+AIRFLOW_SLOTS ?= 1
 
 .DEFAULT_GOAL := help
 
@@ -51,6 +53,12 @@ docs: install ## the data resource catalogue (dbt docs) of the demo warehouse; r
 backfill: install ## the daily run for START..END (YYYY-MM-DD) from INBOX, e.g. make backfill START=2026-11-09 END=2026-11-11 INBOX=.hqlake/demo/inbox
 	$(RUN)/hqlake backfill --start $(START) --end $(END) $(if $(INBOX),--inbox $(INBOX))
 
+airflow: install ## a local Airflow (api-server, scheduler, dag-processor) on 127.0.0.1:AIRFLOW_PORT running the daily DAG; prints the UI login
+	$(RUN)/python -m infra.airflow_local start --port $(AIRFLOW_PORT) --slots $(AIRFLOW_SLOTS)
+
+airflow-stop: install ## stop the processes make airflow started
+	$(RUN)/python -m infra.airflow_local stop
+
 wheel: install ## build the project's wheel into dist/ (what a hospital installs for hqlake check)
 	$(UV) build --wheel --out-dir dist
 
@@ -74,4 +82,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo portal docs backfill wheel bench test lint format clean
+.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test lint format clean

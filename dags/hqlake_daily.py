@@ -1,8 +1,16 @@
 """hqlake daily run: ingest, validate, score, build the marts, report and send feedback.
 
 Business date. A run covers the data interval [D 09:00, D+1 09:00) Asia/Shanghai and runs at
-its end, D+1 09:00, an hour after the hospitals' deadline (D+1 08:00): its business date is
-the data interval start, D. The `date` parameter overrides it for manual runs.
+its end, D+1 09:00, an hour after the hospitals' deadline (D+1 08:00): its logical date is
+D 09:00 and its business date D. A manual run processes its `date` parameter (conf date),
+else its logical date's day, else (neither given) the latest date whose interval has ended,
+as the scheduled run would; `infra/schedule.py` has the table for every kind of run. A manual
+run's data interval comes from the trigger time and never decides the date.
+
+Start date. The schedule processes dates from HQLAKE_START_DATE, the first business date the
+inbox is live: a scheduled run of an earlier date (unpausing makes one for the latest
+interval) skips at `business_date`, so nothing is processed and no reminder is e-mailed.
+Unset, every scheduled run skips. Manual runs and backfills always run.
 
 Tasks (each calls one function of `infra.pipeline`, the same ones the CLI calls):
 
@@ -29,13 +37,22 @@ of that organisation fails instead of telling it nothing was received. Re-runnin
 is safe: every stage is idempotent (batch fingerprints, validation runs, ledger).
 
 Embedded runtime: chDB opens its data path in one process, so every task uses the pool
-HQLAKE_WAREHOUSE_POOL (create it with one slot there; `hqlake run` does, and runs the DAG
-in-process with `dag.test()`). With a ClickHouse server, give the pool more slots.
+HQLAKE_WAREHOUSE_POOL with one slot (`make airflow` creates it; `hqlake run` runs the DAG
+in-process with `dag.test()`). A task that finds another holding the embedded home fails at
+once, without retries, saying the pool must have one slot. With a ClickHouse server and
+MinIO, give the pool more slots.
+
+Runs never overlap. A run's late-arrivals pass re-ingests the dates before it, so two runs
+within HQLAKE_LATE_DAYS of each other would race: `max_active_runs=1` holds scheduled and
+manual runs, and `business_date` waits (rescheduled, holding no slot) while a run of the
+HQLAKE_LATE_DAYS dates before its own is queued or running, which keeps a backfill's runs
+one at a time, oldest first, even with Airflow's default of 10 active backfill runs.
 
 Backfill (one run per business date, oldest first): `airflow backfill create --dag-id
-hqlake_daily --from-date 2026-11-09T09:00+08:00 --to-date 2026-11-11T09:00+08:00` (the
-bounds are logical dates, D 09:00), or embedded `hqlake backfill --start 2026-11-09
---end 2026-11-11`.
+hqlake_daily --from-date 2026-11-09T09:00:00+08:00 --to-date 2026-11-11T09:00:00+08:00
+--max-active-runs 1 --reprocess-behavior completed` (the bounds are logical dates, D 09:00;
+infra/README.md has every operator command), or embedded `hqlake backfill --start
+2026-11-09 --end 2026-11-11`.
 
 This file only wires tasks: at parse time it imports Airflow, the standard library and light
 modules (`contracts.timezone`; `infra.schedule`, the 09:00 run; `infra.settings`, the task
@@ -55,12 +72,22 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowRescheduleException,
+    AirflowSkipException,
+)
 
 from contracts.timezone import TZ_NAME
-from infra.schedule import CRON
+from infra.schedule import CRON, logical_date
 from infra.settings import task_policy
 
 POLICY = task_policy()
+# Not HQLAKE_START_DATE: Airflow creates no task of a manual run whose logical date is before
+# the DAG's start date (the run "succeeds" doing nothing); business_date skips scheduled runs
+# before HQLAKE_START_DATE instead.
+START = logical_date(dt.date(2026, 1, 1))
+WAIT_FOR_EARLIER_RUN = dt.timedelta(seconds=30)
 
 DEFAULT_ARGS = {
     "owner": "hqlake",
@@ -73,14 +100,50 @@ DEFAULT_ARGS = {
 }
 
 
-def _day(value: str) -> dt.date:
+def _day(value: str | None) -> dt.date:
+    """A business date passed on by `business_date`; None when that task failed or skipped
+    (a trigger rule that runs anyway must not turn it into a TypeError)."""
+    if not isinstance(value, str):
+        raise AirflowSkipException(
+            "no business date: the business_date task failed or skipped this run (see its log)"
+        )
     return dt.date.fromisoformat(value)
+
+
+def _stage(name: str, *args, **kwargs):
+    """`infra.pipeline.<name>(...)`; the embedded home held by another task (a pool of more
+    than one slot) fails the task at once with what to fix, never retried."""
+    from infra import pipeline
+    from infra.airflow_run import EmbeddedPoolError, claim_home
+
+    try:
+        claim_home()
+    except EmbeddedPoolError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return getattr(pipeline, name)(*args, **kwargs)
+
+
+def _wait_for_earlier_runs(context) -> None:
+    """Reschedule while a run of the HQLAKE_LATE_DAYS dates before this one is queued or
+    running: its late-arrivals pass and this run would process the same dates."""
+    from infra.settings import settings
+
+    dag_run, ti = context["dag_run"], context["ti"]
+    if dag_run.logical_date is None:
+        return
+    earlier = [
+        dag_run.logical_date - dt.timedelta(days=n) for n in range(1, settings().late_days + 1)
+    ]
+    if ti.get_dr_count(dag_id=ti.dag_id, logical_dates=earlier, states=["queued", "running"]):
+        raise AirflowRescheduleException(
+            reschedule_date=dt.datetime.now(dt.UTC) + WAIT_FOR_EARLIER_RUN
+        )
 
 
 @dag(
     dag_id="hqlake_daily",
     schedule=CronDataIntervalTimetable(CRON, timezone=TZ_NAME),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TZ_NAME),
+    start_date=pendulum.instance(START),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -96,69 +159,62 @@ def _day(value: str) -> dt.date:
 def hqlake_daily():
     @task(multiple_outputs=True)
     def business_date() -> dict:
+        """The run's business date (infra.schedule) and inbox; waits for earlier runs."""
         from infra import pipeline
+        from infra.schedule import BusinessDateError, before_start, run_business_date
 
         context = get_current_context()
-        day = pipeline.business_date(context["params"]["date"], context["data_interval_start"])
+        dag_run = context["dag_run"]
+        try:
+            day = run_business_date(
+                context["params"]["date"], dag_run.logical_date, dag_run.run_after
+            )
+        except BusinessDateError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if dag_run.run_type == "scheduled" and (why := before_start(day, POLICY.start_date)):
+            raise AirflowSkipException(why)
+        _wait_for_earlier_runs(context)
         return {"day": day.isoformat(), "inbox": pipeline.inbox_url(context["params"]["inbox"])}
 
     @task
     def plan(day: str, inbox: str) -> list[str]:
         """The organisations with files in the inbox for the day."""
-        from infra import pipeline
-
-        return pipeline.plan_stage(_day(day), inbox)["uploaded"]
+        return _stage("plan_stage", _day(day), inbox)["uploaded"]
 
     @task
     def feedback_targets(day: str, uploaded: list[str]) -> list[dict]:
-        from infra import pipeline
-
-        return pipeline.feedback_targets(_day(day), uploaded)
+        return _stage("feedback_targets", _day(day), uploaded)
 
     @task
     def ingest(org_code: str, day: str, inbox: str) -> dict:
-        from infra import pipeline
-
-        return pipeline.ingest_stage(_day(day), inbox, org_code)
+        return _stage("ingest_stage", _day(day), inbox, org_code)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def late_arrivals(day: str, inbox: str) -> list[str]:
         """Business dates to (re)process in this run: the late ones that changed, then D."""
-        from infra import pipeline
-
-        late = pipeline.late_stage(_day(day), inbox)
+        late = _stage("late_stage", _day(day), inbox)
         return [*late["changed"], day]
 
     @task
     def validate(day: str) -> dict:
-        from infra import pipeline
-
-        return pipeline.validate_stage(_day(day))
+        return _stage("validate_stage", _day(day))
 
     @task
     def score(day: str) -> dict:
-        from infra import pipeline
-
-        return pipeline.score_stage(_day(day))
+        return _stage("score_stage", _day(day))
 
     @task
     def build(dates: list[str]) -> dict:
-        from infra import pipeline
-
-        return pipeline.build_stage([_day(d) for d in dates])
+        return _stage("build_stage", [_day(d) for d in dates])
 
     @task
     def report(day: str) -> dict:
-        from infra import pipeline
-
-        return pipeline.report_stage(_day(day))
+        return _stage("report_stage", _day(day))
 
     @task
     def feedback(org_code: str, expect_upload: bool, dates: list[str], day: str) -> list[dict]:
-        from infra import pipeline
-
         return [
-            pipeline.feedback_stage(_day(d), org_code, expect_upload=expect_upload and d == day)
+            _stage("feedback_stage", _day(d), org_code, expect_upload=expect_upload and d == day)
             for d in dates
         ]
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contracts.errors import OperatorError
 from infra.home import private_dir
 from infra.schedule import logical_date
 from infra.settings import Settings, environment, settings, smtp_config, task_policy
@@ -47,7 +48,9 @@ def airflow_environment(config: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # a writer waits up to a minute for SQLite's lock (the default 5 s fails the scheduler,
+        # the api-server and a CLI command writing at once on a loaded machine)
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": config.airflow_logging_level,
         "HQLAKE_TASK_RETRIES": str(policy.retries),
@@ -55,8 +58,39 @@ def airflow_environment(config: Settings) -> dict[str, str]:
     }
 
 
-def _prepare_airflow(config: Settings) -> None:
-    """Migrate the metadata database (idempotent) and create the warehouse pool."""
+class EmbeddedPoolError(OperatorError):
+    """A DAG task found the embedded home held by another process: under Airflow, a pool of
+    more than one slot on the embedded runtime."""
+
+
+def embedded_pool_message(reason: str, pool: str | None = None) -> str:
+    pool = pool or task_policy().pool
+    return (
+        f"{reason}. The embedded runtime (chDB, SeaweedFS) takes one task at a time: give the"
+        f" pool {pool} exactly one slot (airflow pools set {pool} 1 ...; make airflow does);"
+        " a ClickHouse server and MinIO (HQLAKE_CLICKHOUSE_URL, HQLAKE_S3_ENDPOINT) take more"
+    )
+
+
+def claim_home(config: Settings | None = None) -> None:
+    """Make this task's process the one on the embedded home before a stage opens chDB or
+    SeaweedFS, or raise EmbeddedPoolError saying the pool must have one slot (their own
+    errors, "Cannot lock file .../chdb/status", do not say so). Nothing to claim when both
+    services are production ones."""
+    from infra.runtime import HomeError, hold_home
+
+    config = config or settings()
+    try:
+        hold_home(config)
+    except HomeError as exc:
+        if "another hqlake process" not in str(exc):
+            raise
+        raise EmbeddedPoolError(embedded_pool_message(str(exc).partition(";")[0])) from None
+
+
+def _prepare_airflow(config: Settings, slots: int = 1) -> None:
+    """Migrate the metadata database (idempotent) and create the warehouse pool (one slot
+    embedded; `make airflow --slots` more with a ClickHouse server)."""
     import airflow.settings
     from airflow.configuration import conf
 
@@ -77,8 +111,12 @@ def _prepare_airflow(config: Settings) -> None:
     db.initdb()
     Pool.create_or_update_pool(
         task_policy().pool,
-        slots=1,
-        description="chDB opens its data path in one process: one warehouse task at a time",
+        slots=slots,
+        description=(
+            "chDB opens its data path in one process: one warehouse task at a time"
+            if slots == 1
+            else "warehouse tasks at once on the ClickHouse server"
+        ),
         include_deferred=False,
     )
 

@@ -14,6 +14,7 @@ it at its local sink), `task_policy()` when a DAG file is parsed (light: no inge
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -138,25 +139,42 @@ def smtp_config(env: Mapping[str, str] | None = None) -> SmtpConfig:
 @dataclass(frozen=True)
 class TaskPolicy:
     """How the daily DAG's tasks run: the warehouse pool, retries and the first retry delay
-    in seconds (doubled on each retry)."""
+    in seconds (doubled on each retry); and from which business date the schedule runs
+    (HQLAKE_START_DATE, the first date the inbox is live; None: scheduled runs skip)."""
 
     pool: str
     retries: int
     retry_delay: float
+    start_date: dt.date | None = None
 
 
 def task_policy(
     env: Mapping[str, str] | None = None, *, retries: int = 3, retry_delay: float = 120.0
 ) -> TaskPolicy:
-    """HQLAKE_WAREHOUSE_POOL, HQLAKE_TASK_RETRIES and HQLAKE_TASK_RETRY_DELAY, else the
-    defaults given (production's; `hqlake run` passes one quick retry)."""
+    """HQLAKE_WAREHOUSE_POOL, HQLAKE_TASK_RETRIES, HQLAKE_TASK_RETRY_DELAY and
+    HQLAKE_START_DATE, else the defaults given (production's; `hqlake run` passes one quick
+    retry)."""
     env = os.environ if env is None else env
     delay = (env.get("HQLAKE_TASK_RETRY_DELAY") or "").strip()
     return TaskPolicy(
         pool=env.get("HQLAKE_WAREHOUSE_POOL") or "hqlake_warehouse",
         retries=env_int("HQLAKE_TASK_RETRIES", retries, env),
         retry_delay=float(delay) if delay else retry_delay,
+        start_date=env_date("HQLAKE_START_DATE", env),
     )
+
+
+def env_date(name: str, env: Mapping[str, str] | None = None) -> dt.date | None:
+    """A YYYY-MM-DD environment variable (None when unset), or SettingsError naming it."""
+    value = ((os.environ if env is None else env).get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={value!r} is not a date; set it like 2026-12-01 or unset it"
+        ) from None
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -248,6 +266,7 @@ def check_env(env: dict[str, str]) -> None:
         raise SettingsError(f"HQLAKE_S3_SECURE={secure!r}: set it to true or false")
     for name in WHOLE_NUMBERS:
         env_int(name, 0, env)
+    env_date("HQLAKE_START_DATE", env)
 
 
 # Read by other readers too (the DAG's task policy, the mailer), checked here so that every

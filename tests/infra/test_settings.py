@@ -123,3 +123,14 @@ def test_task_policy_defaults_are_the_caller_s():
     assert task_policy(env, retries=1) == TaskPolicy("ch", 5, 30.0)  # set, it wins
     with pytest.raises(SettingsError, match="HQLAKE_TASK_RETRIES"):
         task_policy({"HQLAKE_TASK_RETRIES": "-1"})
+
+
+def test_the_start_date_is_a_date_or_refused_naming_it():
+    import datetime as dt
+
+    from infra.settings import check_env, task_policy
+
+    assert task_policy({"HQLAKE_START_DATE": "2026-12-01"}).start_date == dt.date(2026, 12, 1)
+    assert task_policy({}).start_date is None
+    with pytest.raises(SettingsError, match="HQLAKE_START_DATE='2026-12-32' is not a date"):
+        check_env({"HQLAKE_START_DATE": "2026-12-32"})
