@@ -18,6 +18,18 @@ os.environ["HQLAKE_HOME"] = _HOME
 for _var in ("HQLAKE_S3_ENDPOINT", "HQLAKE_CLICKHOUSE_URL", "HQLAKE_ORG_REGISTRY"):
     os.environ.pop(_var, None)
 
+# Airflow fixes its home, metadata database and DAG folder when it is first imported, and a
+# test module imports it at collection (tests/infra/test_schedule.py compares with Airflow's
+# own timetable). Give it now the environment infra.airflow_run sets for this home, or the
+# in-process DAG runs of tests/test_daily_run.py later find another database ("Cannot
+# create DagRun ... the dag is not serialized"; seen on a fresh clone's `make test`).
+from infra.airflow_run import airflow_environment  # noqa: E402
+from infra.settings import from_env  # noqa: E402
+
+os.environ.update(
+    {k: v for k, v in airflow_environment(from_env()).items() if k.startswith("AIRFLOW")}
+)
+
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
