@@ -98,15 +98,16 @@ class Portal:
     def snapshot(self) -> Snapshot | None:
         """The published snapshot, or None before the first publication. CURRENT (a few
         bytes) is read at every call, so an action's effect shows as soon as `hqlake apply`
-        has published it; the open generation (and what it has read) is kept until CURRENT
-        names another. A request reads one generation: `access.snapshot` pins it."""
+        has published it; the open generation (and what it has read, at most
+        `snapshot.cache_files` files of contracts/portal.yaml) is kept until CURRENT names
+        another, which replaces it. A request reads one generation: `access.snapshot` pins it."""
         folder = self.settings.snapshot_dir
         name = current_generation(folder)
         current = self._snapshot
         if name is None:
             current = None
         elif current is None or current.generation != name:
-            current = Snapshot.open(folder)
+            current = Snapshot.open(folder, self.config.snapshot.cache_files)
         self._snapshot = current
         return current
 
