@@ -384,4 +384,3 @@ def test_a_reader_keeps_at_most_cache_files_parsed(tmp_path):
     assert snap.cache_info().misses == 4 and snap.cache_info().currsize == 2
     assert snap.scores(dt.date(2026, 11, 9)) == []  # a file the generation lacks: a default
     assert snap.cache_info().currsize == 2
-
