@@ -50,6 +50,8 @@ from infra.settings import Settings
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
+# /static/report.css is the reports' stylesheet, served from where it is owned
+STATIC_PACKAGES: list[str | tuple[str, str]] = [("expectations.publish", "static")]
 SESSION_COOKIE = "hqlake_session"
 LOGIN_COOKIE = "hqlake_login"  # the login form's pre-session CSRF token
 CSRF_FIELD = "csrf_token"
@@ -438,7 +440,9 @@ def create_app(
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount(
+            "/static", StaticFiles(directory=STATIC_DIR, packages=STATIC_PACKAGES), name="static"
+        ),
         *pages,
     ]
     app = Starlette(

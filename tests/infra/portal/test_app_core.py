@@ -324,3 +324,16 @@ def test_the_portal_keeps_one_generation_and_its_bounded_cache(tmp_path):
     del first
     gc.collect()
     assert gone() is None  # the old generation went with its cache
+
+
+def test_the_reports_stylesheet_is_served_from_its_owner_and_linked_first(app):
+    from expectations.publish.report import STATIC
+
+    c = client(app)
+    css = c.get("/static/report.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.text == (STATIC / "report.css").read_text(encoding="utf-8")
+    assert "unsafe-inline" not in css.headers["content-security-policy"]
+    page = c.get("/login").text
+    assert page.index('href="/static/report.css"') < page.index('href="/static/portal.css"')
+    assert c.get("/static/../templates/base.html").status_code == 404
