@@ -69,6 +69,9 @@ bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); ta
 test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
 	$(RUN)/pytest
 
+test-fast: install ## the unit tests only (no chDB, SeaweedFS, Chromium or Airflow stack; < 1 min)
+	$(RUN)/pytest -m "not integration and not browser and not scheduler"
+
 lint: install ## ruff, the import layers (import-linter) and sqlfluff
 	$(RUN)/ruff check .
 	$(RUN)/ruff format --check .
@@ -82,4 +85,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test lint format clean
+.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test test-fast lint format clean

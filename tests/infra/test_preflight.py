@@ -126,6 +126,7 @@ def test_check_gives_the_platform_results_of_batch_field_and_record_rules(rt, tm
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_check_passes_a_clean_day_with_exit_0(tmp_path):
     inbox = tmp_path / "inbox"
     generate(inbox, DAY, 1, hospitals=2, counties=1, scale=0.01, faults="none", seed=3)
@@ -146,6 +147,7 @@ def _operator_error(out: subprocess.CompletedProcess, *expected: str) -> None:
         assert text in out.stderr, out.stderr
 
 
+@pytest.mark.integration
 def test_operator_mistakes_exit_2_in_a_line(tmp_path):
     day = ("--date", str(DAY))
     batch = tmp_path / "batch"

@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.infra.test_preflight import DAY, HOSPITAL, _operator_error, check
+
+# every test runs `hqlake check`, which opens a throwaway chDB
+pytestmark = pytest.mark.integration
 
 SECRET = "SECRET-OUTSIDE-PATH"
 
