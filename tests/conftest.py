@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-pytest_plugins = ["tests.service_markers"]
+pytest_plugins = ["tests.service_markers", "tests.xdist_groups"]
 
 _HOME = tempfile.mkdtemp(prefix="hqlake-test-")
 os.environ["HQLAKE_HOME"] = _HOME

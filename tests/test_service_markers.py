@@ -85,9 +85,8 @@ def test_a_service_without_its_marker_fails_the_test(tmp_path):
 def test_processes_are_told_by_their_first_words():
     assert _process_service(["/x/.venv/bin/weed", "mini"]) == ("SeaweedFS", "integration")
     assert _process_service(["/usr/bin/chromium", "--headless"])[1] == "browser"
-    assert _process_service(["/x/bin/python3.11", "-m", "infra.airflow_local", "start"])[1] == (
-        "scheduler"
-    )
+    airflow = ["/x/bin/python3.11", "-m", "infra.airflow_local", "start"]
+    assert _process_service(airflow)[1] == "integration"
     assert _process_service(["/x/bin/hqlake", "check", "inbox"])[1] == "integration"
     assert _process_service(["/x/bin/hqlake", "users", "add"]) is None
     assert _process_service(["uv", "lock", "--check"]) is None
