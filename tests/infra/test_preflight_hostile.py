@@ -88,7 +88,9 @@ def test_hostile_inbox_tree_and_options_exit_2_in_a_line(tmp_path):
     (tree / HOSPITAL).unlink()
     (tree / os.fsdecode(b"org-\xff") / "patient").mkdir(parents=True)
     day = ("--date", str(DAY))
-    assert_operator_error(check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}")
+    assert_operator_error(
+        check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}"
+    )
     a_file = tmp_path / "visits.csv"
     a_file.write_text("visit_id\nV1\n")
     assert_operator_error(check(tmp_path, str(a_file), "--org", HOSPITAL, *day), "is not a folder")
