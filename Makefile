@@ -72,7 +72,7 @@ test: install browser ## run the test suite on TEST_WORKERS processes (each star
 	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 test-fast: install ## the unit tests only (no chDB, SeaweedFS, Chromium or Airflow stack; < 1 min)
-	$(RUN)/pytest -m "not integration and not browser and not scheduler"
+	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not integration and not browser and not scheduler"
 
 lint: install ## ruff, the import layers (import-linter) and sqlfluff
 	$(RUN)/ruff check .
