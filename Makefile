@@ -71,7 +71,7 @@ bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); ta
 test: install browser ## run the test suite on TEST_WORKERS processes (each starts its own SeaweedFS and chDB)
 	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
-test-fast: install ## the unit tests only (no chDB, SeaweedFS, Chromium or Airflow stack; < 1 min)
+test-fast: install ## the unit tests only (no chDB, SeaweedFS, Chromium or Airflow stack)
 	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not integration and not browser and not scheduler"
 
 lint: install ## ruff, the import layers (import-linter) and sqlfluff
