@@ -77,6 +77,7 @@ class Stage:
     peak_rss: int = 0
     rss_before: int = 0
     rss_after: int = 0
+    cpu_seconds: float = 0.0  # user + system of the whole process (chDB's threads included)
     detail: dict = field(default_factory=dict)
     available: bool = True
     note: str = ""
@@ -94,6 +95,7 @@ class Stage:
             None if self.rows_per_second is None else round(self.rows_per_second)
         )
         out["peak_rss_mib"] = round(self.peak_rss / MIB, 1)
+        out["cpu_seconds"] = round(self.cpu_seconds, 3)
         return out
 
 
@@ -136,11 +138,12 @@ class Meter:
         stage.rss_before = rss()
         with self._lock:
             self._peak = stage.rss_before
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         try:
             yield stage
         finally:
             stage.seconds = time.perf_counter() - started
+            stage.cpu_seconds = cpu_seconds() - cpu
             status = _status()
             stage.rss_after = status.get("VmRSS", 0)
             with self._lock:
@@ -153,6 +156,13 @@ class Meter:
         stage = Stage(name, available=False, note=note)
         self.stages.append(stage)
         return stage
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (every thread): beside wall time on a
+    shared, loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _note_peak(value: int) -> None:
