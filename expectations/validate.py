@@ -185,7 +185,7 @@ class RowCounts:
 # passes of a dataset-day go by groups of organisations, so what ClickHouse holds for the
 # uniqueness windows and the lookups is one group's, whatever the size of the day (bench/:
 # at 4 M rows a day one pass over lab_result's 1.56 M rows took the process from 1.6 to
-# 2.9 GiB). 200,000 is above the largest batch of the bench's 1 M-row day (38,590 rows).
+# 2.9 GiB). 200,000 is above the largest batch of the bench's 1 M-row day (161,535 rows).
 ROWS_PER_PASS = 200_000
 
 
