@@ -77,7 +77,8 @@ class Stage:
     peak_rss: int = 0
     rss_before: int = 0
     rss_after: int = 0
-    cpu_seconds: float = 0.0  # user + system of the whole process (chDB's threads included)
+    # user + system CPU seconds of this process (chDB runs in it; SeaweedFS, a child, not)
+    cpu_seconds: float = 0.0
     detail: dict = field(default_factory=dict)
     available: bool = True
     note: str = ""
@@ -91,11 +92,11 @@ class Stage:
     def public(self) -> dict:
         out = asdict(self)
         out["seconds"] = round(self.seconds, 3)
+        out["cpu_seconds"] = round(self.cpu_seconds, 3)
         out["rows_per_second"] = (
             None if self.rows_per_second is None else round(self.rows_per_second)
         )
         out["peak_rss_mib"] = round(self.peak_rss / MIB, 1)
-        out["cpu_seconds"] = round(self.cpu_seconds, 3)
         return out
 
 
@@ -138,12 +139,12 @@ class Meter:
         stage.rss_before = rss()
         with self._lock:
             self._peak = stage.rss_before
-        started, cpu = time.perf_counter(), cpu_seconds()
+        started, cpu = time.perf_counter(), process_cpu()
         try:
             yield stage
         finally:
             stage.seconds = time.perf_counter() - started
-            stage.cpu_seconds = cpu_seconds() - cpu
+            stage.cpu_seconds = process_cpu() - cpu
             status = _status()
             stage.rss_after = status.get("VmRSS", 0)
             with self._lock:
@@ -158,9 +159,9 @@ class Meter:
         return stage
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far (every thread): beside wall time on a
-    shared, loaded machine."""
+def process_cpu() -> float:
+    """User + system CPU seconds of this process so far, all its threads (chDB's included):
+    on a shared machine, what a stage costs whatever the other processes take."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 

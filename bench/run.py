@@ -226,6 +226,7 @@ def table(results: list[dict]) -> str:
         ("validate_over_gx_pandas", "validation (no Data Docs) ÷ GX-pandas"),
         ("validate_over_sql", "validation (no Data Docs) ÷ SQL lower bound"),
         ("validate_v11_over_v10", "validation with section 7's rules ÷ without them"),
+        ("validate_v11_over_v10_cpu", "the same in process CPU seconds"),
         ("row_rules_over_sql", "row-rule stage ÷ SQL lower bound"),
     ):
         cells = [title]
@@ -256,6 +257,7 @@ def notes(results: list[dict]) -> str:
             f" {gx_detail.get('rules_total', '?')} row rules, its counts equal ours on"
             f" {agree.get('equal', '?')} of {agree.get('compared', '?')} batch-rules;"
             f" validation tries {r['validation_tries']};"
+            f" CPU of the alternated v1.0 / v1.1 tries {r.get('validation_cpu_tries')};"
             f" SeaweedFS RSS {r.get('weed_rss_mib')} MiB (a child process, not included);"
             f" loadavg {r['loadavg_before']} → {r['loadavg_after']};"
             f" worker wall {r['wall_seconds']} s"
