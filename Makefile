@@ -16,6 +16,8 @@ DEMO_DAYS ?= 7
 DEMO_SCALE ?= 0.02
 AIRFLOW_PORT ?= 8081
 AIRFLOW_SLOTS ?= 1
+# pytest-xdist workers of make test (tests/xdist_groups.py); 0 runs in this process
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -66,8 +68,11 @@ bench: install ## time and memory of a city-day at 0.25/1/4 M rows (~45 min); ta
 	$(RUN)/python -m bench.run
 	$(RUN)/python -m bench.overlap
 
-test: install browser ## run the test suite (starts SeaweedFS and chDB itself)
-	$(RUN)/pytest
+test: install browser ## run the test suite on TEST_WORKERS processes (each starts its own SeaweedFS and chDB)
+	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+test-fast: install ## the unit tests only (no chDB, SeaweedFS, Chromium or Airflow stack)
+	$(RUN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not integration and not browser and not scheduler"
 
 lint: install ## ruff, the import layers (import-linter) and sqlfluff
 	$(RUN)/ruff check .
@@ -82,4 +87,4 @@ format: install ## apply ruff's fixes and formatting
 clean: ## remove local state (.hqlake) but keep the virtualenv
 	rm -rf .hqlake
 
-.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test lint format clean
+.PHONY: help install browser demo portal docs backfill airflow airflow-stop wheel bench test test-fast lint format clean

@@ -349,6 +349,7 @@ def run_scale(
             Stage(
                 "daily_run",
                 seconds=sum(s.seconds for s in daily_stages),
+                cpu_seconds=sum(s.cpu_seconds for s in daily_stages),
                 rows=day_rows,
                 peak_rss=max(s.peak_rss for s in daily_stages),
                 note="sum of the stages: " + ", ".join(s.name for s in daily_stages),

@@ -13,6 +13,8 @@ import tempfile
 
 import pytest
 
+pytest_plugins = ["tests.service_markers", "tests.xdist_groups"]
+
 _HOME = tempfile.mkdtemp(prefix="hqlake-test-")
 os.environ["HQLAKE_HOME"] = _HOME
 for _var in ("HQLAKE_S3_ENDPOINT", "HQLAKE_CLICKHOUSE_URL", "HQLAKE_ORG_REGISTRY"):

@@ -42,6 +42,7 @@ def test_the_embedded_pool_has_one_slot_and_production_many(tmp_path):
         pool_slots(production, 0)
 
 
+@pytest.mark.integration  # a Python process that imports Airflow
 def test_make_airflow_refuses_two_slots_embedded_in_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "infra.airflow_local", "start", "--slots", "2"],

@@ -117,6 +117,7 @@ def test_check_gives_the_platform_results_of_batch_field_and_record_rules(rt, tm
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_check_passes_a_clean_day_with_exit_0(tmp_path):
     inbox = tmp_path / "inbox"
     generate(inbox, DAY, 1, hospitals=2, counties=1, scale=0.01, faults="none", seed=3)
@@ -128,6 +129,7 @@ def test_check_passes_a_clean_day_with_exit_0(tmp_path):
     assert "OK: no blocking rule fails (exit 0)" in out.stdout
 
 
+@pytest.mark.integration
 def test_operator_mistakes_exit_2_in_a_line(tmp_path):
     day = ("--date", str(DAY))
     batch = tmp_path / "batch"

@@ -12,7 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.infra.test_preflight import DAY, HOSPITAL, _operator_error, check
+import pytest
+
+from tests.infra.conftest import assert_operator_error
+from tests.infra.test_preflight import DAY, HOSPITAL, check
+
+# every test runs `hqlake check`, which opens a throwaway chDB
+pytestmark = pytest.mark.integration
 
 SECRET = "SECRET-OUTSIDE-PATH"
 
@@ -82,12 +88,14 @@ def test_hostile_inbox_tree_and_options_exit_2_in_a_line(tmp_path):
     (tree / HOSPITAL).unlink()
     (tree / os.fsdecode(b"org-\xff") / "patient").mkdir(parents=True)
     day = ("--date", str(DAY))
-    _operator_error(check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}")
+    assert_operator_error(
+        check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}"
+    )
     a_file = tmp_path / "visits.csv"
     a_file.write_text("visit_id\nV1\n")
-    _operator_error(check(tmp_path, str(a_file), "--org", HOSPITAL, *day), "is not a folder")
+    assert_operator_error(check(tmp_path, str(a_file), "--org", HOSPITAL, *day), "is not a folder")
     bogus = check(tmp_path, str(tree), "--org", HOSPITAL, *day, "--format", "bogus")
-    _operator_error(bogus, "--format")
+    assert_operator_error(bogus, "--format")
     assert not list((tmp_path / "tmp").iterdir())
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from infra.runtime import hold_home, warehouse
 
 
+@pytest.mark.integration
 def test_home_lock_is_reentrant_within_a_process(config):
     hold_home(config)
     hold_home(config)

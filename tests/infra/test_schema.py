@@ -25,6 +25,7 @@ def tables(ch) -> set[str]:
     }
 
 
+@pytest.mark.integration
 def test_migrate_is_idempotent_and_owns_every_table(rt):
     ch = rt.ch
     before = tables(ch)
@@ -39,6 +40,7 @@ def test_migrate_is_idempotent_and_owns_every_table(rt):
     assert before == created
 
 
+@pytest.mark.integration
 def test_migrate_brings_an_old_warehouse_up_to_date(rt):
     ch = rt.ch
     ch.command("DROP TABLE dq.record_issue SYNC")
@@ -69,6 +71,7 @@ def test_migrate_brings_an_old_warehouse_up_to_date(rt):
     assert not ch.command("SELECT count() FROM system.databases WHERE name = 'ref'")
 
 
+@pytest.mark.integration
 def test_code_lists_are_filled_once(rt):
     ch = rt.ch
     sizes = schema.code_list_sizes(ch)
@@ -90,6 +93,7 @@ def at(hour: int) -> dt.datetime:
     return dt.datetime(2026, 11, 2, hour, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
+@pytest.mark.integration
 def test_current_views_are_the_one_definition(rt):
     ch = rt.ch
     ch.insert(
@@ -141,6 +145,7 @@ def count_statements(rt, monkeypatch):
     return issued
 
 
+@pytest.mark.integration
 def test_a_report_run_issues_no_ddl(rt, tmp_path, count_statements, monkeypatch):
     """Before the schema had one owner, every reader re-ran the scoring's CREATE ... IF NOT
     EXISTS (126 statements for this report run of three organisations)."""
@@ -180,6 +185,7 @@ def cluster_statements():
     return out
 
 
+@pytest.mark.integration
 def test_every_cluster_statement_parses(rt, cluster_statements):
     """No ClickHouse server here: ClickHouse's own parser (chDB's formatQuery) is the check."""
     ch = rt.ch

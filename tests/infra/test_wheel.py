@@ -51,6 +51,7 @@ def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess
     return out
 
 
+@pytest.mark.integration
 def test_the_wheel_installs_without_the_platform_and_checks_a_batch(tmp_path):
     uv, timings = _uv(), {}
     started = time.perf_counter()

@@ -104,6 +104,7 @@ def test_comparable_days_are_the_same_weekday_type():
     assert dt.date(2026, 12, 5) not in WORKDAYS and dt.date(2026, 12, 4) in WORKDAYS
 
 
+@pytest.mark.integration
 def test_level_shift_against_own_history_ratio_10_fails_and_9_99_passes(ch):
     up, almost, down, few = "H00000001", "H00000002", "H00000003", "H00000004"
     for code in (up, almost, down):
@@ -129,6 +130,7 @@ def test_level_shift_against_own_history_ratio_10_fails_and_9_99_passes(ch):
     assert out[(few, "prescription")][:2] == (0, 0)
 
 
+@pytest.mark.integration
 def test_level_shift_against_peers_without_history(ch):
     new, lonely = "H00000010", "H00000020"
     peers = ["H00000011", "H00000012", "H00000013"]
@@ -156,6 +158,7 @@ def test_level_shift_against_peers_without_history(ch):
     assert "fewer than 4 comparable days and fewer than 3 peers" in out[(lonely, "prescription")][3]
 
 
+@pytest.mark.integration
 def test_level_shift_never_shows_a_peers_median(ch):
     """With three peers their median is one other organisation's batch median: neither it nor
     a ratio to it (the own median / ratio would give it back) is in the notes or details."""
@@ -187,6 +190,7 @@ def test_level_shift_never_shows_a_peers_median(ch):
     assert out[(zero, "prescription")][:2] == (0, 0)  # not_applicable, never failed
 
 
+@pytest.mark.integration
 def test_level_shift_is_the_same_whenever_computed(ch):
     code = "H00000030"
     for day in WORKDAYS[-4:]:
@@ -200,6 +204,7 @@ def test_level_shift_is_the_same_whenever_computed(ch):
     assert before[(code, "prescription")][:2] == (1, 1)
 
 
+@pytest.mark.integration
 def test_a_shifted_batch_is_kept_out_of_the_marts_row_by_row(ch):
     """validate writes every record key of a shifted batch to dq.record_issue as blocking,
     the rows staging leaves out."""
@@ -247,6 +252,7 @@ def cross(ch, type_name, day=D):
     return out
 
 
+@pytest.mark.integration
 def test_copied_readings_three_fail_two_pass_a_different_reading_breaks(ch):
     bp = (140, 90)
     earlier = [
@@ -314,6 +320,7 @@ def test_copied_readings_three_fail_two_pass_a_different_reading_breaks(ch):
 # --------------------------------------------------------------------------- workload
 
 
+@pytest.mark.integration
 def test_implausible_workload_60_passes_61_fails(ch):
     when = days(-1)
     load(
@@ -423,6 +430,7 @@ def test_default_city_plausibility_defects_found_and_nothing_else(rt, tmp_path):
     assert found == expected, (expected - found, found - expected)
 
 
+@pytest.mark.integration
 def test_level_shift_on_hostile_amounts(ch):
     """Blank, negative, zero and the largest amounts stop nothing: a history median of 0 is
     not comparable (no division), all-blank is no value, and another organisation's odd

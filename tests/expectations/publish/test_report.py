@@ -290,6 +290,7 @@ def png_rows(path: Path, rows: int) -> tuple[int, int, list[bytes]]:
     shutil.which(report.CHROMIUM) is None,
     reason=f"{report.CHROMIUM} is not installed (make installs it with apt-get install chromium)",
 )
+@pytest.mark.browser
 def test_pages_render_in_headless_chromium(tmp_path):
     folder = tmp_path / DAY.isoformat()
     (folder / "org").mkdir(parents=True)

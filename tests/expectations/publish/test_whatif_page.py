@@ -83,6 +83,7 @@ def test_the_page_shows_who_moves_and_escapes_every_value(tmp_path):
     shutil.which(report.CHROMIUM) is None,
     reason=f"{report.CHROMIUM} is not installed (make installs it with apt-get install chromium)",
 )
+@pytest.mark.browser
 def test_the_page_renders_in_headless_chromium(tmp_path):
     html = tmp_path / "whatif.html"
     html.write_text(render_whatif(answer(tmp_path)), encoding="utf-8")
