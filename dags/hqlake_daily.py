@@ -44,9 +44,13 @@ MinIO, give the pool more slots.
 
 Runs never overlap. A run's late-arrivals pass re-ingests the dates before it, so two runs
 within HQLAKE_LATE_DAYS of each other would race: `max_active_runs=1` holds scheduled and
-manual runs, and `business_date` waits (rescheduled, holding no slot) while a run of the
-HQLAKE_LATE_DAYS dates before its own is queued or running, which keeps a backfill's runs
-one at a time, oldest first, even with Airflow's default of 10 active backfill runs.
+manual runs, and `business_date` waits (rescheduled every 30 s, holding no slot) while another
+run is past its business_date and not finished (a backfill of older dates started while the
+daily run goes waits for it; backfill runs do not count towards max_active_runs), or while a
+run of one of the HQLAKE_LATE_DAYS dates before its own is queued or running (earlier dates
+first: a backfill's runs one at a time, oldest first, even with Airflow's default of 10
+active backfill runs). Two `business_date` tasks deciding in the same instant could both go
+on; the embedded pool's one slot runs them one after the other.
 
 Backfill (one run per business date, oldest first): `airflow backfill create --dag-id
 hqlake_daily --from-date 2026-11-09T09:00:00+08:00 --to-date 2026-11-11T09:00:00+08:00
@@ -87,7 +91,7 @@ POLICY = task_policy()
 # the DAG's start date (the run "succeeds" doing nothing); business_date skips scheduled runs
 # before HQLAKE_START_DATE instead.
 START = logical_date(dt.date(2026, 1, 1))
-WAIT_FOR_EARLIER_RUN = dt.timedelta(seconds=30)
+WAIT_FOR_OTHER_RUNS = dt.timedelta(seconds=30)
 
 DEFAULT_ARGS = {
     "owner": "hqlake",
@@ -123,20 +127,38 @@ def _stage(name: str, *args, **kwargs):
     return getattr(pipeline, name)(*args, **kwargs)
 
 
-def _wait_for_earlier_runs(context) -> None:
-    """Reschedule while a run of the HQLAKE_LATE_DAYS dates before this one is queued or
-    running: its late-arrivals pass and this run would process the same dates."""
+# a run whose business_date is in one of these states has not passed its gate yet ("null": not
+# scheduled yet, e.g. a queued run's)
+_AT_THE_GATE = [
+    "null",
+    "scheduled",
+    "queued",
+    "running",
+    "up_for_reschedule",
+    "up_for_retry",
+    "restarting",
+    "deferred",
+]
+
+
+def _wait_for_other_runs(context, day: dt.date) -> None:
+    """Reschedule while another run would race this one (a run's late-arrivals pass
+    re-ingests the HQLAKE_LATE_DAYS dates before its own): while another run is past its
+    business_date and not finished (one run processes at a time, whatever its kind or date:
+    a backfill of older dates waits for the daily run going on), or a run of one of the
+    HQLAKE_LATE_DAYS dates before `day` is queued or running (earlier dates go first)."""
     from infra.settings import settings
 
-    dag_run, ti = context["dag_run"], context["ti"]
-    if dag_run.logical_date is None:
-        return
-    earlier = [
-        dag_run.logical_date - dt.timedelta(days=n) for n in range(1, settings().late_days + 1)
-    ]
-    if ti.get_dr_count(dag_id=ti.dag_id, logical_dates=earlier, states=["queued", "running"]):
+    ti = context["ti"]
+    runs = ti.get_dr_count(dag_id=ti.dag_id, states=["queued", "running"])
+    # this run is one of both counts; a run past its gate is active and not at the gate
+    at_gate = ti.get_ti_count(dag_id=ti.dag_id, task_ids=["business_date"], states=_AT_THE_GATE)
+    earlier = [logical_date(day - dt.timedelta(days=n)) for n in range(1, settings().late_days + 1)]
+    if runs > at_gate or ti.get_dr_count(
+        dag_id=ti.dag_id, logical_dates=earlier, states=["queued", "running"]
+    ):
         raise AirflowRescheduleException(
-            reschedule_date=dt.datetime.now(dt.UTC) + WAIT_FOR_EARLIER_RUN
+            reschedule_date=dt.datetime.now(dt.UTC) + WAIT_FOR_OTHER_RUNS
         )
 
 
@@ -159,7 +181,8 @@ def _wait_for_earlier_runs(context) -> None:
 def hqlake_daily():
     @task(multiple_outputs=True)
     def business_date() -> dict:
-        """The run's business date (infra.schedule) and inbox; waits for earlier runs."""
+        """The run's business date (infra.schedule) and inbox; waits while another run would
+        race it."""
         from infra import pipeline
         from infra.schedule import BusinessDateError, before_start, run_business_date
 
@@ -173,7 +196,7 @@ def hqlake_daily():
             raise AirflowFailException(str(exc)) from exc
         if dag_run.run_type == "scheduled" and (why := before_start(day, POLICY.start_date)):
             raise AirflowSkipException(why)
-        _wait_for_earlier_runs(context)
+        _wait_for_other_runs(context, day)
         return {"day": day.isoformat(), "inbox": pipeline.inbox_url(context["params"]["inbox"])}
 
     @task

@@ -1,25 +1,28 @@
 """The daily DAG under a real Airflow scheduler: `make airflow`'s stack on loopback.
 
-One module-scoped scenario on a tiny city (one day, the few organisations of the smallest
+One module-scoped scenario on a tiny city (one day D, the few organisations of the smallest
 sample city), the components started once by `python -m infra.airflow_local start` (what
 `make airflow` runs) and stopped by `... stop`, every operator step through the `airflow`
-CLI commands infra/README.md shows (`infra.airflow_local.operator_commands`):
+CLI commands infra/README.md shows (`infra.airflow_local.operator_commands`). The commands
+are given at once where an operator could, and the scheduler orders the runs:
 
 1. unpause: the scheduler makes the run of the latest interval, a date before
    HQLAKE_START_DATE, which skips at business_date (no rows, no e-mail);
 2. a trigger with a conf date that is not a date: business_date fails, the tasks after it
    fail upstream or skip with a message, never a TypeError;
-3. a trigger with only a logical date (D 09:00 +08:00): business date D, raw rows, scores,
-   one e-mail per organisation; the backfill's dry run over the next date lists its logical
-   date, run meanwhile (the CLI only reads the metadata database);
-4. a backfill of the next date started while D runs:
-   its run waits for D's (backfill runs do not count towards max_active_runs), starts after
-   it ended and processes its own date (nothing uploaded: reminders);
-5. `airflow tasks clear` of that date (the README's command) re-runs it: success, the same
-   rows, no e-mail sent twice.
+3. a trigger with only a conf date (D, no logical date): business date D, raw rows, scores,
+   one e-mail per organisation;
+4. a backfill of the date before D (its dry run first) started while D's run goes: its run
+   waits at business_date and processes its date once D's run has ended (nothing uploaded:
+   reminders);
+5. a trigger with only a logical date (D+1 09:00 +08:00) given meanwhile: it waits for D's run
+   (max_active_runs), then for the backfill's run of an earlier date, then processes D+1;
+6. `airflow tasks clear` of D+1 (the README's command) re-runs it: success, the same rows, no
+   e-mail sent twice.
 
 The metadata database (SQLite) is read directly to follow the runs; the warehouse is read
-by a separate process once no task holds the embedded home.
+by a separate process once no task holds the embedded home. The fixture prints the wall
+time of each step and the CPU time of the stack (its processes and their tasks).
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ import pytest
 from infra.airflow_local import README_DATE, operator_commands, shown
 from infra.schedule import latest_complete_date, logical_date, run_business_date
 
-pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
+# the scenario (the first test's set-up) takes minutes more than the default timeout on a
+# loaded machine
+pytestmark = [pytest.mark.integration, pytest.mark.scheduler, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-RUN_SECONDS = 900  # a run of the tiny city takes about 3 min on 2 idle cores
+RUN_SECONDS = 900  # the longest wait for one run (a loaded machine)
 
 
 def _utc(day: dt.date) -> str:
@@ -63,6 +68,7 @@ class Stack:
     def __init__(self, home: Path, env: dict[str, str]) -> None:
         self.home, self.env = home, env
         self.db = home / "airflow" / "airflow.db"
+        self.known: set[int] = set()
 
     def airflow(self, argv: list[str]) -> str:
         assert argv[0] == "airflow"
@@ -77,10 +83,40 @@ class Stack:
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, args).fetchall()
 
-    def run_of(self, where: str, *args) -> tuple[int, str]:
-        found = self.rows(f"SELECT id, run_id FROM dag_run WHERE {where}", *args)
+    def new_run(self, where: str, *args) -> tuple[int, str]:
+        """The one run matching `where` that no earlier call returned: (id, run_id)."""
+        found = [
+            r
+            for r in self.rows(f"SELECT id, run_id FROM dag_run WHERE {where}", *args)
+            if r[0] not in self.known
+        ]
         assert len(found) == 1, found
+        self.known.add(found[0][0])
         return found[0]
+
+    def state(self, run_pk: int) -> str:
+        return self.rows("SELECT state FROM dag_run WHERE id = ?", run_pk)[0][0]
+
+    def outcome(self, run_pk: int, run_id: str | None = None, after: str = "") -> dict:
+        """Once the run has ended (after `after`): its state, tasks, business date, feedback
+        outcomes, and with `run_id` its task logs."""
+        found = {"state": self.wait(run_pk, after), "tasks": self.tasks(run_pk)}
+        found["day"] = self.xcom(run_pk, "business_date", "day")
+        found["feedback"] = self.xcom(run_pk, "feedback")
+        if run_id:
+            found["logs"] = self.logs(run_id)
+        return found
+
+    def after(self, first_pk: int, second_id: str) -> bool:
+        """Whether run `second_id`'s first stage (plan) started after run `first_pk` ended."""
+        return bool(
+            self.rows(
+                "SELECT (SELECT end_date FROM dag_run WHERE id = ?) <= min(ti.start_date)"
+                " FROM task_instance ti WHERE ti.run_id = ? AND ti.task_id = 'plan'",
+                first_pk,
+                second_id,
+            )[0][0]
+        )
 
     def wait(self, run_pk: int, after: str = "") -> str:
         """The final state of the DAG run, once it has one (ended after `after`)."""
@@ -155,16 +191,34 @@ class Stack:
         return sorted((self.home / "outbox").glob("*.eml"))
 
 
+def _cpu_seconds(pgids: set[int]) -> float:
+    """CPU time (user + system, with their waited-for children: the task processes) of the
+    processes in the process groups `pgids`, as far as they have run."""
+    ticks = 0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) in pgids:  # pgrp
+                ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
+    import resource
+
     from contracts.registry import load_registry
     from samplecity import generate
 
     root = tmp_path_factory.mktemp("scheduler")
     now = dt.datetime.now(dt.UTC)
     latest = latest_complete_date(now)  # the interval unpausing runs
-    day = latest - dt.timedelta(days=2)  # the city's day, a manual run's
-    later = day + dt.timedelta(days=1)  # a backfill's, a date without a run yet
+    day = latest - dt.timedelta(days=2)  # the city's day, the conf trigger's
+    older = day - dt.timedelta(days=1)  # the backfill's, started while D runs
+    later = day + dt.timedelta(days=1)  # the logical-date trigger's, cleared at the end
     inbox = root / "inbox"
     generate(inbox, day, 1, hospitals=1, counties=1, scale=0.003, seed=11)
     registry = load_registry(inbox / "_registry.csv")
@@ -177,9 +231,18 @@ def scenario(tmp_path_factory):
         # two days on: a test that spans 09:00 +08:00 gets a second scheduled run, skipped too
         HQLAKE_START_DATE=(latest + dt.timedelta(days=2)).isoformat(),
         AIRFLOW_HOME=str(home / "airflow"),
+        # Test only: the DAG file does not change during the test, so the dag-processor need
+        # not parse it again every 30 s (Airflow's default, right for an operator editing
+        # DAGs) beside the tasks on 2 cores
+        AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600",
     )
     stack = Stack(home, env)
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def mark(step: str) -> None:
+        timings[step] = round(time.perf_counter() - started, 1)
+
     up = subprocess.run(
         [sys.executable, "-m", "infra.airflow_local", "start", "--port", str(_free_port())],
         env=env,
@@ -188,10 +251,13 @@ def scenario(tmp_path_factory):
         timeout=300,
         cwd=ROOT,
     )
-    timings = {"start": time.perf_counter() - started}
+    mark("start")
+    pgids: set[int] = set()
     try:
         assert up.returncode == 0, up.stderr[-3000:]
-        out = {"start_output": up.stdout, "day": day, "later": later, "registry": registry}
+        pgids = set(json.loads((home / "airflow" / "stack.json").read_text())["pids"].values())
+        out = {"start_output": up.stdout, "registry": registry}
+        out.update(day=day, older=older, later=later, latest=latest)
         out["pools"] = dict(stack.rows("SELECT pool, slots FROM slot_pool"))
         commands = operator_commands(day.isoformat())
 
@@ -201,69 +267,65 @@ def scenario(tmp_path_factory):
         while not stack.rows("SELECT id FROM dag_run WHERE run_type = 'scheduled'"):
             assert time.monotonic() < deadline, "the scheduler made no run on unpausing"
             time.sleep(1)
-        ((scheduled,),) = stack.rows(
-            "SELECT id FROM dag_run WHERE run_type = 'scheduled' ORDER BY logical_date LIMIT 1"
-        )
-        out["scheduled"] = {"state": stack.wait(scheduled), "tasks": stack.tasks(scheduled)}
-        out["scheduled"]["mails"] = len(stack.mails())
-        timings["scheduled"] = time.perf_counter() - started
+        scheduled, scheduled_id = stack.new_run("run_type = 'scheduled'")
 
-        # 2. a conf date that is not a date
+        # 2. a conf date that is not a date; 3. only a conf date: both wait for the scheduled
+        # run (max_active_runs), the scheduler runs them in turn
         bad_conf = json.dumps({"date": "2026-13-01"})
         stack.airflow(["airflow", "dags", "trigger", "hqlake_daily", "--conf", bad_conf])
-        bad, bad_id = stack.run_of("run_type = 'manual' AND logical_date IS NULL")
-        out["bad"] = {
-            "state": stack.wait(bad),
-            "tasks": stack.tasks(bad),
-            "logs": stack.logs(bad_id),
-        }
-        timings["bad"] = time.perf_counter() - started
+        bad, bad_id = stack.new_run("run_type = 'manual' AND logical_date IS NULL")
+        stack.airflow(commands["trigger_date"])
+        run, _ = stack.new_run("run_type = 'manual' AND logical_date IS NULL")
+        mark("triggered")
 
-        # 3. only a logical date; the backfill's dry run meanwhile
-        stack.airflow(commands["trigger_logical"])
-        run, _ = stack.run_of("logical_date LIKE ?", f"{_utc(day)}%")
-        # (a dry run lists the dates without a run, or with a finished one to re-process)
-        out["dry_run"] = stack.airflow(operator_commands(later.isoformat())["backfill_dry_run"])
-
-        # 4. a backfill of the next date while D runs: its run waits for D's, then processes
-        # it (a date without a run: re-processing one clears it, which SQLite may refuse
-        # with "database is locked" beside a busy scheduler)
+        # 4. a backfill of the date before D once D's run is past business_date: its run
+        # waits (backfill runs do not count towards max_active_runs); the dry run first
+        # (a date without a run: re-processing one clears it, which SQLite may refuse with
+        # "database is locked" beside a busy scheduler)
         stack.wait_task(run, "business_date", {"success"})
-        stack.airflow(operator_commands(later.isoformat())["backfill"])
-        filled, filled_id = stack.run_of("logical_date LIKE ?", f"{_utc(later)}%")
+        mark("conf run past business_date")
+        older_commands = operator_commands(older.isoformat())
+        out["dry_run"] = stack.airflow(older_commands["backfill_dry_run"])
+        stack.airflow(older_commands["backfill"])
+        filled, filled_id = stack.new_run("logical_date LIKE ?", f"{_utc(older)}%")
+        # 5. only a logical date, meanwhile: waits for D's run, then for the backfill's
+        stack.airflow(operator_commands(later.isoformat())["trigger_logical"])
+        logical, logical_id = stack.new_run("logical_date LIKE ?", f"{_utc(later)}%")
         stack.wait_task(filled, "business_date", {"up_for_reschedule"})
-        out["waited_while"] = stack.rows("SELECT state FROM dag_run WHERE id = ?", run)[0][0]
+        out["filled_waited_while"] = stack.state(run)
 
-        out["run"] = {"state": stack.wait(run), "tasks": stack.tasks(run)}
-        out["run"]["day"] = stack.xcom(run, "business_date", "day")
-        out["run"]["feedback"] = stack.xcom(run, "feedback")
+        out["scheduled"] = stack.outcome(scheduled, scheduled_id)
+        out["scheduled"]["mails"] = len(stack.mails())
+        out["bad"] = stack.outcome(bad, bad_id)
+        out["run"] = stack.outcome(run)
         out["run"]["mails"] = stack.mails()
-        timings["run"] = time.perf_counter() - started
-        out["filled"] = {"state": stack.wait(filled), "tasks": stack.tasks(filled)}
-        out["filled"]["day"] = stack.xcom(filled, "business_date", "day")
-        out["filled"]["order"] = stack.rows(
-            "SELECT (SELECT end_date FROM dag_run WHERE id = ?) <= min(ti.start_date)"
-            " FROM task_instance ti WHERE ti.run_id = ? AND ti.task_id = 'plan'",
-            run,
-            filled_id,
-        )[0][0]
-        out["filled"]["warehouse"] = stack.warehouse(day)
+        mark("conf run")
+        stack.wait_task(logical, "business_date", {"up_for_reschedule"})
+        out["logical_waited_while"] = stack.state(filled)
+        out["filled"] = stack.outcome(filled)
         out["filled"]["mails"] = stack.mails()
-        timings["backfill"] = time.perf_counter() - started
+        mark("backfill run")
+        out["logical"] = stack.outcome(logical)
+        out["logical"]["mails"] = stack.mails()
+        out["logical"]["warehouse"] = stack.warehouse(day)
+        mark("logical run")
+        # each waiting run's first stage started after the run it waited for had ended
+        out["order"] = [stack.after(run, filled_id), stack.after(filled, logical_id)]
 
-        # 5. clear the backfilled date (the README's command) and wait for the re-run
-        ((ended,),) = stack.rows("SELECT end_date FROM dag_run WHERE id = ?", filled)
+        # 6. clear the logical-date run (the README's command) and wait for the re-run
+        ((ended,),) = stack.rows("SELECT end_date FROM dag_run WHERE id = ?", logical)
         stack.airflow(operator_commands(later.isoformat())["clear"])
-        out["rerun"] = {"state": stack.wait(filled, after=ended), "tasks": stack.tasks(filled)}
-        out["rerun"]["day"] = stack.xcom(filled, "business_date", "day")
-        out["rerun"]["feedback"] = stack.xcom(filled, "feedback")
+        out["rerun"] = stack.outcome(logical, after=ended)
         out["rerun"]["warehouse"] = stack.warehouse(day)
         out["rerun"]["mails"] = stack.mails()
-        pids = json.loads((home / "airflow" / "stack.json").read_text())["pids"]
-        out["listening"] = _listening(set(pids.values()))
-        timings["rerun"] = time.perf_counter() - started
+        out["listening"] = _listening(pgids)
+        mark("cleared re-run")
         out["timings"] = timings
-        print(f"\nreal-scheduler scenario timings (s, cumulative): {timings}")
+        ours = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI commands, the probes
+        cpu = {"stack": round(_cpu_seconds(pgids), 1)}
+        cpu["commands"] = round(ours.ru_utime + ours.ru_stime, 1)
+        print(f"\nreal-scheduler scenario, wall s since the start: {timings}")
+        print(f"CPU s (user+sys): {cpu}; load average {os.getloadavg()}")
         yield out
     finally:
         subprocess.run(
@@ -286,6 +348,9 @@ def test_unpausing_skips_a_date_before_the_start_date(scenario):
     assert scheduled["state"] == "success"
     assert set(scheduled["tasks"].values()) == {"skipped"}, scheduled["tasks"]
     assert scheduled["mails"] == 0
+    # the scheduled run's business date is the latest complete interval's
+    logs = "\n".join(scheduled["logs"].values())
+    assert f"scheduled run of {scenario['latest']} skipped" in logs
 
 
 def test_a_failed_business_date_stops_the_run_with_a_message(scenario):
@@ -299,46 +364,65 @@ def test_a_failed_business_date_stops_the_run_with_a_message(scenario):
     assert "TypeError" not in logs
 
 
-def test_a_logical_date_alone_processes_its_business_date(scenario):
+def _sent(run: dict) -> list[dict]:
+    return [o for task in run["feedback"] for stage in task for o in stage["outcomes"]]
+
+
+def test_a_conf_date_alone_processes_its_business_date(scenario):
     run, day, registry = scenario["run"], scenario["day"], scenario["registry"]
     assert run["state"] == "success", run["tasks"]
     assert set(run["tasks"].values()) == {"success"}
     assert run["day"] == [day.isoformat()]
-    assert scenario["filled"]["warehouse"]["rows"] > 0
-    assert scenario["filled"]["warehouse"]["scored"] == len(registry.active(day))
+    assert scenario["logical"]["warehouse"]["rows"] > 0
+    assert scenario["logical"]["warehouse"]["scored"] == len(registry.active(day))
     assert len(run["mails"]) == len(registry.active(day))
-    sent = [o for task in run["feedback"] for stage in task for o in stage["outcomes"]]
-    assert {o["status"] for o in sent} == {"sent"}
+    assert {o["status"] for o in _sent(run)} == {"sent"}
 
 
 def test_the_backfill_dry_run_lists_the_business_date(scenario):
-    later = scenario["later"]
+    older = scenario["older"]
     runs = scenario["dry_run"].partition("Runs to be attempted:")[2]
-    stamp = logical_date(later).astimezone(dt.UTC)
+    stamp = logical_date(older).astimezone(dt.UTC)
     # Airflow's table of logical dates, in the zone the bounds were given in
     listed = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", runs)
     assert [dt.datetime.fromisoformat(d) for d in listed] == [stamp], runs
-    assert run_business_date(None, stamp) == later
+    assert run_business_date(None, stamp) == older
 
 
-def test_a_backfill_run_waits_for_the_run_before_it_and_processes_its_date(scenario):
-    filled, later, registry = scenario["filled"], scenario["later"], scenario["registry"]
-    assert scenario["waited_while"] == "running"  # D was running while it waited
-    assert filled["order"] == 1  # its first stage started after D's run ended
+def test_a_backfill_of_an_older_date_waits_for_the_run_going_on(scenario):
+    """D+1's late-arrivals pass re-ingests D: the backfill of D-1 started while D's run goes
+    (backfill runs do not count towards max_active_runs) starts processing after it."""
+    filled, older, registry = scenario["filled"], scenario["older"], scenario["registry"]
+    assert scenario["filled_waited_while"] == "running"  # D was running while it waited
+    assert scenario["order"][0]  # its first stage started after D's run ended
     assert filled["state"] == "success", filled["tasks"]
-    assert filled["day"] == [later.isoformat()]
+    assert filled["day"] == [older.isoformat()]
     # nothing uploaded for it: one reminder per organisation, D's e-mails untouched
     reminders = len(filled["mails"]) - len(scenario["run"]["mails"])
+    assert reminders == len(registry.active(older))
+
+
+def test_a_logical_date_alone_processes_its_date_after_the_earlier_ones(scenario):
+    logical, later, registry = scenario["logical"], scenario["later"], scenario["registry"]
+    assert scenario["logical_waited_while"] == "running"  # the backfill of D-1 was
+    assert scenario["order"][1]  # it started after the backfill's run of an earlier date
+    assert logical["state"] == "success", logical["tasks"]
+    tasks = dict(logical["tasks"])
+    assert tasks.pop("ingest") == "skipped"  # nothing uploaded: it maps over no organisation
+    assert set(tasks.values()) == {"success"}
+    assert logical["day"] == [later.isoformat()]
+    reminders = len(logical["mails"]) - len(scenario["filled"]["mails"])
     assert reminders == len(registry.active(later))
+    assert {o["status"] for o in _sent(logical)} == {"sent"}
 
 
 def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scenario):
-    filled, rerun = scenario["filled"], scenario["rerun"]
+    logical, rerun = scenario["logical"], scenario["rerun"]
     assert rerun["state"] == "success", rerun["tasks"]
-    assert rerun["day"] == filled["day"]
-    assert rerun["warehouse"] == filled["warehouse"]
-    assert rerun["mails"] == filled["mails"]
-    outcomes = [o for task in rerun["feedback"] for stage in task for o in stage["outcomes"]]
+    assert rerun["day"] == logical["day"]
+    assert rerun["warehouse"] == logical["warehouse"]
+    assert rerun["mails"] == logical["mails"]
+    outcomes = _sent(rerun)
     assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
 
 
