@@ -648,7 +648,8 @@ def send_feedback(
     organisations, or `org_codes`) through `transport` (the caller's SMTP session, which
     returns the Message-IDs), from `sender`, recording each in dq.feedback_sent right after
     the relay accepted it. Returns one outcome per organisation: sent | unchanged |
-    no_recipients."""
+    no_recipients | failed (composing or sending its message raised: `error` says what; the
+    others are still sent, and the caller decides what a failure means)."""
     previous = last_sent(ch, day)
     outcomes = []
     found = collect(ch, registry, day, org_codes, portal_url=portal_url)
@@ -668,8 +669,13 @@ def send_feedback(
         if previous.get(fb.org.org_code) == digest:
             outcomes.append(outcome | {"status": "unchanged"})
             continue
-        message = compose(fb, sender, _domain(sender))
-        (mid,) = transport([message])
+        try:
+            message = compose(fb, sender, _domain(sender))
+            (mid,) = transport([message])
+        except Exception as exc:  # one organisation's message (an address refused) stops no other
+            log.exception("feedback of %s for %s not sent", fb.org.org_code, day)
+            outcomes.append(outcome | {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            continue
         ch.insert(
             "dq.feedback_sent",
             [
