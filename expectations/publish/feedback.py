@@ -549,7 +549,7 @@ def collect(
     `portal_url` (none when None).
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
-    from expectations.programme.read import Programme
+    from expectations.programme.read import NO_STANDING, Programme
     from expectations.scoring import read
 
     scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
@@ -572,7 +572,11 @@ def collect(
         " AND org_code IN {orgs:Array(String)} ORDER BY org_code, dataset, rule_id",
         parameters={"d": day, "orgs": codes},
     ).result_rows
-    programme = Programme(ch, registry)
+    # one organisation's e-mail (a mapped task of one) reads its rows, several the whole day's
+    only = codes[0] if len(codes) == 1 else ""
+    standings = Programme(ch, registry).standings(day, only)
+    failures = read.day_failures(ch, day, only)
+    explanations = read.day_explanations(ch, day, org_code=only)
     out = []
     for org in orgs:
         code = org.org_code
@@ -581,10 +585,10 @@ def collect(
         )
         if fb.uploaded:
             fb.score = scores.get(code)
-            standing = programme.standing(code, day)
-            fb.failures = standing.without_waived(read.failures(ch, code, day))
+            standing = standings.get(code, NO_STANDING)
+            fb.failures = standing.without_waived(failures.get(code, []))
             fb.waived, fb.appeals = standing.waived, standing.appeals
-            fb.explanation = read.read_explanation(ch, code, day)
+            fb.explanation = explanations.get(code, [])
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [
                 {"dataset": d, "file": f, "reason": reason}
