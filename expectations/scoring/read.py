@@ -110,9 +110,7 @@ def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
     return day_failures(ch, day, org_code).get(org_code, [])
 
 
-def day_failures(
-    ch: Client, day: dt.date, org_code: str = ""
-) -> dict[str, list[dict[str, Any]]]:
+def day_failures(ch: Client, day: dt.date, org_code: str = "") -> dict[str, list[dict[str, Any]]]:
     """`failures` of every organisation of `day` (or of `org_code`) in one pass, by
     organisation (the city's pages and snapshot read them all at once)."""
     run_id = current_runs(ch, [day]).get(day)
