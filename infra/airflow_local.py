@@ -32,7 +32,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 from contracts.errors import OperatorError
 from infra.airflow_run import DAG_ID, DAGS_FOLDER, airflow_environment
 from infra.home import home_secret, private_dir, write_private
+from infra.localhost import alive, free_port, port_taken
 from infra.schedule import logical_date
 from infra.settings import Settings, settings, smtp_config, task_policy
 
@@ -128,33 +128,12 @@ def _write_config(stack: Stack, env: dict[str, str]) -> None:
     write_private(stack.home / "airflow.cfg", "".join(lines).encode())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running(stack_home: Path) -> dict | None:
     record = stack_home / "stack.json"
     if not record.is_file():
         return None
     found = json.loads(record.read_text())
-    return found if any(_alive(pid) for pid in found["pids"].values()) else None
+    return found if any(alive(pid) for pid in found["pids"].values()) else None
 
 
 def _prepare(config: Settings, env: dict[str, str], slots: int) -> None:
@@ -202,7 +181,7 @@ def _dag_parsed() -> bool:
 def _wait_ready(stack: Stack, pids: dict[str, int]) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
-        if dead := [name for name, pid in pids.items() if not _alive(pid)]:
+        if dead := [name for name, pid in pids.items() if not alive(pid)]:
             raise AirflowLocalError(
                 f"{', '.join(dead)} exited at start; see {stack.home / 'logs'}/<name>.log"
             )
@@ -230,10 +209,10 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
             f"the local Airflow is already running (PIDs {sorted(found['pids'].values())},"
             f" {found['url']}); stop it with make airflow-stop"
         )
-    if _port_taken(port):
+    if port_taken(port):
         raise AirflowLocalError(f"port {port} on 127.0.0.1 is taken; use AIRFLOW_PORT=<free port>")
     relay = smtp_config().host
-    stack = Stack(home, port, None if relay else _free_port())
+    stack = Stack(home, port, None if relay else free_port())
     env = stack_environment(config, stack, slots)
     _write_config(stack, env)
     _prepare(config, env, slots)
@@ -281,7 +260,7 @@ def stop(config: Settings | None = None) -> list[str]:
     pids: dict[str, int] = json.loads(record.read_text())["pids"]
     stopped = [name for name, pid in pids.items() if _signal(pid, signal.SIGTERM)]
     deadline = time.monotonic() + STOP_SECONDS
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids.values()):
         time.sleep(0.2)
     for pid in pids.values():
         _signal(pid, signal.SIGKILL)

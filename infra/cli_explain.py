@@ -18,13 +18,6 @@ class ExplainFormat(StrEnum):
     json = "json"
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
-
-
 LINE_FIELDS = (
     "dataset",
     "rule_id",
@@ -125,6 +118,7 @@ def explain(
 ) -> None:
     """The points of the composite each failed rule cost an organisation on a date (largest
     first), for the organisation-day and each batch; they sum to 100 - composite."""
+    from infra.cli import _date
     from infra.runtime import warehouse
 
     answer = explained(warehouse(), org, _date(date))

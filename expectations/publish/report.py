@@ -79,6 +79,7 @@ MOVERS = 5
 SAMPLE_KEYS_SHOWN = 5
 
 _TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"  # report.css: the reports' look, also the portal's
 _ORG_CODE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")  # an org code is also a file name
 
 
@@ -182,9 +183,11 @@ STATIC_LINKS = Links()
 
 
 @cache
-def _environment() -> Environment:
+def environment() -> Environment:
+    """The Jinja environment of the reports' templates (autoescape on), shared with the
+    what-if page; `base.html` includes `static/report.css` from it."""
     env = Environment(
-        loader=FileSystemLoader(_TEMPLATES),
+        loader=FileSystemLoader([_TEMPLATES, STATIC]),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -253,7 +256,7 @@ def render_city(
     """The city page of `day` from the org-day score rows (`read.read_scores`); the
     options as for `city_context`."""
     context = city_context(day, scores, registry, datadocs, **options)
-    return _environment().get_template("city.html").render(**context)
+    return environment().get_template("city.html").render(**context)
 
 
 def render_city_body(
@@ -261,7 +264,7 @@ def render_city_body(
 ) -> Markup:
     """The city page's body (no frame, no Data Docs) for a page of the portal's own."""
     context = city_context(day, scores, registry, None, **options)
-    return Markup(_environment().get_template("city_body.html").render(**context))  # noqa: S704 -- autoescaped
+    return Markup(environment().get_template("city_body.html").render(**context))  # noqa: S704 -- autoescaped
 
 
 def city_context(
@@ -477,7 +480,7 @@ def render_org(
 ) -> str:
     """The page of one organisation-day; the arguments as for `org_context`."""
     context = org_context(day, score, trend, failures, org, datadocs, **options)
-    return _environment().get_template("org.html").render(**context)
+    return environment().get_template("org.html").render(**context)
 
 
 def render_org_body(
@@ -490,7 +493,7 @@ def render_org_body(
 ) -> Markup:
     """The organisation page's body (no frame, no Data Docs) for a page of the portal's."""
     context = org_context(day, score, trend, failures, org, None, **options)
-    return Markup(_environment().get_template("org_body.html").render(**context))  # noqa: S704 -- autoescaped
+    return Markup(environment().get_template("org_body.html").render(**context))  # noqa: S704 -- autoescaped
 
 
 def org_context(
@@ -728,7 +731,7 @@ def render_suggestions(answer: Mapping[str, Any]) -> str:
     one self-contained page; every value is escaped."""
     rules = answer["rules"]
     return (
-        _environment()
+        environment()
         .get_template("suggestions.html")
         .render(
             **answer,

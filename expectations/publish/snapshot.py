@@ -45,6 +45,7 @@ called): the portal opens it per request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import json
 import os
@@ -70,6 +71,8 @@ KEEP = 3  # generations kept: the current one and two before it, for readers in 
 TREND_DAYS = 30  # as the organisation page (publish/report.py) draws it
 RECENT_DATES = 30  # the rules page's "recently": the last 30 scored dates
 FORMAT = 1
+CACHE_FILES = 256  # files of a generation a reader keeps parsed by default (least recent go)
+_ABSENT = object()  # a file the generation does not have (cached like one it has)
 
 # ---- the JSON codec -------------------------------------------------------------------------
 
@@ -512,15 +515,22 @@ def _prune(folder: Path, current: str) -> None:
 
 class Snapshot:
     """One published generation, read-only. Open with `Snapshot.open(folder)` per request
-    (cheap: it reads meta.json); every reader returns plain Python values."""
+    (cheap: it reads meta.json); every reader returns plain Python values.
 
-    def __init__(self, root: Path, meta: dict[str, Any]) -> None:
+    What it has read stays parsed in a least-recently-used cache of at most `cache_files`
+    files (thread-safe: the portal serves requests from a thread pool), so a process that
+    keeps one generation open (the portal, until CURRENT names another) holds a bounded
+    part of it, not every day it was ever asked; a new generation is a new Snapshot, and
+    the old one goes with its cache."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], cache_files: int = CACHE_FILES) -> None:
         self.root = root
         self.meta = meta
-        self._cache: dict[str, Any] = {}
+        self._read = functools.lru_cache(maxsize=cache_files)(self._parse)
+        self._registry: Registry | None = None
 
     @classmethod
-    def open(cls, folder: Path | str) -> Snapshot | None:
+    def open(cls, folder: Path | str, cache_files: int = CACHE_FILES) -> Snapshot | None:
         """The current generation under `folder`, None when nothing is published yet."""
         folder = Path(folder)
         for _ in range(3):  # CURRENT may move on between reading it and opening its folder
@@ -528,16 +538,22 @@ class Snapshot:
             if name is None:
                 return None
             try:
-                return cls(folder / name, _load(folder / name / "meta.json"))
+                return cls(folder / name, _load(folder / name / "meta.json"), cache_files)
             except FileNotFoundError:
                 continue
         return None
 
+    def _parse(self, relative: str) -> Any:
+        path = self.root / relative
+        return _load(path) if path.is_file() else _ABSENT
+
     def _file(self, relative: str, default: Any = None) -> Any:
-        if relative not in self._cache:
-            path = self.root / relative
-            self._cache[relative] = _load(path) if path.is_file() else default
-        return self._cache[relative]
+        value = self._read(relative)
+        return default if value is _ABSENT else value
+
+    def cache_info(self) -> functools._CacheInfo:
+        """hits, misses, maxsize and currsize of the parsed-file cache."""
+        return self._read.cache_info()
 
     # -- what is published
 
@@ -562,15 +578,15 @@ class Snapshot:
 
     def registry(self) -> Registry:
         """The organisations (code, name, kind, level = peer group, county_code, …)."""
-        if "registry" not in self._cache:
+        if self._registry is None:
             data = self._file("registry.json")
             orgs = {}
             for o in data["organisations"]:
                 o = dict(o)
                 o["emails"] = tuple(o["emails"])
                 orgs[o["org_code"]] = Organisation(**o)
-            self._cache["registry"] = Registry(orgs, data["source"])
-        return self._cache["registry"]
+            self._registry = Registry(orgs, data["source"])
+        return self._registry
 
     # -- a date and an organisation-day
 

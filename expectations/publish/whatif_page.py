@@ -5,30 +5,11 @@ self-contained HTML page, every value escaped (Jinja autoescape). Its body
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from contracts.labels import PEER_GROUPS
-
-_TEMPLATES = Path(__file__).parent / "templates"
-
-
-@cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(_TEMPLATES),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.globals.update(PEER_GROUPS=PEER_GROUPS)
-    return env
+from expectations.publish.report import environment
 
 
 def _direction(before: Any, after: Any, higher_is_better: bool = True) -> str:
@@ -61,10 +42,10 @@ def _context(answer: Mapping[str, Any]) -> dict[str, Any]:
 def render_whatif(answer: Mapping[str, Any]) -> str:
     """The what-if of a period: who moves first, then every organisation's composite, rank and
     acceptance before and after."""
-    return _environment().get_template("whatif.html").render(**_context(answer))
+    return environment().get_template("whatif.html").render(**_context(answer))
 
 
 def render_whatif_body(answer: Mapping[str, Any]) -> Markup:
     """The what-if page's body, for a page of the portal's own."""
-    body = _environment().get_template("whatif_body.html").render(**_context(answer))
+    body = environment().get_template("whatif_body.html").render(**_context(answer))
     return Markup(body)  # noqa: S704 -- rendered with autoescape

@@ -50,6 +50,8 @@ from infra.settings import Settings
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
+# /static/report.css is the reports' stylesheet, served from where it is owned
+STATIC_PACKAGES: list[str | tuple[str, str]] = [("expectations.publish", "static")]
 SESSION_COOKIE = "hqlake_session"
 LOGIN_COOKIE = "hqlake_login"  # the login form's pre-session CSRF token
 CSRF_FIELD = "csrf_token"
@@ -98,15 +100,16 @@ class Portal:
     def snapshot(self) -> Snapshot | None:
         """The published snapshot, or None before the first publication. CURRENT (a few
         bytes) is read at every call, so an action's effect shows as soon as `hqlake apply`
-        has published it; the open generation (and what it has read) is kept until CURRENT
-        names another. A request reads one generation: `access.snapshot` pins it."""
+        has published it; the open generation (and what it has read, at most
+        `snapshot.cache_files` files of contracts/portal.yaml) is kept until CURRENT names
+        another, which replaces it. A request reads one generation: `access.snapshot` pins it."""
         folder = self.settings.snapshot_dir
         name = current_generation(folder)
         current = self._snapshot
         if name is None:
             current = None
         elif current is None or current.generation != name:
-            current = Snapshot.open(folder)
+            current = Snapshot.open(folder, self.config.snapshot.cache_files)
         self._snapshot = current
         return current
 
@@ -437,7 +440,9 @@ def create_app(
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount(
+            "/static", StaticFiles(directory=STATIC_DIR, packages=STATIC_PACKAGES), name="static"
+        ),
         *pages,
     ]
     app = Starlette(

@@ -1,5 +1,5 @@
 """The portal's policies: contracts/portal.yaml (session timeouts, login throttle, password
-lengths, request size), validated."""
+lengths, request size, snapshot files kept parsed), validated."""
 
 from __future__ import annotations
 
@@ -66,11 +66,16 @@ class Requests(_Strict):
     max_body_kib: int = Field(ge=16, le=64 * 1024)
 
 
+class SnapshotReads(_Strict):
+    cache_files: int = Field(ge=1, le=100_000)
+
+
 class PortalConfig(_Strict):
     sessions: Sessions
     throttle: Throttle
     passwords: Passwords
     requests: Requests
+    snapshot: SnapshotReads
 
 
 def load_portal_config(path: Path | str | None = None) -> PortalConfig:

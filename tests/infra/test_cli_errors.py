@@ -7,7 +7,6 @@ costs about a second of start-up); `--verbose` shows the traceback.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from contracts.codesystems import make_uscc
+from infra.localhost import free_port
+from tests.infra.conftest import assert_operator_error, run_hqlake
 
-HQLAKE = Path(sys.executable).with_name("hqlake")
 HEADER = "org_code,name,kind,level,county_code,emails,active_from,active_to\n"
 GOOD = make_uscc("411502", 9)
 ROW = f"{GOOD},信阳市中心医院,hospital,tertiary,411502,qc@h.example.cn,2020-01-01,\n"
@@ -25,30 +25,7 @@ DAY = "2026-11-09"
 
 
 def hqlake(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
-    return subprocess.run(
-        [str(HQLAKE), *args],
-        env={**base, "HQLAKE_HOME": str(tmp_path / "home"), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def assert_operator_error(out: subprocess.CompletedProcess, *expected: str) -> None:
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2, out.stderr[-3000:]
-    assert "Traceback" not in out.stderr
-    assert 1 <= len(lines) <= 2, out.stderr
-    for text in expected:
-        assert text in out.stderr
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return run_hqlake(tmp_path / "home", *args, **env)
 
 
 # Every registry mistake has a unit test in tests/contracts/test_registry.py; here two of
@@ -117,7 +94,7 @@ def test_malformed_setting(tmp_path, variable, value, expected):
 
 
 def test_unreachable_clickhouse_is_one_line(tmp_path):
-    port = closed_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = hqlake(tmp_path, "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
     assert_operator_error(
@@ -131,7 +108,7 @@ def test_unreachable_clickhouse_is_one_line(tmp_path):
 
 
 def test_unreachable_object_store_is_one_line(tmp_path):
-    endpoint = f"127.0.0.1:{closed_port()}"
+    endpoint = f"127.0.0.1:{free_port()}"
     (tmp_path / "inbox").mkdir()
     args = ("ingest", "--date", DAY, "--inbox", str(tmp_path / "inbox"))
     out = hqlake(tmp_path, *args, HQLAKE_S3_ENDPOINT=endpoint)
@@ -207,7 +184,7 @@ def test_rules_suggest_operator_mistakes(tmp_path):
     assert_operator_error(out, "'2026-11-31' is not a date YYYY-MM-DD", "rules suggest --help")
     out = hqlake(tmp_path, *suggest, "2026-11-12", "--to", DAY)
     assert_operator_error(out, "--from 2026-11-12 is after --to 2026-11-09")
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     out = hqlake(tmp_path, *suggest, DAY, "--to", DAY, HQLAKE_CLICKHOUSE_URL=url)
     assert_operator_error(out, f"cannot reach ClickHouse at {url} (connection refused)")
 

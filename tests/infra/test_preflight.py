@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,8 +25,8 @@ from expectations.rules.rulebase import rulebase
 from expectations.validate import current_results, validate_date
 from infra.pipeline import ingestor
 from samplecity import generate
+from tests.infra.conftest import HQLAKE, assert_operator_error, run_hqlake
 
-HQLAKE = Path(sys.executable).with_name("hqlake")
 DAY = dt.date(2026, 11, 9)
 HOSPITAL = "12411502000501374K"  # 信阳市中心医院, in the bundled registry too
 COUNTY = "411502"
@@ -36,16 +34,9 @@ COUNTY = "411502"
 
 def check(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """`hqlake check ...` with its own home and temp folder, and no platform settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    return subprocess.run(
-        [str(HQLAKE), "check", *args],
-        env={**env, "HQLAKE_HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    home = tmp_path / "home"
+    return run_hqlake(home, "check", *args, timeout=300, TMPDIR=str(tmp_path / "tmp"))
 
 
 def judged(report: dict) -> dict:
@@ -137,37 +128,28 @@ def test_check_passes_a_clean_day_with_exit_0(tmp_path):
     assert "OK: no blocking rule fails (exit 0)" in out.stdout
 
 
-def _operator_error(out: subprocess.CompletedProcess, *expected: str) -> None:
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "Traceback" not in out.stderr
-    assert 1 <= len(lines) <= 2, out.stderr
-    for text in expected:
-        assert text in out.stderr, out.stderr
-
-
 def test_operator_mistakes_exit_2_in_a_line(tmp_path):
     day = ("--date", str(DAY))
     batch = tmp_path / "batch"
     (batch / "outpatient_visit").mkdir(parents=True)
     (batch / "outpatient_visit" / "visits.csv").write_text("visit_id\nV1\n")
 
-    _operator_error(check(tmp_path, str(batch), "--org", "NOSUCHORG", *day), "NOSUCHORG")
-    _operator_error(
+    assert_operator_error(check(tmp_path, str(batch), "--org", "NOSUCHORG", *day), "NOSUCHORG")
+    assert_operator_error(
         check(tmp_path, str(tmp_path / "missing"), "--org", HOSPITAL, *day), "is not a folder"
     )
-    _operator_error(
+    assert_operator_error(
         check(tmp_path, str(batch), "--org", HOSPITAL, "--date", "2026-13-01"),
         "is not a date YYYY-MM-DD",
     )
     empty = tmp_path / "empty"
     (empty / "notes").mkdir(parents=True)
-    _operator_error(check(tmp_path, str(empty), "--org", HOSPITAL, *day), "no dataset folder")
+    assert_operator_error(check(tmp_path, str(empty), "--org", HOSPITAL, *day), "no dataset folder")
 
     # a batch folder and an inbox tree side by side: refused, not guessed
     (batch / HOSPITAL / "patient" / str(DAY)).mkdir(parents=True)
     out = check(tmp_path, str(batch), "--org", HOSPITAL, *day)
-    _operator_error(out, "ambiguous", "outpatient_visit", HOSPITAL)
+    assert_operator_error(out, "ambiguous", "outpatient_visit", HOSPITAL)
     verbose = subprocess.run(
         [str(HQLAKE), "--verbose", "check", str(batch), "--org", HOSPITAL, *day],
         capture_output=True,
@@ -179,4 +161,6 @@ def test_operator_mistakes_exit_2_in_a_line(tmp_path):
 
     tree = tmp_path / "tree"
     (tree / COUNTY / "health_record" / str(DAY)).mkdir(parents=True)
-    _operator_error(check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}")
+    assert_operator_error(
+        check(tmp_path, str(tree), "--org", HOSPITAL, *day), f"no folder {HOSPITAL}"
+    )

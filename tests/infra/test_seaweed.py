@@ -21,24 +21,11 @@ from minio import Minio
 from minio.error import S3Error
 
 from infra.home import private_dir, s3_keys
+from infra.localhost import alive, port_taken
 from infra.seaweed import SeaweedServer, weed_binary
 from infra.settings import from_env
 
 pytestmark = pytest.mark.integration
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead for our purposes
-        return f.read().split()[2] != "Z"
 
 
 def test_start_serve_stop_then_start_again(tmp_path):
@@ -50,8 +37,8 @@ def test_start_serve_stop_then_start_again(tmp_path):
         assert client.get_object("lake", f"r{round_}.txt").read() == b"hello"
         assert client.bucket_exists("inbox")
         server.stop()
-        assert not _alive(pid)
-        assert not _port_open(port)
+        assert not alive(pid)
+        assert not port_taken(port)
 
 
 def test_no_orphan_when_parent_is_killed(tmp_path):
@@ -65,13 +52,13 @@ def test_no_orphan_when_parent_is_killed(tmp_path):
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     weed_pid = int(parent.stdout.readline())
-    assert _alive(weed_pid)
+    assert alive(weed_pid)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 20
-    while _alive(weed_pid) and time.monotonic() < deadline:
+    while alive(weed_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(weed_pid), "weed outlived its parent"
+    assert not alive(weed_pid), "weed outlived its parent"
 
 
 # Anyone on the machine can reach loopback: the lake (names, identity numbers, phones) must be

@@ -19,26 +19,34 @@ from infra.portal import access
 from infra.portal.pages import common
 
 
-def _filters(request: Request, registry: Registry) -> tuple[Registry, str, str]:
-    """The visible registry narrowed by the county and peer-group filters of the query."""
+def _filters(request: Request, current: Any) -> tuple[Registry, dict[str, Any]]:
+    """The organisations the principal may see, narrowed by the county and peer-group
+    filters of the query (a county officer's county is its scope), and what the filter form
+    shows: the counties to choose from (the city officer's), the county and peer group."""
+    everyone = current.registry()
     who = access.principal(request)
     county = who.scope if who.role == "county" else common.query(request, "county")
     group = common.query(request, "peer_group")
     if group not in PEER_GROUPS:
         group = ""
+    visible = common.visible(request, everyone)
     kept = {
         c: o
-        for c, o in registry.organisations.items()
+        for c, o in visible.organisations.items()
         if (not county or o.county_code == county) and (not group or o.peer_group == group)
     }
-    return Registry(kept, registry.source), county, group
+    form = {
+        "counties": common.counties(everyone) if who.role == "city" else [],
+        "county": county,
+        "peer_group": group,
+    }
+    return Registry(kept, visible.source), form
 
 
 def day_page(request: Request) -> Response:
     current = common.snapshot(request)
     day = common.scored_day(current, common.query(request, "date"))
-    everyone = current.registry()
-    shown, county, group = _filters(request, common.visible(request, everyone))
+    shown, filters = _filters(request, current)
     scores = [r for r in current.scores(day) if r["org_code"] in shown.organisations]
     bar, decimals = common.scale()
     who = access.principal(request)
@@ -59,10 +67,8 @@ def day_page(request: Request) -> Response:
         day=day,
         body=body,
         dates=list(reversed(current.dates())),
-        counties=common.counties(everyone) if who.role == "city" else [],
-        county=county,
-        peer_group=group,
         months=current.months(),
+        **filters,
         **common.LABELS,
     )
 
@@ -108,23 +114,19 @@ def _month_rows(current: Any, month: Any, shown: Registry, decimals: int, bar: f
 def month_page(request: Request) -> Response:
     current = common.snapshot(request)
     month = common.month_of(current, common.query(request, "month"))
-    everyone = current.registry()
-    shown, county, group = _filters(request, common.visible(request, everyone))
+    shown, filters = _filters(request, current)
     bar, decimals = common.scale()
     rows = _month_rows(current, month, shown, decimals, bar)
     groups: dict[str, list] = {}
     for r in rows:
         groups.setdefault(r["org"].peer_group, []).append(r)
-    who = access.principal(request)
     return access.render(
         request,
         "city_month.html",
         month=month,
         groups=groups,
         months=list(reversed(current.months())),
-        counties=common.counties(everyone) if who.role == "city" else [],
-        county=county,
-        peer_group=group,
+        **filters,
         bar=bar,
         org_url=common.org_url,
         **common.LABELS,

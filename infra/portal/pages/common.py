@@ -1,6 +1,7 @@
 """What the portal's pages share: the snapshot of the request, parsing a date or month from a
 path or query, the report bodies' links to portal routes, the visible part of the registry,
-the scale (acceptance bar, decimals), queuing an action, and labels for the templates.
+the scale (acceptance bar, decimals), queuing an action (`queue`) from a POST endpoint
+(`action_endpoint`), and labels for the templates.
 
 Every value a page shows comes from the published snapshot (expectations/publish/snapshot.py):
 the portal never opens the warehouse. Visibility is the access policy's (infra/portal/access):
@@ -10,13 +11,15 @@ a page narrows every list to `visible(request)` on the server, whatever the link
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
 from contracts import labels
 from contracts.registry import Organisation, Registry
@@ -186,6 +189,36 @@ def queue(request: Request, kind: str, payload: dict[str, Any], target: str) -> 
 def to_actions(action_id: str) -> RedirectResponse:
     """After a POST: the user's actions, the new one marked (303, so a reload does not post)."""
     return RedirectResponse(f"/actions?{urlencode({'queued': action_id})}", status_code=303)
+
+
+def action_endpoint(
+    step: Callable[[Request, dict[str, str]], str], *fields: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """The POST endpoint of an action: it reads the text `fields` of the form (`form_text`),
+    then runs `step(request, values)` in a thread (it reads the snapshot and queues through
+    `queue`). The action id it returns → the user's actions (`to_actions`); a Refused → the
+    refused page with its reason (400); an HTTPException (404, 503) goes through."""
+
+    async def endpoint(request: Request) -> Response:
+        values: dict[str, str] = {}
+        if fields:
+            async with request.form() as form:
+                values = {k: form_text(form, k) for k in fields}
+        return await run_in_threadpool(_queued, step, request, values)
+
+    endpoint.__name__ = endpoint.__qualname__ = step.__name__.lstrip("_")
+    endpoint.__doc__ = step.__doc__
+    return endpoint
+
+
+def _queued(
+    step: Callable[[Request, dict[str, str]], str], request: Request, values: dict[str, str]
+) -> Response:
+    try:
+        action_id = step(request, values)
+    except Refused as exc:
+        return refused(request, exc)
+    return to_actions(action_id)
 
 
 def org_label(org: Organisation) -> str:

@@ -77,41 +77,29 @@ def _month_param(request: Request) -> dt.date:
     return common.month_of(current, value)
 
 
-async def sign(request: Request) -> Response:
-    return await run_in_threadpool(_sign, request)
-
-
-def _sign(request: Request) -> Response:
+def _sign(request: Request, _fields: dict[str, str]) -> str:
     month = _month_param(request)
-    try:
-        action_id = common.queue(
-            request, "acceptance_sign", {"month": f"{month:%Y-%m}"}, f"acceptance/{month:%Y-%m}"
-        )
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    return common.queue(
+        request, "acceptance_sign", {"month": f"{month:%Y-%m}"}, f"acceptance/{month:%Y-%m}"
+    )
 
 
-async def reopen(request: Request) -> Response:
-    async with request.form() as form:
-        reason = common.form_text(form, "reason")
-    return await run_in_threadpool(_reopen, request, reason)
+sign = common.action_endpoint(_sign)
 
 
-def _reopen(request: Request, reason: str) -> Response:
+def _reopen(request: Request, fields: dict[str, str]) -> str:
     month = _month_param(request)
-    try:
-        if not reason:
-            raise common.Refused("请填写重新开启的理由 / give the reason")
-        action_id = common.queue(
-            request,
-            "acceptance_reopen",
-            {"month": f"{month:%Y-%m}", "reason": reason},
-            f"acceptance/{month:%Y-%m}",
-        )
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    if not fields["reason"]:
+        raise common.Refused("请填写重新开启的理由 / give the reason")
+    return common.queue(
+        request,
+        "acceptance_reopen",
+        {"month": f"{month:%Y-%m}", "reason": fields["reason"]},
+        f"acceptance/{month:%Y-%m}",
+    )
+
+
+reopen = common.action_endpoint(_reopen, "reason")
 
 
 def sheet(request: Request) -> Response:

@@ -269,43 +269,34 @@ def calendar_page(request: Request) -> Response:
     )
 
 
-async def appeal(request: Request) -> Response:
+def _appeal(request: Request, fields: dict[str, str]) -> str:
     """POST /org/{code}/{date}/appeal: the organisation's appeal of one failed result."""
-    from starlette.concurrency import run_in_threadpool
-
-    async with request.form() as form:
-        fields = {k: common.form_text(form, k) for k in ("dataset", "rule_id", "reason")}
-    return await run_in_threadpool(_appeal, request, fields)
-
-
-def _appeal(request: Request, fields: dict[str, str]) -> Response:
     current, org, day = _org_day(request)
     who = access.principal(request)
     if who.scope != org.org_code:  # page("org") and require_org: its own, but say it twice
         raise HTTPException(404)
-    try:
-        if not common.in_window(day):
-            raise common.Refused(
-                f"{day} 的申诉期已于 {common.appeals_config().last_day(day)} 结束"
-                f" / the appeal window of {day} is over"
-            )
-        failed = {(f["dataset"], f["rule_id"]) for f in current.failures(org.org_code, day)}
-        if (fields["dataset"], fields["rule_id"]) not in failed:
-            raise common.Refused("该日没有这条未通过的结果 / no such failed result on that day")
-        if not fields["reason"]:
-            raise common.Refused("请填写申诉理由 / give the reason")
-        action_id = common.queue(
-            request,
-            "appeal_submit",
-            {
-                "org_code": org.org_code,
-                "date": day.isoformat(),
-                "dataset": fields["dataset"],
-                "rule_id": fields["rule_id"],
-                "reason": fields["reason"],
-            },
-            f"org/{org.org_code}/{day.isoformat()}/{fields['dataset']}/{fields['rule_id']}",
+    if not common.in_window(day):
+        raise common.Refused(
+            f"{day} 的申诉期已于 {common.appeals_config().last_day(day)} 结束"
+            f" / the appeal window of {day} is over"
         )
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    failed = {(f["dataset"], f["rule_id"]) for f in current.failures(org.org_code, day)}
+    if (fields["dataset"], fields["rule_id"]) not in failed:
+        raise common.Refused("该日没有这条未通过的结果 / no such failed result on that day")
+    if not fields["reason"]:
+        raise common.Refused("请填写申诉理由 / give the reason")
+    return common.queue(
+        request,
+        "appeal_submit",
+        {
+            "org_code": org.org_code,
+            "date": day.isoformat(),
+            "dataset": fields["dataset"],
+            "rule_id": fields["rule_id"],
+            "reason": fields["reason"],
+        },
+        f"org/{org.org_code}/{day.isoformat()}/{fields['dataset']}/{fields['rule_id']}",
+    )
+
+
+appeal = common.action_endpoint(_appeal, "dataset", "rule_id", "reason")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,32 +38,25 @@ def appeals_page(request: Request) -> Response:
     )
 
 
-async def decide(request: Request) -> Response:
-    async with request.form() as form:
-        fields = {k: common.form_text(form, k) for k in ("decision", "comment")}
-    return await run_in_threadpool(_decide, request, fields)
-
-
-def _decide(request: Request, fields: dict[str, str]) -> Response:
+def _decide(request: Request, fields: dict[str, str]) -> str:
     current = common.snapshot(request)
     appeal_id = request.path_params["appeal_id"]
     found = current.appeal(appeal_id)
     if found is None:
         raise HTTPException(404)
-    try:
-        if fields["decision"] not in ("approved", "rejected"):
-            raise common.Refused("请选择批准或驳回 / choose approve or reject")
-        if not fields["comment"]:
-            raise common.Refused("请填写意见 / give a comment")
-        action_id = common.queue(
-            request,
-            "appeal_decide",
-            {"appeal_id": appeal_id, "decision": fields["decision"], "comment": fields["comment"]},
-            f"appeal/{appeal_id}",
-        )
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    if fields["decision"] not in ("approved", "rejected"):
+        raise common.Refused("请选择批准或驳回 / choose approve or reject")
+    if not fields["comment"]:
+        raise common.Refused("请填写意见 / give a comment")
+    return common.queue(
+        request,
+        "appeal_decide",
+        {"appeal_id": appeal_id, "decision": fields["decision"], "comment": fields["comment"]},
+        f"appeal/{appeal_id}",
+    )
+
+
+decide = common.action_endpoint(_decide, "decision", "comment")
 
 
 def _covers_visible(waiver: dict[str, Any], shown: Any) -> bool:
@@ -90,60 +82,45 @@ def waivers_page(request: Request) -> Response:
     )
 
 
-async def waiver_add(request: Request) -> Response:
-    async with request.form() as form:
-        fields = {
-            k: common.form_text(form, k)
-            for k in ("rule", "start", "end", "reason", "org_code", "peer_group")
-        }
-    return await run_in_threadpool(_waiver_add, request, fields)
-
-
-def _waiver_add(request: Request, fields: dict[str, str]) -> Response:
+def _waiver_add(request: Request, fields: dict[str, str]) -> str:
     common.snapshot(request)
-    try:
-        if bool(fields["org_code"]) == bool(fields["peer_group"]):
-            raise common.Refused(
-                "请选择一个机构或一个同级组 / choose one organisation or one peer group"
-            )
-        if fields["peer_group"] and fields["peer_group"] not in PEER_GROUPS:
-            raise common.Refused("未知同级组 / unknown peer group")
-        payload = {
-            "rule": fields["rule"],
-            "start": fields["start"],
-            "end": fields["end"] or None,
-            "reason": fields["reason"],
-            "org_code": fields["org_code"] or None,
-            "peer_group": fields["peer_group"] or None,
-        }
-        target = f"waiver/{fields['rule']}/{fields['org_code'] or fields['peer_group']}"
-        action_id = common.queue(request, "waiver_add", payload, target)
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    if bool(fields["org_code"]) == bool(fields["peer_group"]):
+        raise common.Refused(
+            "请选择一个机构或一个同级组 / choose one organisation or one peer group"
+        )
+    if fields["peer_group"] and fields["peer_group"] not in PEER_GROUPS:
+        raise common.Refused("未知同级组 / unknown peer group")
+    payload = {
+        "rule": fields["rule"],
+        "start": fields["start"],
+        "end": fields["end"] or None,
+        "reason": fields["reason"],
+        "org_code": fields["org_code"] or None,
+        "peer_group": fields["peer_group"] or None,
+    }
+    target = f"waiver/{fields['rule']}/{fields['org_code'] or fields['peer_group']}"
+    return common.queue(request, "waiver_add", payload, target)
 
 
-async def waiver_end(request: Request) -> Response:
-    async with request.form() as form:
-        fields = {k: common.form_text(form, k) for k in ("end", "reason")}
-    return await run_in_threadpool(_waiver_end, request, fields)
+waiver_add = common.action_endpoint(
+    _waiver_add, "rule", "start", "end", "reason", "org_code", "peer_group"
+)
 
 
-def _waiver_end(request: Request, fields: dict[str, str]) -> Response:
+def _waiver_end(request: Request, fields: dict[str, str]) -> str:
     current = common.snapshot(request)
     waiver_id = request.path_params["waiver_id"]
     if not any(w["waiver_id"] == waiver_id for w in current.waivers()):
         raise HTTPException(404)
-    try:
-        action_id = common.queue(
-            request,
-            "waiver_end",
-            {"waiver_id": waiver_id, "end": fields["end"], "reason": fields["reason"]},
-            f"waiver/{waiver_id}",
-        )
-    except common.Refused as exc:
-        return common.refused(request, exc)
-    return common.to_actions(action_id)
+    return common.queue(
+        request,
+        "waiver_end",
+        {"waiver_id": waiver_id, "end": fields["end"], "reason": fields["reason"]},
+        f"waiver/{waiver_id}",
+    )
+
+
+waiver_end = common.action_endpoint(_waiver_end, "end", "reason")
 
 
 def actions_page(request: Request) -> Response:

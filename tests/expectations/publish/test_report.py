@@ -15,7 +15,7 @@ from contracts.codesystems import make_resident_id
 from contracts.pii import mask
 from contracts.registry import Organisation, Registry
 from expectations.publish import report
-from expectations.publish.report import band, render_city, render_org
+from expectations.publish.report import STATIC, band, render_city, render_org
 from tests.conftest import record_run
 
 DAY = dt.date(2026, 11, 15)
@@ -188,6 +188,8 @@ def test_pages_escape_data_and_fetch_nothing():
         for forbidden in ("http://", "https://", "src=", "<link", "@import", "url("):
             assert forbidden not in html, forbidden
         assert "<svg" in html and "<style>" in html
+        # the one stylesheet of the reports' look, embedded whole: the file stands alone
+        assert (STATIC / "report.css").read_text(encoding="utf-8") in html
     assert "&lt;b&gt;" in org_page()  # notes are data, not markup
 
 

@@ -357,3 +357,30 @@ def test_generations_switch_atomically_and_old_readers_keep_working(city, publis
     generations = [p.name for p in tmp_path.iterdir() if p.is_dir()]
     assert len(generations) == KEEP and first not in generations
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _hand_made_generation(folder: Path, name: str, days: list[dt.date]) -> None:
+    from expectations.publish.snapshot import CURRENT, _dump
+
+    for d in days:
+        _dump(folder / name / "day" / d.isoformat() / "scores.json", [{"org_code": "A", "d": d}])
+    meta = {"generation": name, "published_at": dt.datetime.now(dt.UTC), "dates": days}
+    _dump(folder / name / "meta.json", meta | {"months": [days[0]], "window_days": 5})
+    (folder / CURRENT).write_text(name + "\n", encoding="utf-8")
+
+
+def test_a_reader_keeps_at_most_cache_files_parsed(tmp_path):
+    from expectations.publish.snapshot import Snapshot
+
+    days = [dt.date(2026, 11, d) for d in (1, 2, 3)]
+    _hand_made_generation(tmp_path, "g1", days)
+    snap = Snapshot.open(tmp_path, cache_files=2)
+    assert [snap.scores(d)[0]["d"] for d in days] == days
+    info = snap.cache_info()
+    assert (info.maxsize, info.currsize, info.misses, info.hits) == (2, 2, 3, 0)
+    assert snap.scores(days[2])[0]["d"] == days[2]  # the most recent stays parsed
+    assert snap.cache_info().hits == 1
+    assert snap.scores(days[0])[0]["d"] == days[0]  # the oldest went: read from disk again
+    assert snap.cache_info().misses == 4 and snap.cache_info().currsize == 2
+    assert snap.scores(dt.date(2026, 11, 9)) == []  # a file the generation lacks: a default
+    assert snap.cache_info().currsize == 2

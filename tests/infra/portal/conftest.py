@@ -22,7 +22,6 @@ import http.client
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 
 from contracts.timezone import TZ
+from infra.localhost import free_port
 
 # Screenshots stay here after the session (gitignored), so a person can look at them.
 ARTEFACTS = Path(__file__).resolve().parents[3] / ".artefacts" / "portal"
@@ -201,12 +201,6 @@ def city(tmp_path_factory, config, seaweed) -> Iterator[City]:
             )
         finally:
             settings.cache_clear()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclasses.dataclass

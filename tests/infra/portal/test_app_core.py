@@ -300,3 +300,40 @@ def test_an_unguarded_page_stops_the_app(tmp_path):
     home = dataclasses.replace(settings(), home=tmp_path / "home")
     with pytest.raises(RuntimeError, match="not wrapped"):
         create_app(home, pages=[Route("/open", lambda request: PlainTextResponse("x"))])
+
+
+def test_the_portal_keeps_one_generation_and_its_bounded_cache(tmp_path):
+    import gc
+    import weakref
+
+    from infra.portal.app import Portal
+    from tests.expectations.publish.test_snapshot import _hand_made_generation
+
+    config = dataclasses.replace(settings(), home=tmp_path / "home")
+    portal = Portal(config, load_portal_config())
+    days = [dt.date(2026, 11, 1)]
+    _hand_made_generation(config.snapshot_dir, "g1", days)
+    first = portal.snapshot()
+    assert first is not None and first.scores(days[0])
+    assert first.cache_info().maxsize == load_portal_config().snapshot.cache_files
+    assert portal.snapshot() is first  # same generation: what it has read is kept
+    gone = weakref.ref(first)
+    _hand_made_generation(config.snapshot_dir, "g2", days)
+    second = portal.snapshot()
+    assert second.generation == "g2" and second.cache_info().currsize == 0
+    del first
+    gc.collect()
+    assert gone() is None  # the old generation went with its cache
+
+
+def test_the_reports_stylesheet_is_served_from_its_owner_and_linked_first(app):
+    from expectations.publish.report import STATIC
+
+    c = client(app)
+    css = c.get("/static/report.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.text == (STATIC / "report.css").read_text(encoding="utf-8")
+    assert "unsafe-inline" not in css.headers["content-security-policy"]
+    page = c.get("/login").text
+    assert page.index('href="/static/report.css"') < page.index('href="/static/portal.css"')
+    assert c.get("/static/../templates/base.html").status_code == 404

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,34 +15,14 @@ import pytest
 
 from contracts.registry import load_registry
 from infra.cli_portal import PortalUserError, check_account
+from infra.localhost import free_port
 from infra.portal.store import STORE_FILE, PortalStore
+from tests.infra.conftest import HQLAKE, assert_operator_error, operator_env
+from tests.infra.conftest import run_hqlake as hqlake
 
-HQLAKE = Path(sys.executable).with_name("hqlake")
 REGISTRY = load_registry()
 HOSPITAL = next(o for o in REGISTRY.organisations.values() if o.kind == "hospital")
 COUNTY = next(o for o in REGISTRY.organisations.values() if o.kind == "county")
-
-
-def hqlake(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
-    return subprocess.run(
-        [str(HQLAKE), *args],
-        env={**base, "HQLAKE_HOME": str(home)},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def assert_operator_error(out: subprocess.CompletedProcess, *expected: str) -> None:
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2, out.stderr[-3000:]
-    assert "Traceback" not in out.stderr
-    assert 1 <= len(lines) <= 2, out.stderr
-    for text in expected:
-        assert text in out.stderr, out.stderr
 
 
 @pytest.fixture
@@ -152,18 +129,11 @@ def test_users_add_asks_for_the_password_twice(tmp_path):
     assert "correct horse" not in out.stdout + out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_answers_on_loopback_without_the_warehouse(tmp_path):
-    home, port = tmp_path / "home", _free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HQLAKE_")}
+    home, port = tmp_path / "home", free_port()
     server = subprocess.Popen(
         [str(HQLAKE), "serve", "--port", str(port)],
-        env={**base, "HQLAKE_HOME": str(home)},
+        env=operator_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
