@@ -77,6 +77,8 @@ class Stage:
     peak_rss: int = 0
     rss_before: int = 0
     rss_after: int = 0
+    # user + system CPU seconds of this process (chDB runs in it; SeaweedFS, a child, not)
+    cpu_seconds: float = 0.0
     detail: dict = field(default_factory=dict)
     available: bool = True
     note: str = ""
@@ -90,6 +92,7 @@ class Stage:
     def public(self) -> dict:
         out = asdict(self)
         out["seconds"] = round(self.seconds, 3)
+        out["cpu_seconds"] = round(self.cpu_seconds, 3)
         out["rows_per_second"] = (
             None if self.rows_per_second is None else round(self.rows_per_second)
         )
@@ -136,11 +139,12 @@ class Meter:
         stage.rss_before = rss()
         with self._lock:
             self._peak = stage.rss_before
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu()
         try:
             yield stage
         finally:
             stage.seconds = time.perf_counter() - started
+            stage.cpu_seconds = process_cpu() - cpu
             status = _status()
             stage.rss_after = status.get("VmRSS", 0)
             with self._lock:
@@ -153,6 +157,13 @@ class Meter:
         stage = Stage(name, available=False, note=note)
         self.stages.append(stage)
         return stage
+
+
+def process_cpu() -> float:
+    """User + system CPU seconds of this process so far, all its threads (chDB's included):
+    on a shared machine, what a stage costs whatever the other processes take."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _note_peak(value: int) -> None:

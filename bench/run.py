@@ -226,6 +226,7 @@ def table(results: list[dict]) -> str:
         ("validate_over_gx_pandas", "validation (no Data Docs) ÷ GX-pandas"),
         ("validate_over_sql", "validation (no Data Docs) ÷ SQL lower bound"),
         ("validate_v11_over_v10", "validation with section 7's rules ÷ without them"),
+        ("validate_v11_over_v10_cpu", "the same in process CPU seconds"),
         ("row_rules_over_sql", "row-rule stage ÷ SQL lower bound"),
     ):
         cells = [title]
@@ -256,11 +257,83 @@ def notes(results: list[dict]) -> str:
             f" {gx_detail.get('rules_total', '?')} row rules, its counts equal ours on"
             f" {agree.get('equal', '?')} of {agree.get('compared', '?')} batch-rules;"
             f" validation tries {r['validation_tries']};"
+            f" CPU of the alternated v1.0 / v1.1 tries {r.get('validation_cpu_tries')};"
             f" SeaweedFS RSS {r.get('weed_rss_mib')} MiB (a child process, not included);"
             f" loadavg {r['loadavg_before']} → {r['loadavg_after']};"
             f" worker wall {r['wall_seconds']} s"
             + (f"; not available: {', '.join(missing)}" if missing else "")
         )
+    return "\n".join(lines)
+
+
+def load_baseline(folder: Path | None) -> tuple[dict[float, dict], dict | None]:
+    """An earlier run's results (`--baseline`, a folder of bench/results/): per scale, and
+    its dbt-history experiment."""
+    scales: dict[float, dict] = {}
+    history = None
+    if folder is None or not folder.is_dir():
+        return scales, history
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        if path.name.endswith("-dbt-history.json"):
+            history = data
+        elif "scale" in data and "stages" in data:
+            scales[float(data["scale"])] = data
+    return scales, history
+
+
+def _peak(result: dict | None, name: str) -> str:
+    stage = _stage(result, name) if result else None
+    if not stage or not stage.get("available", True):
+        return "n/a"
+    cpu = f", {stage['cpu_seconds']:.0f} s CPU" if stage.get("cpu_seconds") else ""
+    return f"{stage['peak_rss_mib']:,.0f} MiB ({stage['seconds']:.0f} s{cpu})"
+
+
+def _incremental(out: dict | None) -> dict[int, float]:
+    if not out:
+        return {}
+    return {
+        r["history_days"]: _stage(r, "build_incremental")["seconds"]
+        for r in out["runs"]
+        if r.get("stages") and _stage(r, "build_incremental")
+    }
+
+
+def targets(
+    results: list[dict], history_runs: dict | None, baseline: tuple[dict, dict | None], name: str
+) -> str:
+    """Issue 16's two open targets, this run beside the baseline's figures: the daily run's
+    peak memory per scale (not growing beyond the largest batch), and the incremental dbt
+    build of a day between the shortest and longest history (within 10 %)."""
+    scales, base_history = baseline
+    lines = [
+        f"Open targets, this run beside {name}:",
+        "",
+        "| scale | history days (baseline / now) | largest batch rows | daily-run peak, baseline"
+        " | daily-run peak, now | validation peak, baseline | now | dbt build peak, baseline"
+        " | now |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        b = scales.get(float(r["scale"]))
+        largest = ((_stage(r, "ingest") or {}).get("detail") or {}).get("largest_batch_rows", 0)
+        lines.append(
+            f"| {r['scale']:g} | {b['history_days'] if b else 'n/a'} / {r['history_days']} |"
+            f" {largest:,} | {_peak(b, 'daily_run')} | {_peak(r, 'daily_run')} |"
+            f" {_peak(b, 'validate')} | {_peak(r, 'validate')} |"
+            f" {_peak(b, 'build')} | {_peak(r, 'build')} |"
+        )
+    for label, out in (("baseline", base_history), ("now", history_runs)):
+        builds = _incremental(out)
+        if len(builds) >= 2:
+            short, long = min(builds), max(builds)
+            growth = builds[long] / builds[short] - 1
+            lines.append(
+                f"\nIncremental dbt build of the day, {label}: {builds[short]:.1f} s on"
+                f" {short} days of history, {builds[long]:.1f} s on {long} days:"
+                f" {growth:+.0%} (target within 10 %: {'met' if growth <= 0.10 else 'not met'})."
+            )
     return "\n".join(lines)
 
 
@@ -315,6 +388,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--work", type=Path, default=ROOT / ".hqlake" / "bench")
     parser.add_argument("--results", type=Path)
     parser.add_argument("--label", default="", help="what this run is, kept in the results")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=ROOT / "bench" / "results" / "after-incremental",
+        help="earlier results shown beside this run's open targets",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.scales = "0.01,0.02" if args.scales is None else args.scales
@@ -349,6 +428,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         text += ["", table(results), "", notes(results)]
     if history_runs:
         text += ["", dbt_table(history_runs)]
+    baseline = load_baseline(args.baseline)
+    if results and (baseline[0] or baseline[1]):
+        text += ["", targets(results, history_runs, baseline, str(args.baseline))]
     for r in results:
         if r.get("profile"):
             text += ["", f"Profile of scale {r['scale']:g} (py-spy, main thread):", ""]

@@ -28,9 +28,10 @@
     {{ return(dates) }}
 {%- endmacro %}
 
-{#- A filter on `column` to the stale dates when incremental; true on a full build. -#}
-{% macro stale_business_date_filter(column) -%}
-    {%- set dates = stale_business_dates() -%}
+{#- A filter on `column` to the stale dates when incremental; true on a full build. `dates`:
+    the stale dates when the model already has them (each lookup is a query). -#}
+{% macro stale_business_date_filter(column, dates=none) -%}
+    {%- set dates = stale_business_dates() if dates is none else dates -%}
     {%- if is_incremental() -%}
         {%- if dates -%}
             {{ column }} in ({{ date_list(dates) }})

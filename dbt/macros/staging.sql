@@ -29,9 +29,12 @@
       failing warning rules are listed in dq_warning_rules;
     - contract fields tagged pii come out hashed or masked (`protected_column`), never raw;
     - one row per record key and batch (the last line wins if a key repeats);
-    - incremental builds read only the stale business dates. -#}
+    - incremental builds read only the stale business dates: of the batches, of the raw
+      rows and of the record issues (each filtered by its own business_date, so that
+      partitions and primary keys prune the history). -#}
 {% macro staged_records(dataset) -%}
     {%- set spec = dataset_spec(dataset) -%}
+    {%- set stale = stale_business_dates() -%}
 with
 
 batches as (
@@ -42,7 +45,7 @@ batches as (
     from {{ source('raw', 'current_batch') }} as current_batch
     where
         current_batch.dataset = '{{ dataset }}'
-        and {{ stale_business_date_filter('current_batch.business_date') }}
+        and {{ stale_business_date_filter('current_batch.business_date', stale) }}
 ),
 
 stamps as (
@@ -67,7 +70,9 @@ issues as (
         on
             record_issue.run_id = stamps.dq_run_id
             and record_issue.business_date = stamps.business_date
-    where record_issue.dataset = '{{ dataset }}'
+    where
+        record_issue.dataset = '{{ dataset }}'
+        and {{ stale_business_date_filter('record_issue.business_date', stale) }}
     group by
         record_issue.org_code,
         record_issue.business_date,
@@ -81,7 +86,8 @@ current_rows as (
         raw_rows.*
     from {{ source('raw', dataset) }} as raw_rows
     where
-        (raw_rows.org_code, raw_rows.business_date, raw_rows.batch_version) in (
+        {{ stale_business_date_filter('raw_rows.business_date', stale) }}
+        and (raw_rows.org_code, raw_rows.business_date, raw_rows.batch_version) in (
             select
                 org_code,
                 business_date,

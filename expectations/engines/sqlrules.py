@@ -224,12 +224,18 @@ def current_rows(dataset: str, dates: str) -> str:
     )
 
 
+# The parameter a query restricted to some organisations binds (`violations_query(orgs=True)`).
+ORGS_PARAM = "orgs"
+_IN_ORGS = f"IN {{{ORGS_PARAM}:Array(String)}}"
+
+
 @dataclass
 class _Ctx:
     ds: Dataset
     business_date: str  # SQL literal of the query's business date
     n_lookup: int = 0
     n_window: int = 0
+    orgs: bool = False  # rows and lookups restricted to org_code IN {orgs:Array(String)}
 
     def spec(self, name: str) -> FieldSpec:
         try:
@@ -254,8 +260,10 @@ class _Ctx:
         return " AND ".join(f"{self.col(k)} = {literal(v, self.spec(k))}" for k, v in when.items())
 
     def current(self, dataset: str, upto: str) -> str:
-        """Rows of the current versions of `dataset` of every date up to `upto`."""
-        return current_rows(dataset, f"<= {upto}")
+        """Rows of the current versions of `dataset` of every date up to `upto` (of the
+        pass's organisations only when restricted: every lookup joins on org_code)."""
+        rows = current_rows(dataset, f"<= {upto}")
+        return f"r.org_code {_IN_ORGS} AND {rows}" if self.orgs else rows
 
 
 def _numeric(expr: str) -> str:
@@ -654,23 +662,26 @@ def record_key(ds: Dataset, prefix: str = "t.") -> str:
 
 
 def _row_source(
-    dataset: str, business_date: dt.date | str, rules: Sequence[Rule]
+    dataset: str, business_date: dt.date | str, rules: Sequence[Rule], orgs: bool = False
 ) -> tuple[list[RuleSQL], str, str, str]:
-    """(rule expressions, current-batch query, raw rows query with windows, lookup joins)."""
+    """(rule expressions, current-batch query, raw rows query with windows, lookup joins);
+    with `orgs`, all of them restricted to the organisations of parameter ORGS_PARAM."""
     ds = contracts().dataset(dataset)
     day = dt.date.fromisoformat(str(business_date))
     d = f"toDate({quote(day.isoformat())})"
-    ctx = _Ctx(ds, d)
+    ctx = _Ctx(ds, d, orgs=orgs)
     parts = [_rule_sql(r, ctx) for r in sql_rules(dataset, rules)]
     table = f"raw.{ident(ds.dataset)}"
     cur = (
         f"SELECT org_code, business_date, batch_version FROM raw.current_batch"
         f" WHERE dataset = {quote(ds.dataset)} AND business_date = {d}"
+        + (f" AND org_code {_IN_ORGS}" if orgs else "")
     )
     windows = [f"{w} AS {a}" for p in parts for a, w in p.windows]
     base = (
         f"SELECT *{''.join(', ' + w for w in windows)} FROM {table}"
-        f" WHERE business_date = {d} AND (org_code, business_date, batch_version) IN ({cur})"
+        f" WHERE business_date = {d}{f' AND org_code {_IN_ORGS}' if orgs else ''}"
+        f" AND (org_code, business_date, batch_version) IN ({cur})"
     )
     joins = " ".join(lk.sql for p in parts for lk in p.lookups)
     return parts, cur, base, joins
@@ -719,7 +730,7 @@ def dataset_query(
 
 
 def violations_query(
-    dataset: str, business_date: dt.date | str, rules: Sequence[Rule]
+    dataset: str, business_date: dt.date | str, rules: Sequence[Rule], orgs: bool = False
 ) -> tuple[str, list[str]]:
     """ONE pass per dataset and date that returns only what failed: per current batch `n`
     (its rows) and per rule i `c{i}` (rows the rule applies to) and `f{i}` (rows breaking
@@ -729,9 +740,13 @@ def violations_query(
     caller holds grows with the failures, not with the batch (bench/: at 4 M rows a day the
     frame of every row took 5 GiB). Great Expectations validates the `r{i}` columns (expect
     null); their non-NULL count equals `f{i}` summed over the batches.
+    With `orgs`, the pass reads only the batches, and the lookups only the history, of the
+    organisations bound as parameter ORGS_PARAM (Array(String)): every rule judges a row
+    within its own batch and organisation, so passes over groups of organisations give,
+    together, exactly what one pass over the day gives, and hold one group's rows at a time.
     Returns (sql, rule ids in column order)."""
     ds = contracts().dataset(dataset)
-    parts, _cur, base, joins = _row_source(dataset, business_date, rules)
+    parts, _cur, base, joins = _row_source(dataset, business_date, rules, orgs)
     if not parts:
         raise RuleSQLError(f"{dataset}: no field or record rules")
     row_cols = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 
@@ -93,6 +94,20 @@ def test_profile_summary_attributes_samples_to_stages_and_libraries(tmp_path):
 
 
 @pytest.mark.integration
+def test_meter_counts_the_cpu_a_stage_takes_not_the_time_it_waits():
+    with Meter() as meter:
+        with meter.stage("busy"):
+            started = time.process_time()
+            while time.process_time() - started < 0.3:
+                pass
+        with meter.stage("waiting"):
+            time.sleep(0.3)
+    busy, waiting = meter.stages
+    assert busy.cpu_seconds >= 0.25
+    assert waiting.seconds >= 0.3 and waiting.cpu_seconds < 0.15
+    assert busy.public()["cpu_seconds"] == round(busy.cpu_seconds, 3)
+
+
 def test_bench_end_to_end_on_a_tiny_city(tmp_path, capsys):
     results = run.main(
         [
@@ -117,6 +132,8 @@ def test_bench_end_to_end_on_a_tiny_city(tmp_path, capsys):
     assert gx["agreement"]["compared"] > 0
     assert gx["agreement"]["equal"] == gx["agreement"]["compared"]
     assert record["ratios"]["validate_over_sql"] > 0
+    assert record["ratios"]["validate_v11_over_v10_cpu"] > 0
+    assert len(record["validation_cpu_tries"]["validate_v10"]) == 1
     assert record["machine"]["cores"] >= 1 and record["loadavg_before"]
     out = capsys.readouterr().out
     assert "| (b) SQL lower bound |" in out and "÷ GX-pandas |" in out
