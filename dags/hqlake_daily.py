@@ -20,14 +20,20 @@ Tasks (each calls one function of `infra.pipeline`, the same ones the CLI calls)
 
 - ingest: one mapped task per organisation with files for D, so one organisation's trouble
   or size does not hold the others; its bad files are refused and recorded, not raised.
+  The tasks map over groups of organisations (HQLAKE_ORGS_PER_TASK): one each on a
+  ClickHouse server, all in one on chDB, where the one-slot pool runs tasks one at a time
+  and a task instance costs more than an organisation's work (under a scheduler, a process
+  starting SeaweedFS and chDB).
 - late_arrivals: re-ingests the HQLAKE_LATE_DAYS (7) business dates before D; dates where a
   late or corrected file made a new batch version are validated, scored, reported and fed
   back again in this run, next to D.
 - validate, score, report: one mapped task per business date (D and the late ones).
   Validation is one run per date (`dq.current_run` is per date); inside it the work is per
   batch and pushed down into ClickHouse.
-- feedback: one mapped task per active organisation; an e-mail goes out only when its
-  content changed since the last one for that organisation-day (ledger dq.feedback_sent).
+- feedback: one mapped task per active organisation (grouped like ingest); an e-mail goes
+  out only when its content changed since the last one for that organisation-day (ledger
+  dq.feedback_sent). In a group, one organisation's failure stops no other's e-mail: the
+  task sends the rest, then fails naming it.
 
 Failures. Quality failures are data: they never fail a task, feedback still goes out.
 Infrastructure errors fail the task, which is retried with exponential backoff
@@ -200,17 +206,17 @@ def hqlake_daily():
         return {"day": day.isoformat(), "inbox": pipeline.inbox_url(context["params"]["inbox"])}
 
     @task
-    def plan(day: str, inbox: str) -> list[str]:
-        """The organisations with files in the inbox for the day."""
-        return _stage("plan_stage", _day(day), inbox)["uploaded"]
+    def plan(day: str, inbox: str) -> list[list[str]]:
+        """The organisations with files in the inbox for the day, in their ingest groups."""
+        return _stage("plan_stage", _day(day), inbox)["groups"]
 
     @task
-    def feedback_targets(day: str, uploaded: list[str]) -> list[dict]:
-        return _stage("feedback_targets", _day(day), uploaded)
+    def feedback_targets(day: str, uploaded: list[list[str]]) -> list[dict]:
+        return _stage("feedback_targets", _day(day), [c for group in uploaded for c in group])
 
     @task
-    def ingest(org_code: str, day: str, inbox: str) -> dict:
-        return _stage("ingest_stage", _day(day), inbox, org_code)
+    def ingest(org_codes: list[str], day: str, inbox: str) -> dict:
+        return _stage("ingest_stage", _day(day), inbox, org_codes)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def late_arrivals(day: str, inbox: str) -> list[str]:
@@ -235,16 +241,17 @@ def hqlake_daily():
         return _stage("report_stage", _day(day))
 
     @task
-    def feedback(org_code: str, expect_upload: bool, dates: list[str], day: str) -> list[dict]:
-        return [
-            _stage("feedback_stage", _day(d), org_code, expect_upload=expect_upload and d == day)
-            for d in dates
-        ]
+    def feedback(
+        org_codes: list[str], expect_upload: list[str], dates: list[str], day: str
+    ) -> list[dict]:
+        return _stage(
+            "feedback_group_stage", [_day(d) for d in dates], _day(day), org_codes, expect_upload
+        )
 
     when = business_date()
     day, inbox = when["day"], when["inbox"]
     uploaded = plan(day, inbox)
-    ingested = ingest.partial(day=day, inbox=inbox).expand(org_code=uploaded)
+    ingested = ingest.partial(day=day, inbox=inbox).expand(org_codes=uploaded)
     dates = late_arrivals(day, inbox)
     ingested >> dates
     validated = validate.expand(day=dates)

@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,11 +179,15 @@ def embedded_services(config: Settings, rt: Runtime | None = None) -> Iterator[N
 
 
 def run(
-    days: list[dt.date], inbox: str | None = None, rt: Runtime | None = None
+    days: list[dt.date],
+    inbox: str | None = None,
+    rt: Runtime | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the daily DAG for each business date in `days` (in order) through Airflow in this
     process; returns one summary per date: state, per-task wall time, task outputs. `rt`: a
-    runtime already running in this process (tests), else the embedded one is started."""
+    runtime already running in this process (tests), else the embedded one is started.
+    `progress` gets a line per date as its run ends (`progress_line`)."""
     from infra.runtime import hold_home
 
     config = settings()
@@ -202,7 +206,21 @@ def run(
                     run_conf={"date": day.isoformat(), "inbox": inbox},
                 )
                 summaries.append(_summary(dag_run, time.perf_counter() - started))
+                if progress is not None:
+                    progress(progress_line(day, summaries[-1]))
     return summaries
+
+
+def progress_line(day: dt.date, summary: dict[str, Any]) -> str:
+    """One line for a date's run: its stages' wall time in DAG order, the run's, its state."""
+    order = {task_id: n for n, task_id in enumerate(TASK_ORDER)}
+    stages = "  ".join(
+        f"{task_id} {summary['tasks'][task_id]['seconds']:.1f}s"
+        for task_id in sorted(summary["tasks"], key=lambda t: (order.get(t, len(order)), t))
+        if task_id in STAGES_SHOWN
+    )
+    state = "" if summary["state"] == "success" else f"  {summary['state'].upper()}"
+    return f"{day}  {stages}  = {summary['seconds']:.1f}s{state}"
 
 
 def run_date(day: dt.date, inbox: str | None = None) -> dict[str, Any]:
@@ -229,6 +247,10 @@ TASK_ORDER = (
     "feedback_targets",
     "feedback",
 )
+
+
+# the stages a progress line shows (the others take a fraction of a second)
+STAGES_SHOWN = ("ingest", "late_arrivals", "validate", "score", "build", "report", "feedback")
 
 
 def describe(summary: dict[str, Any]) -> str:

@@ -45,6 +45,10 @@ def _stage_times(summaries: list[dict]) -> dict[str, float]:
     return dict(totals)
 
 
+def _progress(line: str) -> None:
+    print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inbox", type=Path, required=True)
@@ -91,7 +95,8 @@ def main() -> None:
     generated = time.monotonic() - started
     print(
         f"generated {args.days} days of the sample city in {inbox} "
-        f"({generated:.1f}s): {summary.get('rows_total', summary)} rows"
+        f"({generated:.1f}s): {summary.get('rows_total', summary)} rows",
+        flush=True,
     )
 
     from expectations.rules.rulebase import rulebase
@@ -101,9 +106,13 @@ def main() -> None:
     from infra.runtime import warehouse
 
     dates = [args.start + dt.timedelta(days=i) for i in range(args.days)]
-    print(f"\nrunning the daily DAG through Airflow for {dates[0]} .. {dates[-1]}:")
+    print(
+        f"\nrunning the daily DAG through Airflow for {dates[0]} .. {dates[-1]}"
+        " (a line per date as its run ends):",
+        flush=True,
+    )
     t0 = time.monotonic()
-    summaries = airflow_run.run(dates, str(inbox))
+    summaries = airflow_run.run(dates, str(inbox), progress=_progress)
     week = time.monotonic() - t0
     for s in summaries:
         print(airflow_run.describe(s))
@@ -112,10 +121,11 @@ def main() -> None:
     redo = sorted({dt.date.fromisoformat(p.parts[-2]) for p in corrected})
     print(
         f"\n{len(corrected)} corrected files arrived late for {[str(d) for d in redo]}; "
-        f"running {dates[-1]} again: its late-arrivals pass picks them up"
+        f"running {dates[-1]} again: its late-arrivals pass picks them up",
+        flush=True,
     )
     t1 = time.monotonic()
-    again = airflow_run.run([dates[-1]], str(inbox))
+    again = airflow_run.run([dates[-1]], str(inbox), progress=_progress)
     rerun = time.monotonic() - t1
     for s in again:
         print(airflow_run.describe(s))

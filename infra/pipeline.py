@@ -1,13 +1,15 @@
 """The stages of the daily run as plain functions: the Airflow tasks and the CLI call these.
 
     plan_stage(day, inbox)              which organisations sent files for the day
-    ingest_stage(day, inbox, org_code)  one organisation's batches (or all) -> lake + raw
+    ingest_stage(day, inbox, org_codes) a group of organisations' batches (or all) -> raw
     late_stage(day, inbox)              late-arrivals pass over the previous business dates
     validate_stage(day)                 every rule on the current batches -> dq.rule_result
     score_stage(day)                    scores, ranks, failure deltas -> dq.score_*
     build_stage(dates)                  dbt build of the marts
     report_stage(day)                   city and organisation HTML pages
     feedback_stage(day, org_code)       e-mails (or reminders), once per content
+    feedback_group_stage(dates, day, org_codes, expect_upload)
+                                        one mapped feedback task: a group's e-mails of dates
     suggest_weights(first, last)        weight suggestions from a period's results (CLI only)
 
 Every stage returns a small JSON-able summary (an Airflow XCom, the CLI's output) with the
@@ -39,7 +41,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,10 +149,13 @@ def ingestor(
 
 
 def _ingest(
-    rt: Runtime, inbox: str, day: dt.date, org_code: str | None, registry: Registry | None = None
+    rt: Runtime,
+    inbox: str,
+    day: dt.date,
+    org_codes: Sequence[str] | None,
+    registry: Registry | None = None,
 ) -> list[FileResult]:
-    codes = None if org_code is None else [org_code]
-    return ingestor(rt, registry).ingest(inbox, day, codes)
+    return ingestor(rt, registry).ingest(inbox, day, org_codes)
 
 
 def ingest(
@@ -162,7 +167,8 @@ def ingest(
     """Every file's outcome of ingesting `day` (one organisation or all): `ingest_stage`'s
     work, which `hqlake ingest` prints file by file."""
     with session() as rt:
-        return _ingest(rt, inbox_url(inbox), day, org_code, registry)
+        codes = None if org_code is None else [org_code]
+        return _ingest(rt, inbox_url(inbox), day, codes, registry)
 
 
 def _ingest_summary(results: list[FileResult]) -> dict[str, Any]:
@@ -212,33 +218,47 @@ def plan_stage(day: dt.date, inbox: str | None = None) -> dict[str, Any]:
     inbox = inbox_url(inbox)
     with session() as rt:
         files = list_inbox(inbox, day, rt.s3)
+    uploaded = sorted({f.org_code for f in files})
     return {
         "business_date": day.isoformat(),
         "inbox": inbox,
-        "uploaded": sorted({f.org_code for f in files}),
+        "uploaded": uploaded,
+        "groups": org_groups(uploaded),
         "files": len(files),
         "seconds": _seconds(started),
     }
 
 
+def org_groups(org_codes: Sequence[str]) -> list[list[str]]:
+    """`org_codes` cut into the groups of one mapped ingest or feedback task each
+    (`Settings.org_group_size`: one organisation a task on a ClickHouse server, all in one
+    on chDB)."""
+    size = settings().org_group_size or len(org_codes) or 1
+    return [list(org_codes[i : i + size]) for i in range(0, len(org_codes), size)]
+
+
 def feedback_targets(day: dt.date, uploaded: list[str]) -> list[dict[str, Any]]:
-    """One feedback task per organisation active on `day`; `expect_upload` when the inbox
-    listing showed its files (see feedback_stage)."""
+    """The feedback tasks of `day`: the organisations active on it in `org_groups`, each
+    with those of them the inbox listing showed files of (`expect_upload`, see
+    feedback_group_stage)."""
+    active = sorted(o.org_code for o in org_registry().active(day))
     return [
-        {"org_code": o.org_code, "expect_upload": o.org_code in uploaded}
-        for o in sorted(org_registry().active(day), key=lambda o: o.org_code)
+        {"org_codes": group, "expect_upload": [c for c in group if c in uploaded]}
+        for group in org_groups(active)
     ]
 
 
 def ingest_stage(
-    day: dt.date, inbox: str | None = None, org_code: str | None = None
+    day: dt.date, inbox: str | None = None, org_codes: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Ingest the batches of `day` of one organisation (`org_code`) or of all."""
+    """Ingest the batches of `day` of the organisations `org_codes` (one mapped task's
+    group, see `org_groups`), or of all."""
     started = time.perf_counter()
-    results = ingest(day, inbox, org_code)
+    with session() as rt:
+        results = _ingest(rt, inbox_url(inbox), day, org_codes)
     return {
         "business_date": day.isoformat(),
-        "org_code": org_code,
+        "org_codes": None if org_codes is None else list(org_codes),
         **_ingest_summary(results),
         "seconds": _seconds(started),
     }
@@ -395,6 +415,15 @@ def _unpublished(day: dt.date) -> list[dt.date] | None:
     return sorted({day, *(r[0] for r in rows)})
 
 
+class FeedbackFailed(RuntimeError):
+    """Some organisations' feedback could not be sent; the others' was (`failures`: one
+    line per organisation, `summaries`: what each date's stage did)."""
+
+    def __init__(self, failures: list[str], summaries: list[dict[str, Any]]) -> None:
+        super().__init__("feedback not sent: " + "; ".join(failures))
+        self.failures, self.summaries = failures, summaries
+
+
 def feedback_stage(
     day: dt.date, org_code: str | None = None, expect_upload: bool = False
 ) -> dict[str, Any]:
@@ -404,45 +433,89 @@ def feedback_stage(
     (the outbox under HQLAKE_HOME). `expect_upload`: the inbox listing of the run showed files
     of `org_code`; when none of them was ingested (its ingest task failed) this raises rather
     than send a reminder that nothing was received."""
+    codes = None if org_code is None else [org_code]
+    expected = codes if expect_upload and codes else []
+    return feedback_group_stage([day], day, codes, expected)[0]
+
+
+def feedback_group_stage(
+    dates: Sequence[dt.date],
+    day: dt.date,
+    org_codes: Sequence[str] | None,
+    expect_upload: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """`feedback_stage` of each of `dates` for the organisations `org_codes` (one mapped
+    feedback task's group, see `org_groups`; None: every active one), one summary per date.
+    `expect_upload`: those the inbox listing of the run showed files of for `day`.
+
+    One organisation's failure stops no other's e-mail: the others are sent (and recorded
+    in the ledger), then FeedbackFailed names the ones that failed, so the task fails and its
+    retry sends only what is still unsent."""
     from expectations.publish.feedback import send_feedback
     from infra import mail
 
-    started = time.perf_counter()
     ch = _warehouse()
     config = settings()
-    codes = None if org_code is None else [org_code]
-    if (
-        expect_upload
-        and not ch.query(
-            "SELECT count() FROM dq.ingest_file WHERE business_date = {d:Date}"
-            " AND org_code = {org:String}",
-            parameters={"d": day, "org": org_code},
-        ).result_rows[0][0]
-    ):
-        raise RuntimeError(
-            f"{org_code} sent files for {day} but none was ingested: re-run its ingest task"
-        )
+    registry = org_registry()
+    summaries, failures = [], []
     with contextlib.ExitStack() as stack:
         smtp = mail.smtp_config()
         if not smtp.host:
             sink = stack.enter_context(mail.SmtpSink(config.outbox))
             smtp = sink.config()
-        outcomes = send_feedback(
-            ch,
-            org_registry(),
-            day,
-            codes,
-            transport=lambda messages: mail.send(messages, smtp),
-            sender=smtp.sender,
-            portal_url=config.portal_url,
-        )
-    return {
-        "business_date": day.isoformat(),
-        "org_code": org_code,
-        "outcomes": outcomes,
-        "sent": sum(o["status"] == "sent" for o in outcomes),
-        "seconds": _seconds(started),
+        for d in dates:
+            started = time.perf_counter()
+            codes = None if org_codes is None else list(org_codes)
+            missing = _not_ingested(ch, d, list(expect_upload)) if d == day else []
+            for code in missing:
+                failures.append(
+                    f"{code} sent files for {d} but none was ingested: re-run its ingest task"
+                )
+            if missing:
+                codes = [c for c in codes or [] if c not in missing]
+            outcomes = (
+                send_feedback(
+                    ch,
+                    registry,
+                    d,
+                    codes,
+                    transport=lambda messages: mail.send(messages, smtp),
+                    sender=smtp.sender,
+                    portal_url=config.portal_url,
+                )
+                if codes is None or codes
+                else []
+            )
+            failures += [
+                f"{o['org_code']} {d}: {o['error']}" for o in outcomes if o["status"] == "failed"
+            ]
+            summaries.append(
+                {
+                    "business_date": d.isoformat(),
+                    "org_codes": None if org_codes is None else list(org_codes),
+                    "outcomes": outcomes,
+                    "sent": sum(o["status"] == "sent" for o in outcomes),
+                    "seconds": _seconds(started),
+                }
+            )
+    if failures:
+        raise FeedbackFailed(failures, summaries)
+    return summaries
+
+
+def _not_ingested(ch: Client, day: dt.date, org_codes: list[str]) -> list[str]:
+    """Those of `org_codes` without a file recorded by ingestion for `day`."""
+    if not org_codes:
+        return []
+    seen = {
+        code
+        for (code,) in ch.query(
+            "SELECT DISTINCT org_code FROM dq.ingest_file WHERE business_date = {d:Date}"
+            " AND org_code IN {orgs:Array(String)}",
+            parameters={"d": day, "orgs": org_codes},
+        ).result_rows
     }
+    return [c for c in org_codes if c not in seen]
 
 
 def acceptance(month: dt.date, config_path: Path | None = None) -> list[dict[str, Any]]:

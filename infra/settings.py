@@ -59,6 +59,9 @@ class Settings:
     clickhouse_overrides: tuple[tuple[str, str], ...] = ()
     # HQLAKE_CLICKHOUSE_CLUSTER: a cluster of the server's remote_servers (infra/schema.py)
     clickhouse_cluster: str | None = None
+    # HQLAKE_ORGS_PER_TASK: organisations per mapped ingest and feedback task of the DAG,
+    # 0 for all in one; unset, `org_group_size` decides by the warehouse
+    orgs_per_task: int | None = None
 
     @property
     def embedded_storage(self) -> bool:
@@ -67,6 +70,17 @@ class Settings:
     @property
     def embedded_warehouse(self) -> bool:
         return self.clickhouse_url is None
+
+    @property
+    def org_group_size(self) -> int:
+        """Organisations per mapped ingest or feedback task, 0 for all in one: one each on a
+        ClickHouse server (one organisation's trouble or size holds no other, and the pool
+        runs them side by side), all in one on chDB, where the one-slot pool runs the tasks
+        one at a time anyway and each task instance costs more than an organisation's
+        work (a process, SeaweedFS and chDB under a scheduler)."""
+        if self.orgs_per_task is not None:
+            return self.orgs_per_task
+        return 0 if self.embedded_warehouse else 1
 
     @property
     def chdb_path(self) -> Path:
@@ -271,7 +285,12 @@ def check_env(env: dict[str, str]) -> None:
 
 # Read by other readers too (the DAG's task policy, the mailer), checked here so that every
 # command refuses a bad value before it starts work.
-WHOLE_NUMBERS = ("HQLAKE_LATE_DAYS", "HQLAKE_TASK_RETRIES", "HQLAKE_SMTP_PORT")
+WHOLE_NUMBERS = (
+    "HQLAKE_LATE_DAYS",
+    "HQLAKE_TASK_RETRIES",
+    "HQLAKE_SMTP_PORT",
+    "HQLAKE_ORGS_PER_TASK",
+)
 
 
 def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
@@ -310,6 +329,11 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         dbt_log_level=env.get("HQLAKE_DBT_LOG_LEVEL", "warn"),
         airflow_logging_level=env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         clickhouse_overrides=tuple((name, env[name]) for name in CLICKHOUSE_PARTS if env.get(name)),
+        orgs_per_task=(
+            env_int("HQLAKE_ORGS_PER_TASK", 0, env)
+            if (env.get("HQLAKE_ORGS_PER_TASK") or "").strip()
+            else None
+        ),
     )
 
 

@@ -143,8 +143,9 @@ def test_first_run_outputs_of_every_stage(scenario):
     ch, registry, state = scenario["ch"], scenario["registry"], scenario["states"]["first"]
     run = scenario["runs"]["first"]
     active = {o.org_code for o in registry.active(D)}
-    # ingest: one mapped task per organisation that sent files; rows in raw
-    ingested = {o["org_code"] for o in run["outputs"]["ingest"]}
+    # ingest: the organisations that sent files, in one mapped task on chDB; rows in raw
+    assert run["tasks"]["ingest"]["instances"] == 1
+    ingested = {code for o in run["outputs"]["ingest"] for code in o["org_codes"]}
     assert active <= ingested
     assert state["raw_rows"] > 0 and state["raw_table_rows"] > 0
     # validation: a complete run with failed rules (the sample city has defects)

@@ -549,7 +549,7 @@ def collect(
     `portal_url` (none when None).
     Raises LookupError when `day` has not been scored: feedback on numbers that do not
     exist yet would be wrong."""
-    from expectations.programme.read import Programme
+    from expectations.programme.read import NO_STANDING, Programme
     from expectations.scoring import read
 
     scores = {r["org_code"]: r for r in read.read_scores(ch, day)}
@@ -572,7 +572,11 @@ def collect(
         " AND org_code IN {orgs:Array(String)} ORDER BY org_code, dataset, rule_id",
         parameters={"d": day, "orgs": codes},
     ).result_rows
-    programme = Programme(ch, registry)
+    # one organisation's e-mail (a mapped task of one) reads its rows, several the whole day's
+    only = codes[0] if len(codes) == 1 else ""
+    standings = Programme(ch, registry).standings(day, only)
+    failures = read.day_failures(ch, day, only)
+    explanations = read.day_explanations(ch, day, org_code=only)
     out = []
     for org in orgs:
         code = org.org_code
@@ -581,10 +585,10 @@ def collect(
         )
         if fb.uploaded:
             fb.score = scores.get(code)
-            standing = programme.standing(code, day)
-            fb.failures = standing.without_waived(read.failures(ch, code, day))
+            standing = standings.get(code, NO_STANDING)
+            fb.failures = standing.without_waived(failures.get(code, []))
             fb.waived, fb.appeals = standing.waived, standing.appeals
-            fb.explanation = read.read_explanation(ch, code, day)
+            fb.explanation = explanations.get(code, [])
             fb.resolved = [{"dataset": d, "rule_id": r} for o, d, r in resolved if o == code]
             fb.refused_files = [
                 {"dataset": d, "file": f, "reason": reason}
@@ -648,7 +652,8 @@ def send_feedback(
     organisations, or `org_codes`) through `transport` (the caller's SMTP session, which
     returns the Message-IDs), from `sender`, recording each in dq.feedback_sent right after
     the relay accepted it. Returns one outcome per organisation: sent | unchanged |
-    no_recipients."""
+    no_recipients | failed (composing or sending its message raised: `error` says what; the
+    others are still sent, and the caller decides what a failure means)."""
     previous = last_sent(ch, day)
     outcomes = []
     found = collect(ch, registry, day, org_codes, portal_url=portal_url)
@@ -668,8 +673,13 @@ def send_feedback(
         if previous.get(fb.org.org_code) == digest:
             outcomes.append(outcome | {"status": "unchanged"})
             continue
-        message = compose(fb, sender, _domain(sender))
-        (mid,) = transport([message])
+        try:
+            message = compose(fb, sender, _domain(sender))
+            (mid,) = transport([message])
+        except Exception as exc:  # one organisation's message (an address refused) stops no other
+            log.exception("feedback of %s for %s not sent", fb.org.org_code, day)
+            outcomes.append(outcome | {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            continue
         ch.insert(
             "dq.feedback_sent",
             [

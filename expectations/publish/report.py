@@ -627,8 +627,11 @@ def write_reports(
     bar, decimals = _published_scale()
     scores = read.read_scores(ch, day)
     signed = read_signature(ch, day)
-    trends = {r["org_code"]: read.trend(ch, r["org_code"], day, TREND_DAYS) for r in scores}
-    programme = Programme(ch, registry)
+    day_trends = read.day_trends(ch, day, TREND_DAYS)
+    trends = {r["org_code"]: day_trends.get(r["org_code"], []) for r in scores}
+    failures = read.day_failures(ch, day)
+    explanations = read.day_explanations(ch, day)
+    standings = Programme(ch, registry).standings(day)
     orgs: dict[str, Path] = {}
     for row in scores:
         code = row["org_code"]
@@ -636,13 +639,13 @@ def write_reports(
             day,
             row,
             trends[code],
-            read.failures(ch, code, day),
+            failures.get(code, []),
             registry.get(code),
             datadocs,
             bar=bar,
             decimals=decimals,
-            explanation=read.read_explanation(ch, code, day),
-            standing=programme.standing(code, day),
+            explanation=explanations.get(code, []),
+            standing=standings.get(code, NO_STANDING),
         )
         orgs[code] = org_page(day, code, out_dir)
         orgs[code].write_text(html, encoding="utf-8")

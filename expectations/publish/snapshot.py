@@ -359,24 +359,26 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _export_day(ch: Client, registry: Registry, day: dt.date, target: Path) -> None:
-    from expectations.programme.read import Programme
+    from expectations.programme.read import NO_STANDING, Programme
     from expectations.scoring import read
 
     scores = read.read_scores(ch, day)
     _dump(target / "scores.json", scores)
-    programme = Programme(ch, registry)
+    standings = Programme(ch, registry).standings(day)
     cells = read_upload_cells(ch, registry, day)
     changes = _day_failure_changes(ch, day)
+    failures = read.day_failures(ch, day)
+    explanations = read.day_explanations(ch, day)
     waived: dict[str, list[str]] = {}
     for row in scores:
         code = row["org_code"]
-        standing = programme.standing(code, day)
+        standing = standings.get(code, NO_STANDING)
         waived[code] = sorted(f"{w['dataset']}|{w['rule_id']}" for w in standing.waived)
         _dump(
             target / "org" / f"{code}.json",
             {
-                "failures": masked_failures(read.failures(ch, code, day)),
-                "explanation": read.read_explanation(ch, code, day),
+                "failures": masked_failures(failures.get(code, [])),
+                "explanation": explanations.get(code, []),
                 "waived": _standing_dict(standing)["waived"],
                 "failure_changes": changes.get(code, []),
                 "uploads": cells.get(code, {}),

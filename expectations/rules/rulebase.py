@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -110,16 +110,29 @@ class RuleBase:
     types: dict[str, RuleType]
     rules: tuple[Rule, ...]
     overrides: tuple[Override, ...]
+    # effective_rules per set of overrides in scope: most organisations share one, and a
+    # validation asks for every organisation's (the fingerprint serialises every rule)
+    _effective: dict[tuple[int, ...], tuple[tuple[Rule, ...], str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def effective_rules(self, org_code: str, peer_group: str) -> tuple[tuple[Rule, ...], str]:
         """The rules for one organisation after overrides, and their fingerprint."""
+        scope = tuple(
+            n
+            for n, o in enumerate(self.overrides)
+            if (o.org_code is None or o.org_code == org_code)
+            and (o.peer_group is None or o.peer_group == peer_group)
+        )
+        if scope not in self._effective:
+            self._effective[scope] = self._apply([self.overrides[n] for n in scope])
+        return self._effective[scope]
+
+    def _apply(self, overrides: list[Override]) -> tuple[tuple[Rule, ...], str]:
         out = []
         for rule in self.rules:
-            for o in self.overrides:
-                scoped = (o.org_code is None or o.org_code == org_code) and (
-                    o.peer_group is None or o.peer_group == peer_group
-                )
-                if scoped and fnmatch.fnmatchcase(rule.id, o.rule):
+            for o in overrides:
+                if fnmatch.fnmatchcase(rule.id, o.rule):
                     rule = replace(
                         rule,
                         weight=rule.weight if o.weight is None else o.weight,

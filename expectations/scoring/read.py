@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,44 +76,72 @@ def read_batch_scores(
 def trend(ch: Client, org_code: str, day: dt.date, days: int = 30) -> list[dict[str, Any]]:
     """Composite, rank and dimension scores of `org_code` over the `days` dates ending with
     `day`, oldest first; current runs only (dates not scored are absent)."""
-    return _rows(
+    return day_trends(ch, day, days, org_code).get(org_code, [])
+
+
+def day_trends(
+    ch: Client, day: dt.date, days: int = 30, org_code: str = ""
+) -> dict[str, list[dict[str, Any]]]:
+    """`trend` of every organisation (or of `org_code`) in one query, by organisation."""
+    rows = _rows(
         ch,
-        f"SELECT business_date, composite, rank, peer_size, {', '.join(DIMENSIONS)}"
-        " FROM dq.current_score_org_day WHERE org_code = {org:String}"
-        " AND business_date BETWEEN {start:Date} AND {d:Date} ORDER BY business_date",
+        f"SELECT org_code, business_date, composite, rank, peer_size, {', '.join(DIMENSIONS)}"
+        " FROM dq.current_score_org_day"
+        " WHERE ({org:String} = '' OR org_code = {org:String})"
+        " AND business_date BETWEEN {start:Date} AND {d:Date} ORDER BY org_code, business_date",
         {"org": org_code, "start": day - dt.timedelta(days=days - 1), "d": day},
     )
+    return _by_org(rows)
+
+
+def _by_org(rows: list[dict[str, Any]], keep: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """`rows` (ordered by org_code first) by organisation, without their org_code unless
+    `keep`, in their order."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        out[row["org_code"] if keep else row.pop("org_code")].append(row)
+    return dict(out)
 
 
 def failures(ch: Client, org_code: str, day: dt.date) -> list[dict[str, Any]]:
     """Failed rule results of `org_code` in the current run of `day`, blocking first, then by
     weight, dataset and rule, with what the rule checks and how to fix it (zh, en) and whether
     the failure is new or persisting against the organisation's previous date with results."""
+    return day_failures(ch, day, org_code).get(org_code, [])
+
+
+def day_failures(ch: Client, day: dt.date, org_code: str = "") -> dict[str, list[dict[str, Any]]]:
+    """`failures` of every organisation of `day` (or of `org_code`) in one pass, by
+    organisation (the city's pages and snapshot read them all at once)."""
     run_id = current_runs(ch, [day]).get(day)
     if run_id is None:
-        return []
+        return {}
     rows = _rows(
         ch,
-        "SELECT dataset, rule_id, rule_type, dimension, severity, weight, threshold, checked,"
-        " failed, failed_pct, sample_keys, sample_details, notes, batch_version"
+        "SELECT org_code, dataset, rule_id, rule_type, dimension, severity, weight, threshold,"
+        " checked, failed, failed_pct, sample_keys, sample_details, notes, batch_version"
         " FROM dq.rule_result"
-        " WHERE business_date = {d:Date} AND run_id = {run:String} AND org_code = {org:String}"
-        " AND status = 'failed'"
-        " ORDER BY severity = 'blocking' DESC, weight DESC, dataset, rule_id",
+        " WHERE business_date = {d:Date} AND run_id = {run:String}"
+        " AND ({org:String} = '' OR org_code = {org:String}) AND status = 'failed'"
+        " ORDER BY org_code, severity = 'blocking' DESC, weight DESC, dataset, rule_id",
         {"d": day, "run": run_id, "org": org_code},
     )
+    by_org = _by_org(rows)
     _, before = failing(ch, day, run_id, org_code)
     types = rulebase().types
-    for row in rows:
-        rule_type = types.get(row["rule_type"])
-        row["run_id"] = run_id
-        row["change"] = (
-            "persisting" if (row["dataset"], row["rule_id"]) in before[org_code] else "new"
-        )
-        for text in ("description", "fix_hint"):
-            for lang in ("zh", "en"):
-                row[f"{text}_{lang}"] = getattr(getattr(rule_type, text), lang) if rule_type else ""
-    return rows
+    for code, org_rows in by_org.items():
+        for row in org_rows:
+            rule_type = types.get(row["rule_type"])
+            row["run_id"] = run_id
+            row["change"] = (
+                "persisting" if (row["dataset"], row["rule_id"]) in before[code] else "new"
+            )
+            for text in ("description", "fix_hint"):
+                for lang in ("zh", "en"):
+                    row[f"{text}_{lang}"] = (
+                        getattr(getattr(rule_type, text), lang) if rule_type else ""
+                    )
+    return by_org
 
 
 def read_acceptance(ch: Client, month: dt.date) -> list[dict[str, Any]]:
@@ -138,11 +167,21 @@ def read_explanation(
     Points and lost_total are Decimals of 12 decimals; the points of one organisation-day (or
     batch) sum exactly to its lost_total. Empty when the date is not scored or nothing was
     lost or waived."""
+    return day_explanations(ch, day, level, org_code).get(org_code, [])
+
+
+def day_explanations(
+    ch: Client, day: dt.date, level: str = "org_day", org_code: str = ""
+) -> dict[str, list[dict[str, Any]]]:
+    """`read_explanation` of every organisation of `day` (or of `org_code`) in one query, by
+    organisation."""
     rows = _rows(
         ch,
         f"SELECT {_select(EXPLANATION_COLUMNS)} FROM dq.current_score_explanation"
-        " WHERE business_date = {d:Date} AND org_code = {org:String} AND level = {level:String}"
-        " ORDER BY if(level = 'batch', dataset, ''), points DESC, dataset, rule_id, status",
+        " WHERE business_date = {d:Date} AND ({org:String} = '' OR org_code = {org:String})"
+        " AND level = {level:String}"
+        " ORDER BY org_code, if(level = 'batch', dataset, ''), points DESC, dataset, rule_id,"
+        " status",
         {"d": day, "org": org_code, "level": level},
     )
     types = rulebase().types
@@ -150,4 +189,4 @@ def read_explanation(
         rule_type = types.get(row["rule_type"])
         for lang in ("zh", "en"):
             row[f"description_{lang}"] = getattr(rule_type.description, lang) if rule_type else ""
-    return rows
+    return _by_org(rows, keep=True)

@@ -134,3 +134,15 @@ def test_the_start_date_is_a_date_or_refused_naming_it():
     assert task_policy({}).start_date is None
     with pytest.raises(SettingsError, match="HQLAKE_START_DATE='2026-12-32' is not a date"):
         check_env({"HQLAKE_START_DATE": "2026-12-32"})
+
+
+def test_organisations_per_mapped_task(tmp_path):
+    """One organisation a task on a ClickHouse server, all in one on chDB, unless set."""
+    home = {"HQLAKE_HOME": str(tmp_path)}
+    server = {**home, "HQLAKE_CLICKHOUSE_URL": "https://u:p@clickhouse.internal:8443/default"}
+    assert from_env(home).org_group_size == 0
+    assert from_env(server).org_group_size == 1
+    assert from_env({**server, "HQLAKE_ORGS_PER_TASK": "0"}).org_group_size == 0
+    assert from_env({**home, "HQLAKE_ORGS_PER_TASK": "5"}).org_group_size == 5
+    with pytest.raises(SettingsError, match="HQLAKE_ORGS_PER_TASK"):
+        from_env({**home, "HQLAKE_ORGS_PER_TASK": "all"})

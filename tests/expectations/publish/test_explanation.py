@@ -130,3 +130,36 @@ def test_page_and_email_from_a_scored_day(rt, tmp_path):
     html = msg.get_body(("html",)).get_content()
     assert "失分明细 Points lost（共 −52.5 分）" in html
     assert all(x in html for x in expected)
+
+
+@pytest.mark.integration
+def test_one_organisations_failed_message_stops_no_other(rt, tmp_path):
+    """A group of organisations in one feedback task (the DAG on chDB): the relay refusing one
+    organisation's message leaves it `failed` and unrecorded, and the next one is still sent."""
+    from expectations.publish.feedback import last_sent, send_feedback
+    from expectations.scoring.store import score_date
+    from infra.mail import SmtpSink, send
+    from tests.expectations.scoring.test_scoring import D, _hand_made_day, org
+
+    _hand_made_day(rt.ch)
+    t1 = dataclasses.replace(org("T1"), emails=("qc@t1.example.cn",))
+    t2 = dataclasses.replace(org("T2"), emails=("qc@t2.example.cn",))  # nothing received
+    registry = Registry({"T1": t1, "T2": t2}, "two hospitals")
+    score_date(rt.ch, registry, D)
+
+    with SmtpSink(tmp_path / "outbox") as sink:
+        config = sink.config("qc@wjw.example.cn")
+
+        def transport(messages):
+            if "qc@t1.example.cn" in messages[0]["To"]:
+                raise ConnectionError("relay refused qc@t1.example.cn")
+            return send(messages, config)
+
+        outcomes = send_feedback(rt.ch, registry, D, transport=transport, sender=config.sender)
+        received = list(sink.received)
+    by_org = {o["org_code"]: o for o in outcomes}
+    assert by_org["T1"]["status"] == "failed"
+    assert by_org["T1"]["error"] == "ConnectionError: relay refused qc@t1.example.cn"
+    assert by_org["T2"]["status"] == "sent" and by_org["T2"]["kind"] == "reminder"
+    assert len(received) == 1
+    assert set(last_sent(rt.ch, D)) == {"T2"}  # T1's retry sends it; T2's is not sent twice
