@@ -22,14 +22,14 @@ import pytest
 SERVICE_FIXTURES = {
     "seaweed": "integration",  # SeaweedFS; every warehouse fixture is built on it (`rt`)
     "chromium": "browser",  # Playwright's headless Chromium (tests/infra/portal)
-    "scenario": "scheduler",  # the real-scheduler stack (tests/infra/test_airflow_scheduler.py)
+    "scheduler_run": "scheduler",  # the real-scheduler stack (test_airflow_scheduler.py)
 }
 # A process started by these first words (the executable by its name) -> (service, marker).
 SERVICE_PROCESSES = {
     ("weed",): ("SeaweedFS", "integration"),
     ("chromium",): ("Chromium", "browser"),
     # an Airflow process (even one that only refuses its options); the whole stack under a
-    # real scheduler is the `scenario` fixture's
+    # real scheduler is the `scheduler_run` fixture's
     ("airflow",): ("an Airflow process", "integration"),
     ("python", "-m", "infra.airflow_local"): ("an Airflow process", "integration"),
     ("hqlake", "check"): ("hqlake check's throwaway chDB", "integration"),

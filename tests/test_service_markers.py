@@ -49,6 +49,15 @@ def test_chdb_unmarked(tmp_path):
 
 def test_plain():
     assert subprocess.run(["true"]).returncode == 0
+
+
+@pytest.fixture
+def scenario():
+    return None  # a common name (tests/test_daily_run.py has one): no service
+
+
+def test_common_fixture_name(scenario):
+    pass
 """
 
 
@@ -76,6 +85,7 @@ def test_a_service_without_its_marker_fails_the_test(tmp_path):
         "test_process_marked": "PASSED",
         "test_chdb_unmarked": "FAILED",
         "test_plain": "PASSED",
+        "test_common_fixture_name": "PASSED",
     }, out + done.stderr
     assert "seaweed needs @pytest.mark.integration" in out
     assert "SeaweedFS needs @pytest.mark.integration" in out

@@ -207,7 +207,7 @@ def _cpu_seconds(pgids: set[int]) -> float:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scheduler_run(tmp_path_factory):
     import resource
 
     from contracts.registry import load_registry
@@ -324,7 +324,7 @@ def scenario(tmp_path_factory):
         ours = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI commands, the probes
         cpu = {"stack": round(_cpu_seconds(pgids), 1)}
         cpu["commands"] = round(ours.ru_utime + ours.ru_stime, 1)
-        print(f"\nreal-scheduler scenario, wall s since the start: {timings}")
+        print(f"\nreal-scheduler scheduler_run, wall s since the start: {timings}")
         print(f"CPU s (user+sys): {cpu}; load average {os.getloadavg()}")
         yield out
     finally:
@@ -333,28 +333,28 @@ def scenario(tmp_path_factory):
         )
 
 
-def test_start_prints_the_ui_and_login(scenario):
-    text = scenario["start_output"]
+def test_start_prints_the_ui_and_login(scheduler_run):
+    text = scheduler_run["start_output"]
     assert "http://127.0.0.1:" in text and "login admin / " in text
     assert "make airflow-stop" in text
 
 
-def test_make_airflow_created_the_pool_with_one_slot(scenario):
-    assert scenario["pools"]["hqlake_warehouse"] == 1
+def test_make_airflow_created_the_pool_with_one_slot(scheduler_run):
+    assert scheduler_run["pools"]["hqlake_warehouse"] == 1
 
 
-def test_unpausing_skips_a_date_before_the_start_date(scenario):
-    scheduled = scenario["scheduled"]
+def test_unpausing_skips_a_date_before_the_start_date(scheduler_run):
+    scheduled = scheduler_run["scheduled"]
     assert scheduled["state"] == "success"
     assert set(scheduled["tasks"].values()) == {"skipped"}, scheduled["tasks"]
     assert scheduled["mails"] == 0
     # the scheduled run's business date is the latest complete interval's
     logs = "\n".join(scheduled["logs"].values())
-    assert f"scheduled run of {scenario['latest']} skipped" in logs
+    assert f"scheduled run of {scheduler_run['latest']} skipped" in logs
 
 
-def test_a_failed_business_date_stops_the_run_with_a_message(scenario):
-    bad = scenario["bad"]
+def test_a_failed_business_date_stops_the_run_with_a_message(scheduler_run):
+    bad = scheduler_run["bad"]
     assert bad["state"] == "failed"
     assert bad["tasks"]["business_date"] == "failed"
     assert bad["tasks"]["late_arrivals"] == "skipped"
@@ -368,20 +368,20 @@ def _sent(run: dict) -> list[dict]:
     return [o for task in run["feedback"] for stage in task for o in stage["outcomes"]]
 
 
-def test_a_conf_date_alone_processes_its_business_date(scenario):
-    run, day, registry = scenario["run"], scenario["day"], scenario["registry"]
+def test_a_conf_date_alone_processes_its_business_date(scheduler_run):
+    run, day, registry = scheduler_run["run"], scheduler_run["day"], scheduler_run["registry"]
     assert run["state"] == "success", run["tasks"]
     assert set(run["tasks"].values()) == {"success"}
     assert run["day"] == [day.isoformat()]
-    assert scenario["logical"]["warehouse"]["rows"] > 0
-    assert scenario["logical"]["warehouse"]["scored"] == len(registry.active(day))
+    assert scheduler_run["logical"]["warehouse"]["rows"] > 0
+    assert scheduler_run["logical"]["warehouse"]["scored"] == len(registry.active(day))
     assert len(run["mails"]) == len(registry.active(day))
     assert {o["status"] for o in _sent(run)} == {"sent"}
 
 
-def test_the_backfill_dry_run_lists_the_business_date(scenario):
-    older = scenario["older"]
-    runs = scenario["dry_run"].partition("Runs to be attempted:")[2]
+def test_the_backfill_dry_run_lists_the_business_date(scheduler_run):
+    older = scheduler_run["older"]
+    runs = scheduler_run["dry_run"].partition("Runs to be attempted:")[2]
     stamp = logical_date(older).astimezone(dt.UTC)
     # Airflow's table of logical dates, in the zone the bounds were given in
     listed = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", runs)
@@ -389,35 +389,43 @@ def test_the_backfill_dry_run_lists_the_business_date(scenario):
     assert run_business_date(None, stamp) == older
 
 
-def test_a_backfill_of_an_older_date_waits_for_the_run_going_on(scenario):
+def test_a_backfill_of_an_older_date_waits_for_the_run_going_on(scheduler_run):
     """D+1's late-arrivals pass re-ingests D: the backfill of D-1 started while D's run goes
     (backfill runs do not count towards max_active_runs) starts processing after it."""
-    filled, older, registry = scenario["filled"], scenario["older"], scenario["registry"]
-    assert scenario["filled_waited_while"] == "running"  # D was running while it waited
-    assert scenario["order"][0]  # its first stage started after D's run ended
+    filled, older, registry = (
+        scheduler_run["filled"],
+        scheduler_run["older"],
+        scheduler_run["registry"],
+    )
+    assert scheduler_run["filled_waited_while"] == "running"  # D was running while it waited
+    assert scheduler_run["order"][0]  # its first stage started after D's run ended
     assert filled["state"] == "success", filled["tasks"]
     assert filled["day"] == [older.isoformat()]
     # nothing uploaded for it: one reminder per organisation, D's e-mails untouched
-    reminders = len(filled["mails"]) - len(scenario["run"]["mails"])
+    reminders = len(filled["mails"]) - len(scheduler_run["run"]["mails"])
     assert reminders == len(registry.active(older))
 
 
-def test_a_logical_date_alone_processes_its_date_after_the_earlier_ones(scenario):
-    logical, later, registry = scenario["logical"], scenario["later"], scenario["registry"]
-    assert scenario["logical_waited_while"] == "running"  # the backfill of D-1 was
-    assert scenario["order"][1]  # it started after the backfill's run of an earlier date
+def test_a_logical_date_alone_processes_its_date_after_the_earlier_ones(scheduler_run):
+    logical, later, registry = (
+        scheduler_run["logical"],
+        scheduler_run["later"],
+        scheduler_run["registry"],
+    )
+    assert scheduler_run["logical_waited_while"] == "running"  # the backfill of D-1 was
+    assert scheduler_run["order"][1]  # it started after the backfill's run of an earlier date
     assert logical["state"] == "success", logical["tasks"]
     tasks = dict(logical["tasks"])
     assert tasks.pop("ingest") == "skipped"  # nothing uploaded: it maps over no organisation
     assert set(tasks.values()) == {"success"}
     assert logical["day"] == [later.isoformat()]
-    reminders = len(logical["mails"]) - len(scenario["filled"]["mails"])
+    reminders = len(logical["mails"]) - len(scheduler_run["filled"]["mails"])
     assert reminders == len(registry.active(later))
     assert {o["status"] for o in _sent(logical)} == {"sent"}
 
 
-def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scenario):
-    logical, rerun = scenario["logical"], scenario["rerun"]
+def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scheduler_run):
+    logical, rerun = scheduler_run["logical"], scheduler_run["rerun"]
     assert rerun["state"] == "success", rerun["tasks"]
     assert rerun["day"] == logical["day"]
     assert rerun["warehouse"] == logical["warehouse"]
@@ -426,10 +434,10 @@ def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scenario):
     assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
 
 
-def test_every_process_of_the_stack_listens_on_loopback_only(scenario):
+def test_every_process_of_the_stack_listens_on_loopback_only(scheduler_run):
     """api-server, scheduler (no log server on 0.0.0.0:8793), dag-processor, their task
     processes and the SMTP sink: sockets on 127.0.0.1 only."""
-    listening = scenario["listening"]
+    listening = scheduler_run["listening"]
     assert listening["ports"], "found none of the stack's listening sockets"
     assert listening["elsewhere"] == []
 
