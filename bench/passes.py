@@ -25,24 +25,9 @@ import sys
 from pathlib import Path
 
 from bench.measure import MIB, Meter, loadavg, machine, process_peak
-from bench.same_results import _ISSUE, _RESULT
+from bench.same_results import run_results
 
 ONE_PASS = 10**15
-
-
-def _dump(ch, run_id: str) -> dict[str, list]:
-    out = {}
-    for name, table, columns in (
-        ("rule_result", "dq.rule_result", _RESULT),
-        ("record_issue", "dq.record_issue", _ISSUE),
-    ):
-        rows = ch.query(
-            f"SELECT {columns} FROM {table} WHERE run_id = {{r:String}}"  # noqa: S608 (constants)
-            f" ORDER BY {columns}",
-            parameters={"r": run_id},
-        ).result_rows
-        out[name] = [json.loads(json.dumps(list(r), default=str)) for r in rows]
-    return out
 
 
 def run(inbox: Path, day: dt.date, history: int) -> dict:
@@ -87,7 +72,7 @@ def run(inbox: Path, day: dt.date, history: int) -> dict:
                 summary = validate_date(rt.ch, registry, day, rows_per_pass=rows_per_pass)
             stage.rows = summary.rows
             stage.detail = {"seconds": summary.seconds, "rule_results": summary.rule_results}
-            dumps[name] = _dump(rt.ch, summary.run_id)
+            dumps[name] = run_results(rt.ch, summary.run_id)
             print(
                 f"{name}: {stage.seconds:.1f} s, {stage.cpu_seconds:.1f} s CPU, peak"
                 f" {stage.peak_rss / MIB:,.0f} MiB (from {stage.rss_before / MIB:,.0f})",

@@ -40,18 +40,24 @@ def dump(day: dt.date) -> dict:
             " ORDER BY finished_at DESC LIMIT 1",
             parameters={"d": day},
         ).result_rows[0][0]
-        out = {"seconds": summary["seconds"]}
-        for name, table, columns in (
-            ("rule_result", "dq.rule_result", _RESULT),
-            ("record_issue", "dq.record_issue", _ISSUE),
-        ):
-            rows = rt.ch.query(
-                f"SELECT {columns} FROM {table} WHERE run_id = {{r:String}}"  # noqa: S608 (constants)
-                f" ORDER BY {columns}",
-                parameters={"r": run},
-            ).result_rows
-            out[name] = [json.loads(json.dumps(list(r), default=str)) for r in rows]
-        return out
+        return {"seconds": summary["seconds"], **run_results(rt.ch, run)}
+
+
+def run_results(ch, run_id: str) -> dict[str, list]:
+    """Every rule result and record issue of one validation run, in a stable order, as JSON
+    values (what two runs are compared by)."""
+    out = {}
+    for name, table, columns in (
+        ("rule_result", "dq.rule_result", _RESULT),
+        ("record_issue", "dq.record_issue", _ISSUE),
+    ):
+        rows = ch.query(
+            f"SELECT {columns} FROM {table} WHERE run_id = {{r:String}}"  # noqa: S608 (constants)
+            f" ORDER BY {columns}",
+            parameters={"r": run_id},
+        ).result_rows
+        out[name] = [json.loads(json.dumps(list(r), default=str)) for r in rows]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
