@@ -55,13 +55,13 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The config of a latest-by-key model over `source` (a staging model) with `key` columns. -#}
+{#- The config of a latest-by-key model over `source` (a staging model) with `key` columns
+    (they may be Nullable, which a sorting key may not be: the model's rows never are). -#}
 {% macro incremental_latest_by_key(source, key) -%}
     {%- set key_list = "['" ~ key | join("', '") ~ "']" -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
-        {#- the key columns may be Nullable (a sorting key may not): their rows never are -#}
         order_by='(ifNull(' ~ key | join(", ''), ifNull(") ~ ", ''))',
         pre_hook=[
             "{{ create_changed_keys_log(" ~ key_list ~ ") }}",
