@@ -27,19 +27,38 @@
     where source_changed_at > (select max(source_changed_at) from {{ this }})
 {%- endmacro %}
 
-{#- The hooks, one statement each (the adapter runs a hook as one statement). -#}
-{% macro create_changed_keys_log(key) -%}
+{#- The hooks, one statement each (the adapter runs a hook as one statement); they read
+    the source and key from the model's meta `latest_by_key`. -#}
+{% macro _latest_by_key() -%}
+    {{ return(config.get('meta')['latest_by_key']) }}
+{%- endmacro %}
+
+{#- A table built before it was incremental has no source_changed_at: it gets one of zero
+    times, so the first incremental build finds every date changed and replaces every key. -#}
+{% macro add_source_changed_at() -%}
     {%- if is_incremental() -%}
-        create table if not exists {{ changed_keys_log() }}
-        engine = MergeTree() order by tuple()
-        as select {{ key | join(', ') }} from {{ this }} where 0
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+        {%- if 'source_changed_at' not in columns -%}
+            {%- set staged = adapter.get_columns_in_relation(ref(_latest_by_key()['source']))
+                | selectattr('name', 'equalto', 'source_changed_at') | first -%}
+            alter table {{ this }} add column source_changed_at {{ staged.data_type }}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro log_changed_keys(source, key) -%}
+{% macro create_changed_keys_log() -%}
     {%- if is_incremental() -%}
+        create table if not exists {{ changed_keys_log() }}
+        engine = MergeTree() order by tuple()
+        as select {{ _latest_by_key()['key'] | join(', ') }} from {{ this }} where 0
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro log_changed_keys() -%}
+    {%- if is_incremental() -%}
+        {%- set key = _latest_by_key()['key'] -%}
         insert into {{ changed_keys_log() }}
-        select {{ key | join(', ') }} from {{ ref(source) }}
+        select {{ key | join(', ') }} from {{ ref(_latest_by_key()['source']) }}
         where business_date in ({{ changed_source_dates() }})
         {%- for column in key %} and {{ column }} is not null{% endfor %}
         union distinct
@@ -48,25 +67,27 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro delete_changed_keys(key) -%}
+{% macro delete_changed_keys() -%}
     {%- if is_incremental() -%}
+        {%- set key = _latest_by_key()['key'] | join(', ') -%}
         delete from {{ this }}
-        where ({{ key | join(', ') }}) in (select {{ key | join(', ') }} from {{ changed_keys_log() }})
+        where ({{ key }}) in (select {{ key }} from {{ changed_keys_log() }})
     {%- endif -%}
 {%- endmacro %}
 
 {#- The config of a latest-by-key model over `source` (a staging model) with `key` columns
     (they may be Nullable, which a sorting key may not be: the model's rows never are). -#}
 {% macro incremental_latest_by_key(source, key) -%}
-    {%- set key_list = "['" ~ key | join("', '") ~ "']" -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
-        order_by='(ifNull(' ~ key | join(", ''), ifNull(") ~ ", ''))',
+        order_by='(ifNull(' ~ key | join(", ''), ifNull(") ~ ", ''))",
+        meta={'latest_by_key': {'source': source, 'key': key} },
         pre_hook=[
-            "{{ create_changed_keys_log(" ~ key_list ~ ") }}",
-            "{{ log_changed_keys('" ~ source ~ "', " ~ key_list ~ ") }}",
-            "{{ delete_changed_keys(" ~ key_list ~ ") }}",
+            "{{ add_source_changed_at() }}",
+            "{{ create_changed_keys_log() }}",
+            "{{ log_changed_keys() }}",
+            "{{ delete_changed_keys() }}",
         ],
         post_hook="truncate table if exists {{ this.schema }}.{{ this.identifier }}_changed_keys",
     ) }}
