@@ -389,7 +389,7 @@ def test_incremental_models_equal_a_full_build(city):
     # (macros/latest_by_key.sql) and rebuilt from scratch alike
     for model in ("int_patient_person", "int_health_record_person"):
         assert incremental[f"intermediate.{model}"][0] > 0, model
-        assert incremental[f"intermediate.{model}_changed_keys"] == (0, 0), model
+        assert incremental[f"intermediate.{model}_changed_keys"][0] == 0, model
     assert incremental.keys() == full.keys()
     differ = {n: (incremental[n], full[n]) for n in full if incremental[n] != full[n]}
     assert not differ, differ
