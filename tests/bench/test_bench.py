@@ -108,6 +108,7 @@ def test_meter_counts_the_cpu_a_stage_takes_not_the_time_it_waits():
     assert busy.public()["cpu_seconds"] == round(busy.cpu_seconds, 3)
 
 
+@pytest.mark.integration
 def test_bench_end_to_end_on_a_tiny_city(tmp_path, capsys):
     results = run.main(
         [
