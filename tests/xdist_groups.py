@@ -18,8 +18,14 @@ from __future__ import annotations
 import pytest
 
 PACKAGE_GROUPS = ("tests/infra/portal/",)
-# group name -> the modules sharing a session fixture built once per worker
+# group name -> the modules sharing a session fixture built once per worker (or an import
+# as costly: Airflow in the test process, ~4 s of CPU)
 SHARED_GROUPS = {
+    "airflow_in_process": (
+        "tests/dags/test_run_gate.py",
+        "tests/infra/test_schedule.py",
+        "tests/infra/test_airflow_local.py",
+    ),
     "faulty_week": (  # tests/conftest.py's faulty_week and clean_city
         "tests/ingest/test_ground_truth.py",
         "tests/expectations/test_validate.py",
