@@ -1,7 +1,9 @@
 """The services hqlake talks to, embedded or production, behind one context manager.
 
 with runtime() as rt:
-    rt.s3   # minio.Minio: SeaweedFS started here, or MinIO from HQLAKE_S3_ENDPOINT
+    rt.s3   # minio.Minio: SeaweedFS started here (or the home's shared one, see
+            # infra.seaweed.share: `make airflow` runs one for every task), or MinIO
+            # from HQLAKE_S3_ENDPOINT
     rt.ch   # clickhouse_connect client: chDB under HQLAKE_HOME, or HQLAKE_CLICKHOUSE_URL
 
 The first session of a process on a warehouse migrates it (infra.schema.migrate): libraries
@@ -28,7 +30,7 @@ from minio import Minio
 
 from contracts.errors import OperatorError
 from infra.home import private_dir, s3_keys
-from infra.seaweed import SeaweedServer
+from infra.seaweed import SeaweedServer, shared_server
 from infra.settings import SECURE_SCHEMES, Settings, settings
 
 log = logging.getLogger(__name__)
@@ -183,7 +185,10 @@ def runtime(config: Settings | None = None) -> Iterator[Runtime]:
     buckets = (config.lake_bucket, config.inbox_bucket)
     hold_home(config)
     with contextlib.ExitStack() as stack:
-        if config.embedded_storage:
+        if config.embedded_storage and (shared := shared_server(config.seaweed_dir)):
+            # the home's SeaweedFS another process runs for all (`make airflow`)
+            s3 = object_store(config, shared["endpoint"])
+        elif config.embedded_storage:
             server = stack.enter_context(
                 SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config))
             )
