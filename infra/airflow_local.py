@@ -249,14 +249,10 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
     pids = {}
     if config.embedded_storage:
         # one SeaweedFS for every task (infra.seaweed.share), not one started and stopped
-        # by each task process (~3 s each); its weed process is recorded too
+        # by each task process (~3 s each); it starts beside the Airflow components (a task
+        # runs only once all are ready), and its weed process is recorded too
         storage = [sys.executable, "-m", "infra.airflow_local", "storage"]
         pids["storage"] = _spawn("storage", storage, child_env, logs)
-        try:
-            pids["seaweedfs"] = _wait_storage(config, stack, pids["storage"])
-        except BaseException:
-            _signal(pids["storage"], signal.SIGTERM)
-            raise
     if stack.smtp_port is not None:
         sink = [
             sys.executable,
@@ -268,11 +264,16 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
         ]
         pids["smtp-sink"] = _spawn("smtp-sink", sink, child_env, logs)
     pids.update({name: _spawn(name, argv[name], child_env, logs) for name in COMPONENTS})
-    write_private(
-        stack.record,
-        json.dumps({"pids": pids, "url": stack.url, "smtp_port": stack.smtp_port}).encode(),
-    )
+
+    def record() -> None:
+        state = {"pids": pids, "url": stack.url, "smtp_port": stack.smtp_port}
+        write_private(stack.record, json.dumps(state).encode())
+
+    record()
     try:
+        if "storage" in pids:
+            pids["seaweedfs"] = _wait_storage(config, stack, pids["storage"])
+            record()
         _wait_ready(stack, pids)
     except BaseException:
         stop(config)

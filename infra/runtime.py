@@ -6,8 +6,9 @@ with runtime() as rt:
             # from HQLAKE_S3_ENDPOINT
     rt.ch   # clickhouse_connect client: chDB under HQLAKE_HOME, or HQLAKE_CLICKHOUSE_URL
 
-The first session of a process on a warehouse migrates it (infra.schema.migrate): libraries
-receive a client whose tables exist.
+The first session of a process on a warehouse migrates it (infra.schema.migrate) unless the
+last migration was this code's (infra.schema.is_current): libraries receive a client whose
+tables exist.
 """
 
 from __future__ import annotations
@@ -104,10 +105,16 @@ _MIGRATED: set[str] = set()
 
 
 def _migrated(ch: Client, target: str, config: Settings) -> Client:
+    """`ch`, migrated once per process; a warehouse whose last migration was this code's
+    (infra.schema.is_current: one query) is not migrated again (a migration costs a task
+    process seconds: every statement, and loading the code lists to compare them)."""
     if target not in _MIGRATED:
         from infra import schema
 
-        schema.migrate(ch, cluster=config.clickhouse_cluster)
+        cluster = config.clickhouse_cluster
+        if not schema.is_current(ch, cluster=cluster):
+            schema.migrate(ch, cluster=cluster)
+            schema.mark_current(ch, cluster=cluster)
         _MIGRATED.add(target)
     return ch
 

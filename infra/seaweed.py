@@ -28,10 +28,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
 from infra.home import private_dir, write_private
@@ -88,6 +84,12 @@ def _grpc_tls(folder: Path) -> dict[str, str]:
     weed does not check host names, only that the peer's certificate chains to the CA; the
     CA's key is dropped here, so no one can sign another certificate for this run.
     """
+    # imported here: a process using a shared server (a task under `make airflow`) needs none
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     private_dir(folder)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())

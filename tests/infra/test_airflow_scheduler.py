@@ -388,10 +388,15 @@ def scheduler_run(tmp_path_factory):
         out["rerun"]["warehouse"] = stack.warehouse(day)
         out["rerun"]["mails"] = stack.mails()
         out["listening"] = _listening(pgids)
+        out["weed_starts"] = (
+            (home / "seaweedfs" / "weed.log").read_text().count("Starting SeaweedFS Mini")
+        )
         mark("cleared re-run")
         out["timings"] = timings
         ours = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI commands, the probes
+        stack_pids = json.loads((home / "airflow" / "stack.json").read_text())["pids"]
         cpu = {"stack": round(_cpu_seconds(pgids), 1)}
+        cpu |= {name: round(_cpu_seconds({pid}), 1) for name, pid in stack_pids.items()}
         cpu["commands"] = round(ours.ru_utime + ours.ru_stime, 1)
         print(f"\nreal-scheduler scheduler_run, wall s since the start: {timings}")
         print(f"CPU s (user+sys): {cpu}; load average {os.getloadavg()}")
@@ -504,9 +509,15 @@ def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scheduler_run):
     assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
 
 
+def test_one_seaweedfs_serves_every_task(scheduler_run):
+    """`make airflow` starts the home's SeaweedFS once; the tasks' runtimes use it (no task
+    starts its own: ~3 s each)."""
+    assert scheduler_run["weed_starts"] == 1
+
+
 def test_every_process_of_the_stack_listens_on_loopback_only(scheduler_run):
     """api-server, scheduler (no log server on 0.0.0.0:8793), dag-processor, their task
-    processes and the SMTP sink: sockets on 127.0.0.1 only."""
+    processes, the SMTP sink and the shared SeaweedFS: sockets on 127.0.0.1 only."""
     listening = scheduler_run["listening"]
     assert listening["ports"], "found none of the stack's listening sockets"
     assert listening["elsewhere"] == []
