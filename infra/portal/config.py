@@ -51,9 +51,24 @@ class Throttle(_Strict):
         return dt.timedelta(minutes=self.lock_minutes)
 
 
+class PasswordHashing(_Strict):
+    """Argon2id's cost (argon2-cffi's names: time_cost, memory_cost in KiB, parallelism)."""
+
+    time_cost: int = Field(ge=1, le=100)
+    memory_kib: int = Field(ge=8, le=4 * 1024 * 1024)
+    parallelism: int = Field(ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _memory_per_lane(self) -> PasswordHashing:
+        if self.memory_kib < 8 * self.parallelism:
+            raise ValueError("memory_kib must be at least 8 KiB per lane (parallelism)")
+        return self
+
+
 class Passwords(_Strict):
     min_chars: int = Field(ge=8, le=128)
     max_chars: int = Field(ge=16, le=4096)
+    hashing: PasswordHashing
 
     @model_validator(mode="after")
     def _ordered(self) -> Passwords:

@@ -36,3 +36,12 @@ def test_a_mistake_names_the_file_and_field(tmp_path, section, key, value, expec
     with pytest.raises(ContractError, match=expected) as raised:
         load_portal_config(path)
     assert str(path) in str(raised.value)
+
+
+def test_argon2_memory_below_8_kib_a_lane_is_refused(tmp_path):
+    raw = yaml.safe_load(PORTAL_CONFIG.read_text(encoding="utf-8"))
+    raw["passwords"]["hashing"] = {"time_cost": 1, "memory_kib": 16, "parallelism": 4}
+    path = tmp_path / "portal.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ContractError, match="8 KiB per lane"):
+        load_portal_config(path)
