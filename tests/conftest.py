@@ -7,9 +7,12 @@ new session would find it.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +55,55 @@ def seaweed(config):
     buckets = (config.lake_bucket, config.inbox_bucket)
     with SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config)) as server:
         yield server
+
+
+# The generated cities several modules ingest whole (tests/ingest/test_ground_truth.py,
+# tests/expectations/test_validate.py, tests/expectations/engines/test_sqlrules.py): each is
+# generated once per process (the faulty week costs ~14 s of CPU) and every test gets a copy
+# of its own (ingesting and correcting change nothing but the copy).
+CITY_START = dt.date(2026, 11, 9)
+FAULTY_WEEK = {"days": 7, "scale": 0.003, "faults": "default", "seed": 11}
+CLEAN_CITY = {"days": 3, "hospitals": 6, "counties": 2, "scale": 0.003, "faults": "none", "seed": 3}
+
+
+def _generated(tmp_path_factory, name: str, args: dict) -> Path:
+    from samplecity import generate
+
+    out = tmp_path_factory.mktemp(name) / "inbox"
+    generate(out, CITY_START, args["days"], **{k: v for k, v in args.items() if k != "days"})
+    return out
+
+
+@pytest.fixture(scope="session")
+def _faulty_week(tmp_path_factory) -> Path:
+    return _generated(tmp_path_factory, "faulty-week", FAULTY_WEEK)
+
+
+@pytest.fixture(scope="session")
+def _clean_city(tmp_path_factory) -> Path:
+    return _generated(tmp_path_factory, "clean-city", CLEAN_CITY)
+
+
+def copy_inbox(inbox: Path, to: Path) -> Path:
+    """A copy of a generated inbox at `to` (file times kept: timeliness reads them)."""
+    return Path(shutil.copytree(inbox, to, copy_function=shutil.copy2))
+
+
+def ground_truth(inbox: Path) -> list[dict]:
+    return [json.loads(x) for x in (inbox / "_ground_truth.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def faulty_week(_faulty_week, tmp_path) -> Path:
+    """A copy of the sample city's default faults over the week from CITY_START (the
+    default organisations, FAULTY_WEEK's scale and seed): every fault kind is in it."""
+    return copy_inbox(_faulty_week, tmp_path / "faulty-week")
+
+
+@pytest.fixture
+def clean_city(_clean_city, tmp_path) -> Path:
+    """A copy of a clean sample city (no faults) of CLEAN_CITY's days from CITY_START."""
+    return copy_inbox(_clean_city, tmp_path / "clean-city")
 
 
 _SYSTEM_DATABASES = {

@@ -33,6 +33,8 @@ SERVICE_PROCESSES = {
     ("airflow",): ("an Airflow process", "integration"),
     ("python", "-m", "infra.airflow_local"): ("an Airflow process", "integration"),
     ("hqlake", "check"): ("hqlake check's throwaway chDB", "integration"),
+    # the bench's city-day runs the embedded runtime (SeaweedFS, chDB) in a process of its own
+    ("python", "-m", "bench.cityday"): ("the bench's city-day (SeaweedFS, chDB)", "integration"),
 }
 MARKERS = ("integration", "browser", "scheduler")
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.service_markers import _process_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +63,7 @@ def test_common_fixture_name(scenario):
 """
 
 
+@pytest.mark.integration  # the planted tests start `weed version` and a chDB
 def test_a_service_without_its_marker_fails_the_test(tmp_path):
     (tmp_path / "test_planted.py").write_text(PLANTED, encoding="utf-8")
     plugins = ["-p", "tests.service_markers", "-p", "no:cacheprovider"]
@@ -98,6 +101,8 @@ def test_processes_are_told_by_their_first_words():
     airflow = ["/x/bin/python3.11", "-m", "infra.airflow_local", "start"]
     assert _process_service(airflow)[1] == "integration"
     assert _process_service(["/x/bin/hqlake", "check", "inbox"])[1] == "integration"
+    bench = ["/x/bin/python", "-m", "bench.cityday", "--scale", "0.01"]
+    assert _process_service(bench)[1] == "integration"
     assert _process_service(["/x/bin/hqlake", "users", "add"]) is None
     assert _process_service(["uv", "lock", "--check"]) is None
     assert _process_service("true") is None

@@ -6,7 +6,9 @@ one process only. A fixture of a module or a package is built once per worker th
 of its tests, so a worker takes whole modules, and whole packages for `PACKAGE_GROUPS`
 (tests/infra/portal scores one city for the package and runs its browser scenario last): a
 scheduler of xdist's `loadscope` kind whose scope is that. The longest groups are handed out
-first, so the last minutes do not wait on one worker (`HEAVY`, longest first).
+first, so the last minutes do not wait on one worker (`HEAVY`, longest first). Modules that
+share a session fixture (a generated city of tests/conftest.py) form one group
+(`SHARED_GROUPS`), so the fixture is built on one worker only.
 
 Without xdist (`pytest` alone, `make test-fast`) nothing changes.
 """
@@ -16,6 +18,21 @@ from __future__ import annotations
 import pytest
 
 PACKAGE_GROUPS = ("tests/infra/portal/",)
+# group name -> the modules sharing a session fixture built once per worker (or an import
+# as costly: Airflow in the test process, ~4 s of CPU)
+SHARED_GROUPS = {
+    "airflow_in_process": (
+        "tests/dags/test_run_gate.py",
+        "tests/infra/test_schedule.py",
+        "tests/infra/test_airflow_local.py",
+    ),
+    "faulty_week": (  # tests/conftest.py's faulty_week and clean_city
+        "tests/ingest/test_ground_truth.py",
+        "tests/expectations/test_validate.py",
+        "tests/expectations/engines/test_sqlrules.py",
+    ),
+}
+_SHARED = {module: name for name, modules in SHARED_GROUPS.items() for module in modules}
 # The groups that take longest (measured on main before this change), longest first.
 HEAVY = (
     "tests/infra/portal/",
@@ -25,8 +42,11 @@ HEAVY = (
 
 
 def group_of(nodeid: str) -> str:
-    """The module of a test (its path before `::`), or its package in `PACKAGE_GROUPS`."""
+    """The module of a test (its path before `::`), its package in `PACKAGE_GROUPS` or its
+    group in `SHARED_GROUPS`."""
     path = nodeid.split("::", 1)[0]
+    if path in _SHARED:
+        return _SHARED[path]
     return next((p for p in PACKAGE_GROUPS if path.startswith(p)), path)
 
 

@@ -1,7 +1,8 @@
 """Passwords, logins, the login throttle and sessions (contracts/portal.yaml's numbers).
 
-- Passwords: Argon2id through argon2-cffi's `PasswordHasher` (its maintained defaults); a
-  hash made with weaker parameters is replaced at the next successful login.
+- Passwords: Argon2id through argon2-cffi's `PasswordHasher`, at the cost of
+  contracts/portal.yaml's `passwords.hashing` (argon2-cffi's defaults); a hash made with
+  other parameters is replaced at the next successful login.
 - Throttle: `account_failures` failed logins of one account (or `address_failures` from one
   client address) within `window_minutes` lock further logins of that account (or from that
   address) until `lock_minutes` after the last of them, also with the right password (a
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,7 +27,7 @@ from enum import StrEnum
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from infra.portal.config import PortalConfig
+from infra.portal.config import PasswordHashing, PortalConfig, load_portal_config
 from infra.portal.store import PortalStore, Session, User
 
 SESSION_ID_BYTES = 32
@@ -33,17 +35,27 @@ CSRF_TOKEN_BYTES = 32
 # Seen-at is written at most this often: a page's parallel requests do not each write.
 _TOUCH_EVERY = dt.timedelta(seconds=30)
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+def password_hasher(cost: PasswordHashing) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=cost.parallelism
+    )
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+@functools.cache
+def _bundled_hasher() -> PasswordHasher:
+    return password_hasher(load_portal_config().passwords.hashing)
+
+
+def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
+    """An Argon2id hash of `password` at `hasher`'s cost (default contracts/portal.yaml's)."""
+    return (hasher or _bundled_hasher()).hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Whether `password` is the hash's (verified at the cost the hash records)."""
     try:
-        return _hasher.verify(password_hash, password)
+        return PasswordHasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -79,6 +91,10 @@ class Authenticator:
     def __init__(self, store: PortalStore, config: PortalConfig) -> None:
         self.store = store
         self.config = config
+        self.hasher = password_hasher(config.passwords.hashing)
+        # verified for an unknown name: the same work as an account's hash (made now, so the
+        # first refusal of an unknown name costs no more than the others)
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
     def locked_for(self, account: str, address: str, *, now: dt.datetime) -> dt.timedelta | None:
         """How long logins of `account` or from `address` stay locked, or None: locked when
@@ -108,13 +124,13 @@ class Authenticator:
         too_long = len(password) > self.config.passwords.max_chars
         if too_long:
             password = ""  # never hash an unbounded input; the refusal costs the same
-        verified = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+        verified = verify_password(user.password_hash if user else self._dummy_hash, password)
         if not verified or too_long or user is None or not user.active:
             self.store.add_attempt(account, address, False, now=now)
             return Login(LoginResult.refused)
         self.store.add_attempt(account, address, True, now=now)
-        if _hasher.check_needs_rehash(user.password_hash):
-            self.store.set_password_hash(user.name, hash_password(password))
+        if self.hasher.check_needs_rehash(user.password_hash):
+            self.store.set_password_hash(user.name, hash_password(password, self.hasher))
         if old_session:
             self.store.delete_session(old_session)
         session_id = new_token(SESSION_ID_BYTES)

@@ -51,14 +51,44 @@ class Throttle(_Strict):
         return dt.timedelta(minutes=self.lock_minutes)
 
 
+class PasswordHashing(_Strict):
+    """Argon2id's cost (argon2-cffi's names: time_cost, memory_cost in KiB, parallelism)."""
+
+    time_cost: int = Field(ge=1, le=100)
+    memory_kib: int = Field(ge=8, le=4 * 1024 * 1024)
+    parallelism: int = Field(ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _memory_per_lane(self) -> PasswordHashing:
+        if self.memory_kib < 8 * self.parallelism:
+            raise ValueError("memory_kib must be at least 8 KiB per lane (parallelism)")
+        return self
+
+
+# The least Argon2id cost a portal may run with: OWASP's password storage cheat sheet's
+# minimum for Argon2id (19 MiB, 2 passes, 1 lane). PasswordHashing itself allows less, for
+# tests of logins that are not tests of the hash's cost; a contract file never does.
+ARGON2_FLOOR_MEMORY_KIB = 19 * 1024
+ARGON2_FLOOR_TIME_COST = 2
+
+
 class Passwords(_Strict):
     min_chars: int = Field(ge=8, le=128)
     max_chars: int = Field(ge=16, le=4096)
+    hashing: PasswordHashing
 
     @model_validator(mode="after")
     def _ordered(self) -> Passwords:
         if self.min_chars > self.max_chars:
             raise ValueError("min_chars must not be more than max_chars")
+        if (
+            self.hashing.memory_kib < ARGON2_FLOOR_MEMORY_KIB
+            or self.hashing.time_cost < ARGON2_FLOOR_TIME_COST
+        ):
+            raise ValueError(
+                f"hashing is weaker than Argon2id's minimum (memory_kib ≥ "
+                f"{ARGON2_FLOOR_MEMORY_KIB}, time_cost ≥ {ARGON2_FLOOR_TIME_COST})"
+            )
         return self
 
 

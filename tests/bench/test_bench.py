@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench import gx_pandas, profile, run
+from bench import profile, run
 from bench.measure import MIB, Meter
 from contracts.loader import contracts
 from expectations.engines.sqlrules import sql_rules
@@ -18,7 +18,15 @@ from expectations.rules.rulebase import rulebase
 DAY = dt.date(2026, 11, 16)
 
 
-def test_every_row_rule_is_mapped_or_counted_as_not_expressible():
+@pytest.fixture(scope="module")
+def gx_pandas():
+    """bench.gx_pandas, imported by the tests that use it (pandas: ~2 s at collection)."""
+    from bench import gx_pandas
+
+    return gx_pandas
+
+
+def test_every_row_rule_is_mapped_or_counted_as_not_expressible(gx_pandas):
     rules = list(rulebase().rules)
     for dataset in contracts().datasets:
         mapped, missing = gx_pandas.map_rules(dataset, rules, DAY)
@@ -33,7 +41,7 @@ def test_every_row_rule_is_mapped_or_counted_as_not_expressible():
         assert not [m for m in mapped if by_id[m.rule_id].type in ("icd10_valid", "resident_id")]
 
 
-def test_a_less_or_equal_comparison_becomes_greater_or_equal_with_columns_swapped():
+def test_a_less_or_equal_comparison_becomes_greater_or_equal_with_columns_swapped(gx_pandas):
     rule = next(r for r in rulebase().rules if r.type == "compare" and r.params["op"] == "<=")
     mapped = gx_pandas.map_rule(rule, contracts().dataset(rule.dataset), DAY)
     assert mapped is not None
@@ -43,7 +51,7 @@ def test_a_less_or_equal_comparison_becomes_greater_or_equal_with_columns_swappe
     assert mapped.kwargs["or_equal"] is True
 
 
-def test_event_not_future_allows_the_whole_business_date_and_nothing_after():
+def test_event_not_future_allows_the_whole_business_date_and_nothing_after(gx_pandas):
     rule = next(r for r in rulebase().rules if r.type == "event_not_future")
     ds = contracts().dataset(rule.dataset)
     mapped = gx_pandas.map_rule(rule, ds, DAY)
@@ -108,6 +116,7 @@ def test_meter_counts_the_cpu_a_stage_takes_not_the_time_it_waits():
     assert busy.public()["cpu_seconds"] == round(busy.cpu_seconds, 3)
 
 
+@pytest.mark.integration
 def test_bench_end_to_end_on_a_tiny_city(tmp_path, capsys):
     results = run.main(
         [

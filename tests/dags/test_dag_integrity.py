@@ -1,8 +1,8 @@
 """DAG integrity: every DAG file imports fast and cleanly, with tags, retries and no cycles.
 
-Each check runs in a fresh interpreter with its own AIRFLOW_HOME, so that the import time is
-measured without whatever this test session has imported already, and Airflow's
-configuration never leaks into other tests.
+Each DAG file is probed once in a fresh interpreter with its own AIRFLOW_HOME (the tests of
+a file share its probe), so that the import time is measured without whatever this test
+session has imported already, and Airflow's configuration never leaks into other tests.
 """
 
 from __future__ import annotations
@@ -79,13 +79,26 @@ def _probe(path: Path, tmp_path: Path) -> dict:
 DAG_FILES = sorted(DAGS.glob("*.py"))
 
 
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """The probe of a DAG file, made once per file for this module's tests."""
+    found: dict[Path, dict] = {}
+
+    def get(path: Path) -> dict:
+        if path not in found:
+            found[path] = _probe(path, tmp_path_factory.mktemp(path.stem))
+        return found[path]
+
+    return get
+
+
 def test_there_are_dag_files():
     assert [p.name for p in DAG_FILES] == ["hqlake_daily.py"]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_integrity(path, tmp_path):
-    found = _probe(path, tmp_path)
+def test_dag_file_integrity(path, probe):
+    found = probe(path)
     assert found["errors"] == {}
     assert found["heavy"] == [], f"{path.name} imports heavy modules at parse time"
     assert found["seconds"] < MAX_IMPORT_SECONDS, f"{path.name} took {found['seconds']:.2f}s"
@@ -98,8 +111,8 @@ def test_dag_file_integrity(path, tmp_path):
             assert task["backoff"], f"{dag_id}.{task_id} retries without backoff"
 
 
-def test_daily_dag_shape(tmp_path):
-    dag = _probe(DAGS / "hqlake_daily.py", tmp_path)["dags"]["hqlake_daily"]
+def test_daily_dag_shape(probe):
+    dag = probe(DAGS / "hqlake_daily.py")["dags"]["hqlake_daily"]
     # the run summary's task order (infra/airflow_run.py) names exactly the DAG's tasks
     assert set(dag["tasks"]) == set(TASK_ORDER)
     assert dag["schedule"] == "0 9 * * *" and "Shanghai" in dag["timezone"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import AirflowRescheduleException
 
 from infra.schedule import logical_date
 
@@ -59,6 +58,8 @@ class Runs:
 
 
 def _waits(gate, day: dt.date, *others: Run) -> bool:
+    from airflow.sdk.exceptions import AirflowRescheduleException  # not at collection: ~4 s
+
     this = Run("running", "running", day)
     try:
         gate({"ti": Runs(this, *others)}, day)

@@ -8,8 +8,6 @@ from dataclasses import replace
 
 import chinese_calendar
 import pytest
-from dbt.adapters.clickhouse.credentials import ClickHouseCredentials
-from dbt.adapters.clickhouse.httpclient import ChHttpClient
 
 from contracts.loader import contracts
 from contracts.registry import load_registry
@@ -17,8 +15,12 @@ from infra import dbtrun
 from infra.runtime import warehouse
 from infra.settings import from_env
 
+# dbt's adapter is imported in the tests that use it (1.7 s at collection otherwise)
 
-def _credentials() -> ClickHouseCredentials:
+
+def _credentials():
+    from dbt.adapters.clickhouse.credentials import ClickHouseCredentials
+
     return ClickHouseCredentials(
         host=dbtrun.EMBEDDED_HOST,
         port=8123,
@@ -32,6 +34,8 @@ def _credentials() -> ClickHouseCredentials:
 
 @pytest.mark.integration
 def test_dbt_client_is_a_handle_on_the_warehouse_engine(config):
+    from dbt.adapters.clickhouse.httpclient import ChHttpClient
+
     ch = warehouse(config)
     ch.command("CREATE DATABASE IF NOT EXISTS swap_probe")
     ch.command("CREATE OR REPLACE TABLE swap_probe.t (n UInt8) ENGINE = Memory")

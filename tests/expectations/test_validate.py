@@ -7,7 +7,6 @@ a clean city must fail no rule (no false positive), and a re-run must give the s
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter, defaultdict
 
@@ -17,11 +16,11 @@ from contracts.registry import load_registry
 from expectations.rules.rulebase import rulebase
 from expectations.validate import current_results, organisation_groups, validate_date
 from infra.pipeline import ingestor
-from samplecity import generate
+from tests.conftest import CITY_START, CLEAN_CITY, FAULTY_WEEK, ground_truth
 
 pytestmark = pytest.mark.integration
 
-START, DAYS = dt.date(2026, 11, 9), 7
+START, DAYS = CITY_START, FAULTY_WEEK["days"]
 # Defects with no organisation to score: ingestion refuses them and lists them for the
 # quality officer (tests/ingest/test_ground_truth.py checks that).
 NOT_SCORED = {"unregistered_org"}
@@ -50,10 +49,9 @@ def _stable(rows):
     return sorted(tuple(str(r[k]) for k in STABLE) for r in rows)
 
 
-def test_validation_catches_every_injected_defect_and_reruns_identically(rt, tmp_path):
-    inbox = tmp_path / "inbox"
-    generate(inbox, START, DAYS, scale=0.003, faults="default", seed=11)
-    truth = [json.loads(x) for x in (inbox / "_ground_truth.jsonl").read_text().splitlines()]
+def test_validation_catches_every_injected_defect_and_reruns_identically(rt, faulty_week):
+    inbox = faulty_week  # the session's (tests/conftest.py), generated once
+    truth = ground_truth(inbox)
     registry = load_registry(inbox / "_registry.csv")
     loader = ingestor(rt, registry)
     failed = defaultdict(set)  # (org, dataset, date) -> dimensions of failed rules
@@ -140,10 +138,9 @@ def _issues(ch, run_id):
     )
 
 
-def test_clean_city_fails_no_rule(rt, tmp_path):
-    inbox = tmp_path / "inbox"
-    days = 3
-    generate(inbox, START, days, hospitals=6, counties=2, scale=0.003, faults="none", seed=3)
+def test_clean_city_fails_no_rule(rt, clean_city):
+    inbox = clean_city
+    days = CLEAN_CITY["days"]
     registry = load_registry(inbox / "_registry.csv")
     statuses = Counter()
     for i in range(days):

@@ -1,7 +1,10 @@
 """Operator mistakes end `hqlake` with a line or two naming the problem and the fix, exit 2.
 
-Each case runs the installed `hqlake` in a subprocess with its own HQLAKE_HOME (a command
-costs about a second of start-up); `--verbose` shows the traceback.
+Each case runs `hqlake` with its own HQLAKE_HOME, in this process (`infra.cli.main(argv)`)
+unless it is about the real entry point: the installed `hqlake` in a subprocess (a command
+costs about a second of start-up) for a usage error, a connection failure with and without
+`--verbose` (the traceback) and the cases that need a process of their own (the home lock,
+a damaged warehouse).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pytest
 
 from contracts.codesystems import make_uscc
 from infra.localhost import free_port
-from tests.infra.conftest import assert_operator_error, run_hqlake
+from tests.infra.conftest import assert_operator_error, run_hqlake, run_hqlake_here
 
 HEADER = "org_code,name,kind,level,county_code,emails,active_from,active_to\n"
 GOOD = make_uscc("411502", 9)
@@ -25,6 +28,12 @@ DAY = "2026-11-09"
 
 
 def hqlake(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`hqlake ARGS` in this process."""
+    return run_hqlake_here(tmp_path / "home", *args, **env)
+
+
+def hqlake_process(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """The installed `hqlake ARGS` in a subprocess."""
     return run_hqlake(tmp_path / "home", *args, **env)
 
 
@@ -55,7 +64,7 @@ def test_registry_mistake(tmp_path, case):
 def test_newline_in_a_name_stops_feedback_at_load_not_in_the_mail(tmp_path):
     registry = tmp_path / "reg.csv"
     registry.write_text(NEWLINE_IN_NAME, encoding="utf-8")
-    out = hqlake(tmp_path, "feedback", "--date", DAY, HQLAKE_ORG_REGISTRY=str(registry))
+    out = hqlake_process(tmp_path, "feedback", "--date", DAY, HQLAKE_ORG_REGISTRY=str(registry))
     assert_operator_error(out, f"registry {registry} line 2: name has a line break")
 
 
@@ -96,12 +105,14 @@ def test_malformed_setting(tmp_path, variable, value, expected):
 def test_unreachable_clickhouse_is_one_line(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    out = hqlake(tmp_path, "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
+    out = hqlake_process(tmp_path, "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
     assert_operator_error(
         out,
         f"cannot reach ClickHouse at {url} (connection refused); check HQLAKE_CLICKHOUSE_URL",
     )
-    verbose = hqlake(tmp_path, "--verbose", "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url)
+    verbose = hqlake_process(
+        tmp_path, "--verbose", "scores", "--date", DAY, HQLAKE_CLICKHOUSE_URL=url
+    )
     assert verbose.returncode == 2
     assert "Traceback" in verbose.stderr and "OperationalError" in verbose.stderr
     assert verbose.stderr.strip().splitlines()[-1].startswith("cannot reach ClickHouse")
@@ -126,7 +137,7 @@ def test_home_that_cannot_be_a_directory(tmp_path):
 
 
 def test_bad_option_value_is_two_lines(tmp_path):
-    out = hqlake(tmp_path, "scores", "--date", "2026-13-01")
+    out = hqlake_process(tmp_path, "scores", "--date", "2026-13-01")
     assert_operator_error(out, "'2026-13-01' is not a date YYYY-MM-DD", "hqlake scores --help")
 
 
@@ -146,7 +157,7 @@ def test_second_process_on_the_same_home_is_told_who_has_it(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        out = hqlake(tmp_path, "ingest", "--date", DAY, "--inbox", str(tmp_path))
+        out = hqlake_process(tmp_path, "ingest", "--date", DAY, "--inbox", str(tmp_path))
         assert_operator_error(
             out,
             f"another hqlake process (pid {holder.pid}) is using HQLAKE_HOME={tmp_path / 'home'}",
@@ -154,7 +165,7 @@ def test_second_process_on_the_same_home_is_told_who_has_it(tmp_path):
         )
     finally:
         holder.communicate("", timeout=60)
-    after = hqlake(tmp_path, "scores", "--date", DAY)  # the lock went with the process
+    after = hqlake_process(tmp_path, "scores", "--date", DAY)  # the lock went with the process
     assert after.returncode == 0, after.stderr
 
 
@@ -170,11 +181,11 @@ def test_unknown_failure_is_two_lines_and_verbose_shows_the_traceback(tmp_path):
         " ch.command('CREATE TABLE dq.rule_result (x UInt8) ENGINE = Memory')"
     )
     subprocess.run([sys.executable, "-c", damage, f"chdb://{home / 'chdb'}"], check=True)
-    out = hqlake(tmp_path, "results", "--date", DAY)
+    out = hqlake_process(tmp_path, "results", "--date", DAY)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(lines) == 2 and lines[1] == "run with --verbose for the traceback"
-    verbose = hqlake(tmp_path, "--verbose", "results", "--date", DAY)
+    verbose = hqlake_process(tmp_path, "--verbose", "results", "--date", DAY)
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 
@@ -191,7 +202,7 @@ def test_rules_suggest_operator_mistakes(tmp_path):
 
 @pytest.mark.integration
 def test_rules_suggest_on_a_warehouse_without_validation(tmp_path):
-    out = hqlake(tmp_path, "rules", "suggest", "--from", DAY, "--to", "2026-11-15")
+    out = hqlake_process(tmp_path, "rules", "suggest", "--from", DAY, "--to", "2026-11-15")
     assert_operator_error(
         out, "nothing validated from 2026-11-09 to 2026-11-15", "hqlake validate --date"
     )

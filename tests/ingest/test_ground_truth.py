@@ -1,26 +1,24 @@
 """Ingest a generated week and compare every file-level outcome with the ground truth."""
 
 import datetime as dt
-import json
 from collections import defaultdict
 
 import pytest
 
 from contracts.registry import load_registry
 from infra.pipeline import ingestor
-from samplecity import apply_corrections, generate
+from samplecity import apply_corrections
+from tests.conftest import CITY_START, FAULTY_WEEK, ground_truth
 
 pytestmark = pytest.mark.integration
 
-START, DAYS = dt.date(2026, 11, 9), 7
+START, DAYS = CITY_START, FAULTY_WEEK["days"]
 
 
-@pytest.fixture(scope="module")
-def faulty_city(tmp_path_factory):
-    out = tmp_path_factory.mktemp("city")
-    generate(out, START, DAYS, scale=0.003, faults="default", seed=11)
-    truth = [json.loads(line) for line in (out / "_ground_truth.jsonl").read_text().splitlines()]
-    return out, truth
+@pytest.fixture
+def faulty_city(faulty_week):
+    """The session's faulty week (tests/conftest.py), a copy this test may correct."""
+    return faulty_week, ground_truth(faulty_week)
 
 
 def _ingest_week(rt, inbox, days=DAYS):
@@ -106,9 +104,8 @@ def test_every_file_level_defect_is_reported_as_expected(rt, faulty_city):
             assert "replaces version" in r.reason
 
 
-def test_clean_city_loads_everything(rt, tmp_path):
-    generate(tmp_path, START, 2, hospitals=6, counties=2, scale=0.003, faults="none", seed=3)
-    _, results = _ingest_week(rt, tmp_path, days=2)
+def test_clean_city_loads_everything(rt, clean_city):
+    _, results = _ingest_week(rt, clean_city, days=2)  # two of its days
     assert len(results) >= 2 * (6 * 5 + 2 * 5)  # every org uploads each of its datasets daily
     assert {r.status for r in results} == {"loaded"}
     assert sum(r.rows_quarantined for r in results) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -24,7 +23,7 @@ from expectations.engines.sqlrules import (
 )
 from expectations.rules.rulebase import rulebase
 from infra.pipeline import ingestor
-from samplecity import generate
+from tests.conftest import CITY_START, CLEAN_CITY, FAULTY_WEEK, ground_truth
 
 pytestmark = pytest.mark.integration
 
@@ -595,7 +594,7 @@ def test_query_text_is_built_from_contracts_only():
 
 # ----------------------------------------------------------------------------- generated city
 
-START, DAYS = dt.date(2026, 11, 9), 7
+START, DAYS = CITY_START, FAULTY_WEEK["days"]
 
 
 def _ingest(rt, inbox, days):
@@ -613,10 +612,9 @@ def _run_all(ch, day, sample_keys=SAMPLE_ALL):
     return rows, time.perf_counter() - started
 
 
-def test_ground_truth_recall(rt, tmp_path):
-    generate(tmp_path, START, DAYS, scale=0.003, faults="default", seed=11)
-    truth = [json.loads(x) for x in (tmp_path / "_ground_truth.jsonl").read_text().splitlines()]
-    _ingest(rt, tmp_path, DAYS)
+def test_ground_truth_recall(rt, faulty_week):
+    truth = ground_truth(faulty_week)  # the session's faulty week (tests/conftest.py)
+    _ingest(rt, faulty_week, DAYS)
     dimension = {r.id: r.dimension for r in RULES}
     found = defaultdict(set)
     timings = []
@@ -654,10 +652,9 @@ def test_ground_truth_recall(rt, tmp_path):
     assert {t["defect"] for t in missed} <= CROSS_DATASET_DEFECTS, missed
 
 
-def test_clean_city_has_no_failures(rt, tmp_path):
-    days = 3
-    generate(tmp_path, START, days, hospitals=6, counties=2, scale=0.003, faults="none", seed=3)
-    _ingest(rt, tmp_path, days)
+def test_clean_city_has_no_failures(rt, clean_city):
+    days = CLEAN_CITY["days"]
+    _ingest(rt, clean_city, days)
     checked = Counter()
     for i in range(days):
         rows, _ = _run_all(rt.ch, START + dt.timedelta(days=i), sample_keys=5)

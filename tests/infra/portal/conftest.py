@@ -42,6 +42,19 @@ OFFICER = "qc.wang"  # a quality officer of contracts/appeals.yaml
 SERVE_TIMEOUT = 60.0
 
 
+def cheap_portal_config():
+    """contracts/portal.yaml with Argon2id at its cheapest (1 pass, 8 KiB, 1 lane: a hash in
+    microseconds instead of ~0.3 s of CPU), for tests of logins, not of the hash's cost;
+    tests/infra/portal/test_auth.py keeps one at the bundled cost."""
+    from infra.portal.config import PasswordHashing, load_portal_config
+
+    config = load_portal_config()
+    cheap = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
+    return config.model_copy(
+        update={"passwords": config.passwords.model_copy(update={"hashing": cheap})}
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Account:
     name: str

@@ -81,9 +81,10 @@ def app_routes(config) -> set[tuple[str, str]]:
     from starlette.routing import Mount, Route
 
     from infra.portal.app import create_app
+    from tests.infra.portal.conftest import cheap_portal_config
 
     found = set()
-    for route in create_app(config).routes:
+    for route in create_app(config, config=cheap_portal_config()).routes:
         if isinstance(route, Mount):
             found.add(("GET", route.path))
         elif isinstance(route, Route):

@@ -19,6 +19,7 @@ from infra.portal.app import LOGIN_COOKIE, SESSION_COOKIE, create_app, safe_next
 from infra.portal.auth import hash_password
 from infra.portal.config import load_portal_config
 from infra.settings import settings
+from tests.infra.portal.conftest import cheap_portal_config
 
 PASSWORD = "correct horse battery staple"
 REGISTRY = load_registry()
@@ -63,14 +64,15 @@ TEST_PAGES = [
 @pytest.fixture
 def app(tmp_path):
     home = dataclasses.replace(settings(), home=tmp_path / "home", org_registry=None)
-    app = create_app(home, pages=TEST_PAGES)
+    app = create_app(home, config=cheap_portal_config(), pages=TEST_PAGES)
     store, now = (
         app.state.portal.store,
         dt.datetime.now(dt.UTC),
     )
-    store.add_user("qc.wang", "city", "", hash_password(PASSWORD), now=now)
-    store.add_user("county", "county", HOSPITAL.county_code, hash_password(PASSWORD), now=now)
-    store.add_user("hosp", "org", HOSPITAL.org_code, hash_password(PASSWORD), now=now)
+    hashed = hash_password(PASSWORD, app.state.portal.auth.hasher)
+    store.add_user("qc.wang", "city", "", hashed, now=now)
+    store.add_user("county", "county", HOSPITAL.county_code, hashed, now=now)
+    store.add_user("hosp", "org", HOSPITAL.org_code, hashed, now=now)
     return app
 
 
@@ -113,12 +115,12 @@ def test_secure_cookie_when_the_portal_url_is_https(tmp_path):
     home = dataclasses.replace(
         settings(), home=tmp_path / "home", portal_url="https://dq.example.cn"
     )
-    app = create_app(home, pages=[])
+    app = create_app(home, config=cheap_portal_config(), pages=[])
     app.state.portal.store.add_user(
         "qc.wang",
         "city",
         "",
-        hash_password(PASSWORD),
+        hash_password(PASSWORD, app.state.portal.auth.hasher),
         now=dt.datetime.now(dt.UTC),
     )
     answer = log_in(client(app, "https://dq.example.cn"), "qc.wang")
@@ -310,7 +312,7 @@ def test_the_portal_keeps_one_generation_and_its_bounded_cache(tmp_path):
     from tests.expectations.publish.test_snapshot import _hand_made_generation
 
     config = dataclasses.replace(settings(), home=tmp_path / "home")
-    portal = Portal(config, load_portal_config())
+    portal = Portal(config, cheap_portal_config())
     days = [dt.date(2026, 11, 1)]
     _hand_made_generation(config.snapshot_dir, "g1", days)
     first = portal.snapshot()

@@ -1,5 +1,6 @@
 """Passwords, logins, the throttle and sessions (infra/portal/auth.py) over a real SQLite
-store, judged at given times."""
+store, judged at given times. The logins hash at the cheapest Argon2id cost
+(`cheap_portal_config`); the first test hashes at contracts/portal.yaml's."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import datetime as dt
 
 import pytest
 
-from infra.portal.auth import Authenticator, LoginResult, hash_password, verify_password
+from infra.portal.auth import (
+    Authenticator,
+    LoginResult,
+    hash_password,
+    password_hasher,
+    verify_password,
+)
 from infra.portal.config import load_portal_config
 from infra.portal.store import PortalStore
+from tests.infra.portal.conftest import cheap_portal_config
 
 T0 = dt.datetime(2026, 11, 10, 8, 0, tzinfo=dt.UTC)
 PASSWORD = "correct horse battery staple"
@@ -19,9 +27,10 @@ HERE = "10.0.0.1"
 @pytest.fixture
 def auth(tmp_path) -> Authenticator:
     store = PortalStore.open(tmp_path / "portal")
-    store.add_user("qc.wang", "city", "", hash_password(PASSWORD), now=T0)
-    store.add_user("qc.li", "city", "", hash_password(PASSWORD), now=T0)
-    return Authenticator(store, load_portal_config())
+    auth = Authenticator(store, cheap_portal_config())
+    store.add_user("qc.wang", "city", "", hash_password(PASSWORD, auth.hasher), now=T0)
+    store.add_user("qc.li", "city", "", hash_password(PASSWORD, auth.hasher), now=T0)
+    return auth
 
 
 def login(auth, name="qc.wang", password=PASSWORD, *, at=T0, address=HERE, old=None):
@@ -29,13 +38,28 @@ def login(auth, name="qc.wang", password=PASSWORD, *, at=T0, address=HERE, old=N
 
 
 def test_passwords_are_argon2id_hashes_never_the_password():
+    cost = load_portal_config().passwords.hashing  # the production cost
     hashed = hash_password(PASSWORD)
-    assert hashed.startswith("$argon2id$")
+    assert hashed.startswith(
+        f"$argon2id$v=19$m={cost.memory_kib},t={cost.time_cost},p={cost.parallelism}$"
+    )
     assert PASSWORD not in hashed
     assert hash_password(PASSWORD) != hashed  # salted
     assert verify_password(hashed, PASSWORD)
     assert not verify_password(hashed, PASSWORD + "!")
     assert not verify_password("not a hash", PASSWORD)
+
+
+def test_a_hash_of_another_cost_is_made_again_at_the_next_login(auth):
+    production = Authenticator(auth.store, load_portal_config())
+    assert login(production).result is LoginResult.ok  # qc.wang's hash has the cheap cost
+    rehashed = auth.store.user("qc.wang").password_hash
+    assert not production.hasher.check_needs_rehash(rehashed)
+    assert auth.hasher.check_needs_rehash(rehashed) and verify_password(rehashed, PASSWORD)
+    assert (
+        password_hasher(load_portal_config().passwords.hashing).hash(PASSWORD)[:31]
+        == (rehashed[:31])
+    )  # the parameters' part: $argon2id$v=19$m=65536,t=3,p=4$
 
 
 def test_a_login_makes_a_new_session_and_deletes_the_one_it_came_with(auth):
@@ -100,9 +124,7 @@ def test_repeated_failures_lock_the_account_even_with_the_right_password(auth):
 
 
 def test_one_address_guessing_across_accounts_is_locked(auth):
-    config = auth.config  # fewer guesses than contracts/portal.yaml's, each costs a hash
-    throttle = config.throttle.model_copy(update={"address_failures": 6})
-    auth.config = config.model_copy(update={"throttle": throttle})
+    throttle = auth.config.throttle  # contracts/portal.yaml's number of guesses
     at = T0
     for i in range(throttle.address_failures):
         at += dt.timedelta(seconds=1)

@@ -1,5 +1,7 @@
-"""`hqlake users add|list|disable` and `hqlake serve` as an operator runs them: the installed
-`hqlake` in a subprocess with its own HQLAKE_HOME; mistakes are one or two lines and exit 2."""
+"""`hqlake users add|list|disable` and `hqlake serve` as an operator runs them, with its own
+HQLAKE_HOME: the account commands in this process (`infra.cli.main(argv)`), the password
+prompt and `serve` through the installed `hqlake` in a subprocess (the real entry point);
+mistakes are one or two lines and exit 2."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from contracts.registry import load_registry
 from infra.cli_portal import PortalUserError, check_account
 from infra.localhost import free_port
 from infra.portal.store import STORE_FILE, PortalStore
-from tests.infra.conftest import HQLAKE, assert_operator_error, operator_env
-from tests.infra.conftest import run_hqlake as hqlake
+from tests.infra.conftest import HQLAKE, assert_operator_error, operator_env, run_hqlake
+from tests.infra.conftest import run_hqlake_here as hqlake
 
 REGISTRY = load_registry()
 HOSPITAL = next(o for o in REGISTRY.organisations.values() if o.kind == "hospital")
@@ -116,7 +118,7 @@ def test_good_accounts_pass_the_check():
 
 def test_users_add_asks_for_the_password_twice(tmp_path):
     home = tmp_path / "home"
-    out = hqlake(
+    out = run_hqlake(
         home,
         "users",
         "add",

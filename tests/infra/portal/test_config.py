@@ -36,3 +36,29 @@ def test_a_mistake_names_the_file_and_field(tmp_path, section, key, value, expec
     with pytest.raises(ContractError, match=expected) as raised:
         load_portal_config(path)
     assert str(path) in str(raised.value)
+
+
+def test_argon2_memory_below_8_kib_a_lane_is_refused(tmp_path):
+    raw = yaml.safe_load(PORTAL_CONFIG.read_text(encoding="utf-8"))
+    raw["passwords"]["hashing"] = {"time_cost": 1, "memory_kib": 16, "parallelism": 4}
+    path = tmp_path / "portal.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ContractError, match="8 KiB per lane"):
+        load_portal_config(path)
+
+
+@pytest.mark.parametrize(
+    "hashing",
+    [
+        {"time_cost": 1, "memory_kib": 65536, "parallelism": 4},
+        {"time_cost": 3, "memory_kib": 8192, "parallelism": 1},
+    ],
+)
+def test_a_contract_below_argon2s_minimum_cost_is_refused(tmp_path, hashing):
+    # tests may build a cheaper PasswordHashing for logins; a portal's contract may not
+    raw = yaml.safe_load(PORTAL_CONFIG.read_text(encoding="utf-8"))
+    raw["passwords"]["hashing"] = hashing
+    path = tmp_path / "portal.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ContractError, match="weaker than Argon2id's minimum"):
+        load_portal_config(path)
