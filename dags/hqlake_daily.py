@@ -23,7 +23,7 @@ Tasks (each calls one function of `infra.pipeline`, the same ones the CLI calls)
   The tasks map over groups of organisations (HQLAKE_ORGS_PER_TASK): one each on a
   ClickHouse server, all in one on chDB, where the one-slot pool runs tasks one at a time
   and a task instance costs more than an organisation's work (under a scheduler, a process
-  starting SeaweedFS and chDB).
+  opening chDB; `make airflow` runs one SeaweedFS for all tasks).
 - late_arrivals: re-ingests the HQLAKE_LATE_DAYS (7) business dates before D; dates where a
   late or corrected file made a new batch version are validated, scored, reported and fed
   back again in this run, next to D.

@@ -4,7 +4,9 @@ Three Airflow processes on loopback, as in production but with LocalExecutor and
 `airflow api-server` (UI, REST and execution API on 127.0.0.1), `airflow dag-processor`
 (parses `dags/`) and `airflow scheduler --skip-serve-logs` (the log server would bind every
 address; the api-server reads the task logs from the local folder instead). Embedded, an
-SMTP sink writes the e-mails to `$HQLAKE_HOME/outbox`.
+SMTP sink writes the e-mails to `$HQLAKE_HOME/outbox`, and one SeaweedFS serves every task
+(`infra.seaweed.share`: the runtime of a process on the home uses it instead of starting its
+own; chDB stays one process at a time, through the one-slot pool and the home's lock).
 
 Airflow's home is `$HQLAKE_HOME/airflow`: `airflow.cfg` (written here, owner-only: executor,
 execution-API URL, JWT secret and API secret key generated once into the home's secrets,
@@ -20,7 +22,7 @@ runs them and checks the README shows them).
 
 The tasks inherit this process's environment (HQLAKE_HOME, HQLAKE_INBOX,
 HQLAKE_ORG_REGISTRY, HQLAKE_START_DATE, ...): each task process opens the embedded runtime
-itself, one at a time through the pool.
+itself (chDB; SeaweedFS is the stack's), one at a time through the pool.
 """
 
 from __future__ import annotations
@@ -178,6 +180,24 @@ def _dag_parsed() -> bool:
         return session.get(DagModel, DAG_ID) is not None
 
 
+def _wait_storage(config: Settings, stack: Stack, pid: int) -> int:
+    """The weed process of the home's shared SeaweedFS, once it answers."""
+    from infra.seaweed import shared_server
+
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if (found := shared_server(config.seaweed_dir)) and found["owner"] == pid:
+            return found["pid"]
+        if not alive(pid):
+            raise AirflowLocalError(
+                f"SeaweedFS exited at start; see {stack.home / 'logs'}/storage.log and"
+                f" {config.seaweed_dir}/weed.log (another hqlake process using"
+                f" HQLAKE_HOME={config.home}?)"
+            )
+        time.sleep(0.2)
+    raise AirflowLocalError(f"SeaweedFS was not ready in {READY_SECONDS:.0f}s")
+
+
 def _wait_ready(stack: Stack, pids: dict[str, int]) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
@@ -227,6 +247,12 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
         "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
     }
     pids = {}
+    if config.embedded_storage:
+        # one SeaweedFS for every task (infra.seaweed.share), not one started and stopped
+        # by each task process (~3 s each); it starts beside the Airflow components (a task
+        # runs only once all are ready), and its weed process is recorded too
+        storage = [sys.executable, "-m", "infra.airflow_local", "storage"]
+        pids["storage"] = _spawn("storage", storage, child_env, logs)
     if stack.smtp_port is not None:
         sink = [
             sys.executable,
@@ -238,11 +264,16 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
         ]
         pids["smtp-sink"] = _spawn("smtp-sink", sink, child_env, logs)
     pids.update({name: _spawn(name, argv[name], child_env, logs) for name in COMPONENTS})
-    write_private(
-        stack.record,
-        json.dumps({"pids": pids, "url": stack.url, "smtp_port": stack.smtp_port}).encode(),
-    )
+
+    def record() -> None:
+        state = {"pids": pids, "url": stack.url, "smtp_port": stack.smtp_port}
+        write_private(stack.record, json.dumps(state).encode())
+
+    record()
     try:
+        if "storage" in pids:
+            pids["seaweedfs"] = _wait_storage(config, stack, pids["storage"])
+            record()
         _wait_ready(stack, pids)
     except BaseException:
         stop(config)
@@ -252,7 +283,7 @@ def start(port: int = 8081, slots: int = 1, config: Settings | None = None) -> S
 
 def stop(config: Settings | None = None) -> list[str]:
     """Stop every process `start` recorded (each its own process group: its task processes
-    and their SeaweedFS go with it); returns the names stopped."""
+    go with it; the shared SeaweedFS with its own); returns the names stopped."""
     config = config or settings()
     record = config.airflow_home / "stack.json"
     if not record.is_file():
@@ -312,6 +343,24 @@ def shown(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
+def _storage() -> None:
+    """The home's SeaweedFS, shared by every process on the home until SIGTERM."""
+    from infra.home import s3_keys
+    from infra.seaweed import SeaweedServer, share, unshare
+
+    config = settings()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    buckets = (config.lake_bucket, config.inbox_bucket)
+    with SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config)) as server:
+        share(server)
+        try:
+            while not stopping and server.process and server.process.poll() is None:
+                time.sleep(0.5)
+        finally:
+            unshare(config.seaweed_dir)
+
+
 def _smtp_sink(port: int) -> None:
     from infra import mail
 
@@ -329,12 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     begin.add_argument("--port", type=int, default=8081)  # make portal has 8080
     begin.add_argument("--slots", type=int, default=1)
     sub.add_parser("stop")
+    sub.add_parser("storage")
     sink = sub.add_parser("smtp-sink")
     sink.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "smtp-sink":
             _smtp_sink(args.port)
+        elif args.command == "storage":
+            _storage()
         elif args.command == "stop":
             stopped = stop()
             print(

@@ -1,11 +1,14 @@
 """The services hqlake talks to, embedded or production, behind one context manager.
 
 with runtime() as rt:
-    rt.s3   # minio.Minio: SeaweedFS started here, or MinIO from HQLAKE_S3_ENDPOINT
+    rt.s3   # minio.Minio: SeaweedFS started here (or the home's shared one, see
+            # infra.seaweed.share: `make airflow` runs one for every task), or MinIO
+            # from HQLAKE_S3_ENDPOINT
     rt.ch   # clickhouse_connect client: chDB under HQLAKE_HOME, or HQLAKE_CLICKHOUSE_URL
 
-The first session of a process on a warehouse migrates it (infra.schema.migrate): libraries
-receive a client whose tables exist.
+The first session of a process on a warehouse migrates it (infra.schema.migrate) unless the
+last migration was this code's (infra.schema.is_current): libraries receive a client whose
+tables exist.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from minio import Minio
 
 from contracts.errors import OperatorError
 from infra.home import private_dir, s3_keys
-from infra.seaweed import SeaweedServer
+from infra.seaweed import SeaweedServer, shared_server
 from infra.settings import SECURE_SCHEMES, Settings, settings
 
 log = logging.getLogger(__name__)
@@ -102,10 +105,16 @@ _MIGRATED: set[str] = set()
 
 
 def _migrated(ch: Client, target: str, config: Settings) -> Client:
+    """`ch`, migrated once per process; a warehouse whose last migration was this code's
+    (infra.schema.is_current: one query) is not migrated again (a migration costs a task
+    process seconds: every statement, and loading the code lists to compare them)."""
     if target not in _MIGRATED:
         from infra import schema
 
-        schema.migrate(ch, cluster=config.clickhouse_cluster)
+        cluster = config.clickhouse_cluster
+        if not schema.is_current(ch, cluster=cluster):
+            schema.migrate(ch, cluster=cluster)
+            schema.mark_current(ch, cluster=cluster)
         _MIGRATED.add(target)
     return ch
 
@@ -183,7 +192,10 @@ def runtime(config: Settings | None = None) -> Iterator[Runtime]:
     buckets = (config.lake_bucket, config.inbox_bucket)
     hold_home(config)
     with contextlib.ExitStack() as stack:
-        if config.embedded_storage:
+        if config.embedded_storage and (shared := shared_server(config.seaweed_dir)):
+            # the home's SeaweedFS another process runs for all (`make airflow`)
+            s3 = object_store(config, shared["endpoint"])
+        elif config.embedded_storage:
             server = stack.enter_context(
                 SeaweedServer(config.seaweed_dir, buckets, *s3_keys(config))
             )

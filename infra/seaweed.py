@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import datetime as dt
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -27,14 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from minio import Minio
 
 from infra.home import private_dir, write_private
-from infra.localhost import free_ports
+from infra.localhost import alive, free_ports, port_taken
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +49,10 @@ _PORT_FLAGS = (
     "webdav.port",
     "debug.port",
 )
+
+# A server shared by every process on the home (`make airflow` starts one beside Airflow):
+# written in its data directory by the process that runs it, removed when it stops.
+SHARED_RECORD = "shared.json"
 
 # The parts of `weed mini` that serve or dial gRPC (`client` is the dialling side of all).
 _GRPC_COMPONENTS = ("MASTER", "VOLUME", "FILER", "S3", "ADMIN", "WORKER", "CLIENT")
@@ -83,6 +84,12 @@ def _grpc_tls(folder: Path) -> dict[str, str]:
     weed does not check host names, only that the peer's certificate chains to the CA; the
     CA's key is dropped here, so no one can sign another certificate for this run.
     """
+    # imported here: a process using a shared server (a task under `make airflow`) needs none
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     private_dir(folder)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -267,3 +274,29 @@ class SeaweedServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def share(server: SeaweedServer) -> None:
+    """Record `server` (running) as the one every process on its data directory uses
+    (`shared_endpoint`) instead of starting its own: one start for a stack of processes
+    that each open the runtime (Airflow tasks), not one per process."""
+    assert server.process is not None
+    record = {"owner": os.getpid(), "pid": server.process.pid, "endpoint": server.endpoint}
+    write_private(server.data_dir / SHARED_RECORD, json.dumps(record).encode())
+
+
+def unshare(data_dir: Path) -> None:
+    (data_dir / SHARED_RECORD).unlink(missing_ok=True)
+
+
+def shared_server(data_dir: Path) -> dict | None:
+    """The shared server of `data_dir` ({owner, pid, endpoint}) if one runs and answers;
+    None otherwise (none shared, or a record left by a server that died)."""
+    try:
+        record = json.loads((data_dir / SHARED_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    port = int(record["endpoint"].rpartition(":")[2])
+    if alive(record["pid"]) and alive(record["owner"]) and port_taken(port):
+        return record
+    return None

@@ -77,7 +77,7 @@ class Settings:
         ClickHouse server (one organisation's trouble or size holds no other, and the pool
         runs them side by side), all in one on chDB, where the one-slot pool runs the tasks
         one at a time anyway and each task instance costs more than an organisation's
-        work (a process, SeaweedFS and chDB under a scheduler)."""
+        work (a process opening chDB under a scheduler)."""
         if self.orgs_per_task is not None:
             return self.orgs_per_task
         return 0 if self.embedded_warehouse else 1

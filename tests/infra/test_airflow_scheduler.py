@@ -64,20 +64,88 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Runs `airflow` commands (JSON argv lines on stdin) as the `airflow` executable does
+# (airflow.__main__.main: Airflow's CLI parser, then the command's function), in one
+# interpreter: each `airflow` process costs 5-7 s of CPU to start, the command itself little.
+# Each answer is one line after the marker (a log line on stdout is not one).
+_MARK = "@@hqlake-cli@@ "
+_CLI_RUNNER = f"""
+import contextlib, io, json, sys, traceback
+from airflow.cli import cli_parser
+parser = cli_parser.get_parser()
+print({_MARK!r} + "{{}}", flush=True)
+for line in sys.stdin:
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            args = parser.parse_args(json.loads(line)[1:])
+            args.func(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    answer = {{"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}}
+    print({_MARK!r} + json.dumps(answer), flush=True)
+"""
+
+
 class Stack:
     def __init__(self, home: Path, env: dict[str, str]) -> None:
         self.home, self.env = home, env
         self.db = home / "airflow" / "airflow.db"
         self.known: set[int] = set()
+        self.runner: subprocess.Popen | None = None
 
-    def airflow(self, argv: list[str]) -> str:
+    def airflow(self, argv: list[str], executable: bool = False) -> str:
+        """Run an `airflow` command: with `executable` the `airflow` program itself, else
+        the same argv in the CLI runner (started by the first such call)."""
         assert argv[0] == "airflow"
-        done = subprocess.run(
-            [AIRFLOW, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        if done.returncode != 0:
-            pytest.fail(f"{shown(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-        return done.stdout
+        if executable:
+            done = subprocess.run(
+                [AIRFLOW, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=120
+            )
+            code, stdout, stderr = done.returncode, done.stdout, done.stderr
+        else:
+            self.start_runner()
+            assert self.runner and self.runner.stdin
+            self.runner.stdin.write(json.dumps(argv) + "\n")
+            self.runner.stdin.flush()
+            answer = self._answer()
+            code, stdout, stderr = answer["code"], answer["stdout"], answer["stderr"]
+        if code != 0:
+            pytest.fail(f"{shown(argv)} exited {code}:\n{stderr[-3000:]}")
+        return stdout
+
+    def start_runner(self) -> None:
+        if self.runner is None:
+            self.runner = subprocess.Popen(
+                [sys.executable, "-c", _CLI_RUNNER],
+                env=self.env,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=(self.home / "cli-runner.log").open("ab"),
+                text=True,
+            )
+            self._answer()  # imported: ready
+
+    def _answer(self) -> dict:
+        assert self.runner and self.runner.stdout
+        for line in self.runner.stdout:
+            if line.startswith(_MARK):
+                return json.loads(line[len(_MARK) :])
+        raise AssertionError(f"the CLI runner exited {self.runner.wait()}; see cli-runner.log")
+
+    def stop_runner(self) -> None:
+        if self.runner is not None:
+            assert self.runner.stdin
+            self.runner.stdin.close()
+            try:
+                self.runner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.runner.kill()
+                self.runner.wait()
 
     def rows(self, sql: str, *args) -> list[tuple]:
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as db:
@@ -262,7 +330,8 @@ def scheduler_run(tmp_path_factory):
         commands = operator_commands(day.isoformat())
 
         # 1. unpause: the scheduled run of `latest`, before the start date
-        stack.airflow(commands["unpause"])
+        stack.airflow(commands["unpause"], executable=True)  # the program, once
+        stack.start_runner()  # the other commands' interpreter, while the scheduler goes
         deadline = time.monotonic() + 120
         while not stack.rows("SELECT id FROM dag_run WHERE run_type = 'scheduled'"):
             assert time.monotonic() < deadline, "the scheduler made no run on unpausing"
@@ -319,10 +388,15 @@ def scheduler_run(tmp_path_factory):
         out["rerun"]["warehouse"] = stack.warehouse(day)
         out["rerun"]["mails"] = stack.mails()
         out["listening"] = _listening(pgids)
+        out["weed_starts"] = (
+            (home / "seaweedfs" / "weed.log").read_text().count("Starting SeaweedFS Mini")
+        )
         mark("cleared re-run")
         out["timings"] = timings
         ours = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI commands, the probes
+        stack_pids = json.loads((home / "airflow" / "stack.json").read_text())["pids"]
         cpu = {"stack": round(_cpu_seconds(pgids), 1)}
+        cpu |= {name: round(_cpu_seconds({pid}), 1) for name, pid in stack_pids.items()}
         cpu["commands"] = round(ours.ru_utime + ours.ru_stime, 1)
         print(f"\nreal-scheduler scheduler_run, wall s since the start: {timings}")
         print(f"CPU s (user+sys): {cpu}; load average {os.getloadavg()}")
@@ -331,6 +405,7 @@ def scheduler_run(tmp_path_factory):
         subprocess.run(
             [sys.executable, "-m", "infra.airflow_local", "stop"], env=env, timeout=120, cwd=ROOT
         )
+        stack.stop_runner()
 
 
 def test_start_prints_the_ui_and_login(scheduler_run):
@@ -434,9 +509,15 @@ def test_tasks_clear_reruns_the_date_and_sends_nothing_twice(scheduler_run):
     assert outcomes and {o["status"] for o in outcomes} == {"unchanged"}
 
 
+def test_one_seaweedfs_serves_every_task(scheduler_run):
+    """`make airflow` starts the home's SeaweedFS once; the tasks' runtimes use it (no task
+    starts its own: ~3 s each)."""
+    assert scheduler_run["weed_starts"] == 1
+
+
 def test_every_process_of_the_stack_listens_on_loopback_only(scheduler_run):
     """api-server, scheduler (no log server on 0.0.0.0:8793), dag-processor, their task
-    processes and the SMTP sink: sockets on 127.0.0.1 only."""
+    processes, the SMTP sink and the shared SeaweedFS: sockets on 127.0.0.1 only."""
     listening = scheduler_run["listening"]
     assert listening["ports"], "found none of the stack's listening sockets"
     assert listening["elsewhere"] == []

@@ -41,6 +41,21 @@ def test_migrate_is_idempotent_and_owns_every_table(rt):
 
 
 @pytest.mark.integration
+def test_a_marked_warehouse_is_current_until_its_code_or_a_code_list_changes(rt):
+    """A runtime migrates a warehouse only when `is_current` says the last migration was not
+    this code's (a task process would spend seconds on it)."""
+    ch = rt.ch
+    assert not schema.is_current(ch)  # migrated (reset) but never marked
+    schema.mark_current(ch)
+    assert schema.is_current(ch)
+    assert not schema.is_current(ch, cluster=CLUSTER)  # other statements: another migration
+    ch.command("TRUNCATE TABLE reference.division_code")  # a code list lost its rows
+    assert not schema.is_current(ch)
+    schema.migrate(ch)
+    assert schema.is_current(ch)
+
+
+@pytest.mark.integration
 def test_migrate_brings_an_old_warehouse_up_to_date(rt):
     ch = rt.ch
     ch.command("DROP TABLE dq.record_issue SYNC")

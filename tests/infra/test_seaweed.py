@@ -41,6 +41,30 @@ def test_start_serve_stop_then_start_again(tmp_path):
         assert not port_taken(port)
 
 
+def test_a_shared_server_is_found_while_it_runs_and_not_after(tmp_path):
+    """`make airflow`'s SeaweedFS (infra.seaweed.share): the runtime of a process on the
+    home finds it while it answers; a record left by a stopped server is ignored."""
+    from infra.seaweed import share, shared_server, unshare
+
+    data = tmp_path / "weed"
+    assert shared_server(data) is None
+    server = SeaweedServer(data, ("lake",), "ak", "sk").start()
+    try:
+        share(server)
+        found = shared_server(data)
+        assert found == {
+            "owner": os.getpid(),
+            "pid": server.process.pid,
+            "endpoint": server.endpoint,
+        }
+        assert stat.S_IMODE((data / "shared.json").stat().st_mode) == 0o600
+    finally:
+        server.stop()
+    assert (data / "shared.json").exists() and shared_server(data) is None  # stale: ignored
+    unshare(data)
+    assert not (data / "shared.json").exists()
+
+
 def test_no_orphan_when_parent_is_killed(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
