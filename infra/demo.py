@@ -99,90 +99,94 @@ def main() -> None:
         flush=True,
     )
 
-    from expectations.rules.rulebase import rulebase
-    from expectations.scoring.read import read_scores
     from infra import airflow_run, pipeline
-    from infra.cli import league_table
-    from infra.runtime import warehouse
 
-    dates = [args.start + dt.timedelta(days=i) for i in range(args.days)]
-    print(
-        f"\nrunning the daily DAG through Airflow for {dates[0]} .. {dates[-1]}"
-        " (a line per date as its run ends):",
-        flush=True,
-    )
-    t0 = time.monotonic()
-    summaries = airflow_run.run(dates, str(inbox), progress=_progress)
-    week = time.monotonic() - t0
-    for s in summaries:
-        print(airflow_run.describe(s))
+    # One embedded runtime for the week, the late re-run, the quality loop and the snapshot:
+    # SeaweedFS started and stopped once (a stop took seconds), not once per DAG run.
+    with pipeline.session():
+        from expectations.rules.rulebase import rulebase
+        from expectations.scoring.read import read_scores
+        from infra.cli import league_table
+        from infra.runtime import warehouse
 
-    corrected = apply_corrections(inbox)
-    redo = sorted({dt.date.fromisoformat(p.parts[-2]) for p in corrected})
-    print(
-        f"\n{len(corrected)} corrected files arrived late for {[str(d) for d in redo]}; "
-        f"running {dates[-1]} again: its late-arrivals pass picks them up",
-        flush=True,
-    )
-    t1 = time.monotonic()
-    again = airflow_run.run([dates[-1]], str(inbox), progress=_progress)
-    rerun = time.monotonic() - t1
-    for s in again:
-        print(airflow_run.describe(s))
+        dates = [args.start + dt.timedelta(days=i) for i in range(args.days)]
+        print(
+            f"\nrunning the daily DAG through Airflow for {dates[0]} .. {dates[-1]}"
+            " (a line per date as its run ends):",
+            flush=True,
+        )
+        t0 = time.monotonic()
+        summaries = airflow_run.run(dates, str(inbox), progress=_progress)
+        week = time.monotonic() - t0
+        for s in summaries:
+            print(airflow_run.describe(s))
 
-    ch = warehouse()
-    outbox = sorted(config.outbox.glob("*.eml"))
-    worst = max(dates, key=lambda d: (sum(r["rules_failed"] for r in read_scores(ch, d)), d))
-    month = pipeline.acceptance(dates[-1].replace(day=1))
-    counts = []
-    for table in MARTS:
-        try:
-            query = f"SELECT count() FROM {table}"  # noqa: S608 - names from MARTS above
-            counts.append((table, ch.query(query).result_rows[0][0]))
-        except Exception as exc:  # a mart the build did not make is reported, not fatal
-            counts.append((table, f"missing ({type(exc).__name__})"))
-    stages = _stage_times(summaries + again)
+        corrected = apply_corrections(inbox)
+        redo = sorted({dt.date.fromisoformat(p.parts[-2]) for p in corrected})
+        print(
+            f"\n{len(corrected)} corrected files arrived late for {[str(d) for d in redo]}; "
+            f"running {dates[-1]} again: its late-arrivals pass picks them up",
+            flush=True,
+        )
+        t1 = time.monotonic()
+        again = airflow_run.run([dates[-1]], str(inbox), progress=_progress)
+        rerun = time.monotonic() - t1
+        for s in again:
+            print(airflow_run.describe(s))
 
-    print(
-        f"\nleague table of {worst}, the day with the most failed rules (composite = 30% "
-        "completeness, 20% timeliness, 30% correctness, 20% logic):"
-    )
-    print(league_table(read_scores(ch, worst)))
-    passed = sum(1 for a in month if a["passed"])
-    print(f"\nacceptance {dates[-1]:%Y-%m} so far: {passed} of {len(month)} organisations pass")
-    reports = config.reports_dir
-    print(f"\nreports: city pages {reports}/<date>/index.html, e.g.")
-    print(f"  {reports / worst.isoformat() / 'index.html'}")
-    print(f"  organisation pages {reports / worst.isoformat() / 'org'}/<org_code>.html")
-    print(f"  GX Data Docs {reports / worst.isoformat() / 'datadocs' / 'index.html'}")
-    print(f"\ne-mails in the local SMTP sink's outbox {config.outbox}: {len(outbox)}")
-    for path in outbox[:3]:
-        print(f"  {path.name}")
-    print("\nmart row counts:")
-    for table, n in counts:
-        print(f"  {table:<38} {n:>10,}" if isinstance(n, int) else f"  {table:<38} {n}")
-    print(f"\nrule base: {len(rulebase().rules)} rules of {len(rulebase().types)} types")
-    print("wall time per stage over all runs (Airflow task durations):")
-    for task_id, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
-        print(f"  {task_id:<18} {seconds:7.1f}s")
-    from infra import demo_loop
+        ch = warehouse()
+        outbox = sorted(config.outbox.glob("*.eml"))
+        worst = max(dates, key=lambda d: (sum(r["rules_failed"] for r in read_scores(ch, d)), d))
+        month = pipeline.acceptance(dates[-1].replace(day=1))
+        counts = []
+        for table in MARTS:
+            try:
+                query = f"SELECT count() FROM {table}"  # noqa: S608 - names from MARTS above
+                counts.append((table, ch.query(query).result_rows[0][0]))
+            except Exception as exc:  # a mart the build did not make is reported, not fatal
+                counts.append((table, f"missing ({type(exc).__name__})"))
+        stages = _stage_times(summaries + again)
 
-    t2 = time.monotonic()
-    demo_loop.run(
-        [worst, *sorted(set(dates) - {worst})],
-        dates[-1].replace(day=1),
-        private_dir(config.home / "exports"),
-    )
-    loop = time.monotonic() - t2
-    from infra.actions import publish_snapshot
+        print(
+            f"\nleague table of {worst}, the day with the most failed rules (composite = 30% "
+            "completeness, 20% timeliness, 30% correctness, 20% logic):"
+        )
+        print(league_table(read_scores(ch, worst)))
+        passed = sum(1 for a in month if a["passed"])
+        print(f"\nacceptance {dates[-1]:%Y-%m} so far: {passed} of {len(month)} organisations pass")
+        reports = config.reports_dir
+        print(f"\nreports: city pages {reports}/<date>/index.html, e.g.")
+        print(f"  {reports / worst.isoformat() / 'index.html'}")
+        print(f"  organisation pages {reports / worst.isoformat() / 'org'}/<org_code>.html")
+        print(f"  GX Data Docs {reports / worst.isoformat() / 'datadocs' / 'index.html'}")
+        print(f"\ne-mails in the local SMTP sink's outbox {config.outbox}: {len(outbox)}")
+        for path in outbox[:3]:
+            print(f"  {path.name}")
+        print("\nmart row counts:")
+        for table, n in counts:
+            print(f"  {table:<38} {n:>10,}" if isinstance(n, int) else f"  {table:<38} {n}")
+        print(f"\nrule base: {len(rulebase().rules)} rules of {len(rulebase().types)} types")
+        print("wall time per stage over all runs (Airflow task durations):")
+        for task_id, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
+            print(f"  {task_id:<18} {seconds:7.1f}s")
+        from infra import demo_loop
 
-    t3 = time.monotonic()
-    generation = publish_snapshot(config)  # the quality loop changed scores, appeals, sign-off
-    print(
-        f"\nportal snapshot {generation} published in {config.snapshot_dir}"
-        f" ({time.monotonic() - t3:.1f}s, every scored date); the e-mails link to"
-        f" {config.portal_url}/org/<org_code>/<date> (make portal serves it)"
-    )
+        t2 = time.monotonic()
+        demo_loop.run(
+            [worst, *sorted(set(dates) - {worst})],
+            dates[-1].replace(day=1),
+            private_dir(config.home / "exports"),
+        )
+        loop = time.monotonic() - t2
+        from infra.actions import publish_snapshot
+
+        t3 = time.monotonic()
+        generation = publish_snapshot(config)  # the quality loop changed scores, appeals, sign-off
+        print(
+            f"\nportal snapshot {generation} published in {config.snapshot_dir}"
+            f" ({time.monotonic() - t3:.1f}s, every scored date); the e-mails link to"
+            f" {config.portal_url}/org/<org_code>/<date> (make portal serves it)"
+        )
     print(
         f"\ngenerate {generated:.1f}s, {len(dates)} daily runs {week:.1f}s, "
         f"late re-run {rerun:.1f}s, quality loop {loop:.1f}s; "

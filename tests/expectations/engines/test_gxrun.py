@@ -76,3 +76,40 @@ def test_data_docs_escape_hostile_record_keys(rt, tmp_path):
     shown = "".join(pages[p] for p in validation_pages)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in shown
+
+
+def test_a_datasets_suite_is_stored_once_whole(tmp_path, monkeypatch):
+    """The file context writes a dataset's suite once with every rule's expectation, in
+    rule order: adding expectations to a stored suite rewrote it per expectation (quadratic
+    in the rules; most of a demo day's validation). The counts are GX's, as before."""
+    from great_expectations.data_context.store.expectations_store import ExpectationsStore
+
+    from expectations.engines.gxrun import GxValidator
+    from expectations.rules.rulebase import rulebase
+
+    rules = [r for r in rulebase().rules if r.dataset == "lab_result"][:12]
+    assert len(rules) == 12
+    writes = []
+    for name in ("add", "update", "add_expectation", "update_expectation"):
+        original = getattr(ExpectationsStore, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            writes.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ExpectationsStore, name, spy)
+    frame = pl.DataFrame(
+        {f"r{i}": (["k1", None, "k3"] if i % 3 == 0 else [None] * 3) for i in range(12)},
+        schema={f"r{i}": pl.String for i in range(12)},
+    )
+    gxv = GxValidator(DAY, tmp_path / "gx")
+    outcomes = gxv.validate("lab_result", frame, rules)
+
+    assert writes == ["add"]
+    assert [o.unexpected_count for o in (outcomes[r.id] for r in rules)] == [
+        2 if i % 3 == 0 else 0 for i in range(12)
+    ]
+    assert all(outcomes[r.id].error is None for r in rules)
+    (stored,) = gxv.ctx.suites.all()
+    assert [e.meta["rule_id"] for e in stored.expectations] == [r.id for r in rules]
+    assert [e.column for e in stored.expectations] == [f"r{i}" for i in range(12)]
