@@ -58,7 +58,9 @@
 {%- endmacro %}
 
 {#- The config of a model rebuilt by whole business dates: appended, partitioned by the
-    business date's month, its stale dates deleted first (after the model's own `pre_hook`). -#}
+    business date's month, its stale dates deleted first (after the model's own `pre_hook`);
+    its data tests read the build's dates only where that keeps their meaning
+    (macros/build_scope.sql). -#}
 {% macro incremental_by_business_date(order_by, pre_hook=[]) -%}
     {{ config(
         materialized='incremental',
@@ -66,6 +68,7 @@
         order_by=order_by,
         partition_by='toYYYYMM(business_date)',
         pre_hook=pre_hook + ["{{ delete_stale_business_dates() }}"],
+        meta={'rebuilt_by_business_date': true},
     ) }}
 {%- endmacro %}
 

@@ -385,6 +385,11 @@ def test_incremental_models_equal_a_full_build(city):
     stale dates' batches, raw rows and record issues only) leave nothing out."""
     incremental, full = city["models"]
     assert len(incremental) > 20 and any(n.startswith("staging.stg_raw__") for n in incremental)
+    # the latest row per patient and per health record are incremental by key
+    # (macros/latest_by_key.sql) and rebuilt from scratch alike
+    for model in ("int_patient_person", "int_health_record_person"):
+        assert incremental[f"intermediate.{model}"][0] > 0, model
+        assert incremental[f"intermediate.{model}_changed_keys"][0] == 0, model
     assert incremental.keys() == full.keys()
     differ = {n: (incremental[n], full[n]) for n in full if incremental[n] != full[n]}
     assert not differ, differ
@@ -480,6 +485,52 @@ def test_catalogue_documents_every_model_without_the_salt(city, tmp_path):
     salt = dbtrun._pii_salt(settings())
     files = [p for p in page.parent.rglob("*") if p.is_file()]
     assert files and not any(salt in p.read_text(errors="ignore") for p in files)
+
+
+def _planted_duplicate(ch, table: str, day: dt.date) -> None:
+    """A staged row of `day` inserted again: unique_combination(org_code, business_date,
+    record_key) fails on that date, and the row keeps its date's stamp, so no model sees
+    the date as stale."""
+    ch.command(
+        f"INSERT INTO {table} SELECT * FROM {table} WHERE business_date = {{d:Date}} LIMIT 1",
+        parameters={"d": day},
+    )
+
+
+def test_tests_of_rebuilt_dates_catch_a_fault_planted_in_a_rebuilt_date(city):
+    """The data tests of date-rebuilt models read the build's dates only
+    (macros/build_scope.sql): a duplicate planted on a date outside them is not read, the
+    same duplicate on a date the build rebuilds fails the build."""
+    ch, registry = city["ch"], city["registry"]
+    table, model = "staging.stg_raw__outpatient_visit", "stg_raw__outpatient_visit"
+    old_day, rebuilt_day = START + dt.timedelta(days=1), DAY8
+    assert _timed_build(registry).success  # every date tested: none is in the next scope
+    try:
+        _planted_duplicate(ch, table, old_day)
+        outside = dbtrun.build(select=model, registry=registry)
+        assert outside.success and outside.tests_passed > 5, outside.failures()
+        # the date is rebuilt when its stamp is not the one its tests passed with
+        ch.command(
+            "DELETE FROM hqlake_dbt.tested_business_date WHERE business_date = {d:Date}",
+            parameters={"d": rebuilt_day},
+        )
+        _planted_duplicate(ch, table, rebuilt_day)
+        inside = dbtrun.build(select=model, registry=registry)
+        assert ch.query("SELECT business_date FROM hqlake_dbt.build_business_date").result_rows == [
+            (rebuilt_day,)
+        ]
+        failed = [n.name for n in inside.failures()]
+        assert not inside.success and failed == [
+            f"unique_combination_{model}_org_code__business_date__record_key"
+        ], failed
+    finally:
+        # the model rebuilds both dates from scratch (no rows: stale), the tests pass again
+        ch.command(
+            f"DELETE FROM {table} WHERE business_date IN {{d:Array(Date)}}",
+            parameters={"d": [old_day, rebuilt_day]},
+        )
+        _timed_build(registry)
+    assert _count(ch, table, f"business_date = '{rebuilt_day}'") > 0
 
 
 # Last in the module: it changes the shared city (a new version of day 8).
