@@ -28,9 +28,9 @@ days as (
 monthly as (
     select
         org_code,
-        any(org_name) as org_name,
+        argMax(org_name, business_date) as org_name,  -- the month's latest name
         peer_group,
-        any(county_code) as county_code,
+        argMax(county_code, business_date) as county_code,
         toStartOfMonth(business_date) as period_month,
         count() as days_scored,
         {{ mean_score('day_completeness_score') }} as completeness_score,

@@ -22,10 +22,13 @@ by_rule as (
     select
         business_date,
         rule_id,
-        any(rule_type) as rule_type,
-        any(dataset) as dataset,
-        any(dimension) as dimension,
-        any(severity) as severity,
+        -- deterministic (any() is not: two builds of one day differed): a rule's type,
+        -- dimension and severity are one per rule; a cross-dataset rule's results carry each
+        -- judged dataset, and the row names them all, sorted, comma-separated
+        min(rule_type) as rule_type,
+        arrayStringConcat(arraySort(groupUniqArray(dataset)), ',') as dataset,
+        min(dimension) as dimension,
+        min(severity) as severity,
         uniqExactIf(org_code, status in ('passed', 'failed')) as organizations_judged,
         uniqExactIf(org_code, status = 'failed') as organizations_failed,
         countIf(status = 'error') as results_in_error,
