@@ -635,19 +635,25 @@ def _code_lists() -> dict[str, list[str]]:
     return {"icd10_code": sorted(icd10_codes()), "division_code": sorted(_division_names())}
 
 
-def load_code_lists(ch: Client) -> int:
-    """Fill `reference.icd10_code` and `reference.division_code` from the maintained packages.
-
-    A fingerprint of each list is kept in `reference.code_list`; a table is rewritten only
-    when the packages changed (or the table was lost), so a re-run costs one small query.
-    Returns the number of statements issued."""
+def _stored_code_lists(ch: Client) -> dict[str, tuple]:
+    """Each row of `reference.code_list` by name: (fingerprint, rows written, rows the code
+    list's table holds now; no count for a row that is not a code list, e.g. the schema mark)."""
     rows = ch.query(
         "SELECT m.name, m.fingerprint, m.n, c.n FROM reference.code_list AS m FINAL"
         " LEFT JOIN (SELECT 'icd10_code' AS name, count() AS n FROM reference.icd10_code"
         " UNION ALL SELECT 'division_code', count() FROM reference.division_code) AS c"
         " ON c.name = m.name"
     ).result_rows
-    stored = {name: (fp, n, actual) for name, fp, n, actual in rows}
+    return {name: (fp, n, actual) for name, fp, n, actual in rows}
+
+
+def load_code_lists(ch: Client) -> int:
+    """Fill `reference.icd10_code` and `reference.division_code` from the maintained packages.
+
+    A fingerprint of each list is kept in `reference.code_list`; a table is rewritten only
+    when the packages changed (or the table was lost), so a re-run costs one small query.
+    Returns the number of statements issued."""
+    stored = _stored_code_lists(ch)
     issued = 1
     for name, codes in _code_lists().items():
         fp = hashlib.sha256("\n".join(codes).encode()).hexdigest()
@@ -688,15 +694,9 @@ def is_current(
     (`mark_current`) and the code lists hold the rows they were written with. One query; a
     warehouse without reference.code_list is not current."""
     try:
-        rows = ch.query(
-            "SELECT m.name, m.fingerprint, m.n, c.n FROM reference.code_list AS m FINAL"
-            " LEFT JOIN (SELECT 'icd10_code' AS name, count() AS n FROM reference.icd10_code"
-            " UNION ALL SELECT 'division_code', count() FROM reference.division_code) AS c"
-            " ON c.name = m.name"
-        ).result_rows
+        stored = _stored_code_lists(ch)
     except DatabaseError:
         return False
-    stored = {name: (fingerprint, n, actual) for name, fingerprint, n, actual in rows}
     lists = [stored.get(name) for name in ("icd10_code", "division_code")]
     if not all(found is not None and found[1] == found[2] > 0 for found in lists):
         return False
