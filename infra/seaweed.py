@@ -278,7 +278,7 @@ class SeaweedServer:
 
 def share(server: SeaweedServer) -> None:
     """Record `server` (running) as the one every process on its data directory uses
-    (`shared_endpoint`) instead of starting its own: one start for a stack of processes
+    (`shared_server`) instead of starting its own: one start for a stack of processes
     that each open the runtime (Airflow tasks), not one per process."""
     assert server.process is not None
     record = {"owner": os.getpid(), "pid": server.process.pid, "endpoint": server.endpoint}
@@ -294,9 +294,10 @@ def shared_server(data_dir: Path) -> dict | None:
     None otherwise (none shared, or a record left by a server that died)."""
     try:
         record = json.loads((data_dir / SHARED_RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    port = int(record["endpoint"].rpartition(":")[2])
-    if alive(record["pid"]) and alive(record["owner"]) and port_taken(port):
+        port = int(record["endpoint"].rpartition(":")[2])
+        pids = int(record["pid"]), int(record["owner"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # none shared, or a damaged record: this process starts its own
+    if all(alive(pid) for pid in pids) and port_taken(port):
         return record
     return None

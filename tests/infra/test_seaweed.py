@@ -249,3 +249,22 @@ def test_a_home_from_before_keeps_its_lake_and_is_closed(tmp_path):
             intruder.get_object("lake", "old.csv")
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE(config.seaweed_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        "[]",
+        '{"endpoint": 5}',
+        '{"endpoint": "http://127.0.0.1:x", "pid": 1, "owner": 1}',
+        '{"endpoint": "http://127.0.0.1:8333"}',
+    ],
+)
+def test_a_damaged_shared_record_means_no_shared_server(tmp_path, text):
+    """A damaged shared.json (a crash mid-write, a careless edit) makes the process start its
+    own server, not fail with a traceback."""
+    from infra.seaweed import shared_server
+
+    (tmp_path / "shared.json").write_text(text)
+    assert shared_server(tmp_path) is None
