@@ -227,18 +227,39 @@ def enqueue(
         raise ActionRefused(f"{kind} {where}: {first['msg']}") from None
     at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # the warehouse keeps ms
-    action_id = _action_id(at)
-    record = {
-        "id": action_id,
-        "kind": kind,
-        "payload": checked.model_dump(),
-        "by": by.strip(),
-        "role": role,
-        "scope": scope,
-        "submitted_at": at.isoformat(),
-    }
-    _write(_folder(actions_dir, "pending") / f"{action_id}.json", record)
+    with _ENQUEUE_LOCK:
+        at = _free_instant(actions_dir, at)
+        action_id = _action_id(at)
+        record = {
+            "id": action_id,
+            "kind": kind,
+            "payload": checked.model_dump(),
+            "by": by.strip(),
+            "role": role,
+            "scope": scope,
+            "submitted_at": at.isoformat(),
+        }
+        _write(_folder(actions_dir, "pending") / f"{action_id}.json", record)
     return action_id
+
+
+_ENQUEUE_LOCK = threading.Lock()
+
+
+def _free_instant(actions_dir: Path, at: dt.datetime) -> dt.datetime:
+    """The first millisecond from `at` on at which no action of the folder was submitted.
+    Actions are applied in (submitted_at, id) order and the id ends in random hex, so two
+    submitted in one millisecond (a double click, a script) would be applied in a random
+    order, and `_already` tells events apart by that instant. Two processes enqueuing in
+    the same millisecond can still tie: their order is then as arbitrary as their race."""
+
+    def taken(instant: dt.datetime) -> bool:
+        pattern = f"a{instant:%Y%m%dT%H%M%S%f}-*.json"
+        return any(next((actions_dir / s).glob(pattern), None) for s in STATES)
+
+    while taken(at):
+        at += dt.timedelta(milliseconds=1)
+    return at
 
 
 def actions(actions_dir: Path, by: str | None = None) -> list[dict[str, Any]]:

@@ -109,6 +109,26 @@ def test_enqueue_checks_the_payload_and_writes_owner_only_files(queue):
     assert [p.name for p in folder.rglob("*.tmp")] == []
 
 
+def test_actions_submitted_in_one_millisecond_keep_their_order(tmp_path):
+    """A second action submitted in the millisecond of the first (a double click, a script,
+    the portal) gets the next millisecond: it is applied after the first, not in the order
+    of the ids' random suffixes (CI once applied a second reopening before the first)."""
+    from infra.actions import actions, enqueue
+
+    reopen = {"month": "2026-11", "reason": "r"}
+    ids = [enqueue(tmp_path, "acceptance_reopen", reopen, by=OFFICER, role="city", scope="",
+                   now=IN_WINDOW) for _ in range(20)]  # fmt: skip
+    listed = actions(tmp_path)[::-1]  # oldest first: the order apply_pending takes
+    assert [a["id"] for a in listed] == ids
+    assert [a["submitted_at"] for a in listed] == [
+        IN_WINDOW + dt.timedelta(milliseconds=i) for i in range(20)
+    ]
+    later = enqueue(tmp_path, "acceptance_reopen", reopen, by=OFFICER, role="city", scope="",
+                    now=IN_WINDOW + dt.timedelta(seconds=1))  # fmt: skip
+    assert actions(tmp_path)[0]["id"] == later  # a free instant is kept as it is
+    assert actions(tmp_path)[0]["submitted_at"] == IN_WINDOW + dt.timedelta(seconds=1)
+
+
 def test_an_appeal_is_applied_once_at_its_submitted_time(city, queue):
     from expectations.programme.appeals import list_appeals
     from expectations.publish.snapshot import Snapshot
