@@ -28,8 +28,12 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: the .pyc files are written once here. Where PYTHONDONTWRITEBYTECODE is
+# set (this machine's and CI's environment), Python never writes them itself and compiled
+# Airflow, dbt, GX and polars again in every process: 21-28 s of imports instead of 9-11 s,
+# paid by every Airflow task, CLI subprocess and test worker. 25 s more at install.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-extras --quiet
+	$(UV) sync --frozen --all-extras --quiet --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed ## create .venv from uv.lock (run by every other target)

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -211,6 +212,10 @@ def run(
 
     config = settings()
     hold_home(config)  # before Airflow migrates its SQLite database under the home
+    # dag.test() talks to Airflow's in-process execution API through FastAPI's TestClient,
+    # whose import warns that Starlette wants httpx2: Airflow's dependency, not ours, and a
+    # line in the middle of an operator's progress lines.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     summaries = []
     with environment(airflow_environment(config)):
         started = time.perf_counter()
