@@ -12,7 +12,7 @@ from infra.s3client import s3_client
 
 def _pool(secure: bool = False) -> urllib3.PoolManager:
     client = s3_client(f"127.0.0.1:{free_port()}", "key", "secret-key-0123", secure=secure)
-    return client._http  # noqa: SLF001 - the pool minio sends with is what is checked
+    return client._http  # the pool minio sends with is what is checked
 
 
 def test_connection_failures_are_retried_twice_busy_answers_five_times():
