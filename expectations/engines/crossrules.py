@@ -1144,8 +1144,8 @@ def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
         table, key = f"raw.{ident(name)}", record_key(ds, "r.")
         of_d = f"FROM {table} AS r WHERE r.business_date = {d}"
         if len(ds.key) == 1:
-            # Only the earlier rows whose raw key D's rows also have (a cheap set; a blank key,
-            # NULL or '', is compared as ''): the row of D itself matches organisation and key.
+            # Only the earlier rows whose key hashes as a key of D's rows does (a UInt64 set;
+            # a blank key, NULL or '', as ''): the exact (org_code, key) IN below decides.
             col = _col(ds, ds.key[0])
             among = (
                 f"cityHash64(ifNull(toString({col}), '')) IN"
