@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from contracts.errors import OperatorError
 from contracts.model import CodeSystem, Dataset, Timeliness
+from contracts.yamltext import safe_load
 
 CONTRACTS_DIR = Path(__file__).parent
 
@@ -40,7 +41,7 @@ class Contracts:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
 

@@ -2,8 +2,8 @@
 
 Every deadline, receive time, `*_at` column and the daily schedule are in this zone; Python
 code imports `TZ` (or `TZ_NAME` where a library or ClickHouse wants the name) from here.
-Read with yaml alone, not through the contract loader, so that a DAG file can import it at
-parse time without pydantic and pyarrow.
+Read with yaml alone (contracts.yamltext), not through the contract loader, so that a DAG
+file can import it at parse time without pydantic and pyarrow.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
+from contracts.yamltext import safe_load
 
 _TIMELINESS = Path(__file__).with_name("timeliness.yaml")
 
-TZ_NAME: str = yaml.safe_load(_TIMELINESS.read_text(encoding="utf-8"))["timezone"]
+TZ_NAME: str = safe_load(_TIMELINESS.read_text(encoding="utf-8"))["timezone"]
 TZ = ZoneInfo(TZ_NAME)

@@ -283,7 +283,8 @@ def results(
     from expectations.validate import current_results
     from infra.runtime import warehouse
 
-    rows = current_results(warehouse(), _date(date))
+    day = _date(date)  # a mistyped date is told before the warehouse opens
+    rows = current_results(warehouse(), day)
     rows = [r for r in rows if status is None or r["status"] == status]
     if format is OutputFormat.json:
         for r in rows:
@@ -368,7 +369,8 @@ def scores(
     from expectations.scoring.read import read_scores
     from infra.runtime import warehouse
 
-    _print_scores(read_scores(warehouse(), _date(date)), format)
+    day = _date(date)  # a mistyped date is told before the warehouse opens
+    _print_scores(read_scores(warehouse(), day), format)
 
 
 def _print_scores(rows: list[dict], format: OutputFormat) -> None:

@@ -37,6 +37,7 @@ from contracts.calendar import is_workday
 from contracts.codesystems import division_name
 from contracts.loader import Contracts, contracts
 from contracts.registry import Registry, load_registry
+from contracts.yamltext import safe_load
 from expectations.scoring.config import load_scoring_config
 from infra import schema
 from infra.home import SECRETS_DIR, home_secret
@@ -462,11 +463,9 @@ def indicator_sources(folder: Path = INDICATOR_MODELS) -> dict[str, tuple[str, .
     """Every measure column of the indicator marts ('model.column') with the contract fields
     ('dataset.field') it reads, as its model's YAML declares them (`meta: {sources: [...]}`;
     tests/dbt/test_indicator_sources.py checks them against the contracts)."""
-    import yaml
-
     out: dict[str, tuple[str, ...]] = {}
     for path in sorted(folder.glob("*.yml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = safe_load(path.read_text(encoding="utf-8")) or {}
         for model in document.get("models") or []:
             for column in model.get("columns") or []:
                 sources = (column.get("meta") or {}).get("sources")

@@ -31,6 +31,7 @@ from minio import Minio
 
 from contracts.errors import OperatorError
 from infra.home import private_dir, s3_keys
+from infra.s3client import s3_client
 from infra.seaweed import SeaweedServer, shared_server
 from infra.settings import SECURE_SCHEMES, Settings, settings
 
@@ -159,9 +160,7 @@ def object_store(config: Settings, endpoint: str | None = None) -> Minio:
     url = endpoint or config.s3_endpoint or ""
     parsed = urlparse(url if "://" in url else f"{'https' if config.s3_secure else 'http'}://{url}")
     access_key, secret_key = s3_keys(config)
-    return Minio(
-        parsed.netloc, access_key=access_key, secret_key=secret_key, secure=parsed.scheme == "https"
-    )
+    return s3_client(parsed.netloc, access_key, secret_key, secure=parsed.scheme == "https")
 
 
 def _ensure_buckets(s3: Minio, buckets: tuple[str, ...], config: Settings) -> Minio:

@@ -32,6 +32,7 @@ from minio import Minio
 
 from infra.home import private_dir, write_private
 from infra.localhost import alive, free_ports, port_taken
+from infra.s3client import s3_client
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,7 @@ class SeaweedServer:
         return f"127.0.0.1:{self.ports['s3.port']}"
 
     def client(self) -> Minio:
-        return Minio(
-            self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False
-        )
+        return s3_client(self.endpoint, self.access_key, self.secret_key, secure=False)
 
     def start(self) -> SeaweedServer:
         private_dir(self.data_dir)

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.loader import CONTRACTS_DIR, ContractError, Contracts, contracts
+from contracts.yamltext import safe_load
 
 Dimension = Literal["completeness", "timeliness", "correctness", "logic"]
 Level = Literal["file", "batch", "field", "record", "cross_dataset", "organisation_day"]
@@ -167,7 +168,7 @@ def fingerprint(rules: list[Rule] | tuple[Rule, ...]) -> str:
 
 def _load_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ContractError(f"{path}: cannot read YAML: {exc}") from exc
 

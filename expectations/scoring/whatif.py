@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.loader import ContractError
 from contracts.registry import Registry
+from contracts.yamltext import safe_load
 from expectations.rules.results import status_of
 from expectations.rules.rulebase import Override, RuleBase, RuleType
 from expectations.scoring.acceptance import judge_month
@@ -119,7 +120,7 @@ def _read(path: Path, text: str | None = None) -> ChangeFile:
         except OSError as exc:
             raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
