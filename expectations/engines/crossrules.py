@@ -198,14 +198,6 @@ _ICD10_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 _ICD10_PREFIX = re.compile(r"^[A-Z][0-9]{2}(\.[0-9A-Z]+)?$")
 # Rows of a history table in the order of their arrival: the last one is the current state.
 _ARRIVAL = "(r.business_date, r.batch_version, r.source_file, r.source_line)"
-# The same order as one string (fixed-width date, version and line; the file name in hex, so
-# the ' ' after it sorts below every hex digit: a name that is a prefix of another sorts first,
-# as in the tuple). argMax compares a String key on its fast path, a tuple as generic values:
-# a quarter less CPU on person_demographics_agree's largest lookup (the bench's 1 M-row day).
-_ARRIVAL_KEY = (
-    "concat(toString(r.business_date), leftPad(toString(r.batch_version), 10, '0'),"
-    " hex(r.source_file), ' ', leftPad(toString(r.source_line), 10, '0'))"
-)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -717,13 +709,14 @@ def _person_demographics_agree(p: dict, day: dt.date) -> list[_Part]:
         f" WHERE r.business_date = {d}"
         for ds, s in holders
     )
-    # one row per organisation and person: its latest values (argMax by _ARRIVAL_KEY) and its
-    # first upload
+    # one row per organisation and person: its latest values (one argMax of them all) and
+    # its first upload
     fields = always + others
     held = " UNION ALL ".join(
         f"SELECT r.org_code AS org_code, {_person_of(ds, s, resident, 'r')} AS person,"
         f" {1 if s.get('reference') else 0} AS is_reference,"
-        + "".join(f" argMax({_text(ds, f, 'r')}, {_ARRIVAL_KEY}) AS {ident(f)}," for f in fields)
+        f" argMax(tuple({', '.join(_text(ds, f, 'r') for f in fields)}), {_ARRIVAL}) AS _latest,"
+        + "".join(f" _latest.{i} AS {ident(f)}," for i, f in enumerate(fields, 1))
         # (business date, receipt) as one number in the same order: a tuple's min is slow
         + f" min(bitShiftLeft(toUInt64(r.business_date), 32) + toUInt32(r.received_at))"
         f" AS first_upload"
@@ -860,22 +853,17 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     number = _norm(f"ifNull({_col(master, link['id_field'])}, '')")
     resident_row = f"ifNull(trimBoth({_col(master, link['id_type_field'])}), '') = {resident}"
     person = f"if({resident_row}, {number}, '')"
-    # each lookup of the patient history narrowed first by _pair_hash (a UInt64 PREWHERE)
-    judged_lookup = _latest(
-        master, key, person, upto, _named(ds, key, day), _named(ds, key, day, hashed=True)
-    )
-    shared = [("stay_judged_persons", judged_lookup)]
+    shared = [("stay_judged_persons", _latest(master, key, person, upto, _named(ds, key, day)))]
     judged_persons = "SELECT * FROM stay_judged_persons"
     numbers = f"SELECT v FROM ({judged_persons}) WHERE v != ''"
-    holding = f" FROM raw.{ident(master.dataset)} AS r WHERE {current_rows(master.dataset, upto)}"
-    holding += f" AND {number} IN ({numbers})"
-    among = f"SELECT r.org_code, {_col(master, key)}{holding}"
-    hashes = f"SELECT {_pair_hash('r.org_code', _col(master, key))}{holding}"
+    among = (
+        f"SELECT r.org_code, {_col(master, key)} FROM raw.{ident(master.dataset)} AS r"
+        f" WHERE {current_rows(master.dataset, upto)} AND {number} IN ({numbers})"
+    )
     shared.append(
         (
             "stay_persons",
-            f"SELECT * FROM ({_latest(master, key, person, upto, among, hashes)})"
-            f" WHERE v IN ({numbers})",
+            f"SELECT * FROM ({_latest(master, key, person, upto, among)}) WHERE v IN ({numbers})",
         )
     )
     persons = "SELECT * FROM stay_persons"
@@ -1144,13 +1132,10 @@ def _record_not_resent(p: dict, day: dt.date) -> list[_Part]:
         table, key = f"raw.{ident(name)}", record_key(ds, "r.")
         of_d = f"FROM {table} AS r WHERE r.business_date = {d}"
         if len(ds.key) == 1:
-            # Only the earlier rows whose key hashes as a key of D's rows does (a UInt64 set;
-            # a blank key, NULL or '', as ''): the exact (org_code, key) IN below decides.
+            # Only the earlier rows whose raw key D's rows also have (a cheap set; a blank key,
+            # NULL or '', is compared as ''): the row of D itself matches organisation and key.
             col = _col(ds, ds.key[0])
-            among = (
-                f"cityHash64(ifNull(toString({col}), '')) IN"
-                f" (SELECT cityHash64(ifNull(toString({col}), '')) {of_d})"
-            )
+            among = f"ifNull(toString({col}), '') = '' OR {col} IN (SELECT {col} {of_d})"
         else:
             among = f"(r.org_code, {key}) IN (SELECT r.org_code, {key} {of_d})"
         # PREWHERE: the key column alone is read for every earlier row, the others only for
