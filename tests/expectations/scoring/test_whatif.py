@@ -322,7 +322,9 @@ BAD_CHANGES = {
     "types: [icd10_valid]": "types: Input should be a valid dictionary",
     "": "changes nothing",
     "[1, 2]": "<top>: Input should be a valid dictionary",
-    "types: {icd10_valid: {weight: 4}": "not valid YAML at line 2, column 1: expected ',' or '}'",
+    "types: {icd10_valid: {weight: 4}": (
+        "not valid YAML at line 2, column 1: did not find expected ',' or '}'"
+    ),
     # hostile: an infinite or NaN weight would make every score infinite, NaN or a traceback
     "types: {icd10_valid: {weight: .inf}}": "types.icd10_valid.weight: Input should be a finite",
     "types: {icd10_valid: {weight: .nan}}": "types.icd10_valid.weight: Input should be a finite",
