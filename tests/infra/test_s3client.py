@@ -10,9 +10,13 @@ from infra.localhost import free_port
 from infra.s3client import s3_client
 
 
+def _client(secure: bool = False):
+    """A client of a closed loopback port: nothing answers it."""
+    return s3_client(f"127.0.0.1:{free_port()}", "key", "secret-key-0123", secure=secure)
+
+
 def _pool(secure: bool = False) -> urllib3.PoolManager:
-    client = s3_client(f"127.0.0.1:{free_port()}", "key", "secret-key-0123", secure=secure)
-    return client._http  # the pool minio sends with is what is checked
+    return _client(secure)._http  # the pool minio sends with is what is checked
 
 
 def test_connection_failures_are_retried_twice_busy_answers_five_times():
@@ -24,9 +28,8 @@ def test_connection_failures_are_retried_twice_busy_answers_five_times():
 
 
 def test_a_store_that_refuses_connections_is_an_error_not_a_wait():
-    client = s3_client(f"127.0.0.1:{free_port()}", "key", "secret-key-0123", secure=False)
     with pytest.raises(urllib3.exceptions.MaxRetryError) as refused:
-        client.bucket_exists("lake")
+        _client().bucket_exists("lake")
     assert isinstance(refused.value.reason, urllib3.exceptions.NewConnectionError)
     assert "Connection refused" in str(refused.value.reason)
 
