@@ -124,3 +124,51 @@ def test_a_datetime_the_warehouse_cannot_store_is_quarantined_not_clamped(value,
             f"visit_time: '{value}' is outside the datetimes the warehouse stores"
             " (1970-01-01 08:00:00 to 2106-02-07 14:28:15)"
         ]
+
+
+def test_a_clean_file_has_the_quarantine_columns_of_a_file_with_bad_rows():
+    """Clean files skip building the quarantine (ingest.conform._plan): their empty frame has
+    the same columns and types, so batches of both kinds concatenate."""
+    row = "v1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,1,1,,,,,\n"
+    clean = _conform(row)
+    bad = _conform(row.replace("2026-11-09 08:00:00", "bad") + "v2,p1\n")
+    short_only = _conform(row + "v2,p1\n")  # a line that does not split, no untypeable value
+    assert (clean.quarantine.height, bad.quarantine.height, short_only.quarantine.height) == (
+        0,
+        2,
+        1,
+    )
+    assert clean.quarantine.schema == bad.quarantine.schema == short_only.quarantine.schema
+    assert short_only.quarantine["record_key"].to_list() == ["v2"]
+
+
+def test_typing_follows_the_dataset_it_is_given_not_a_cached_one_of_the_same_name():
+    """The typing expressions are kept per Dataset object and its columns: another contract
+    of the same dataset (a changed type) is typed by its own fields, and a file lacking a
+    column by a plan of its own."""
+    base = contracts().dataset("outpatient_visit")
+    as_text = base.model_copy(
+        update={
+            "fields": tuple(
+                f.model_copy(update={"type": "str", "decimal": None, "checks": ()})
+                if f.name == "total_fee"
+                else f
+                for f in base.fields
+            )
+        }
+    )
+    strings = read_upload(
+        f"{HEADER}\nv1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,abc,1,,,,,\n".encode(), "csv"
+    )
+    assert conform(strings, base).quarantine.height == 1  # abc is not a number
+    typed = conform(strings, as_text)
+    assert typed.quarantine.height == 0 and typed.typed.column("total_fee").to_pylist() == ["abc"]
+    assert conform(strings, base).quarantine["reasons"].to_list() == [
+        ["total_fee: 'abc' is not a number"]
+    ]
+    short = HEADER.replace(",other_fee", "")
+    lacking = read_upload(
+        f"{short}\nv1,p1,2026-11-09 08:00:00,1,D1,内科,d1,I10,高血压,1,1,,,,\n".encode(), "csv"
+    )
+    c = conform(lacking, base)
+    assert c.missing_optional == ["other_fee"] and c.typed.column("other_fee").to_pylist() == [None]
