@@ -144,14 +144,15 @@ class _Plan:
     key: pl.Expr  # the record key of a row, from its cleaned text
 
 
-# (id of the Dataset, present field names) -> (that Dataset, its plan). The Dataset is kept
-# to tell a reused id from the same object (a contracts model is not hashable).
+# (id of the Dataset, present field names) -> (that Dataset, its plan). A contracts model is
+# not hashable, so its id is the key; the entry holds the Dataset, so no other object can
+# take that id while the entry lives.
 _plans: dict[tuple[int, tuple[str, ...]], tuple[Dataset, _Plan]] = {}
 
 
 def _plan(dataset: Dataset, present: tuple[str, ...]) -> _Plan:
     cached = _plans.get((id(dataset), present))
-    if cached is not None and cached[0] is dataset:
+    if cached is not None:
         return cached[1]
     cleaned = {name: pl.col(name).str.strip_chars().replace("", None) for name in present}
     typed_exprs, reason_exprs = [], []
@@ -228,7 +229,7 @@ def conform(strings: StringTable, dataset: Dataset) -> Conformed:
                 ),
             ],
             how="horizontal",
-        ).select(LINE, "record_key", "fields", "reasons", "raw_record")
+        ).select(LINE, *_QUARANTINE)
     else:  # most files: nothing to filter or quarantine (four queries fewer per file)
         good = typed_frame
         quarantine = pl.DataFrame(schema={**_QUARANTINE, LINE: frame.schema[LINE]}).select(
