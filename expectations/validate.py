@@ -316,7 +316,13 @@ def _row_rules(
 
 
 def _cross_rules(
-    ch: Client, day: dt.date, rb: RuleBase, judge: _Judge, run_id: str, registry: Registry
+    ch: Client,
+    day: dt.date,
+    rb: RuleBase,
+    judge: _Judge,
+    run_id: str,
+    registry: Registry,
+    temporary_tables: bool,
 ) -> tuple[list[RuleResult], list[pa.Table]]:
     """Results and record issues of the `cross_sql` and `level_sql` engines (the same
     shape: one dict per organisation, judged dataset and batch, with its failing keys)."""
@@ -324,9 +330,9 @@ def _cross_rules(
     from expectations.engines.levelshift import run_level
 
     results, issues = [], []
-    rows = run_cross(ch, day, rb.rules_for("cross_sql"), registry) + run_level(
-        ch, registry, day, rb.rules_for("level_sql")
-    )
+    rows = run_cross(
+        ch, day, rb.rules_for("cross_sql"), registry, temporary_tables=temporary_tables
+    ) + run_level(ch, registry, day, rb.rules_for("level_sql"))
     for row in rows:
         org, dataset, version = row["org_code"], row["dataset"], row["batch_version"]
         rule = judge.rule(org, row["rule_id"])
@@ -371,10 +377,13 @@ def validate_date(
     gx_dir: Path | None = None,
     datadocs_dir: Path | None = None,
     rows_per_pass: int = ROWS_PER_PASS,
+    temporary_tables: bool = False,
 ) -> RunSummary:
     """Validate business date `day`; with `gx_dir` and `datadocs_dir`, also keep the GX
     project of the run and render its Data Docs. The row rules read at most about
-    `rows_per_pass` rows per SQL pass (`row_counts`); the results do not depend on it."""
+    `rows_per_pass` rows per SQL pass (`row_counts`); the results do not depend on it.
+    `temporary_tables`: the cross-dataset rules build their shared steps as temporary tables
+    of the client's session (`crossrules.run_cross`); the results do not depend on it."""
     rb = rb or rulebase()
     started = dt.datetime.now(TZ)
     clock = time.perf_counter()
@@ -409,7 +418,7 @@ def validate_date(
         if table is not None:
             issues.append(table)
         lap("row_rules")
-    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id, registry)
+    cross, cross_issues = _cross_rules(ch, day, rb, judge, run_id, registry, temporary_tables)
     results += cross
     issues += cross_issues
     lap("cross_dataset")

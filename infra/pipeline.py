@@ -299,7 +299,8 @@ def validate_stage(
     from expectations.validate import validate_date
 
     started = time.perf_counter()
-    home = settings().home
+    config = settings()
+    home = config.home
     summary = validate_date(
         _warehouse(),
         org_registry(),
@@ -307,6 +308,9 @@ def validate_stage(
         rb=rb,
         gx_dir=home / "gx" / day.isoformat() if datadocs else None,
         datadocs_dir=home / "reports" / day.isoformat() / "datadocs" if datadocs else None,
+        # chDB is one session per process; a server keeps the one-query form (a session's
+        # temporary tables need every query of a validation on the same server)
+        temporary_tables=config.embedded_warehouse,
     )
     return summary.public() | {"seconds_total": _seconds(started)}
 

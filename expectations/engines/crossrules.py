@@ -7,7 +7,9 @@ them and returns one result per (organisation, judged dataset, batch version, ru
 shape of `sqlrules.run_dataset`, plus every failing record key (`keys`, for dq.record_issue),
 the SQL (`query`) and a short explanation (`notes`). ClickHouse evaluates every textual
 occurrence of a subquery on its own: what a rule reads in several places (e.g. the persons of
-D's rows) is a `_Part.shared` subquery, computed once per query as a materialized WITH.
+D's rows) is a `_Part.shared` subquery, computed once per query as a materialized WITH, or,
+with `run_cross(..., temporary_tables=True)`, built first as a temporary table of the
+client's session (`_as_tables`: the same rows with less planning).
 
 What the rules read is fixed so that a business date gets the same answer whenever it is
 judged: only current batch versions (`raw.current_batch`) and only business dates <= D, never
@@ -168,7 +170,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
@@ -1406,11 +1409,39 @@ def _together(
     return [members for _, members in groups]
 
 
+@contextmanager
+def _as_tables(ch: Client, shared: dict[str, str]) -> Iterator[None]:
+    """The shared steps as temporary tables of the client's session, built in order (a step
+    reads the steps before it by name) and dropped at the end.
+
+    The same rows as cross_query's materialized WITH, which is computed once but analysed
+    again at every reference: a step read through steps costs geometrically more to plan
+    (bench/results/2026-12-03-stop28.md: a chain of self-joined steps 4.7 to 26.0 ms at
+    depth 1-5; stay_overlap_other_org on an empty warehouse 0.72-0.79 s as one query,
+    0.26-0.48 s as tables). Temporary tables live in a session: chDB's process, or a server
+    client with a session id (clickhouse-connect makes one unless told not to)."""
+    made: list[str] = []
+    try:
+        for name, select in shared.items():
+            table = ident(name)
+            ch.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
+            made.append(table)
+            ch.command(
+                f"CREATE TEMPORARY TABLE {table} ENGINE = Memory AS {select} SETTINGS {_SETTINGS}"
+            )
+        yield
+    finally:
+        for table in reversed(made):
+            ch.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
+
+
 def run_cross(
     ch: Client,
     business_date: dt.date,
     rules: Sequence[Rule],
     registry: Registry | None = None,
+    *,
+    temporary_tables: bool = False,
 ) -> list[dict]:
     """Evaluate every rule among `rules` whose type this engine runs for business date D.
 
@@ -1419,7 +1450,9 @@ def run_cross(
     `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
     names nothing more), `sample_details`, `query` (the rule's own query, cross_query) and
     `notes`. Rules that share subqueries run as one query (_together); the results come in
-    the order of `rules`."""
+    the order of `rules`. `temporary_tables`: build the shared subqueries as temporary
+    tables of the client's session (_as_tables; the same rows, less planning on small days)
+    instead of one query with a materialized WITH; `query` is cross_query either way."""
     day = dt.date.fromisoformat(str(business_date))
     mine = [r for r in rules if r.type in CROSS_RULES]
     found: dict[int, list[tuple]] = {i: [] for i in range(len(mine))}
@@ -1432,7 +1465,13 @@ def run_cross(
             f"SELECT toUInt32({index[id(rule)]}) AS _rule, * FROM ({union})"
             for rule, union, _ in members
         )
-        for nr, *row in ch.query(_query(select, "_rule, dataset, org_code", shared)).result_rows:
+        order = "_rule, dataset, org_code"
+        if temporary_tables and shared:
+            with _as_tables(ch, shared):
+                rows = ch.query(_query(select, order, {})).result_rows
+        else:
+            rows = ch.query(_query(select, order, shared)).result_rows
+        for nr, *row in rows:
             found[int(nr)].append(tuple(row))
     out = []
     for i, rule in enumerate(mine):

@@ -51,9 +51,17 @@ def rule(type_name: str):
     return found
 
 
+def run_embedded(ch, day, rules, registry=None):
+    """run_cross as the embedded pipeline runs it (the shared steps as temporary tables).
+    The one-query form a server runs gives the same results: the recall test's re-run and
+    test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced compare the two (running
+    both here too cost 50 s of make test)."""
+    return run_cross(ch, day, rules, registry, temporary_tables=True)
+
+
 def outcome(ch, type_name, day=D):
     """(dataset, org) -> (batch_version, checked, failed, keys) for one rule."""
-    rows = run_cross(ch, day, [rule(type_name)])
+    rows = run_embedded(ch, day, [rule(type_name)])
     out = {}
     for r in rows:
         assert r["sample_keys"] == r["keys"][:20] == sorted(r["keys"])[:20]
@@ -352,6 +360,26 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
     }
 
 
+def _temporary_tables(ch):
+    return ch.query("SELECT name FROM system.tables WHERE is_temporary ORDER BY name").result_rows
+
+
+def test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced(ch):
+    """The shared steps as temporary tables (the embedded pipeline's form): none is left in
+    the session after a run, and a table of a step's name left by a crashed run (chDB keeps
+    one session per process) is replaced, not read."""
+    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
+    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
+    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    assert _temporary_tables(ch) == []
+    ch.command("CREATE TEMPORARY TABLE stay_persons ENGINE = Memory AS SELECT 1 AS stale")
+    registry = load_registry()
+    got = run_cross(ch, D, RULES, registry, temporary_tables=True)
+    assert _temporary_tables(ch) == []
+    assert got == run_cross(ch, D, RULES, registry)
+    assert any(r["rule_id"] == "cross.stay_overlap_same_org" and r["checked"] for r in got)
+
+
 def test_queries_come_from_parameters_only():
     q = cross_query(rule("sex_specific_diagnosis"), D)
     assert "'O00' AND 'O99'" in q and "startsWith" in q and "join_use_nulls = 1" in q
@@ -459,7 +487,7 @@ def abstract(aid, pid="P1", principal="J18.9", other=None, **kw):
 def details(ch, type_name, day=D, registry=None):
     """(dataset, org) -> (checked, {key: detail}) for one rule."""
     out = {}
-    for r in run_cross(ch, day, [rule(type_name)], registry):
+    for r in run_embedded(ch, day, [rule(type_name)], registry):
         assert r["failed"] == len(r["keys"]) == len(r["details"])
         out[(r["dataset"], r["org_code"])] = (
             r["checked"],
