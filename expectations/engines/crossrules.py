@@ -9,7 +9,9 @@ the SQL (`query`) and a short explanation (`notes`). ClickHouse evaluates every 
 occurrence of a subquery on its own: what a rule reads in several places (e.g. the persons of
 D's rows) is a `_Part.shared` subquery, computed once per query as a materialized WITH, or,
 with `run_cross(..., temporary_tables=True)`, built first as a temporary table of the
-client's session (`_as_tables`: the same rows with less planning).
+client's session (`_as_tables`: the same rows with less planning); in that form the queries
+also read a copy of `raw.current_batch` made once per call (`_BATCHES_COPY`) instead of the
+view, which is evaluated again at every reference.
 
 What the rules read is fixed so that a business date gets the same answer whenever it is
 judged: only current batch versions (`raw.current_batch`) and only business dates <= D, never
@@ -180,8 +182,11 @@ from contracts.loader import contracts
 from contracts.model import Dataset
 from contracts.registry import Registry
 from expectations.engines.sqlrules import (
+    CURRENT_BATCH,
     RuleSQLError,
     _age_years,
+    batches_from,
+    batches_table,
     current_rows,
     ident,
     keyed_result,
@@ -327,7 +332,7 @@ def _part_query(part: _Part, day: dt.date) -> str:
     )
     batches = (
         f"SELECT org_code, maxIf(batch_version, business_date = {d}) AS batch_version"
-        f" FROM raw.current_batch WHERE dataset = {quote(owner.dataset)}"
+        f" FROM {batches_table()} WHERE dataset = {quote(owner.dataset)}"
         f" AND business_date IN ({d}, {judged_day}) GROUP BY org_code"
     )
     # the owners judged (also those other than the uploaders, when a part names the owner):
@@ -1435,26 +1440,19 @@ def _as_tables(ch: Client, shared: dict[str, str]) -> Iterator[None]:
             ch.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
 
 
-def run_cross(
-    ch: Client,
-    business_date: dt.date,
-    rules: Sequence[Rule],
-    registry: Registry | None = None,
-    *,
-    temporary_tables: bool = False,
-) -> list[dict]:
-    """Evaluate every rule among `rules` whose type this engine runs for business date D.
+# The copy of raw.current_batch run_cross's temporary-table form reads (sqlrules.batches_from).
+_BATCHES_COPY = "current_batch_copy"
 
-    One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
-    it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
-    `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
-    names nothing more), `sample_details`, `query` (the rule's own query, cross_query) and
-    `notes`. Rules that share subqueries run as one query (_together); the results come in
-    the order of `rules`. `temporary_tables`: build the shared subqueries as temporary
-    tables of the client's session (_as_tables; the same rows, less planning on small days)
-    instead of one query with a materialized WITH; `query` is cross_query either way."""
-    day = dt.date.fromisoformat(str(business_date))
-    mine = [r for r in rules if r.type in CROSS_RULES]
+
+def _run_groups(
+    ch: Client,
+    day: dt.date,
+    mine: list[Rule],
+    registry: Registry | None,
+    temporary_tables: bool,
+) -> dict[int, list[tuple]]:
+    """The result rows of each rule of `mine` (by position): one query per group of rules
+    that share subqueries (_together)."""
     found: dict[int, list[tuple]] = {i: [] for i in range(len(mine))}
     index = {id(rule): i for i, rule in enumerate(mine)}
     for members in _together(mine, day, registry):
@@ -1473,6 +1471,37 @@ def run_cross(
             rows = ch.query(_query(select, order, shared)).result_rows
         for nr, *row in rows:
             found[int(nr)].append(tuple(row))
+    return found
+
+
+def run_cross(
+    ch: Client,
+    business_date: dt.date,
+    rules: Sequence[Rule],
+    registry: Registry | None = None,
+    *,
+    temporary_tables: bool = False,
+) -> list[dict]:
+    """Evaluate every rule among `rules` whose type this engine runs for business date D.
+
+    One dict per (org_code, dataset, batch_version, rule_id) as sqlrules.run_dataset returns
+    it (sample_keys: the first 20 failing keys), plus `keys` (all failing record keys),
+    `details` (per key, what of the row failed, e.g. "other_dx_codes N40"; '' where a rule
+    names nothing more), `sample_details`, `query` (the rule's own query, cross_query) and
+    `notes`. Rules that share subqueries run as one query (_together); the results come in
+    the order of `rules`. `temporary_tables`: build the shared subqueries as temporary
+    tables of the client's session (_as_tables; the same rows, less planning on small days)
+    instead of one query with a materialized WITH, and read a copy of raw.current_batch made
+    at the start (the same rows: nothing writes batches while rules run); `query` is
+    cross_query either way (it reads the view)."""
+    day = dt.date.fromisoformat(str(business_date))
+    mine = [r for r in rules if r.type in CROSS_RULES]
+    if temporary_tables:
+        copy = {_BATCHES_COPY: f"SELECT * FROM {CURRENT_BATCH}"}
+        with _as_tables(ch, copy), batches_from(_BATCHES_COPY):
+            found = _run_groups(ch, day, mine, registry, temporary_tables)
+    else:
+        found = _run_groups(ch, day, mine, registry, temporary_tables)
     out = []
     for i, rule in enumerate(mine):
         query = cross_query(rule, day, registry)

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -214,12 +216,38 @@ def _icd10_ok(x: str, marker: str | None) -> str:
     return f"({whole} OR (position({x}, {m}, 2) > 0 AND {extended}))"
 
 
+# Where the queries built here read the current batch versions: the view raw.current_batch,
+# or a copy of it that a caller made for queries of one session and names with batches_from
+# (crossrules.run_cross's temporary tables). The view is a GROUP BY of dq.batch evaluated again
+# at every reference (~3 ms each on a quiet machine) and a cross-dataset rule has dozens of
+# references: a copy read instead took 0.3 s off section 7's rules on the bench's 1 M-row day
+# (bench/results/2026-12-04-stop30.md).
+CURRENT_BATCH = "raw.current_batch"
+_BATCHES: ContextVar[str] = ContextVar("hqlake_current_batch", default=CURRENT_BATCH)
+
+
+def batches_table() -> str:
+    """The table of current batch versions the SQL built now reads (see CURRENT_BATCH)."""
+    return _BATCHES.get()
+
+
+@contextmanager
+def batches_from(table: str) -> Iterator[None]:
+    """SQL built inside reads the current batch versions from `table`, a copy of
+    raw.current_batch the caller made (the same columns and rows)."""
+    token = _BATCHES.set(table)
+    try:
+        yield
+    finally:
+        _BATCHES.reset(token)
+
+
 def current_rows(dataset: str, dates: str) -> str:
     """Condition on alias r: the row is of a current batch version of `dataset` with
     `business_date {dates}` (e.g. "<= toDate('2026-11-09')")."""
     return (
         f"r.business_date {dates} AND (r.org_code, r.business_date, r.batch_version) IN"
-        f" (SELECT org_code, business_date, batch_version FROM raw.current_batch"
+        f" (SELECT org_code, business_date, batch_version FROM {batches_table()}"
         f" WHERE dataset = {quote(dataset)} AND business_date {dates})"
     )
 
@@ -673,7 +701,7 @@ def _row_source(
     parts = [_rule_sql(r, ctx) for r in sql_rules(dataset, rules)]
     table = f"raw.{ident(ds.dataset)}"
     cur = (
-        f"SELECT org_code, business_date, batch_version FROM raw.current_batch"
+        f"SELECT org_code, business_date, batch_version FROM {batches_table()}"
         f" WHERE dataset = {quote(ds.dataset)} AND business_date = {d}"
         + (f" AND org_code {_IN_ORGS}" if orgs else "")
     )

@@ -364,18 +364,47 @@ def _temporary_tables(ch):
     return ch.query("SELECT name FROM system.tables WHERE is_temporary ORDER BY name").result_rows
 
 
+class _Recording:
+    """The test's chDB client, keeping the SQL it is sent (query and command)."""
+
+    def __init__(self, ch):
+        self.ch, self.sent, self.queries = ch, [], []
+
+    def query(self, sql, *args, **kwargs):
+        self.sent.append(sql)
+        self.queries.append(sql)
+        return self.ch.query(sql, *args, **kwargs)
+
+    def command(self, sql, *args, **kwargs):
+        self.sent.append(sql)
+        return self.ch.command(sql, *args, **kwargs)
+
+
 def test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced(ch):
     """The shared steps as temporary tables (the embedded pipeline's form): none is left in
-    the session after a run, and a table of a step's name left by a crashed run (chDB keeps
-    one session per process) is replaced, not read."""
+    the session after a run, a table of a step's name left by a crashed run (chDB keeps
+    one session per process) is replaced, not read, and the view of current batches is read
+    once, into the copy every query reads; the results are the one-query form's."""
     load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
     stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
     load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
     assert _temporary_tables(ch) == []
     ch.command("CREATE TEMPORARY TABLE stay_persons ENGINE = Memory AS SELECT 1 AS stale")
+    # a stale copy of the current batches, holding none: were it read, not replaced, no row
+    # of D would be judged
+    ch.command(
+        "CREATE TEMPORARY TABLE current_batch_copy ENGINE = Memory AS"
+        " SELECT * FROM raw.current_batch WHERE business_date < toDate('2000-01-01')"
+    )
     registry = load_registry()
-    got = run_cross(ch, D, RULES, registry, temporary_tables=True)
+    recording = _Recording(ch)
+    got = run_cross(recording, D, RULES, registry, temporary_tables=True)
     assert _temporary_tables(ch) == []
+    views = [sql for sql in recording.sent if "raw.current_batch" in sql]
+    assert len(views) == 1 and views[0].startswith("CREATE TEMPORARY TABLE `current_batch_copy`")
+    # one query per group of rules, each judging current batches: all from the copy
+    assert len(recording.queries) >= 10
+    assert all("FROM current_batch_copy" in sql for sql in recording.queries)
     assert got == run_cross(ch, D, RULES, registry)
     assert any(r["rule_id"] == "cross.stay_overlap_same_org" and r["checked"] for r in got)
 
