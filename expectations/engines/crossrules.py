@@ -861,7 +861,14 @@ def _stay_overlaps(p: dict, day: dt.date, same_org: bool) -> list[_Part]:
     number = _norm(f"ifNull({_col(master, link['id_field'])}, '')")
     resident_row = f"ifNull(trimBoth({_col(master, link['id_type_field'])}), '') = {resident}"
     person = f"if({resident_row}, {number}, '')"
-    shared = [("stay_judged_persons", _latest(master, key, person, upto, _named(ds, key, day)))]
+    # the persons of D's stays: the patient history narrowed by the keys' _pair_hash first
+    # (a PREWHERE on a UInt64 set; on the bench's day 0.09 -> 0.05 s as a temporary step)
+    shared = [
+        (
+            "stay_judged_persons",
+            _latest(master, key, person, upto, _named(ds, key, day), _named(ds, key, day, True)),
+        )
+    ]
     judged_persons = "SELECT * FROM stay_judged_persons"
     numbers = f"SELECT v FROM ({judged_persons}) WHERE v != ''"
     among = (
