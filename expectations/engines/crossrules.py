@@ -302,8 +302,9 @@ class _Part:
     org: str = "t.org_code"
     result_dataset: Dataset | None = None
     key: str | None = None
-    # Subqueries several places of the rule read, as (name, SELECT): computed once per query
-    # (a materialized WITH of cross_query) and read by name; parts may share one by name.
+    # Subqueries several places of the rule read, or costly to plan inline, as (name,
+    # SELECT): computed once per query (a materialized WITH of cross_query, or a temporary
+    # table, _as_tables) and read by name; parts may share one by name.
     shared: tuple[tuple[str, str], ...] = ()
 
 

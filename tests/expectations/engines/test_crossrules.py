@@ -12,7 +12,7 @@ import pytest
 from contracts.loader import contracts
 from contracts.registry import load_registry
 from expectations.engines.crossrules import cross_query, run_cross
-from expectations.engines.sqlrules import RuleSQLError
+from expectations.engines.sqlrules import CURRENT_BATCH, RuleSQLError, batches_table
 from expectations.rules.rulebase import rulebase
 from infra.pipeline import ingestor
 from samplecity import generate
@@ -396,6 +396,8 @@ def test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced(ch):
         "CREATE TEMPORARY TABLE current_batch_copy ENGINE = Memory AS"
         " SELECT * FROM raw.current_batch WHERE business_date < toDate('2000-01-01')"
     )
+    # chDB lists a session's temporary tables: the checks of none left can fail
+    assert _temporary_tables(ch) == [("current_batch_copy",), ("stay_persons",)]
     registry = load_registry()
     recording = _Recording(ch)
     got = run_cross(recording, D, RULES, registry, temporary_tables=True)
@@ -407,6 +409,29 @@ def test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced(ch):
     assert all("FROM current_batch_copy" in sql for sql in recording.queries)
     assert got == run_cross(ch, D, RULES, registry)
     assert any(r["rule_id"] == "cross.stay_overlap_same_org" and r["checked"] for r in got)
+
+
+class _FailingOverlaps(_Recording):
+    """Fails the overlap rules' query, as a broken query or a lost session would."""
+
+    def query(self, sql, *args, **kwargs):
+        if "ORDER BY _rule" in sql and "stay_told_earlier" in sql:
+            raise RuntimeError("the overlap query failed")
+        return super().query(sql, *args, **kwargs)
+
+
+def test_a_failed_query_leaves_no_temporary_table_and_the_view_in_use(ch):
+    """A rule query failing while its steps and the copy of the current batches exist: all
+    of them dropped, and SQL built afterwards reads the view again."""
+    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
+    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
+    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    failing = _FailingOverlaps(ch)
+    with pytest.raises(RuntimeError, match="the overlap query failed"):
+        run_cross(failing, D, RULES, load_registry(), temporary_tables=True)
+    assert any("CREATE TEMPORARY TABLE `stay_told_earlier`" in sql for sql in failing.sent)
+    assert _temporary_tables(ch) == []
+    assert batches_table() == CURRENT_BATCH
 
 
 def test_queries_come_from_parameters_only():
