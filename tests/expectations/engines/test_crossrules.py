@@ -434,6 +434,43 @@ def test_a_failed_query_leaves_no_temporary_table_and_the_view_in_use(ch):
     assert batches_table() == CURRENT_BATCH
 
 
+class _LostSession(_FailingOverlaps):
+    """After the overlap query fails, every command fails too, as on a lost session."""
+
+    def __init__(self, ch):
+        super().__init__(ch)
+        self.lost = False
+
+    def query(self, sql, *args, **kwargs):
+        try:
+            return super().query(sql, *args, **kwargs)
+        except RuntimeError:
+            self.lost = True
+            raise
+
+    def command(self, sql, *args, **kwargs):
+        if self.lost:
+            raise ConnectionError("the session is gone")
+        return super().command(sql, *args, **kwargs)
+
+
+def test_a_failed_query_is_reported_even_when_its_steps_cannot_be_dropped(ch):
+    """The error an operator reads is why the rule failed, not the clean-up after it; the
+    next run replaces what was left."""
+    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
+    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
+    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    registry = load_registry()
+    with pytest.raises(RuntimeError, match="the overlap query failed"):
+        run_cross(_LostSession(ch), D, RULES, registry, temporary_tables=True)
+    left = {name for (name,) in _temporary_tables(ch)}
+    assert {"current_batch_copy", "stay_told_earlier"} <= left
+    assert batches_table() == CURRENT_BATCH
+    again = run_cross(ch, D, RULES, registry, temporary_tables=True)
+    assert again == run_cross(ch, D, RULES, registry)
+    assert _temporary_tables(ch) == []
+
+
 def test_queries_come_from_parameters_only():
     q = cross_query(rule("sex_specific_diagnosis"), D)
     assert "'O00' AND 'O99'" in q and "startsWith" in q and "join_use_nulls = 1" in q
