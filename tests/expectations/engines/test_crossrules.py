@@ -360,6 +360,13 @@ def test_every_batch_of_d_gets_a_row_and_results_do_not_move(ch):
     }
 
 
+def _one_stay(ch):
+    """A patient and a stay of D: rows every step of the overlap rules reads."""
+    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
+    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
+    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+
+
 def _temporary_tables(ch):
     return ch.query("SELECT name FROM system.tables WHERE is_temporary ORDER BY name").result_rows
 
@@ -385,9 +392,7 @@ def test_temporary_steps_are_dropped_and_a_leftover_one_is_replaced(ch):
     the session after a run, a table of a step's name left by a crashed run (chDB keeps
     one session per process) is replaced, not read, and the view of current batches is read
     once, into the copy every query reads; the results are the one-query form's."""
-    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
-    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
-    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    _one_stay(ch)
     assert _temporary_tables(ch) == []
     ch.command("CREATE TEMPORARY TABLE stay_persons ENGINE = Memory AS SELECT 1 AS stale")
     # a stale copy of the current batches, holding none: were it read, not replaced, no row
@@ -423,9 +428,7 @@ class _FailingOverlaps(_Recording):
 def test_a_failed_query_leaves_no_temporary_table_and_the_view_in_use(ch):
     """A rule query failing while its steps and the copy of the current batches exist: all
     of them dropped, and SQL built afterwards reads the view again."""
-    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
-    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
-    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    _one_stay(ch)
     failing = _FailingOverlaps(ch)
     with pytest.raises(RuntimeError, match="the overlap query failed"):
         run_cross(failing, D, RULES, load_registry(), temporary_tables=True)
@@ -457,9 +460,7 @@ class _LostSession(_FailingOverlaps):
 def test_a_failed_query_is_reported_even_when_its_steps_cannot_be_dropped(ch):
     """The error an operator reads is why the rule failed, not the clean-up after it; the
     next run replaces what was left."""
-    load(ch, "patient", [patient("P1", A, "1")], day=days(-1))
-    stay = {"admission_id": "Z1", "patient_id": "P1", "admit_time": at(days(-3))}
-    load(ch, "inpatient_discharge", [stay | {"discharge_time": at(D)}])
+    _one_stay(ch)
     registry = load_registry()
     with pytest.raises(RuntimeError, match="the overlap query failed"):
         run_cross(_LostSession(ch), D, RULES, registry, temporary_tables=True)
